@@ -1,0 +1,402 @@
+//! Streaming patch application with bounded memory.
+
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+
+use super::header::{HeaderError, PatchHeader, PayloadKind};
+use super::{BIDIFF_MAGIC, BIDIFF_VERSION, DEFAULT_MAX_WINDOW_LOG};
+use crate::hash::{Blake3Hash, HashingWriter, hash_reader};
+use crate::varint::{self, ReadVarint};
+
+const BUF: usize = 64 * 1024;
+
+/// What the device is willing to apply.
+#[derive(Clone, Debug)]
+pub struct ApplyLimits {
+    /// The largest zstd window (log2) accepted; bounds decompression memory at 2^this bytes.
+    pub max_window_log: u32,
+    /// The target hash the caller expects (from a verified release record, or `--expect`).
+    pub expect_target: Option<Blake3Hash>,
+    /// The target size the caller expects.
+    pub expect_size: Option<u64>,
+}
+
+impl Default for ApplyLimits {
+    fn default() -> Self {
+        ApplyLimits {
+            max_window_log: DEFAULT_MAX_WINDOW_LOG,
+            expect_target: None,
+            expect_size: None,
+        }
+    }
+}
+
+/// The outcome of a successful application.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// The patch's header.
+    pub header: PatchHeader,
+    /// blake3 of what was written (equal to `header.target_hash`).
+    pub target_hash: Blake3Hash,
+    /// Bytes written.
+    pub written: u64,
+}
+
+/// Why a patch was not applied. Nothing that fails here is a valid result: callers must discard the output.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("bad patch header: {0}")]
+    Header(#[from] HeaderError),
+    #[error(
+        "wrong base image: the patch applies to {expected} ({expected_size} bytes), this image is {actual} ({actual_size} bytes)"
+    )]
+    WrongBase {
+        expected: Blake3Hash,
+        expected_size: u64,
+        actual: Blake3Hash,
+        actual_size: u64,
+    },
+    #[error("patch makes {announced}, but {expected} was expected")]
+    UnexpectedTarget {
+        expected: Blake3Hash,
+        announced: Blake3Hash,
+    },
+    #[error("patch makes {announced} bytes, but {expected} bytes were expected")]
+    UnexpectedSize { expected: u64, announced: u64 },
+    #[error("patch needs a zstd window of 2^{needed} bytes, this device allows 2^{limit}")]
+    WindowTooLarge { needed: u32, limit: u32 },
+    #[error("patch is truncated: {0}")]
+    Truncated(String),
+    #[error("patch is corrupt: {0}")]
+    Corrupt(String),
+    #[error("patch reads outside the base image (position {position}, image is {size} bytes)")]
+    BaseOutOfRange { position: i128, size: u64 },
+    #[error("patch produces more than the announced {limit} bytes")]
+    OutputTooLarge { limit: u64 },
+    #[error("patch produces {actual} bytes, the header announced {expected}")]
+    OutputTooShort { expected: u64, actual: u64 },
+    #[error("result hash mismatch: expected {expected}, got {actual}")]
+    TargetHashMismatch {
+        expected: Blake3Hash,
+        actual: Blake3Hash,
+    },
+    #[error("{context}: {source}")]
+    Io {
+        context: &'static str,
+        source: io::Error,
+    },
+}
+
+/// Coarse classes of [`ApplyError`], for exit codes and metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The patch is for another image.
+    WrongBase,
+    /// The patch is malformed.
+    Corrupt,
+    /// A hash or size does not match what was expected.
+    HashMismatch,
+    /// The patch ends early.
+    Truncated,
+    /// Reading or writing failed.
+    Io,
+}
+
+impl ApplyError {
+    /// The class of this error.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            ApplyError::WrongBase { .. } => ErrorClass::WrongBase,
+            ApplyError::Header(HeaderError::Truncated) | ApplyError::Truncated(_) => ErrorClass::Truncated,
+            ApplyError::Header(HeaderError::Io(_)) | ApplyError::Io { .. } => ErrorClass::Io,
+            ApplyError::UnexpectedTarget { .. }
+            | ApplyError::UnexpectedSize { .. }
+            | ApplyError::TargetHashMismatch { .. } => ErrorClass::HashMismatch,
+            _ => ErrorClass::Corrupt,
+        }
+    }
+}
+
+/// A reader that fails (rather than ending) once more than `limit` bytes were asked of it.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            return Err(io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                "decompressed payload exceeds its bound",
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Map an error from the decompressed payload stream.
+fn payload_error(e: io::Error, what: &str) -> ApplyError {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => ApplyError::Truncated(format!("{what}: {e}")),
+        io::ErrorKind::FileTooLarge => ApplyError::Corrupt(format!("{what}: {e}")),
+        _ => ApplyError::Corrupt(format!("{what}: {e}")),
+    }
+}
+
+fn write_error(e: io::Error, limit: u64) -> ApplyError {
+    match e.kind() {
+        io::ErrorKind::FileTooLarge => ApplyError::OutputTooLarge { limit },
+        _ => ApplyError::Io {
+            context: "writing the result",
+            source: e,
+        },
+    }
+}
+
+/// Apply `patch` to `base`, writing the new image to `out`. `progress` gets the bytes written so far.
+///
+/// Checks, in order: the header; the expectations in `limits`; the base image's hash (patches only); the zstd
+/// window; then streams the payload, never writing past the announced size; finally the result's hash. On
+/// error, whatever was written to `out` must be discarded.
+pub fn apply<B, P, W>(
+    base: B,
+    mut patch: P,
+    out: W,
+    limits: &ApplyLimits,
+    mut progress: impl FnMut(u64),
+) -> Result<Applied, ApplyError>
+where
+    B: Read + Seek,
+    P: Read,
+    W: Write,
+{
+    let header = PatchHeader::read(&mut patch)?;
+    if let Some(expected) = limits.expect_target.filter(|e| *e != header.target_hash) {
+        return Err(ApplyError::UnexpectedTarget {
+            expected,
+            announced: header.target_hash,
+        });
+    }
+    if let Some(expected) = limits.expect_size.filter(|e| *e != header.target_size) {
+        return Err(ApplyError::UnexpectedSize {
+            expected,
+            announced: header.target_size,
+        });
+    }
+    if u32::from(header.window_log) > limits.max_window_log {
+        return Err(ApplyError::WindowTooLarge {
+            needed: header.window_log.into(),
+            limit: limits.max_window_log,
+        });
+    }
+    let mut base = BufReader::with_capacity(BUF, base);
+    if header.kind == PayloadKind::Patch {
+        let (actual, actual_size) = hash_reader(&mut base, |_| {}).map_err(|source| ApplyError::Io {
+            context: "reading the base image",
+            source,
+        })?;
+        if actual != header.base_hash || actual_size != header.base_size {
+            return Err(ApplyError::WrongBase {
+                expected: header.base_hash,
+                expected_size: header.base_size,
+                actual,
+                actual_size,
+            });
+        }
+        base.seek(SeekFrom::Start(0)).map_err(|source| ApplyError::Io {
+            context: "rewinding the base image",
+            source,
+        })?;
+    }
+
+    let mut decoder = zstd::stream::read::Decoder::new(patch)
+        .map_err(|source| ApplyError::Io {
+            context: "starting zstd",
+            source,
+        })?
+        .single_frame();
+    decoder
+        .window_log_max(header.window_log.into())
+        .map_err(|source| ApplyError::Io {
+            context: "configuring zstd",
+            source,
+        })?;
+    // A valid bidiff stream is the target's bytes plus a few varints per instruction; anything far larger is
+    // a decompression bomb.
+    let bound = match header.kind {
+        PayloadKind::Full => header.target_size,
+        PayloadKind::Patch => header.target_size.saturating_mul(2).saturating_add(1 << 20),
+    };
+    let mut payload = Capped {
+        inner: decoder,
+        left: bound,
+    };
+    let mut out = HashingWriter::new(out, header.target_size);
+
+    match header.kind {
+        PayloadKind::Full => copy_exact(
+            &mut payload,
+            &mut out,
+            u64::MAX,
+            true,
+            &mut progress,
+            header.target_size,
+        )?,
+        PayloadKind::Patch => {
+            apply_bidiff(&mut base, header.base_size, &mut payload, &mut out, &mut progress)?
+        }
+    };
+
+    // The frame must end exactly where the payload ends, and nothing may follow it.
+    let mut probe = [0u8; 1];
+    match payload.read(&mut probe) {
+        Ok(0) => {}
+        Ok(_) => return Err(ApplyError::Corrupt("data after the end of the payload".into())),
+        Err(e) => return Err(payload_error(e, "payload end")),
+    }
+    let mut rest = payload.inner.finish();
+    match rest.read(&mut probe) {
+        Ok(0) => {}
+        Ok(_) => return Err(ApplyError::Corrupt("trailing bytes after the zstd frame".into())),
+        Err(source) => {
+            return Err(ApplyError::Io {
+                context: "reading the patch",
+                source,
+            });
+        }
+    }
+
+    let (actual, written, mut sink) = out.finish();
+    sink.flush().map_err(|source| ApplyError::Io {
+        context: "flushing the result",
+        source,
+    })?;
+    if written != header.target_size {
+        return Err(ApplyError::OutputTooShort {
+            expected: header.target_size,
+            actual: written,
+        });
+    }
+    if actual != header.target_hash {
+        return Err(ApplyError::TargetHashMismatch {
+            expected: header.target_hash,
+            actual,
+        });
+    }
+    Ok(Applied {
+        header,
+        target_hash: actual,
+        written,
+    })
+}
+
+/// Copy `len` bytes (or everything, when `to_end`) from the payload to the output.
+fn copy_exact<R: Read, W: Write>(
+    from: &mut R,
+    to: &mut HashingWriter<W>,
+    len: u64,
+    to_end: bool,
+    progress: &mut impl FnMut(u64),
+    limit: u64,
+) -> Result<(), ApplyError> {
+    let mut buf = [0u8; 16 * 1024];
+    let mut left = len;
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = match from.read(&mut buf[..want]) {
+            Ok(0) if to_end => return Ok(()),
+            Ok(0) => {
+                return Err(ApplyError::Truncated(format!(
+                    "payload ends {left} bytes into a copy"
+                )));
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(payload_error(e, "payload")),
+        };
+        to.write_all(&buf[..n]).map_err(|e| write_error(e, limit))?;
+        left -= n as u64;
+        progress(to.written());
+    }
+    Ok(())
+}
+
+fn read_payload_exact<R: Read>(from: &mut R, buf: &mut [u8], what: &str) -> Result<(), ApplyError> {
+    from.read_exact(buf).map_err(|e| payload_error(e, what))
+}
+
+fn apply_bidiff<B: Read + Seek, R: Read, W: Write>(
+    base: &mut BufReader<B>,
+    base_size: u64,
+    payload: &mut R,
+    out: &mut HashingWriter<W>,
+    progress: &mut impl FnMut(u64),
+) -> Result<(), ApplyError> {
+    let limit = out.limit();
+    let mut magic = [0u8; 8];
+    read_payload_exact(payload, &mut magic, "bidiff stream header")?;
+    let (m, v) = (
+        u32::from_le_bytes([magic[0], magic[1], magic[2], magic[3]]),
+        u32::from_le_bytes([magic[4], magic[5], magic[6], magic[7]]),
+    );
+    if m != BIDIFF_MAGIC || v != BIDIFF_VERSION {
+        return Err(ApplyError::Corrupt(format!("bidiff stream header {m:#x}/{v:#x}")));
+    }
+    let mut pos: u64 = 0;
+    let mut old = vec![0u8; BUF];
+    let mut dif = vec![0u8; BUF];
+    loop {
+        let add_len = match varint::read(payload).map_err(|e| payload_error(e, "instruction"))? {
+            ReadVarint::Eof => return Ok(()),
+            ReadVarint::Value(v) => v,
+        };
+        if add_len > limit - out.written() {
+            return Err(ApplyError::OutputTooLarge { limit });
+        }
+        if pos.checked_add(add_len).is_none_or(|end| end > base_size) {
+            return Err(ApplyError::BaseOutOfRange {
+                position: i128::from(pos) + i128::from(add_len),
+                size: base_size,
+            });
+        }
+        let mut left = add_len;
+        while left > 0 {
+            let n = old.len().min(left as usize);
+            base.read_exact(&mut old[..n]).map_err(|source| ApplyError::Io {
+                context: "reading the base image",
+                source,
+            })?;
+            read_payload_exact(payload, &mut dif[..n], "add data")?;
+            for (o, d) in old[..n].iter_mut().zip(&dif[..n]) {
+                *o = o.wrapping_add(*d);
+            }
+            out.write_all(&old[..n]).map_err(|e| write_error(e, limit))?;
+            left -= n as u64;
+            progress(out.written());
+        }
+        pos += add_len;
+        let copy_len = varint::read_required(payload).map_err(|e| payload_error(e, "instruction"))?;
+        if copy_len > limit - out.written() {
+            return Err(ApplyError::OutputTooLarge { limit });
+        }
+        copy_exact(payload, out, copy_len, false, progress, limit)?;
+        let seek =
+            varint::unzigzag(varint::read_required(payload).map_err(|e| payload_error(e, "instruction"))?);
+        let target = i128::from(pos) + i128::from(seek);
+        if target < 0 || target > i128::from(base_size) {
+            return Err(ApplyError::BaseOutOfRange {
+                position: target,
+                size: base_size,
+            });
+        }
+        if seek != 0 {
+            base.seek_relative(seek).map_err(|source| ApplyError::Io {
+                context: "seeking in the base image",
+                source,
+            })?;
+        }
+        pos = target as u64;
+    }
+}

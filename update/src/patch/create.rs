@@ -1,0 +1,171 @@
+//! Patch creation (publisher side): bidiff against the old image, then zstd.
+
+use std::io::{self, Write};
+
+use super::header::{PatchHeader, PayloadKind};
+use super::{BIDIFF_MAGIC, BIDIFF_VERSION};
+use crate::hash::Blake3Hash;
+use crate::varint;
+
+/// How patches are made.
+#[derive(Clone, Debug)]
+pub struct PatchOptions {
+    /// zstd level, 1..=22.
+    pub level: i32,
+    /// log2 of the zstd window; devices must accept at least this (see [`super::ApplyLimits`]).
+    pub window_log: u32,
+    /// zstd long-distance matching.
+    pub long_distance: bool,
+    /// zstd worker threads (0: compress on the calling thread).
+    pub workers: u32,
+}
+
+impl Default for PatchOptions {
+    fn default() -> Self {
+        PatchOptions {
+            level: 19,
+            window_log: super::DEFAULT_MAX_WINDOW_LOG,
+            long_distance: true,
+            workers: 0,
+        }
+    }
+}
+
+/// Why a patch could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("zstd level {0} is outside 1..=22")]
+    Level(i32),
+    #[error("zstd window log {0} is outside 10..=31")]
+    WindowLog(u32),
+    #[error("compressing: {0}")]
+    Compress(#[source] io::Error),
+}
+
+impl PatchOptions {
+    fn check(&self) -> Result<(), CreateError> {
+        if !(1..=22).contains(&self.level) {
+            return Err(CreateError::Level(self.level));
+        }
+        if !(10..=31).contains(&self.window_log) {
+            return Err(CreateError::WindowLog(self.window_log));
+        }
+        Ok(())
+    }
+}
+
+/// The bidiff instruction stream that turns `old` into `new`.
+fn bidiff_stream(old: &[u8], new: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(new.len() / 2 + 64);
+    out.extend_from_slice(&BIDIFF_MAGIC.to_le_bytes());
+    out.extend_from_slice(&BIDIFF_VERSION.to_le_bytes());
+    let mut emit = |add: &[u8], copy: &[u8], seek: i64| {
+        varint::encode(add.len() as u64, &mut out);
+        out.extend_from_slice(add);
+        varint::encode(copy.len() as u64, &mut out);
+        out.extend_from_slice(copy);
+        varint::encode(((seek << 1) ^ (seek >> 63)) as u64, &mut out);
+    };
+    if new.is_empty() {
+        return out;
+    }
+    if old.is_empty() {
+        emit(&[], new, 0);
+        return out;
+    }
+    let mut translator =
+        bidiff::Translator::new(old, new, |c: &bidiff::Control| -> Result<(), std::io::Error> {
+            emit(c.add, c.copy, c.seek);
+            Ok(())
+        });
+    // Neither closure fails, so neither call can.
+    let _ = bidiff::diff(old, new, &bidiff::DiffParams::default(), |m| {
+        translator.translate(m)
+    });
+    let _ = translator.close();
+    out
+}
+
+fn compress(header: &PatchHeader, payload: &[u8], opts: &PatchOptions) -> Result<Vec<u8>, CreateError> {
+    let mut out = Vec::with_capacity(payload.len() / 3 + 128);
+    out.extend_from_slice(&header.to_bytes());
+    let mut enc = zstd::stream::Encoder::new(out, opts.level).map_err(CreateError::Compress)?;
+    let setup = |enc: &mut zstd::stream::Encoder<'_, Vec<u8>>| -> io::Result<()> {
+        enc.set_pledged_src_size(Some(payload.len() as u64))?;
+        enc.include_checksum(false)?;
+        enc.include_contentsize(true)?;
+        enc.window_log(opts.window_log)?;
+        enc.long_distance_matching(opts.long_distance)?;
+        if opts.workers > 0 {
+            enc.multithread(opts.workers)?;
+        }
+        Ok(())
+    };
+    setup(&mut enc).map_err(CreateError::Compress)?;
+    enc.write_all(payload).map_err(CreateError::Compress)?;
+    enc.finish().map_err(CreateError::Compress)
+}
+
+/// A patch file that turns `old` into `new`.
+pub fn create_patch(old: &[u8], new: &[u8], opts: &PatchOptions) -> Result<Vec<u8>, CreateError> {
+    opts.check()?;
+    let header = PatchHeader {
+        kind: PayloadKind::Patch,
+        window_log: opts.window_log as u8,
+        base_hash: Blake3Hash::of(old),
+        base_size: old.len() as u64,
+        target_hash: Blake3Hash::of(new),
+        target_size: new.len() as u64,
+    };
+    compress(&header, &bidiff_stream(old, new), opts)
+}
+
+/// A patch file that carries the whole of `new`, for devices whose image is unknown or too old.
+pub fn create_full(new: &[u8], opts: &PatchOptions) -> Result<Vec<u8>, CreateError> {
+    opts.check()?;
+    let header = PatchHeader {
+        kind: PayloadKind::Full,
+        window_log: opts.window_log as u8,
+        base_hash: Blake3Hash::ZERO,
+        base_size: 0,
+        target_hash: Blake3Hash::of(new),
+        target_size: new.len() as u64,
+    };
+    compress(&header, new, opts)
+}
+
+/// Both payloads of a release and which of them is smaller.
+#[derive(Debug)]
+pub struct Choice {
+    /// The patch from the old image (absent when there is no old image).
+    pub patch: Option<Vec<u8>>,
+    /// The compressed full image.
+    pub full: Vec<u8>,
+}
+
+impl Choice {
+    /// The kind that costs the fewest bytes to ship.
+    pub fn smaller_kind(&self) -> PayloadKind {
+        match &self.patch {
+            Some(p) if p.len() < self.full.len() => PayloadKind::Patch,
+            _ => PayloadKind::Full,
+        }
+    }
+
+    /// The smaller payload's bytes.
+    pub fn smaller(&self) -> &[u8] {
+        match (&self.patch, self.smaller_kind()) {
+            (Some(p), PayloadKind::Patch) => p,
+            _ => &self.full,
+        }
+    }
+}
+
+/// Make both the patch and the full image; [`Choice::smaller`] says which to ship.
+pub fn create_best(old: Option<&[u8]>, new: &[u8], opts: &PatchOptions) -> Result<Choice, CreateError> {
+    let patch = old.map(|old| create_patch(old, new, opts)).transpose()?;
+    Ok(Choice {
+        patch,
+        full: create_full(new, opts)?,
+    })
+}

@@ -1,0 +1,287 @@
+use std::io::Cursor;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::hash::Blake3Hash;
+
+fn opts() -> PatchOptions {
+    PatchOptions {
+        level: 3,
+        ..Default::default()
+    }
+}
+
+fn run(base: &[u8], patch: &[u8], limits: &ApplyLimits) -> Result<Vec<u8>, ApplyError> {
+    let mut out = Vec::new();
+    apply(Cursor::new(base), patch, &mut out, limits, |_| {})?;
+    Ok(out)
+}
+
+/// A firmware-like pair: shared structure, an insertion, a change, a deletion.
+fn structured(seed: u64, len: usize) -> (Vec<u8>, Vec<u8>) {
+    let mut x = seed | 1;
+    let old: Vec<u8> = (0..len)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if i % 64 < 40 { (i / 64) as u8 } else { x as u8 }
+        })
+        .collect();
+    let mut new = old.clone();
+    if len > 100 {
+        new.splice(len / 3..len / 3, b"inserted section".iter().copied());
+        new[len / 2] ^= 0x55;
+        new.drain(len * 3 / 4..len * 3 / 4 + 20);
+        for b in new.iter_mut().step_by(97) {
+            *b = b.wrapping_add(3);
+        }
+    }
+    (old, new)
+}
+
+#[test]
+fn patch_round_trip_on_structured_images() {
+    for (seed, len) in [(1, 0), (2, 1), (3, 1000), (4, 300_000)] {
+        let (old, new) = structured(seed, len);
+        let patch = create_patch(&old, &new, &opts()).unwrap();
+        assert_eq!(run(&old, &patch, &ApplyLimits::default()).unwrap(), new);
+    }
+}
+
+#[test]
+fn full_image_round_trip_ignores_base() {
+    let (_, new) = structured(9, 50_000);
+    let full = create_full(&new, &opts()).unwrap();
+    assert_eq!(run(b"anything", &full, &ApplyLimits::default()).unwrap(), new);
+}
+
+#[test]
+fn best_choice_picks_the_smaller() {
+    let (old, new) = structured(5, 200_000);
+    let choice = create_best(Some(&old), &new, &opts()).unwrap();
+    assert_eq!(choice.smaller_kind(), PayloadKind::Patch);
+    assert!(choice.smaller().len() < choice.full.len());
+    let unrelated: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let choice = create_best(Some(&unrelated), b"short new image", &opts()).unwrap();
+    assert_eq!(choice.smaller_kind(), PayloadKind::Full);
+    assert_eq!(
+        create_best(None, &new, &opts()).unwrap().smaller_kind(),
+        PayloadKind::Full
+    );
+}
+
+#[test]
+fn wrong_base_names_both_hashes() {
+    let (old, new) = structured(6, 10_000);
+    let patch = create_patch(&old, &new, &opts()).unwrap();
+    let mut other = old.clone();
+    other[0] ^= 1;
+    let err = run(&other, &patch, &ApplyLimits::default()).unwrap_err();
+    let msg = err.to_string();
+    assert_eq!(err.class(), ErrorClass::WrongBase);
+    assert!(msg.contains(&Blake3Hash::of(&old).to_string()), "{msg}");
+    assert!(msg.contains(&Blake3Hash::of(&other).to_string()), "{msg}");
+}
+
+#[test]
+fn truncated_patch_is_reported_as_truncated() {
+    let (old, new) = structured(7, 100_000);
+    let patch = create_patch(&old, &new, &opts()).unwrap();
+    for cut in [10, HEADER_LEN, HEADER_LEN + 5, patch.len() / 2, patch.len() - 1] {
+        let err = run(&old, &patch[..cut], &ApplyLimits::default()).unwrap_err();
+        assert_eq!(err.class(), ErrorClass::Truncated, "cut at {cut}: {err}");
+    }
+}
+
+#[test]
+fn corrupt_payload_never_verifies() {
+    let (old, new) = structured(8, 100_000);
+    let patch = create_patch(&old, &new, &opts()).unwrap();
+    for at in [HEADER_LEN + 3, HEADER_LEN + 40, patch.len() / 2, patch.len() - 2] {
+        let mut bad = patch.clone();
+        bad[at] ^= 0x5a;
+        let err = run(&old, &bad, &ApplyLimits::default()).unwrap_err();
+        assert!(
+            matches!(
+                err.class(),
+                ErrorClass::Corrupt | ErrorClass::HashMismatch | ErrorClass::Truncated
+            ),
+            "{err}"
+        );
+    }
+    let mut trailing = patch.clone();
+    trailing.push(0);
+    assert!(matches!(
+        run(&old, &trailing, &ApplyLimits::default()),
+        Err(ApplyError::Corrupt(_))
+    ));
+}
+
+#[test]
+fn forged_target_hash_is_a_hash_mismatch() {
+    let (old, new) = structured(10, 10_000);
+    let mut patch = create_patch(&old, &new, &opts()).unwrap();
+    patch[48] ^= 1; // target hash in the header
+    let err = run(&old, &patch, &ApplyLimits::default()).unwrap_err();
+    assert!(matches!(err, ApplyError::TargetHashMismatch { .. }), "{err}");
+    assert_eq!(err.class(), ErrorClass::HashMismatch);
+}
+
+#[test]
+fn expectations_are_checked_before_any_work() {
+    let (old, new) = structured(11, 10_000);
+    let patch = create_patch(&old, &new, &opts()).unwrap();
+    let limits = ApplyLimits {
+        expect_target: Some(Blake3Hash::of(b"something else")),
+        ..Default::default()
+    };
+    assert!(matches!(
+        run(&old, &patch, &limits),
+        Err(ApplyError::UnexpectedTarget { .. })
+    ));
+    let limits = ApplyLimits {
+        expect_size: Some(1),
+        ..Default::default()
+    };
+    assert!(matches!(
+        run(&old, &patch, &limits),
+        Err(ApplyError::UnexpectedSize { expected: 1, .. })
+    ));
+    let limits = ApplyLimits {
+        expect_target: Some(Blake3Hash::of(&new)),
+        expect_size: Some(new.len() as u64),
+        ..Default::default()
+    };
+    assert_eq!(run(&old, &patch, &limits).unwrap(), new);
+}
+
+#[test]
+fn window_larger_than_the_device_allows_is_refused() {
+    let (old, new) = structured(12, 10_000);
+    let patch = create_patch(
+        &old,
+        &new,
+        &PatchOptions {
+            window_log: 27,
+            ..opts()
+        },
+    )
+    .unwrap();
+    let err = run(&old, &patch, &ApplyLimits::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ApplyError::WindowTooLarge {
+                needed: 27,
+                limit: 23
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn understated_target_size_cannot_overflow_the_output() {
+    let (old, new) = structured(13, 10_000);
+    let mut patch = create_patch(&old, &new, &opts()).unwrap();
+    patch[80..88].copy_from_slice(&100u64.to_le_bytes());
+    let err = run(&old, &patch, &ApplyLimits::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ApplyError::OutputTooLarge { limit: 100 } | ApplyError::Corrupt(_)
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn decompression_bomb_is_bounded() {
+    // A tiny frame of 64 MiB of zeros: a bidiff stream of empty instructions, announcing a 1-byte target.
+    let old = b"x".to_vec();
+    let header = PatchHeader {
+        kind: PayloadKind::Patch,
+        window_log: 23,
+        base_hash: Blake3Hash::of(&old),
+        base_size: 1,
+        target_hash: Blake3Hash::of(b"y"),
+        target_size: 1,
+    };
+    let mut stream = Vec::new();
+    stream.extend_from_slice(&BIDIFF_MAGIC.to_le_bytes());
+    stream.extend_from_slice(&BIDIFF_VERSION.to_le_bytes());
+    stream.resize(64 << 20, 0);
+    let mut patch = header.to_bytes().to_vec();
+    patch.extend(zstd::bulk::compress(&stream, 3).unwrap());
+    assert!(patch.len() < 10_000);
+    let err = run(&old, &patch, &ApplyLimits::default()).unwrap_err();
+    assert!(
+        matches!(err, ApplyError::Corrupt(ref m) if m.contains("bound")),
+        "{err}"
+    );
+}
+
+#[test]
+fn seeking_outside_the_base_is_refused() {
+    let old = b"0123456789".to_vec();
+    let mut stream = Vec::new();
+    stream.extend_from_slice(&BIDIFF_MAGIC.to_le_bytes());
+    stream.extend_from_slice(&BIDIFF_VERSION.to_le_bytes());
+    stream.extend_from_slice(&[0, 0, 41]); // add 0, copy 0, seek -21
+    let header = PatchHeader {
+        kind: PayloadKind::Patch,
+        window_log: 23,
+        base_hash: Blake3Hash::of(&old),
+        base_size: old.len() as u64,
+        target_hash: Blake3Hash::of(b"z"),
+        target_size: 1,
+    };
+    let mut patch = header.to_bytes().to_vec();
+    patch.extend(zstd::bulk::compress(&stream, 3).unwrap());
+    let err = run(&old, &patch, &ApplyLimits::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ApplyError::BaseOutOfRange {
+                position: -21,
+                size: 10
+            }
+        ),
+        "{err}"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn apply_inverts_diff_on_random_bytes(
+        old in proptest::collection::vec(any::<u8>(), 0..2000),
+        new in proptest::collection::vec(any::<u8>(), 0..2000),
+    ) {
+        let patch = create_patch(&old, &new, &opts()).unwrap();
+        prop_assert_eq!(run(&old, &patch, &ApplyLimits::default()).unwrap(), new);
+    }
+
+    #[test]
+    fn apply_inverts_diff_on_edited_images(
+        old in proptest::collection::vec(0u8..4, 1..20_000),
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), 0usize..64, any::<u8>()), 0..12),
+    ) {
+        let mut new = old.clone();
+        for (at, len, byte) in edits {
+            let at = at.index(new.len().max(1));
+            match byte % 3 {
+                0 => { new.splice(at..at, std::iter::repeat_n(byte, len)); }
+                1 => { let end = (at + len).min(new.len()); new.drain(at..end); }
+                _ => { for b in new.iter_mut().skip(at).take(len) { *b ^= byte; } }
+            }
+        }
+        let patch = create_patch(&old, &new, &opts()).unwrap();
+        prop_assert_eq!(run(&old, &patch, &ApplyLimits::default()).unwrap(), new);
+    }
+}
