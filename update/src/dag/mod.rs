@@ -15,7 +15,7 @@ use cid::multihash::Multihash;
 use sha2::Digest;
 
 pub use builder::{DagBuilder, DagOptions, DagRoot, LeafHash, build_from_reader, read_full};
-pub use reader::{BlockSource, ReadLimits, read_file};
+pub use reader::{BlockSource, ReadError, ReadLimits, read_file};
 
 /// The multicodec of raw blocks.
 pub const RAW: u64 = 0x55;

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Patch benchmark: firmchain's bidiff+zstd patches against bsdiff, xdelta3, zstd --patch-from and HDiffPatch's
+# hdiffz, on consecutive releases of real native binaries (npm and PyPI packages) and one source tarball pair,
+# all measured in the same run. Also measures apply time and peak RSS, and apply RSS on a 64 MiB image.
+#
+#   bash bench/patch.sh            # writes bench/results/patch.md (work files in bench/work/)
+#
+# Needs network access to the npm registry, PyPI and Debian; installs bsdiff, xdelta3, zstd and GNU time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+work=$root/bench/work
+results=$root/bench/results/patch.md
+mkdir -p "$work/pkgs" "$work/pairs" "$work/out"
+say() { printf '[bench] %s\n' "$*" >&2; }
+
+export DEBIAN_FRONTEND=noninteractive
+missing=()
+for pkg in bsdiff xdelta3 zstd time; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "apt-get install ${missing[*]}"
+  apt-get update -qq >/dev/null && apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# HDiffPatch's hdiffz, built from the sources in its PyPI sdist (zstd plugin only).
+hdiffz=$work/hdiffz
+if [ ! -x "$hdiffz" ]; then
+  say "building hdiffz from the hdiffpatch sdist"
+  rm -rf "$work/hdiffpatch" && mkdir -p "$work/hdiffpatch"
+  python3 -m pip download --quiet --disable-pip-version-check --no-deps --no-binary :all: \
+    hdiffpatch==2.6.0 -d "$work/hdiffpatch"
+  tar -xzf "$work"/hdiffpatch/hdiffpatch-2.6.0.tar.gz -C "$work/hdiffpatch"
+  make -s -C "$work/hdiffpatch/hdiffpatch-2.6.0/hdiffpatch/_c_src/HDiffPatch" -j"$(nproc)" \
+    DIR_DIFF=0 LDEF=0 LZMA=0 ZLIB=0 VCD=0 BSD=0 BZIP2=0 ZSTD=1 MT=1 hdiffz >/dev/null 2>&1
+  cp "$work/hdiffpatch/hdiffpatch-2.6.0/hdiffpatch/_c_src/HDiffPatch/hdiffz" "$hdiffz"
+fi
+
+say "building firmchain (bench profile)"
+cargo build --quiet --profile bench --locked --bin firmchain
+fc=$root/target/release/firmchain
+[ -x "$root/target/bench/firmchain" ] && fc=$root/target/bench/firmchain
+
+# name | source | package | old version | new version | file inside the package
+pairs=(
+  "parcel-watcher|npm|@parcel/watcher-linux-x64-glibc|2.5.0|2.5.1|package/watcher.node"
+  "rollup|npm|@rollup/rollup-linux-x64-gnu|4.68.7|4.68.8|package/rollup.linux-x64-gnu.node"
+  "lightningcss|npm|lightningcss-linux-x64-gnu|1.32.0|1.33.0|package/lightningcss.linux-x64-gnu.node"
+  "esbuild|npm|@esbuild/linux-x64|0.28.1|0.28.2|package/bin/esbuild"
+  "orjson|pypi|orjson|3.12.0|3.13.0|orjson/orjson.cpython-311-x86_64-linux-gnu.so"
+  "biome|npm|@biomejs/cli-linux-x64|2.6.7|2.6.8|package/biome"
+  "ruff|pypi|ruff|0.17.4|0.17.5|ruff-*.data/scripts/ruff"
+  "cython-src|sdist|cython|3.3.0|3.3.1|tar"
+)
+
+fetch() { # source package version file -> path of the extracted file
+  local src=$1 pkg=$2 ver=$3 file=$4 dir
+  dir=$work/pkgs/$(echo "$pkg" | tr '/@' '__')-$ver
+  if [ ! -d "$dir" ]; then
+    mkdir -p "$dir.tmp"
+    case $src in
+      npm)
+        (cd "$dir.tmp" && npm pack --silent "$pkg@$ver" >/dev/null && tar -xzf ./*.tgz) ;;
+      pypi)
+        python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+          --platform manylinux_2_17_x86_64 --python-version 3.11 "$pkg==$ver" -d "$dir.tmp"
+        (cd "$dir.tmp" && python3 -m zipfile -e ./*.whl .) ;;
+      sdist)
+        python3 -m pip download --quiet --disable-pip-version-check --no-deps --no-binary=:all: \
+          "$pkg==$ver" -d "$dir.tmp"
+        (cd "$dir.tmp" && gzip -dc ./*.tar.gz > source.tar) ;;
+    esac
+    mv "$dir.tmp" "$dir"
+  fi
+  if [ "$file" = tar ]; then echo "$dir/source.tar"; else compgen -G "$dir/$file" | head -n1; fi
+}
+
+measure() { # out-file command... -> "seconds peak_kib"
+  local t=$work/out/time.txt
+  /usr/bin/time -f '%e %M' -o "$t" "$@" >/dev/null 2>&1 || { echo "fail fail"; return; }
+  cat "$t"
+}
+
+tsv=$work/out/results.tsv
+printf 'pair\told\tnew\tours\tbsdiff\txdelta3\tzstd\thdiffz\tdiff_s\tapply_s\tapply_kib\tfull\n' > "$tsv"
+for spec in "${pairs[@]}"; do
+  IFS='|' read -r name src pkg v1 v2 file <<<"$spec"
+  say "$name: $pkg $v1 -> $v2"
+  old=$(fetch "$src" "$pkg" "$v1" "$file")
+  new=$(fetch "$src" "$pkg" "$v2" "$file")
+  o=$work/out/$name
+  read -r diff_s _ < <(measure "$fc" --quiet diff "$old" "$new" -o "$o.fc" --kind patch)
+  "$fc" --quiet diff "$old" "$new" -o "$o.full" --kind full >/dev/null
+  read -r apply_s apply_kib < <(measure "$fc" --quiet apply "$old" "$o.fc" -o "$o.applied")
+  cmp -s "$o.applied" "$new" || { say "$name: applied result differs from the new file"; exit 1; }
+  bsdiff "$old" "$new" "$o.bsdiff"
+  xdelta3 -e -9 -S djw -f -s "$old" "$new" "$o.xdelta3"
+  zstd -q -f -19 --patch-from="$old" "$new" -o "$o.zstd"
+  "$hdiffz" -m-6 -SD -c-zstd-21-24 -f "$old" "$new" "$o.hdiffz" >/dev/null
+  size() { stat -c %s "$1"; }
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name ($pkg $v1→$v2)" "$(size "$old")" "$(size "$new")" \
+    "$(size "$o.fc")" "$(size "$o.bsdiff")" "$(size "$o.xdelta3")" "$(size "$o.zstd")" "$(size "$o.hdiffz")" \
+    "$diff_s" "$apply_s" "$apply_kib" "$(size "$o.full")" >> "$tsv"
+done
+
+say "64 MiB image: apply peak RSS (patch and full image)"
+"$fc" --quiet demo --size-mib 64 --dir "$work/demo64" >/dev/null
+"$fc" --quiet diff "$work/demo64/firmware-v1.bin" "$work/demo64/firmware-v2.bin" -o "$work/demo64/full.update" --kind full
+read -r big_patch_s big_patch_kib < <(measure "$fc" --quiet apply "$work/demo64/firmware-v1.bin" "$work/demo64/v1-to-v2.patch" -o "$work/demo64/out.bin")
+cmp -s "$work/demo64/out.bin" "$work/demo64/firmware-v2.bin"
+read -r big_full_s big_full_kib < <(measure "$fc" --quiet apply "$work/demo64/firmware-v1.bin" "$work/demo64/full.update" -o "$work/demo64/out-full.bin")
+cmp -s "$work/demo64/out-full.bin" "$work/demo64/firmware-v2.bin"
+read -r _ hash_kib < <(measure "$fc" --quiet hash "$work/demo64/firmware-v2.bin")
+
+python3 - "$tsv" "$results" "$big_patch_s" "$big_patch_kib" "$big_full_s" "$big_full_kib" "$hash_kib" <<'PY'
+import csv, math, sys, datetime, platform, os
+tsv, out, bps, bpk, bfs, bfk, hk = sys.argv[1:]
+rows = list(csv.DictReader(open(tsv), delimiter='\t'))
+tools = ['ours', 'bsdiff', 'xdelta3', 'zstd', 'hdiffz']
+pct = lambda r, t: 100.0 * int(r[t]) / int(r['new'])
+mb = lambda n: f"{int(n) / 1e6:.2f} MB"
+lines = [
+    "# Patch benchmark", "",
+    f"Made by `bash bench/patch.sh` on {datetime.date.today()} ({os.cpu_count()} cores, {platform.machine()}).",
+    "Patch size as % of the new file (smaller is better). ours = `firmchain diff --kind patch` (bidiff + zstd -19,",
+    "window 2^23, long-distance matching); bsdiff 4.3; xdelta3 `-9 -S djw`; zstd 1.5 `-19 --patch-from`;",
+    "hdiffz 4.x `-m-6 -SD -c-zstd-21-24`. Times and RSS are for `firmchain` (GNU time).", "",
+    "| pair | old | new | ours | bsdiff | xdelta3 | zstd | hdiffz | full image | diff s | apply s | apply peak RSS |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|",
+]
+for r in rows:
+    cells = [r['pair'], mb(r['old']), mb(r['new'])] + [f"{pct(r, t):.2f}%" for t in tools]
+    cells += [f"{pct(r, 'full'):.1f}%", r['diff_s'], r['apply_s'], f"{int(r['apply_kib']) / 1024:.1f} MiB"]
+    lines.append("| " + " | ".join(cells) + " |")
+geo = {t: math.exp(sum(math.log(pct(r, t)) for r in rows) / len(rows)) for t in tools}
+lines.append("| **geometric mean** | | | " + " | ".join(f"**{geo[t]:.2f}%**" for t in tools) + " | | | | |")
+lines += ["",
+    f"- ours ÷ hdiffz (geometric mean): {geo['ours'] / geo['hdiffz']:.3f}",
+    f"- pairs where ours ≤ bsdiff: {sum(int(r['ours']) <= int(r['bsdiff']) for r in rows)} of {len(rows)}",
+    f"- apply peak RSS, largest pair: {max(int(r['apply_kib']) for r in rows) / 1024:.1f} MiB",
+    "", "## 64 MiB image", "",
+    f"`firmchain apply` of a 64 MiB generated image (`firmchain demo --size-mib 64`): patch {bps} s at "
+    f"{int(bpk) / 1024:.1f} MiB peak RSS; full image {bfs} s at {int(bfk) / 1024:.1f} MiB peak RSS. "
+    f"For scale, `firmchain hash` of the same file peaks at {int(hk) / 1024:.1f} MiB.", ""]
+open(out, 'w').write("\n".join(lines))
+print("\n".join(lines))
+PY
+say "wrote $results"

@@ -1,0 +1,80 @@
+//! The CLI's commands.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use crate::cli::Command;
+use crate::error::CliError;
+use crate::output::Output;
+
+mod demo;
+mod files;
+mod patch;
+
+/// Run one command.
+pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
+    match command {
+        Command::Diff {
+            old,
+            new,
+            output,
+            kind,
+            level,
+            window_log,
+        } => patch::diff(&old, &new, &output, kind, level, window_log, out),
+        Command::Apply {
+            base,
+            patch,
+            output,
+            expect,
+            max_window_log,
+        } => patch::apply(&base, &patch, &output, expect, max_window_log, out),
+        Command::Hash { file } => patch::hash(&file, out),
+        Command::Pack {
+            file,
+            output,
+            chunk_size,
+        } => files::pack(&file, &output, chunk_size as usize, out),
+        Command::Unpack { car, output, root } => files::unpack(&car, &output, root.as_deref(), out),
+        Command::Demo { dir, size_mib } => demo::run(dir.as_deref(), size_mib, out),
+    }
+}
+
+/// Write `path` atomically: `fill` writes into a temporary file beside it, which replaces `path` (after
+/// fsync) only if `fill` succeeds. On failure nothing at `path` changes.
+pub fn write_atomically<T>(
+    path: &Path,
+    fill: impl FnOnce(&mut BufWriter<&File>) -> Result<T, CliError>,
+) -> Result<T, CliError> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".firmchain-")
+        .suffix(".partial")
+        .tempfile_in(dir)
+        .map_err(CliError::file(dir))?;
+    let value = {
+        let mut w = BufWriter::with_capacity(256 * 1024, tmp.as_file());
+        let value = fill(&mut w)?;
+        w.flush().map_err(CliError::file(path))?;
+        value
+    };
+    tmp.as_file().sync_all().map_err(CliError::file(path))?;
+    tmp.persist(path).map_err(|e| CliError::File {
+        path: path.to_owned(),
+        source: e.error,
+    })?;
+    if let Ok(d) = File::open(dir) {
+        // Make the rename durable; not every platform lets a directory be synced.
+        let _ = d.sync_all();
+    }
+    Ok(value)
+}
+
+/// Open a file for reading, naming it in the error.
+pub fn open(path: &Path) -> Result<File, CliError> {
+    File::open(path).map_err(CliError::file(path))
+}

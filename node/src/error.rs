@@ -1,0 +1,75 @@
+//! Errors of the CLI commands and their exit codes.
+
+use std::io;
+use std::path::PathBuf;
+
+use firmchain_update::car::CarError;
+use firmchain_update::dag::BlockError;
+use firmchain_update::patch::{ApplyError, CreateError, ErrorClass};
+
+/// A failed command.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error(transparent)]
+    Create(#[from] CreateError),
+    #[error("{path}: {source}")]
+    Car { path: PathBuf, source: Box<CarError> },
+    #[error("{path}: {message}")]
+    Unpack {
+        path: PathBuf,
+        message: String,
+        class: ErrorClass,
+    },
+    #[error("{path}: {source}")]
+    File { path: PathBuf, source: io::Error },
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Demo(String),
+}
+
+impl CliError {
+    pub fn car(path: &std::path::Path) -> impl FnOnce(CarError) -> CliError + '_ {
+        move |source| CliError::Car { path: path.to_owned(), source: Box::new(source) }
+    }
+
+    pub fn file(path: &std::path::Path) -> impl FnOnce(io::Error) -> CliError + '_ {
+        move |source| CliError::File {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// The class of a CAR error.
+pub fn car_class(e: &CarError) -> ErrorClass {
+    match e {
+        CarError::Truncated(_) => ErrorClass::Truncated,
+        CarError::Block(BlockError::HashMismatch { .. }) => ErrorClass::HashMismatch,
+        CarError::Io(_) => ErrorClass::Io,
+        _ => ErrorClass::Corrupt,
+    }
+}
+
+fn class_code(class: ErrorClass) -> u8 {
+    match class {
+        ErrorClass::Io => 1,
+        ErrorClass::WrongBase => 3,
+        ErrorClass::Corrupt => 4,
+        ErrorClass::HashMismatch => 5,
+        ErrorClass::Truncated => 6,
+    }
+}
+
+/// The process exit code for a failure (see `firmchain --help`).
+pub fn exit_code(report: &anyhow::Error) -> u8 {
+    match report.downcast_ref::<CliError>() {
+        Some(CliError::Apply(e)) => class_code(e.class()),
+        Some(CliError::Car { source, .. }) => class_code(car_class(source)),
+        Some(CliError::Unpack { class, .. }) => class_code(*class),
+        Some(CliError::Usage(_)) => 2,
+        _ => 1,
+    }
+}

@@ -1,0 +1,360 @@
+//! The `firmchain` command line on real files: results, exit codes, and that a failed command never
+//! touches its output path.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn firmchain(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_firmchain"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+macro_rules! run {
+    ($($arg:expr),* $(,)?) => { firmchain(&[$(std::ffi::OsStr::new($arg)),*]) };
+}
+
+fn json(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    old: Vec<u8>,
+    new: Vec<u8>,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_owned();
+        let mut x = 0x1234_5678_9abc_def1u64;
+        let old: Vec<u8> = (0..600_000)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                if i % 16 < 10 { (i / 16) as u8 } else { x as u8 }
+            })
+            .collect();
+        let mut new = old.clone();
+        new.splice(1000..1000, *b"new feature");
+        new[400_000] ^= 0xff;
+        std::fs::write(root.join("old.bin"), &old).unwrap();
+        std::fs::write(root.join("new.bin"), &new).unwrap();
+        Fixture {
+            _dir: dir,
+            root,
+            old,
+            new,
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    fn diff(&self) -> (PathBuf, Value) {
+        let patch = self.path("update.patch");
+        let out = run!(
+            "--json",
+            "diff",
+            self.path("old.bin").as_os_str(),
+            self.path("new.bin").as_os_str(),
+            "-o",
+            patch.as_os_str(),
+            "--level",
+            "3"
+        );
+        (patch, json(&out))
+    }
+}
+
+fn blake3_hex(bytes: &[u8]) -> String {
+    firmchain_update::Blake3Hash::of(bytes).to_string()
+}
+
+#[test]
+fn diff_then_apply_rebuilds_the_new_image() {
+    let f = Fixture::new();
+    let (patch, d) = f.diff();
+    assert_eq!(d["kind"], "patch");
+    assert!(d["patch_bytes"].as_u64().unwrap() < d["full_bytes"].as_u64().unwrap());
+    assert_eq!(d["target_hash"], blake3_hex(&f.new));
+    assert_eq!(
+        d["patch_size"].as_u64().unwrap(),
+        std::fs::metadata(&patch).unwrap().len()
+    );
+    let out_path = f.path("out.bin");
+    let a = json(&run!(
+        "--json",
+        "apply",
+        f.path("old.bin").as_os_str(),
+        patch.as_os_str(),
+        "-o",
+        out_path.as_os_str(),
+        "--expect",
+        &blake3_hex(&f.new)
+    ));
+    assert_eq!(a["target_hash"], blake3_hex(&f.new));
+    assert_eq!(std::fs::read(&out_path).unwrap(), f.new);
+}
+
+#[test]
+fn full_image_update_needs_no_base() {
+    let f = Fixture::new();
+    let full = f.path("full.patch");
+    let d = json(&run!(
+        "--json",
+        "diff",
+        f.path("old.bin").as_os_str(),
+        f.path("new.bin").as_os_str(),
+        "-o",
+        full.as_os_str(),
+        "--kind",
+        "full",
+        "--level",
+        "3"
+    ));
+    assert_eq!(d["kind"], "full");
+    let out_path = f.path("out.bin");
+    json(&run!(
+        "--json",
+        "apply",
+        f.path("missing.bin").as_os_str(),
+        full.as_os_str(),
+        "-o",
+        out_path.as_os_str()
+    ));
+    assert_eq!(std::fs::read(&out_path).unwrap(), f.new);
+}
+
+fn assert_untouched(path: &Path) {
+    assert_eq!(
+        std::fs::read(path).unwrap(),
+        b"previous contents",
+        "{} was overwritten",
+        path.display()
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left behind: {leftovers:?}");
+}
+
+#[test]
+fn wrong_base_exits_3_names_both_hashes_and_keeps_the_output() {
+    let f = Fixture::new();
+    let (patch, _) = f.diff();
+    let mut other = f.old.clone();
+    other[10] ^= 1;
+    std::fs::write(f.path("other.bin"), &other).unwrap();
+    let out_path = f.path("out.bin");
+    std::fs::write(&out_path, b"previous contents").unwrap();
+    let out = run!(
+        "apply",
+        f.path("other.bin").as_os_str(),
+        patch.as_os_str(),
+        "-o",
+        out_path.as_os_str()
+    );
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let msg = stderr(&out);
+    assert!(msg.contains("wrong base image"), "{msg}");
+    assert!(
+        msg.contains(&blake3_hex(&f.old)) && msg.contains(&blake3_hex(&other)),
+        "{msg}"
+    );
+    assert_untouched(&out_path);
+}
+
+#[test]
+fn corrupt_patch_exits_4_or_5_and_keeps_the_output() {
+    let f = Fixture::new();
+    let (patch, _) = f.diff();
+    let mut bytes = std::fs::read(&patch).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+    std::fs::write(&patch, &bytes).unwrap();
+    let out_path = f.path("out.bin");
+    std::fs::write(&out_path, b"previous contents").unwrap();
+    let out = run!(
+        "apply",
+        f.path("old.bin").as_os_str(),
+        patch.as_os_str(),
+        "-o",
+        out_path.as_os_str()
+    );
+    assert!(
+        matches!(code(&out), 4 | 5),
+        "exit {}: {}",
+        code(&out),
+        stderr(&out)
+    );
+    assert_untouched(&out_path);
+
+    std::fs::write(
+        &patch,
+        b"this is not a patch at all, not even close, and longer than a header would be............",
+    )
+    .unwrap();
+    let out = run!(
+        "apply",
+        f.path("old.bin").as_os_str(),
+        patch.as_os_str(),
+        "-o",
+        out_path.as_os_str()
+    );
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert!(stderr(&out).contains("not a firmchain patch"), "{}", stderr(&out));
+    assert_untouched(&out_path);
+}
+
+#[test]
+fn truncated_patch_exits_6() {
+    let f = Fixture::new();
+    let (patch, _) = f.diff();
+    let bytes = std::fs::read(&patch).unwrap();
+    std::fs::write(&patch, &bytes[..bytes.len() - 7]).unwrap();
+    let out_path = f.path("out.bin");
+    std::fs::write(&out_path, b"previous contents").unwrap();
+    let out = run!(
+        "apply",
+        f.path("old.bin").as_os_str(),
+        patch.as_os_str(),
+        "-o",
+        out_path.as_os_str()
+    );
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+    assert!(stderr(&out).contains("truncated"), "{}", stderr(&out));
+    assert_untouched(&out_path);
+}
+
+#[test]
+fn unexpected_target_exits_5() {
+    let f = Fixture::new();
+    let (patch, _) = f.diff();
+    let out_path = f.path("out.bin");
+    let out = run!(
+        "apply",
+        f.path("old.bin").as_os_str(),
+        patch.as_os_str(),
+        "-o",
+        out_path.as_os_str(),
+        "--expect",
+        &blake3_hex(b"another release")
+    );
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    assert!(!out_path.exists());
+}
+
+#[test]
+fn hash_prints_blake3() {
+    let f = Fixture::new();
+    let h = json(&run!("--json", "hash", f.path("new.bin").as_os_str()));
+    assert_eq!(h["blake3"], blake3_hex(&f.new));
+    assert_eq!(h["size"].as_u64().unwrap(), f.new.len() as u64);
+    let plain = run!("hash", f.path("new.bin").as_os_str());
+    assert!(String::from_utf8_lossy(&plain.stdout).starts_with(&blake3_hex(&f.new)));
+    assert_eq!(code(&run!("hash", f.path("nope").as_os_str())), 1);
+}
+
+#[test]
+fn pack_unpack_round_trip_and_bad_cars() {
+    let f = Fixture::new();
+    let car = f.path("new.car");
+    let p = json(&run!(
+        "--json",
+        "pack",
+        f.path("new.bin").as_os_str(),
+        "-o",
+        car.as_os_str()
+    ));
+    let root = p["root"].as_str().unwrap().to_owned();
+    assert!(root.starts_with("bafy"), "{root}");
+    assert_eq!(p["blocks"].as_u64().unwrap(), 4); // three leaves and a root
+    let out_path = f.path("unpacked.bin");
+    let u = json(&run!(
+        "--json",
+        "unpack",
+        car.as_os_str(),
+        "-o",
+        out_path.as_os_str()
+    ));
+    assert_eq!(u["root"], root.as_str());
+    assert_eq!(std::fs::read(&out_path).unwrap(), f.new);
+
+    let bytes = std::fs::read(&car).unwrap();
+    std::fs::write(&out_path, b"previous contents").unwrap();
+    let cut = f.path("cut.car");
+    std::fs::write(&cut, &bytes[..bytes.len() - 100]).unwrap();
+    let out = run!("unpack", cut.as_os_str(), "-o", out_path.as_os_str());
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+    assert_untouched(&out_path);
+
+    let mut tampered = bytes.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let bad = f.path("bad.car");
+    std::fs::write(&bad, &tampered).unwrap();
+    let out = run!("unpack", bad.as_os_str(), "-o", out_path.as_os_str());
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("does not match its CID"),
+        "{}",
+        stderr(&out)
+    );
+    assert_untouched(&out_path);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(code(&run!("apply")), 2);
+    assert_eq!(code(&run!("apply", "a", "b", "-o", "c", "--expect", "xyz")), 2);
+    let v = run!("--version");
+    assert!(String::from_utf8_lossy(&v.stdout).starts_with("firmchain "));
+}
+
+#[test]
+fn demo_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = json(&run!(
+        "--json",
+        "demo",
+        "--size-mib",
+        "1",
+        "--dir",
+        dir.path().as_os_str()
+    ));
+    assert_eq!(d["verified"], true);
+    assert!(
+        d["wrong_base_rejected"]
+            .as_str()
+            .unwrap()
+            .contains("wrong base image")
+    );
+    let applied = std::fs::read(dir.path().join("firmware-v2.applied.bin")).unwrap();
+    assert_eq!(
+        applied,
+        std::fs::read(dir.path().join("firmware-v2.bin")).unwrap()
+    );
+}

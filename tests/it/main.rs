@@ -1,0 +1,3 @@
+//! The integration tests of firmchain, in one binary.
+
+mod helia_cid;
