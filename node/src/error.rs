@@ -32,7 +32,10 @@ pub enum CliError {
 
 impl CliError {
     pub fn car(path: &std::path::Path) -> impl FnOnce(CarError) -> CliError + '_ {
-        move |source| CliError::Car { path: path.to_owned(), source: Box::new(source) }
+        move |source| CliError::Car {
+            path: path.to_owned(),
+            source: Box::new(source),
+        }
     }
 
     pub fn file(path: &std::path::Path) -> impl FnOnce(io::Error) -> CliError + '_ {

@@ -159,7 +159,13 @@ pub fn run(dir: Option<&Path>, size_mib: u32, out: &Output) -> Result<(), CliErr
         ..Default::default()
     };
     let mut result = Vec::new();
-    let applied = patch::apply(Cursor::new(&v1), &unpacked[..], &mut result, &limits, |_| {})?;
+    let applied = patch::apply(
+        Cursor::new(&v1),
+        Cursor::new(&unpacked),
+        &mut result,
+        &limits,
+        |_| {},
+    )?;
     write("firmware-v2.applied.bin", &result)?;
     let verified = applied.target_hash == h2 && result == v2;
 
@@ -172,7 +178,7 @@ pub fn run(dir: Option<&Path>, size_mib: u32, out: &Output) -> Result<(), CliErr
     wrong[at] ^= 0xff;
     let rejection = match patch::apply(
         Cursor::new(&wrong),
-        &unpacked[..],
+        Cursor::new(&unpacked),
         &mut Vec::new(),
         &limits,
         |_| {},

@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
         data.to_vec()
     };
     let mut out = Vec::new();
-    if let Ok(applied) = apply(Cursor::new(BASE), &patch[..], &mut out, &ApplyLimits::default(), |_| {}) {
+    if let Ok(applied) = apply(Cursor::new(BASE), Cursor::new(&patch), &mut out, &ApplyLimits::default(), |_| {}) {
         assert_eq!(applied.written, out.len() as u64);
         assert_eq!(Blake3Hash::of(&out), applied.header.target_hash);
     } else if patch.len() >= HEADER_LEN {

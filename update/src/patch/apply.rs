@@ -1,9 +1,10 @@
 //! Streaming patch application with bounded memory.
 
+use std::cell::RefCell;
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 
-use super::header::{HeaderError, PatchHeader, PayloadKind};
-use super::{BIDIFF_MAGIC, BIDIFF_VERSION, DEFAULT_MAX_WINDOW_LOG};
+use super::DEFAULT_MAX_WINDOW_LOG;
+use super::header::{HEADER_LEN, HeaderError, PatchHeader, PayloadKind};
 use crate::hash::{Blake3Hash, HashingWriter, hash_reader};
 use crate::varint::{self, ReadVarint};
 
@@ -155,11 +156,85 @@ fn write_error(e: io::Error, limit: u64) -> ApplyError {
     }
 }
 
+/// A window onto `[pos, end)` of a shared patch file, so the three frames of a patch stream side by side.
+struct Section<'a, P> {
+    file: &'a RefCell<P>,
+    pos: u64,
+    end: u64,
+}
+
+impl<P: Read + Seek> Read for Section<'_, P> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = buf
+            .len()
+            .min(usize::try_from(self.end.saturating_sub(self.pos)).unwrap_or(usize::MAX));
+        if want == 0 {
+            return Ok(0);
+        }
+        let mut file = self.file.borrow_mut();
+        file.seek(SeekFrom::Start(self.pos))?;
+        let n = file.read(&mut buf[..want])?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+type Frame<'a, P> = Capped<zstd::stream::read::Decoder<'static, BufReader<Section<'a, P>>>>;
+
+/// A decoder of the one zstd frame in `section`, limited to `window_log` and to `bound` decompressed bytes.
+fn frame<P: Read + Seek>(
+    section: Section<'_, P>,
+    window_log: u8,
+    bound: u64,
+) -> Result<Frame<'_, P>, ApplyError> {
+    let mut decoder = zstd::stream::read::Decoder::new(section)
+        .map_err(|source| ApplyError::Io {
+            context: "starting zstd",
+            source,
+        })?
+        .single_frame();
+    decoder
+        .window_log_max(window_log.into())
+        .map_err(|source| ApplyError::Io {
+            context: "configuring zstd",
+            source,
+        })?;
+    Ok(Capped {
+        inner: decoder,
+        left: bound,
+    })
+}
+
+/// Check that a frame was read to its end and nothing follows it in its section.
+fn finish_frame<P: Read + Seek>(mut frame: Frame<'_, P>, what: &str) -> Result<(), ApplyError> {
+    let mut probe = [0u8; 1];
+    match frame.read(&mut probe) {
+        Ok(0) => {}
+        Ok(_) => {
+            return Err(ApplyError::Corrupt(format!(
+                "{what} has data past the end of the instructions"
+            )));
+        }
+        Err(e) => return Err(payload_error(e, what)),
+    }
+    let mut rest = frame.inner.finish();
+    match rest.read(&mut probe) {
+        Ok(0) => Ok(()),
+        Ok(_) => Err(ApplyError::Corrupt(format!(
+            "trailing bytes after the {what} frame"
+        ))),
+        Err(source) => Err(ApplyError::Io {
+            context: "reading the patch",
+            source,
+        }),
+    }
+}
+
 /// Apply `patch` to `base`, writing the new image to `out`. `progress` gets the bytes written so far.
 ///
-/// Checks, in order: the header; the expectations in `limits`; the base image's hash (patches only); the zstd
-/// window; then streams the payload, never writing past the announced size; finally the result's hash. On
-/// error, whatever was written to `out` must be discarded.
+/// Checks, in order: the header; the expectations in `limits`; the zstd window; the frame lengths against
+/// the file; the base image's hash (patches only); then streams the payload, never writing past the
+/// announced size; finally the result's hash. On error, whatever was written to `out` must be discarded.
 pub fn apply<B, P, W>(
     base: B,
     mut patch: P,
@@ -169,7 +244,7 @@ pub fn apply<B, P, W>(
 ) -> Result<Applied, ApplyError>
 where
     B: Read + Seek,
-    P: Read,
+    P: Read + Seek,
     W: Write,
 {
     let header = PatchHeader::read(&mut patch)?;
@@ -191,6 +266,15 @@ where
             limit: limits.max_window_log,
         });
     }
+    let patch_len = patch.seek(SeekFrom::End(0)).map_err(|source| ApplyError::Io {
+        context: "reading the patch",
+        source,
+    })?;
+    let lengths = match header.kind {
+        PayloadKind::Full => None,
+        PayloadKind::Patch => Some(frame_lengths(&mut patch, patch_len)?),
+    };
+
     let mut base = BufReader::with_capacity(BUF, base);
     if header.kind == PayloadKind::Patch {
         let (actual, actual_size) = hash_reader(&mut base, |_| {}).map_err(|source| ApplyError::Io {
@@ -211,60 +295,56 @@ where
         })?;
     }
 
-    let mut decoder = zstd::stream::read::Decoder::new(patch)
-        .map_err(|source| ApplyError::Io {
-            context: "starting zstd",
-            source,
-        })?
-        .single_frame();
-    decoder
-        .window_log_max(header.window_log.into())
-        .map_err(|source| ApplyError::Io {
-            context: "configuring zstd",
-            source,
-        })?;
-    // A valid bidiff stream is the target's bytes plus a few varints per instruction; anything far larger is
-    // a decompression bomb.
-    let bound = match header.kind {
-        PayloadKind::Full => header.target_size,
-        PayloadKind::Patch => header.target_size.saturating_mul(2).saturating_add(1 << 20),
-    };
-    let mut payload = Capped {
-        inner: decoder,
-        left: bound,
-    };
+    let file = RefCell::new(patch);
     let mut out = HashingWriter::new(out, header.target_size);
-
-    match header.kind {
-        PayloadKind::Full => copy_exact(
-            &mut payload,
-            &mut out,
-            u64::MAX,
-            true,
-            &mut progress,
-            header.target_size,
-        )?,
-        PayloadKind::Patch => {
-            apply_bidiff(&mut base, header.base_size, &mut payload, &mut out, &mut progress)?
+    let target = header.target_size;
+    let wlog = header.window_log;
+    match lengths {
+        None => {
+            let mut full = frame(
+                Section {
+                    file: &file,
+                    pos: HEADER_LEN as u64,
+                    end: patch_len,
+                },
+                wlog,
+                target,
+            )?;
+            copy_exact(&mut full, &mut out, u64::MAX, true, &mut progress, target)?;
+            finish_frame(full, "image")?;
         }
-    };
-
-    // The frame must end exactly where the payload ends, and nothing may follow it.
-    let mut probe = [0u8; 1];
-    match payload.read(&mut probe) {
-        Ok(0) => {}
-        Ok(_) => return Err(ApplyError::Corrupt("data after the end of the payload".into())),
-        Err(e) => return Err(payload_error(e, "payload end")),
-    }
-    let mut rest = payload.inner.finish();
-    match rest.read(&mut probe) {
-        Ok(0) => {}
-        Ok(_) => return Err(ApplyError::Corrupt("trailing bytes after the zstd frame".into())),
-        Err(source) => {
-            return Err(ApplyError::Io {
-                context: "reading the patch",
-                source,
-            });
+        Some([control, add, copy]) => {
+            let mut at = (HEADER_LEN + 24) as u64;
+            let mut section = |len: u64| {
+                let s = Section {
+                    file: &file,
+                    pos: at,
+                    end: at + len,
+                };
+                at += len;
+                s
+            };
+            // A valid control stream is at most a few varints per instruction; anything far larger is a
+            // decompression bomb. The add and copy streams together are exactly the target.
+            let mut control = frame(
+                section(control),
+                wlog,
+                target.saturating_mul(4).saturating_add(1 << 16),
+            )?;
+            let mut add = frame(section(add), wlog, target)?;
+            let mut copy = frame(section(copy), wlog, target)?;
+            apply_bidiff(
+                &mut base,
+                header.base_size,
+                &mut control,
+                &mut add,
+                &mut copy,
+                &mut out,
+                &mut progress,
+            )?;
+            finish_frame(control, "control stream")?;
+            finish_frame(add, "add stream")?;
+            finish_frame(copy, "copy stream")?;
         }
     }
 
@@ -292,6 +372,43 @@ where
     })
 }
 
+/// The compressed lengths of a patch's three frames, checked against the file's length.
+fn frame_lengths<P: Read + Seek>(patch: &mut P, patch_len: u64) -> Result<[u64; 3], ApplyError> {
+    let mut raw = [0u8; 24];
+    patch
+        .seek(SeekFrom::Start(HEADER_LEN as u64))
+        .and_then(|_| patch.read_exact(&mut raw))
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => ApplyError::Truncated("patch ends inside its frame table".into()),
+            _ => ApplyError::Io {
+                context: "reading the patch",
+                source: e,
+            },
+        })?;
+    let mut lengths = [0u64; 3];
+    for (i, len) in lengths.iter_mut().enumerate() {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&raw[i * 8..i * 8 + 8]);
+        *len = u64::from_le_bytes(b);
+    }
+    let needed = lengths
+        .iter()
+        .try_fold((HEADER_LEN + 24) as u64, |acc, l| acc.checked_add(*l))
+        .ok_or_else(|| ApplyError::Corrupt("frame lengths overflow".into()))?;
+    if needed > patch_len {
+        return Err(ApplyError::Truncated(format!(
+            "patch is {patch_len} bytes, its frames need {needed}"
+        )));
+    }
+    if needed < patch_len {
+        return Err(ApplyError::Corrupt(format!(
+            "{} trailing bytes after the last frame",
+            patch_len - needed
+        )));
+    }
+    Ok(lengths)
+}
+
 /// Copy `len` bytes (or everything, when `to_end`) from the payload to the output.
 fn copy_exact<R: Read, W: Write>(
     from: &mut R,
@@ -308,8 +425,8 @@ fn copy_exact<R: Read, W: Write>(
         let n = match from.read(&mut buf[..want]) {
             Ok(0) if to_end => return Ok(()),
             Ok(0) => {
-                return Err(ApplyError::Truncated(format!(
-                    "payload ends {left} bytes into a copy"
+                return Err(ApplyError::Corrupt(format!(
+                    "copy stream ends {left} bytes into a copy"
                 )));
             }
             Ok(n) => n,
@@ -323,36 +440,30 @@ fn copy_exact<R: Read, W: Write>(
     Ok(())
 }
 
-fn read_payload_exact<R: Read>(from: &mut R, buf: &mut [u8], what: &str) -> Result<(), ApplyError> {
-    from.read_exact(buf).map_err(|e| payload_error(e, what))
-}
-
 fn apply_bidiff<B: Read + Seek, R: Read, W: Write>(
     base: &mut BufReader<B>,
     base_size: u64,
-    payload: &mut R,
+    control: &mut R,
+    add: &mut R,
+    copy: &mut R,
     out: &mut HashingWriter<W>,
     progress: &mut impl FnMut(u64),
 ) -> Result<(), ApplyError> {
     let limit = out.limit();
-    let mut magic = [0u8; 8];
-    read_payload_exact(payload, &mut magic, "bidiff stream header")?;
-    let (m, v) = (
-        u32::from_le_bytes([magic[0], magic[1], magic[2], magic[3]]),
-        u32::from_le_bytes([magic[4], magic[5], magic[6], magic[7]]),
-    );
-    if m != BIDIFF_MAGIC || v != BIDIFF_VERSION {
-        return Err(ApplyError::Corrupt(format!("bidiff stream header {m:#x}/{v:#x}")));
-    }
+    let instruction =
+        |control: &mut R| varint::read_required(control).map_err(|e| payload_error(e, "control stream"));
     let mut pos: u64 = 0;
     let mut old = vec![0u8; BUF];
     let mut dif = vec![0u8; BUF];
     loop {
-        let add_len = match varint::read(payload).map_err(|e| payload_error(e, "instruction"))? {
+        let add_len = match varint::read(control).map_err(|e| payload_error(e, "control stream"))? {
             ReadVarint::Eof => return Ok(()),
             ReadVarint::Value(v) => v,
         };
-        if add_len > limit - out.written() {
+        let copy_len = instruction(control)?;
+        let seek = varint::unzigzag(instruction(control)?);
+        let room = limit - out.written();
+        if add_len > room || copy_len > room - add_len {
             return Err(ApplyError::OutputTooLarge { limit });
         }
         if pos.checked_add(add_len).is_none_or(|end| end > base_size) {
@@ -368,7 +479,10 @@ fn apply_bidiff<B: Read + Seek, R: Read, W: Write>(
                 context: "reading the base image",
                 source,
             })?;
-            read_payload_exact(payload, &mut dif[..n], "add data")?;
+            add.read_exact(&mut dif[..n]).map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => ApplyError::Corrupt("add stream ends early".into()),
+                _ => payload_error(e, "add stream"),
+            })?;
             for (o, d) in old[..n].iter_mut().zip(&dif[..n]) {
                 *o = o.wrapping_add(*d);
             }
@@ -377,13 +491,7 @@ fn apply_bidiff<B: Read + Seek, R: Read, W: Write>(
             progress(out.written());
         }
         pos += add_len;
-        let copy_len = varint::read_required(payload).map_err(|e| payload_error(e, "instruction"))?;
-        if copy_len > limit - out.written() {
-            return Err(ApplyError::OutputTooLarge { limit });
-        }
-        copy_exact(payload, out, copy_len, false, progress, limit)?;
-        let seek =
-            varint::unzigzag(varint::read_required(payload).map_err(|e| payload_error(e, "instruction"))?);
+        copy_exact(copy, out, copy_len, false, progress, limit)?;
         let target = i128::from(pos) + i128::from(seek);
         if target < 0 || target > i128::from(base_size) {
             return Err(ApplyError::BaseOutOfRange {

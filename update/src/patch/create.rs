@@ -2,8 +2,8 @@
 
 use std::io::{self, Write};
 
-use super::header::{PatchHeader, PayloadKind};
-use super::{BIDIFF_MAGIC, BIDIFF_VERSION};
+use super::STREAM_WINDOW_LOG;
+use super::header::{HEADER_LEN, PatchHeader, PayloadKind};
 use crate::hash::Blake3Hash;
 use crate::varint;
 
@@ -54,24 +54,31 @@ impl PatchOptions {
     }
 }
 
-/// The bidiff instruction stream that turns `old` into `new`.
-fn bidiff_stream(old: &[u8], new: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(new.len() / 2 + 64);
-    out.extend_from_slice(&BIDIFF_MAGIC.to_le_bytes());
-    out.extend_from_slice(&BIDIFF_VERSION.to_le_bytes());
+/// The three streams of a bidiff patch, kept apart because they compress very differently: instructions,
+/// add bytes (new minus old, mostly zeros) and copy bytes (new data).
+#[derive(Default)]
+struct Streams {
+    control: Vec<u8>,
+    add: Vec<u8>,
+    copy: Vec<u8>,
+}
+
+/// The bidiff instructions that turn `old` into `new`, split into streams.
+fn bidiff_streams(old: &[u8], new: &[u8]) -> Streams {
+    let mut s = Streams::default();
     let mut emit = |add: &[u8], copy: &[u8], seek: i64| {
-        varint::encode(add.len() as u64, &mut out);
-        out.extend_from_slice(add);
-        varint::encode(copy.len() as u64, &mut out);
-        out.extend_from_slice(copy);
-        varint::encode(((seek << 1) ^ (seek >> 63)) as u64, &mut out);
+        varint::encode(add.len() as u64, &mut s.control);
+        varint::encode(copy.len() as u64, &mut s.control);
+        varint::encode(((seek << 1) ^ (seek >> 63)) as u64, &mut s.control);
+        s.add.extend_from_slice(add);
+        s.copy.extend_from_slice(copy);
     };
     if new.is_empty() {
-        return out;
+        return s;
     }
     if old.is_empty() {
         emit(&[], new, 0);
-        return out;
+        return s;
     }
     let mut translator =
         bidiff::Translator::new(old, new, |c: &bidiff::Control| -> Result<(), std::io::Error> {
@@ -83,18 +90,22 @@ fn bidiff_stream(old: &[u8], new: &[u8]) -> Vec<u8> {
         translator.translate(m)
     });
     let _ = translator.close();
-    out
+    s
 }
 
-fn compress(header: &PatchHeader, payload: &[u8], opts: &PatchOptions) -> Result<Vec<u8>, CreateError> {
-    let mut out = Vec::with_capacity(payload.len() / 3 + 128);
-    out.extend_from_slice(&header.to_bytes());
+/// One zstd frame of `payload` appended to `out`.
+fn compress_into(
+    out: Vec<u8>,
+    payload: &[u8],
+    window_log: u32,
+    opts: &PatchOptions,
+) -> Result<Vec<u8>, CreateError> {
     let mut enc = zstd::stream::Encoder::new(out, opts.level).map_err(CreateError::Compress)?;
     let setup = |enc: &mut zstd::stream::Encoder<'_, Vec<u8>>| -> io::Result<()> {
         enc.set_pledged_src_size(Some(payload.len() as u64))?;
         enc.include_checksum(false)?;
         enc.include_contentsize(true)?;
-        enc.window_log(opts.window_log)?;
+        enc.window_log(window_log)?;
         enc.long_distance_matching(opts.long_distance)?;
         if opts.workers > 0 {
             enc.multithread(opts.workers)?;
@@ -109,15 +120,33 @@ fn compress(header: &PatchHeader, payload: &[u8], opts: &PatchOptions) -> Result
 /// A patch file that turns `old` into `new`.
 pub fn create_patch(old: &[u8], new: &[u8], opts: &PatchOptions) -> Result<Vec<u8>, CreateError> {
     opts.check()?;
+    let window_log = opts.window_log.min(STREAM_WINDOW_LOG);
     let header = PatchHeader {
         kind: PayloadKind::Patch,
-        window_log: opts.window_log as u8,
+        window_log: window_log as u8,
         base_hash: Blake3Hash::of(old),
         base_size: old.len() as u64,
         target_hash: Blake3Hash::of(new),
         target_size: new.len() as u64,
     };
-    compress(&header, &bidiff_stream(old, new), opts)
+    let streams = bidiff_streams(old, new);
+    let mut frames = Vec::new();
+    let mut lengths = [0u64; 3];
+    for (i, stream) in [&streams.control, &streams.add, &streams.copy]
+        .into_iter()
+        .enumerate()
+    {
+        let before = frames.len();
+        frames = compress_into(frames, stream, window_log, opts)?;
+        lengths[i] = (frames.len() - before) as u64;
+    }
+    let mut out = Vec::with_capacity(HEADER_LEN + 24 + frames.len());
+    out.extend_from_slice(&header.to_bytes());
+    for len in lengths {
+        out.extend_from_slice(&len.to_le_bytes());
+    }
+    out.extend_from_slice(&frames);
+    Ok(out)
 }
 
 /// A patch file that carries the whole of `new`, for devices whose image is unknown or too old.
@@ -131,7 +160,9 @@ pub fn create_full(new: &[u8], opts: &PatchOptions) -> Result<Vec<u8>, CreateErr
         target_hash: Blake3Hash::of(new),
         target_size: new.len() as u64,
     };
-    compress(&header, new, opts)
+    let mut out = header.to_bytes().to_vec();
+    out.reserve(new.len() / 3);
+    compress_into(out, new, opts.window_log, opts)
 }
 
 /// Both payloads of a release and which of them is smaller.

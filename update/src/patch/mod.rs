@@ -1,12 +1,15 @@
 //! Patches: creation (bidiff + zstd) and streaming, memory-bounded application.
 //!
-//! A patch file is an 88-byte [`PatchHeader`] followed by one zstd frame. The frame holds either a bidiff
-//! stream (`kind = patch`: add/copy/seek instructions against the base image) or the whole new image
-//! (`kind = full`). The header names the base and target images by blake3 hash and size, so a patch applied
+//! A patch file is an 88-byte [`PatchHeader`] and a payload. A full image (`kind = full`) is one zstd frame
+//! of the new image. A patch (`kind = patch`) holds bidiff instructions against the base image, split into
+//! three streams that compress far better apart than interleaved (as in bsdiff): the compressed lengths of
+//! the three frames (3 × u64 little-endian), then the control frame (varints: add length, copy length,
+//! zigzag seek), the add frame (new minus old, bytewise) and the copy frame (new bytes). The header names the base and target images by blake3 hash and size, so a patch applied
 //! to the wrong image fails before a byte is written, and the result is checked against the target hash.
 //!
 //! Application reads the base through `Read + Seek`, the patch through `Read`, and writes through `Write`:
-//! memory is the zstd window (capped, 8 MiB by default) plus fixed buffers, whatever the image size.
+//! memory is the zstd windows (one frame for a full image, three for a patch, each at most
+//! 2^`window_log`; patches use 2 MiB windows) plus fixed buffers, whatever the image size.
 
 mod apply;
 mod create;
@@ -19,9 +22,8 @@ pub use header::{HEADER_LEN, HeaderError, PatchHeader, PayloadKind};
 /// The largest zstd window a device accepts by default: 2^23 = 8 MiB.
 pub const DEFAULT_MAX_WINDOW_LOG: u32 = 23;
 
-/// The bidiff stream's magic number and version (little-endian u32s at its start).
-pub(crate) const BIDIFF_MAGIC: u32 = 0xB1DF;
-pub(crate) const BIDIFF_VERSION: u32 = 0x1000;
+/// The zstd window of each patch stream: 2^21 = 2 MiB. Split streams gain nothing from larger windows.
+pub const STREAM_WINDOW_LOG: u32 = 21;
 
 #[cfg(test)]
 mod tests;

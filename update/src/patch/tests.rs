@@ -14,8 +14,24 @@ fn opts() -> PatchOptions {
 
 fn run(base: &[u8], patch: &[u8], limits: &ApplyLimits) -> Result<Vec<u8>, ApplyError> {
     let mut out = Vec::new();
-    apply(Cursor::new(base), patch, &mut out, limits, |_| {})?;
+    apply(Cursor::new(base), Cursor::new(patch), &mut out, limits, |_| {})?;
     Ok(out)
+}
+
+/// A hand-made patch: header, then the three streams as zstd frames.
+fn raw_patch(header: &PatchHeader, control: &[u8], add: &[u8], copy: &[u8]) -> Vec<u8> {
+    let frames: Vec<Vec<u8>> = [control, add, copy]
+        .iter()
+        .map(|s| zstd::bulk::compress(s, 3).unwrap())
+        .collect();
+    let mut patch = header.to_bytes().to_vec();
+    for f in &frames {
+        patch.extend_from_slice(&(f.len() as u64).to_le_bytes());
+    }
+    for f in &frames {
+        patch.extend_from_slice(f);
+    }
+    patch
 }
 
 /// A firmware-like pair: shared structure, an insertion, a change, a deletion.
@@ -162,8 +178,7 @@ fn expectations_are_checked_before_any_work() {
 #[test]
 fn window_larger_than_the_device_allows_is_refused() {
     let (old, new) = structured(12, 10_000);
-    let patch = create_patch(
-        &old,
+    let full = create_full(
         &new,
         &PatchOptions {
             window_log: 27,
@@ -171,13 +186,33 @@ fn window_larger_than_the_device_allows_is_refused() {
         },
     )
     .unwrap();
-    let err = run(&old, &patch, &ApplyLimits::default()).unwrap_err();
+    let err = run(&old, &full, &ApplyLimits::default()).unwrap_err();
     assert!(
         matches!(
             err,
             ApplyError::WindowTooLarge {
                 needed: 27,
                 limit: 23
+            }
+        ),
+        "{err}"
+    );
+    let patch = create_patch(&old, &new, &opts()).unwrap();
+    let err = run(
+        &old,
+        &patch,
+        &ApplyLimits {
+            max_window_log: 20,
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ApplyError::WindowTooLarge {
+                needed: 21,
+                limit: 20
             }
         ),
         "{err}"
@@ -201,22 +236,17 @@ fn understated_target_size_cannot_overflow_the_output() {
 
 #[test]
 fn decompression_bomb_is_bounded() {
-    // A tiny frame of 64 MiB of zeros: a bidiff stream of empty instructions, announcing a 1-byte target.
+    // A tiny frame of 64 MiB of zeros as the control stream: empty instructions, announcing a 1-byte target.
     let old = b"x".to_vec();
     let header = PatchHeader {
         kind: PayloadKind::Patch,
-        window_log: 23,
+        window_log: 21,
         base_hash: Blake3Hash::of(&old),
         base_size: 1,
         target_hash: Blake3Hash::of(b"y"),
         target_size: 1,
     };
-    let mut stream = Vec::new();
-    stream.extend_from_slice(&BIDIFF_MAGIC.to_le_bytes());
-    stream.extend_from_slice(&BIDIFF_VERSION.to_le_bytes());
-    stream.resize(64 << 20, 0);
-    let mut patch = header.to_bytes().to_vec();
-    patch.extend(zstd::bulk::compress(&stream, 3).unwrap());
+    let patch = raw_patch(&header, &vec![0u8; 64 << 20], b"", b"");
     assert!(patch.len() < 10_000);
     let err = run(&old, &patch, &ApplyLimits::default()).unwrap_err();
     assert!(
@@ -228,20 +258,15 @@ fn decompression_bomb_is_bounded() {
 #[test]
 fn seeking_outside_the_base_is_refused() {
     let old = b"0123456789".to_vec();
-    let mut stream = Vec::new();
-    stream.extend_from_slice(&BIDIFF_MAGIC.to_le_bytes());
-    stream.extend_from_slice(&BIDIFF_VERSION.to_le_bytes());
-    stream.extend_from_slice(&[0, 0, 41]); // add 0, copy 0, seek -21
     let header = PatchHeader {
         kind: PayloadKind::Patch,
-        window_log: 23,
+        window_log: 21,
         base_hash: Blake3Hash::of(&old),
         base_size: old.len() as u64,
         target_hash: Blake3Hash::of(b"z"),
         target_size: 1,
     };
-    let mut patch = header.to_bytes().to_vec();
-    patch.extend(zstd::bulk::compress(&stream, 3).unwrap());
+    let patch = raw_patch(&header, &[0, 0, 41], b"", b""); // add 0, copy 0, seek -21
     let err = run(&old, &patch, &ApplyLimits::default()).unwrap_err();
     assert!(
         matches!(
@@ -252,6 +277,68 @@ fn seeking_outside_the_base_is_refused() {
             }
         ),
         "{err}"
+    );
+}
+
+#[test]
+fn streams_that_disagree_with_the_instructions_are_corrupt() {
+    let old = b"0123456789".to_vec();
+    let header = PatchHeader {
+        kind: PayloadKind::Patch,
+        window_log: 21,
+        base_hash: Blake3Hash::of(&old),
+        base_size: old.len() as u64,
+        target_hash: Blake3Hash::of(b"0123"),
+        target_size: 4,
+    };
+    // add 4 bytes, but the add stream holds 2
+    let err = run(
+        &old,
+        &raw_patch(&header, &[4, 0, 0], &[0, 0], b""),
+        &ApplyLimits::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, ApplyError::Corrupt(ref m) if m.contains("add stream")),
+        "{err}"
+    );
+    // the right result, but extra bytes left in the copy stream
+    let err = run(
+        &old,
+        &raw_patch(&header, &[4, 0, 0], &[0; 4], b"extra"),
+        &ApplyLimits::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, ApplyError::Corrupt(ref m) if m.contains("copy stream")),
+        "{err}"
+    );
+    // and the honest version applies
+    assert_eq!(
+        run(
+            &old,
+            &raw_patch(&header, &[4, 0, 0], &[0; 4], b""),
+            &ApplyLimits::default()
+        )
+        .unwrap(),
+        b"0123"
+    );
+}
+
+#[test]
+fn patch_streams_use_small_windows() {
+    let (old, new) = structured(14, 300_000);
+    let patch = create_patch(&old, &new, &opts()).unwrap();
+    let header = PatchHeader::from_bytes(patch[..HEADER_LEN].try_into().unwrap()).unwrap();
+    assert_eq!(u32::from(header.window_log), STREAM_WINDOW_LOG);
+    let full = create_full(&new, &opts()).unwrap();
+    assert_eq!(
+        u32::from(
+            PatchHeader::from_bytes(full[..HEADER_LEN].try_into().unwrap())
+                .unwrap()
+                .window_log
+        ),
+        23
     );
 }
 
