@@ -71,6 +71,20 @@ impl Fixture {
         self.root.join(name)
     }
 
+    /// `apply BASE PATCH -o out.bin` where out.bin already holds "previous contents".
+    fn apply_over_existing(&self, base: &str, patch: &Path) -> (Output, PathBuf) {
+        let out_path = self.path("out.bin");
+        std::fs::write(&out_path, b"previous contents").unwrap();
+        let out = run!(
+            "apply",
+            self.path(base).as_os_str(),
+            patch.as_os_str(),
+            "-o",
+            out_path.as_os_str()
+        );
+        (out, out_path)
+    }
+
     fn diff(&self) -> (PathBuf, Value) {
         let patch = self.path("update.patch");
         let out = run!(
@@ -168,15 +182,7 @@ fn wrong_base_exits_3_names_both_hashes_and_keeps_the_output() {
     let mut other = f.old.clone();
     other[10] ^= 1;
     std::fs::write(f.path("other.bin"), &other).unwrap();
-    let out_path = f.path("out.bin");
-    std::fs::write(&out_path, b"previous contents").unwrap();
-    let out = run!(
-        "apply",
-        f.path("other.bin").as_os_str(),
-        patch.as_os_str(),
-        "-o",
-        out_path.as_os_str()
-    );
+    let (out, out_path) = f.apply_over_existing("other.bin", &patch);
     assert_eq!(code(&out), 3, "{}", stderr(&out));
     let msg = stderr(&out);
     assert!(msg.contains("wrong base image"), "{msg}");
@@ -195,15 +201,7 @@ fn corrupt_patch_exits_4_or_5_and_keeps_the_output() {
     let at = bytes.len() - 12; // inside the last zstd frame
     bytes[at] ^= 0x40;
     std::fs::write(&patch, &bytes).unwrap();
-    let out_path = f.path("out.bin");
-    std::fs::write(&out_path, b"previous contents").unwrap();
-    let out = run!(
-        "apply",
-        f.path("old.bin").as_os_str(),
-        patch.as_os_str(),
-        "-o",
-        out_path.as_os_str()
-    );
+    let (out, out_path) = f.apply_over_existing("old.bin", &patch);
     assert!(
         matches!(code(&out), 4 | 5),
         "exit {}: {}",
@@ -217,13 +215,7 @@ fn corrupt_patch_exits_4_or_5_and_keeps_the_output() {
         b"this is not a patch at all, not even close, and longer than a header would be............",
     )
     .unwrap();
-    let out = run!(
-        "apply",
-        f.path("old.bin").as_os_str(),
-        patch.as_os_str(),
-        "-o",
-        out_path.as_os_str()
-    );
+    let (out, out_path) = f.apply_over_existing("old.bin", &patch);
     assert_eq!(code(&out), 4, "{}", stderr(&out));
     assert!(stderr(&out).contains("not a firmchain patch"), "{}", stderr(&out));
     assert_untouched(&out_path);
@@ -235,15 +227,7 @@ fn truncated_patch_exits_6() {
     let (patch, _) = f.diff();
     let bytes = std::fs::read(&patch).unwrap();
     std::fs::write(&patch, &bytes[..bytes.len() - 7]).unwrap();
-    let out_path = f.path("out.bin");
-    std::fs::write(&out_path, b"previous contents").unwrap();
-    let out = run!(
-        "apply",
-        f.path("old.bin").as_os_str(),
-        patch.as_os_str(),
-        "-o",
-        out_path.as_os_str()
-    );
+    let (out, out_path) = f.apply_over_existing("old.bin", &patch);
     assert_eq!(code(&out), 6, "{}", stderr(&out));
     assert!(stderr(&out).contains("truncated"), "{}", stderr(&out));
     assert_untouched(&out_path);

@@ -18,6 +18,18 @@ fn run(base: &[u8], patch: &[u8], limits: &ApplyLimits) -> Result<Vec<u8>, Apply
     Ok(out)
 }
 
+/// The header of a hand-made patch from `old` to a target with this hash and size.
+fn header_for(old: &[u8], target: &[u8], target_size: u64) -> PatchHeader {
+    PatchHeader {
+        kind: PayloadKind::Patch,
+        window_log: 21,
+        base_hash: Blake3Hash::of(old),
+        base_size: old.len() as u64,
+        target_hash: Blake3Hash::of(target),
+        target_size,
+    }
+}
+
 /// A hand-made patch: header, then the three streams as zstd frames.
 fn raw_patch(header: &PatchHeader, control: &[u8], add: &[u8], copy: &[u8]) -> Vec<u8> {
     let frames: Vec<Vec<u8>> = [control, add, copy]
@@ -238,14 +250,7 @@ fn understated_target_size_cannot_overflow_the_output() {
 fn decompression_bomb_is_bounded() {
     // A tiny frame of 64 MiB of zeros as the control stream: empty instructions, announcing a 1-byte target.
     let old = b"x".to_vec();
-    let header = PatchHeader {
-        kind: PayloadKind::Patch,
-        window_log: 21,
-        base_hash: Blake3Hash::of(&old),
-        base_size: 1,
-        target_hash: Blake3Hash::of(b"y"),
-        target_size: 1,
-    };
+    let header = header_for(&old, b"y", 1);
     let patch = raw_patch(&header, &vec![0u8; 64 << 20], b"", b"");
     assert!(patch.len() < 10_000);
     let err = run(&old, &patch, &ApplyLimits::default()).unwrap_err();
@@ -258,14 +263,7 @@ fn decompression_bomb_is_bounded() {
 #[test]
 fn seeking_outside_the_base_is_refused() {
     let old = b"0123456789".to_vec();
-    let header = PatchHeader {
-        kind: PayloadKind::Patch,
-        window_log: 21,
-        base_hash: Blake3Hash::of(&old),
-        base_size: old.len() as u64,
-        target_hash: Blake3Hash::of(b"z"),
-        target_size: 1,
-    };
+    let header = header_for(&old, b"z", 1);
     let patch = raw_patch(&header, &[0, 0, 41], b"", b""); // add 0, copy 0, seek -21
     let err = run(&old, &patch, &ApplyLimits::default()).unwrap_err();
     assert!(
@@ -283,14 +281,7 @@ fn seeking_outside_the_base_is_refused() {
 #[test]
 fn streams_that_disagree_with_the_instructions_are_corrupt() {
     let old = b"0123456789".to_vec();
-    let header = PatchHeader {
-        kind: PayloadKind::Patch,
-        window_log: 21,
-        base_hash: Blake3Hash::of(&old),
-        base_size: old.len() as u64,
-        target_hash: Blake3Hash::of(b"0123"),
-        target_size: 4,
-    };
+    let header = header_for(&old, b"0123", 4);
     // add 4 bytes, but the add stream holds 2
     let err = run(
         &old,
