@@ -160,6 +160,13 @@ fn full_image_update_needs_no_base() {
     assert_eq!(std::fs::read(&out_path).unwrap(), f.new);
 }
 
+/// The command failed with `exit`, said `needle`, and left `path` as it was.
+fn assert_refused(out: &Output, exit: i32, needle: &str, path: &Path) {
+    assert_eq!(code(out), exit, "{}", stderr(out));
+    assert!(stderr(out).contains(needle), "{}", stderr(out));
+    assert_untouched(path);
+}
+
 fn assert_untouched(path: &Path) {
     assert_eq!(
         std::fs::read(path).unwrap(),
@@ -216,9 +223,7 @@ fn corrupt_patch_exits_4_or_5_and_keeps_the_output() {
     )
     .unwrap();
     let (out, out_path) = f.apply_over_existing("old.bin", &patch);
-    assert_eq!(code(&out), 4, "{}", stderr(&out));
-    assert!(stderr(&out).contains("not a firmchain patch"), "{}", stderr(&out));
-    assert_untouched(&out_path);
+    assert_refused(&out, 4, "not a firmchain patch", &out_path);
 }
 
 #[test]
@@ -228,9 +233,7 @@ fn truncated_patch_exits_6() {
     let bytes = std::fs::read(&patch).unwrap();
     std::fs::write(&patch, &bytes[..bytes.len() - 7]).unwrap();
     let (out, out_path) = f.apply_over_existing("old.bin", &patch);
-    assert_eq!(code(&out), 6, "{}", stderr(&out));
-    assert!(stderr(&out).contains("truncated"), "{}", stderr(&out));
-    assert_untouched(&out_path);
+    assert_refused(&out, 6, "truncated", &out_path);
 }
 
 #[test]
@@ -301,13 +304,7 @@ fn pack_unpack_round_trip_and_bad_cars() {
     let bad = f.path("bad.car");
     std::fs::write(&bad, &tampered).unwrap();
     let out = run!("unpack", bad.as_os_str(), "-o", out_path.as_os_str());
-    assert_eq!(code(&out), 5, "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("does not match its CID"),
-        "{}",
-        stderr(&out)
-    );
-    assert_untouched(&out_path);
+    assert_refused(&out, 5, "does not match its CID", &out_path);
 }
 
 #[test]

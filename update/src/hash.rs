@@ -56,7 +56,7 @@ impl FromStr for Blake3Hash {
     }
 }
 
-/// Hash everything a reader yields, with a buffer of `buf_size` bytes; returns the hash and the byte count.
+/// Hash everything a reader yields; returns the hash and the byte count. `on_progress` gets the running count.
 pub fn hash_reader<R: Read>(
     mut reader: R,
     mut on_progress: impl FnMut(u64),

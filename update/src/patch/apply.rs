@@ -141,7 +141,6 @@ impl<R: Read> Read for Capped<R> {
 fn payload_error(e: io::Error, what: &str) -> ApplyError {
     match e.kind() {
         io::ErrorKind::UnexpectedEof => ApplyError::Truncated(format!("{what}: {e}")),
-        io::ErrorKind::FileTooLarge => ApplyError::Corrupt(format!("{what}: {e}")),
         _ => ApplyError::Corrupt(format!("{what}: {e}")),
     }
 }
@@ -310,7 +309,7 @@ where
                 wlog,
                 target,
             )?;
-            copy_exact(&mut full, &mut out, u64::MAX, true, &mut progress, target)?;
+            copy_exact(&mut full, &mut out, u64::MAX, true, &mut progress)?;
             finish_frame(full, "image")?;
         }
         Some([control, add, copy]) => {
@@ -416,8 +415,8 @@ fn copy_exact<R: Read, W: Write>(
     len: u64,
     to_end: bool,
     progress: &mut impl FnMut(u64),
-    limit: u64,
 ) -> Result<(), ApplyError> {
+    let limit = to.limit();
     let mut buf = [0u8; 16 * 1024];
     let mut left = len;
     while left > 0 {
@@ -491,7 +490,7 @@ fn apply_bidiff<B: Read + Seek, R: Read, W: Write>(
             progress(out.written());
         }
         pos += add_len;
-        copy_exact(copy, out, copy_len, false, progress, limit)?;
+        copy_exact(copy, out, copy_len, false, progress)?;
         let target = i128::from(pos) + i128::from(seek);
         if target < 0 || target > i128::from(base_size) {
             return Err(ApplyError::BaseOutOfRange {
