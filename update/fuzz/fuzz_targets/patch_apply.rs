@@ -16,6 +16,11 @@ fuzz_target!(|data: &[u8]| {
         let header = PatchHeader {
             kind: if data[1] & 1 == 0 { firmchain_update::patch::PayloadKind::Patch } else { firmchain_update::patch::PayloadKind::Full },
             window_log: 20,
+            add_coding: if data[1] & 2 == 0 || data[1] & 1 == 1 {
+                firmchain_update::patch::AddCoding::Raw
+            } else {
+                firmchain_update::patch::AddCoding::ZeroRuns
+            },
             base_hash: if data[1] & 1 == 0 { Blake3Hash::of(BASE) } else { Blake3Hash::ZERO },
             base_size: if data[1] & 1 == 0 { BASE.len() as u64 } else { 0 },
             target_hash: Blake3Hash::of(&data[2..6]),

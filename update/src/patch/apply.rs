@@ -4,7 +4,8 @@ use std::cell::RefCell;
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 
 use super::DEFAULT_MAX_WINDOW_LOG;
-use super::header::{HEADER_LEN, HeaderError, PatchHeader, PayloadKind};
+use super::header::{AddCoding, HEADER_LEN, HeaderError, PatchHeader, PayloadKind};
+use super::zero_runs::ZeroRunReader;
 use crate::hash::{Blake3Hash, HashingWriter, hash_reader};
 use crate::varint::{self, ReadVarint};
 
@@ -204,20 +205,22 @@ fn frame<P: Read + Seek>(
     })
 }
 
+/// Check that a reader has nothing left.
+fn probe_end<R: Read>(reader: &mut R, what: &str) -> Result<(), ApplyError> {
+    match reader.read(&mut [0u8; 1]) {
+        Ok(0) => Ok(()),
+        Ok(_) => Err(ApplyError::Corrupt(format!(
+            "{what} has data past the end of the instructions"
+        ))),
+        Err(e) => Err(payload_error(e, what)),
+    }
+}
+
 /// Check that a frame was read to its end and nothing follows it in its section.
 fn finish_frame<P: Read + Seek>(mut frame: Frame<'_, P>, what: &str) -> Result<(), ApplyError> {
-    let mut probe = [0u8; 1];
-    match frame.read(&mut probe) {
-        Ok(0) => {}
-        Ok(_) => {
-            return Err(ApplyError::Corrupt(format!(
-                "{what} has data past the end of the instructions"
-            )));
-        }
-        Err(e) => return Err(payload_error(e, what)),
-    }
+    probe_end(&mut frame, what)?;
     let mut rest = frame.inner.finish();
-    match rest.read(&mut probe) {
+    match rest.read(&mut [0u8; 1]) {
         Ok(0) => Ok(()),
         Ok(_) => Err(ApplyError::Corrupt(format!(
             "trailing bytes after the {what} frame"
@@ -330,17 +333,38 @@ where
                 wlog,
                 target.saturating_mul(4).saturating_add(1 << 16),
             )?;
-            let mut add = frame(section(add), wlog, target)?;
+            let mut add = match header.add_coding {
+                AddCoding::Raw => frame(section(add), wlog, target)?,
+                // Zero-run coding is at most a few varints per run on top of the literal bytes.
+                AddCoding::ZeroRuns => frame(
+                    section(add),
+                    wlog,
+                    target.saturating_mul(3).saturating_add(1 << 16),
+                )?,
+            };
             let mut copy = frame(section(copy), wlog, target)?;
-            apply_bidiff(
-                &mut base,
-                header.base_size,
-                &mut control,
-                &mut add,
-                &mut copy,
-                &mut out,
-                &mut progress,
-            )?;
+            let mut run = |add: &mut dyn Read| {
+                apply_bidiff(
+                    &mut base,
+                    header.base_size,
+                    &mut control,
+                    add,
+                    &mut copy,
+                    &mut out,
+                    &mut progress,
+                )
+            };
+            match header.add_coding {
+                AddCoding::Raw => run(&mut add)?,
+                AddCoding::ZeroRuns => {
+                    let mut expanded = Capped {
+                        inner: ZeroRunReader::new(&mut add),
+                        left: target,
+                    };
+                    run(&mut expanded)?;
+                    probe_end(&mut expanded, "add stream")?;
+                }
+            }
             finish_frame(control, "control stream")?;
             finish_frame(add, "add stream")?;
             finish_frame(copy, "copy stream")?;
@@ -443,7 +467,7 @@ fn apply_bidiff<B: Read + Seek, R: Read, W: Write>(
     base: &mut BufReader<B>,
     base_size: u64,
     control: &mut R,
-    add: &mut R,
+    add: &mut dyn Read,
     copy: &mut R,
     out: &mut HashingWriter<W>,
     progress: &mut impl FnMut(u64),

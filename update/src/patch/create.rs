@@ -2,8 +2,8 @@
 
 use std::io::{self, Write};
 
-use super::STREAM_WINDOW_LOG;
-use super::header::{HEADER_LEN, PatchHeader, PayloadKind};
+use super::header::{AddCoding, HEADER_LEN, PatchHeader, PayloadKind};
+use super::{STREAM_WINDOW_LOG, zero_runs};
 use crate::hash::Blake3Hash;
 use crate::varint;
 
@@ -121,31 +121,35 @@ fn compress_into(
 pub fn create_patch(old: &[u8], new: &[u8], opts: &PatchOptions) -> Result<Vec<u8>, CreateError> {
     opts.check()?;
     let window_log = opts.window_log.min(STREAM_WINDOW_LOG);
+    let streams = bidiff_streams(old, new);
+    // The add stream is coded raw or as zero runs, whichever compresses smaller.
+    let raw_add = compress_into(Vec::new(), &streams.add, window_log, opts)?;
+    let runs_add = compress_into(Vec::new(), &zero_runs::encode(&streams.add), window_log, opts)?;
+    let (add_coding, add_frame) = if runs_add.len() < raw_add.len() {
+        (AddCoding::ZeroRuns, runs_add)
+    } else {
+        (AddCoding::Raw, raw_add)
+    };
     let header = PatchHeader {
         kind: PayloadKind::Patch,
         window_log: window_log as u8,
+        add_coding,
         base_hash: Blake3Hash::of(old),
         base_size: old.len() as u64,
         target_hash: Blake3Hash::of(new),
         target_size: new.len() as u64,
     };
-    let streams = bidiff_streams(old, new);
-    let mut frames = Vec::new();
-    let mut lengths = [0u64; 3];
-    for (i, stream) in [&streams.control, &streams.add, &streams.copy]
-        .into_iter()
-        .enumerate()
-    {
-        let before = frames.len();
-        frames = compress_into(frames, stream, window_log, opts)?;
-        lengths[i] = (frames.len() - before) as u64;
-    }
-    let mut out = Vec::with_capacity(HEADER_LEN + 24 + frames.len());
+    let control = compress_into(Vec::new(), &streams.control, window_log, opts)?;
+    let copy = compress_into(Vec::new(), &streams.copy, window_log, opts)?;
+    let frames = [control, add_frame, copy];
+    let mut out = Vec::with_capacity(HEADER_LEN + 24 + frames.iter().map(Vec::len).sum::<usize>());
     out.extend_from_slice(&header.to_bytes());
-    for len in lengths {
-        out.extend_from_slice(&len.to_le_bytes());
+    for frame in &frames {
+        out.extend_from_slice(&(frame.len() as u64).to_le_bytes());
     }
-    out.extend_from_slice(&frames);
+    for frame in &frames {
+        out.extend_from_slice(frame);
+    }
     Ok(out)
 }
 
@@ -155,6 +159,7 @@ pub fn create_full(new: &[u8], opts: &PatchOptions) -> Result<Vec<u8>, CreateErr
     let header = PatchHeader {
         kind: PayloadKind::Full,
         window_log: opts.window_log as u8,
+        add_coding: AddCoding::Raw,
         base_hash: Blake3Hash::ZERO,
         base_size: 0,
         target_hash: Blake3Hash::of(new),

@@ -28,6 +28,15 @@ impl fmt::Display for PayloadKind {
     }
 }
 
+/// How a patch's add stream is coded inside its zstd frame.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum AddCoding {
+    /// The add bytes as they are.
+    Raw,
+    /// Zero-run coded (see [`super::zero_runs`]).
+    ZeroRuns,
+}
+
 /// The header: what the patch applies to, what it makes, and how large a zstd window it needs.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct PatchHeader {
@@ -35,6 +44,8 @@ pub struct PatchHeader {
     pub kind: PayloadKind,
     /// log2 of the zstd window the payload was compressed with.
     pub window_log: u8,
+    /// How the add stream is coded (always `Raw` for a full image).
+    pub add_coding: AddCoding,
     /// blake3 of the base image (zero for a full image).
     pub base_hash: Blake3Hash,
     /// Size of the base image (zero for a full image).
@@ -54,8 +65,8 @@ pub enum HeaderError {
     Version(u8),
     #[error("unknown payload kind {0}")]
     Kind(u8),
-    #[error("reserved header byte is {0}, expected 0")]
-    Reserved(u8),
+    #[error("unknown add-stream coding {0} for this payload kind")]
+    AddCoding(u8),
     #[error("zstd window log {0} is outside 10..=31")]
     WindowLog(u8),
     #[error("a full image must not name a base (base_hash {0})")]
@@ -77,6 +88,10 @@ impl PatchHeader {
             PayloadKind::Full => 1,
         };
         b[6] = self.window_log;
+        b[7] = match self.add_coding {
+            AddCoding::Raw => 0,
+            AddCoding::ZeroRuns => 1,
+        };
         b[8..40].copy_from_slice(&self.base_hash.0);
         b[40..48].copy_from_slice(&self.base_size.to_le_bytes());
         b[48..80].copy_from_slice(&self.target_hash.0);
@@ -101,9 +116,11 @@ impl PatchHeader {
         if !(10..=31).contains(&b[6]) {
             return Err(HeaderError::WindowLog(b[6]));
         }
-        if b[7] != 0 {
-            return Err(HeaderError::Reserved(b[7]));
-        }
+        let add_coding = match (kind, b[7]) {
+            (_, 0) => AddCoding::Raw,
+            (PayloadKind::Patch, 1) => AddCoding::ZeroRuns,
+            (_, c) => return Err(HeaderError::AddCoding(c)),
+        };
         let hash = |r: std::ops::Range<usize>| {
             let mut h = [0u8; 32];
             h.copy_from_slice(&b[r]);
@@ -117,6 +134,7 @@ impl PatchHeader {
         let header = PatchHeader {
             kind,
             window_log: b[6],
+            add_coding,
             base_hash: hash(8..40),
             base_size: u64_at(40),
             target_hash: hash(48..80),
@@ -147,6 +165,7 @@ mod tests {
         PatchHeader {
             kind: PayloadKind::Patch,
             window_log: 23,
+            add_coding: AddCoding::ZeroRuns,
             base_hash: Blake3Hash::of(b"old"),
             base_size: 3,
             target_hash: Blake3Hash::of(b"new"),
@@ -182,10 +201,21 @@ mod tests {
             Err(HeaderError::WindowLog(40))
         ));
         let mut b = good;
-        b[5] = 1;
+        b[5] = 1; // a full image cannot have a zero-run coded add stream
+        assert!(matches!(
+            PatchHeader::from_bytes(&b),
+            Err(HeaderError::AddCoding(1))
+        ));
+        b[7] = 0;
         assert!(matches!(
             PatchHeader::from_bytes(&b),
             Err(HeaderError::FullWithBase(_))
+        ));
+        let mut b = good;
+        b[7] = 2;
+        assert!(matches!(
+            PatchHeader::from_bytes(&b),
+            Err(HeaderError::AddCoding(2))
         ));
         assert!(matches!(
             PatchHeader::read(&mut &good[..50]),

@@ -4,7 +4,8 @@
 //! of the new image. A patch (`kind = patch`) holds bidiff instructions against the base image, split into
 //! three streams that compress far better apart than interleaved (as in bsdiff): the compressed lengths of
 //! the three frames (3 × u64 little-endian), then the control frame (varints: add length, copy length,
-//! zigzag seek), the add frame (new minus old, bytewise) and the copy frame (new bytes). The header names the base and target images by blake3 hash and size, so a patch applied
+//! zigzag seek), the add frame (new minus old, bytewise; zero-run coded when that is smaller, as the
+//! header's [`AddCoding`] says) and the copy frame (new bytes). The header names the base and target images by blake3 hash and size, so a patch applied
 //! to the wrong image fails before a byte is written, and the result is checked against the target hash.
 //!
 //! Application reads the base through `Read + Seek`, the patch through `Read`, and writes through `Write`:
@@ -14,10 +15,11 @@
 mod apply;
 mod create;
 mod header;
+pub mod zero_runs;
 
 pub use apply::{Applied, ApplyError, ApplyLimits, ErrorClass, apply};
 pub use create::{Choice, CreateError, PatchOptions, create_best, create_full, create_patch};
-pub use header::{HEADER_LEN, HeaderError, PatchHeader, PayloadKind};
+pub use header::{AddCoding, HEADER_LEN, HeaderError, PatchHeader, PayloadKind};
 
 /// The largest zstd window a device accepts by default: 2^23 = 8 MiB.
 pub const DEFAULT_MAX_WINDOW_LOG: u32 = 23;

@@ -23,6 +23,7 @@ fn header_for(old: &[u8], target: &[u8], target_size: u64) -> PatchHeader {
     PatchHeader {
         kind: PayloadKind::Patch,
         window_log: 21,
+        add_coding: AddCoding::Raw,
         base_hash: Blake3Hash::of(old),
         base_size: old.len() as u64,
         target_hash: Blake3Hash::of(target),
@@ -314,6 +315,64 @@ fn streams_that_disagree_with_the_instructions_are_corrupt() {
         .unwrap(),
         b"0123"
     );
+}
+
+#[test]
+fn add_stream_coding_is_the_smaller_one_and_both_apply() {
+    // Text with a few edits: the add stream is long runs of zeros, where zero-run coding wins.
+    let old: Vec<u8> = (0..400_000u32)
+        .flat_map(|i| format!("line {i}: value = {}\n", i % 97).into_bytes())
+        .collect();
+    let mut new = old.clone();
+    for at in (1000..new.len()).step_by(50_000) {
+        new[at] = b'#';
+    }
+    let patch = create_patch(&old, &new, &opts()).unwrap();
+    let header = PatchHeader::from_bytes(patch[..HEADER_LEN].try_into().unwrap()).unwrap();
+    assert_eq!(header.add_coding, AddCoding::ZeroRuns);
+    assert_eq!(run(&old, &patch, &ApplyLimits::default()).unwrap(), new);
+    // Random bytes against a shifted copy with dense small changes: no zero runs to exploit.
+    let old: Vec<u8> = structured(15, 50_000).0;
+    let new: Vec<u8> = old
+        .iter()
+        .enumerate()
+        .map(|(i, b)| b.wrapping_add((i % 3) as u8))
+        .collect();
+    let patch = create_patch(&old, &new, &opts()).unwrap();
+    let header = PatchHeader::from_bytes(patch[..HEADER_LEN].try_into().unwrap()).unwrap();
+    assert_eq!(header.add_coding, AddCoding::Raw);
+    assert_eq!(run(&old, &patch, &ApplyLimits::default()).unwrap(), new);
+}
+
+#[test]
+fn malformed_zero_run_add_streams_are_corrupt() {
+    let old = b"0123456789".to_vec();
+    let mut header = header_for(&old, b"0133", 4);
+    header.add_coding = AddCoding::ZeroRuns;
+    let good = [2, 1, 1, 1, 0]; // two zeros, one literal byte (1), one zero: adds 0,0,1,0 to "0123"
+    assert_eq!(
+        run(
+            &old,
+            &raw_patch(&header, &[4, 0, 0], &good, b""),
+            &ApplyLimits::default()
+        )
+        .unwrap(),
+        b"0133"
+    );
+    for bad in [
+        &[0u8, 0][..],
+        &[2, 2, 1][..],
+        &[2, 1, 1, 1, 0, 0, 0][..],
+        &[9, 0][..],
+    ] {
+        let err = run(
+            &old,
+            &raw_patch(&header, &[4, 0, 0], bad, b""),
+            &ApplyLimits::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.class(), ErrorClass::Corrupt, "{bad:?}: {err}");
+    }
 }
 
 #[test]
