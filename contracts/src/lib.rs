@@ -1,4 +1,101 @@
 //! FirmwareIndex: the on-chain release index, its compiled artifact and Rust bindings.
 //!
-//! Holds `FirmwareIndex.sol`, the committed artifact, alloy bindings and the storage-slot helpers used for `eth_getProof`.
+//! - [`FirmwareIndex`]: alloy bindings generated from the committed artifact (`artifacts/FirmwareIndex.json`,
+//!   rebuilt and checked against the source by `contracts/tools/build.mjs --check`).
+//! - [`slots`]: the storage slots of `head[product]`, `digest[product][sequence]` and
+//!   `revoked[product][sequence]`, for `eth_getProof`.
+//! - [`IndexClient`]: deploy, publish, approve, revoke, read, manage publishers; reverts come back as
+//!   [`ContractError::Revert`] naming the rule that refused the call.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+mod client;
+pub mod slots;
+
+pub use client::{ContractError, DEFAULT_TIMEOUT, IndexClient, Published, PublisherChange, Revert, provider};
+
+alloy::sol!(
+    #[sol(rpc)]
+    #[derive(Debug, PartialEq, Eq)]
+    FirmwareIndex,
+    "artifacts/FirmwareIndex.json"
+);
+
+use alloy::primitives::{Bytes, FixedBytes};
+use firmchain_update::{Blake3Hash, ProductId, ReleaseKind, ReleaseRecord, Sequence};
+
+/// The committed artifact (ABI, bytecode, storage layout).
+pub const ARTIFACT: &str = include_str!("../artifacts/FirmwareIndex.json");
+
+impl From<&ReleaseRecord> for FirmwareIndex::Release {
+    fn from(r: &ReleaseRecord) -> Self {
+        FirmwareIndex::Release {
+            product: FixedBytes(r.product.0),
+            sequence: r.sequence.0,
+            baseHash: FixedBytes(r.base_hash.0),
+            targetHash: FixedBytes(r.target_hash.0),
+            targetSize: r.target_size,
+            patchCid: Bytes::copy_from_slice(&r.patch_cid),
+            patchHash: FixedBytes(r.patch_hash.0),
+            patchSize: r.patch_size,
+            kind: r.kind as u8,
+            minSequence: r.min_sequence,
+        }
+    }
+}
+
+/// A release from the chain whose `kind` is not one the record format knows.
+#[derive(Debug, thiserror::Error)]
+#[error("release kind {0} is unknown")]
+pub struct UnknownKind(pub u8);
+
+impl TryFrom<&FirmwareIndex::Release> for ReleaseRecord {
+    type Error = UnknownKind;
+
+    fn try_from(r: &FirmwareIndex::Release) -> Result<Self, UnknownKind> {
+        Ok(ReleaseRecord {
+            product: ProductId(r.product.0),
+            sequence: Sequence(r.sequence),
+            base_hash: Blake3Hash(r.baseHash.0),
+            target_hash: Blake3Hash(r.targetHash.0),
+            target_size: r.targetSize,
+            patch_cid: r.patchCid.to_vec(),
+            patch_hash: Blake3Hash(r.patchHash.0),
+            patch_size: r.patchSize,
+            kind: match r.kind {
+                0 => ReleaseKind::Patch,
+                1 => ReleaseKind::Full,
+                k => return Err(UnknownKind(k)),
+            },
+            min_sequence: r.minSequence,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::sol_types::SolValue;
+
+    fn sample() -> ReleaseRecord {
+        ReleaseRecord {
+            product: "acme-sensor".parse().unwrap(),
+            sequence: Sequence(2),
+            base_hash: Blake3Hash::of(b"image-1"),
+            target_hash: Blake3Hash::of(b"image-2"),
+            target_size: 4096,
+            patch_cid: vec![1, 0x55, 0x12, 0x20, 7, 7],
+            patch_hash: Blake3Hash::of(b"patch"),
+            patch_size: 300,
+            kind: ReleaseKind::Patch,
+            min_sequence: 1,
+        }
+    }
+
+    #[test]
+    fn alloy_encoding_equals_ours() {
+        let ours = sample();
+        let theirs = FirmwareIndex::Release::from(&ours);
+        assert_eq!(theirs.abi_encode(), ours.abi_encode());
+        assert_eq!(ReleaseRecord::try_from(&theirs).unwrap(), ours);
+    }
+}

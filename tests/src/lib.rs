@@ -4,8 +4,11 @@
 //! project-local tools that `scripts/setup` installs are, and how to run a foreign program without a network.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
@@ -62,5 +65,69 @@ pub fn loopback_only(program: &Path) -> Command {
         c
     } else {
         Command::new(program)
+    }
+}
+
+/// The anvil binary from the npm package that `scripts/setup` installs.
+pub fn anvil_bin() -> Result<PathBuf, String> {
+    let p = workspace().join("contracts/tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
+    if p.exists() {
+        Ok(p)
+    } else {
+        Err(format!("{} is missing: run scripts/setup first", p.display()))
+    }
+}
+
+/// A real anvil dev chain on 127.0.0.1 and a port of its choosing; stopped (by PID) when dropped.
+#[derive(Debug)]
+pub struct Anvil {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The funded accounts' private keys (hex, 0x-prefixed), in anvil's order.
+    pub keys: Vec<String>,
+}
+
+impl Anvil {
+    /// Start anvil and wait (up to 30 s) until it listens.
+    pub fn start() -> Result<Self, String> {
+        let mut child = Command::new(anvil_bin()?)
+            .args(["--host", "127.0.0.1", "--port", "0", "--accounts", "4"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting anvil: {e}"))?;
+        let stdout = child.stdout.take().ok_or("anvil has no stdout")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut keys = Vec::new();
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let line = line.trim().to_owned();
+                if let Some(key) = line
+                    .split_whitespace()
+                    .nth(1)
+                    .filter(|k| k.len() == 66 && line.starts_with('('))
+                {
+                    keys.push(key.to_owned());
+                }
+                if let Some(addr) = line.strip_prefix("Listening on ") {
+                    let _ = tx.send((format!("http://{addr}"), std::mem::take(&mut keys)));
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok((url, keys)) => Ok(Anvil { child, url, keys }),
+            Err(_) => {
+                let _ = child.kill();
+                Err("anvil did not start listening within 30 s".into())
+            }
+        }
+    }
+}
+
+impl Drop for Anvil {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
