@@ -47,7 +47,7 @@ pairs=(
   "lightningcss|npm|lightningcss-linux-x64-gnu|1.32.0|1.33.0|package/lightningcss.linux-x64-gnu.node"
   "esbuild|npm|@esbuild/linux-x64|0.28.1|0.28.2|package/bin/esbuild"
   "orjson|pypi|orjson|3.12.0|3.13.0|orjson/orjson.cpython-311-x86_64-linux-gnu.so"
-  "biome|npm|@biomejs/cli-linux-x64|2.6.7|2.6.8|package/biome"
+  "biome|npm|@biomejs/cli-linux-x64|1.9.3|1.9.4|package/biome"
   "ruff|pypi|ruff|0.17.4|0.17.5|ruff-*.data/scripts/ruff"
   "cython-src|sdist|cython|3.3.0|3.3.1|tar"
 )

@@ -3,12 +3,12 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use firmchain_update::Blake3Hash;
+use firmchain_update::{Blake3Hash, ProductId};
 
 /// Secure, decentralised firmware distribution for IoT fleets.
 ///
 /// Exit codes: 0 success, 1 I/O or other failure, 2 usage, 3 wrong base image, 4 corrupt input,
-/// 5 hash mismatch, 6 truncated input.
+/// 5 hash mismatch, 6 truncated input, 7 refused by the contract.
 #[derive(Debug, Parser)]
 #[command(name = "firmchain", version, about, long_about = None)]
 pub struct Cli {
@@ -86,6 +86,10 @@ pub enum Command {
         #[arg(long)]
         root: Option<String>,
     },
+    /// Deploy and manage the FirmwareIndex contract. The signing key comes from the environment variable
+    /// FIRMCHAIN_PRIVATE_KEY or from --keystore, never from a flag.
+    #[command(subcommand)]
+    Contract(ContractCommand),
     /// Run a local walk-through of diff, pack, unpack and apply on generated sample firmware.
     Demo {
         /// Work in this folder (kept afterwards) instead of a temporary one.
@@ -106,4 +110,103 @@ pub enum Kind {
     Patch,
     /// The compressed full image.
     Full,
+}
+
+/// Where the index lives and how to sign.
+#[derive(Debug, clap::Args)]
+pub struct ChainArgs {
+    /// Execution JSON-RPC URL.
+    #[arg(long, env = "FIRMCHAIN_RPC")]
+    pub rpc: String,
+    /// An encrypted JSON keystore to sign with (password from FIRMCHAIN_KEYSTORE_PASSWORD or --password-file).
+    #[arg(long)]
+    pub keystore: Option<PathBuf>,
+    /// A file whose first line is the keystore password.
+    #[arg(long, requires = "keystore")]
+    pub password_file: Option<PathBuf>,
+    /// Seconds to wait for each RPC call and for inclusion.
+    #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
+}
+
+/// A deployed index.
+#[derive(Debug, clap::Args)]
+pub struct IndexArgs {
+    #[command(flatten)]
+    pub chain: ChainArgs,
+    /// The FirmwareIndex contract address.
+    #[arg(long, env = "FIRMCHAIN_CONTRACT")]
+    pub contract: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContractCommand {
+    /// Deploy a new FirmwareIndex; prints its address.
+    Deploy {
+        #[command(flatten)]
+        chain: ChainArgs,
+        /// The owner (default: the signing account).
+        #[arg(long)]
+        owner: Option<String>,
+        /// Approvals a release needs (m of m-of-n); needs at least that many publishers.
+        #[arg(long, default_value_t = 1)]
+        threshold: u64,
+        /// Global publishers to add right away (the signer must be the owner).
+        #[arg(long = "publisher")]
+        publishers: Vec<String>,
+    },
+    /// Show the owner, the threshold and the current publishers.
+    Publishers {
+        #[command(flatten)]
+        index: IndexArgs,
+    },
+    /// Allow an account to publish one product (--product) or every product.
+    AddPublisher {
+        #[command(flatten)]
+        index: IndexArgs,
+        /// The publisher's address.
+        publisher: String,
+        /// Limit the right to this product.
+        #[arg(long)]
+        product: Option<ProductId>,
+    },
+    /// Withdraw a publisher's right (pending approvals are voided).
+    RemovePublisher {
+        #[command(flatten)]
+        index: IndexArgs,
+        /// The publisher's address.
+        publisher: String,
+        /// The product the right was for (omit for a global publisher).
+        #[arg(long)]
+        product: Option<ProductId>,
+    },
+    /// Set the number of approvals a release needs (pending approvals are voided).
+    Threshold {
+        #[command(flatten)]
+        index: IndexArgs,
+        /// m of m-of-n.
+        threshold: u64,
+    },
+    /// Mark a release as not to be installed.
+    Revoke {
+        #[command(flatten)]
+        index: IndexArgs,
+        /// The product.
+        #[arg(long)]
+        product: ProductId,
+        /// The release's sequence.
+        #[arg(long)]
+        sequence: u64,
+        /// Why (recorded in the event).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Show a product's newest release (sequence and digest).
+    Latest {
+        #[command(flatten)]
+        index: IndexArgs,
+        /// The product.
+        #[arg(long)]
+        product: ProductId,
+    },
 }

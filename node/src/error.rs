@@ -28,6 +28,10 @@ pub enum CliError {
     Usage(String),
     #[error("{0}")]
     Demo(String),
+    #[error(transparent)]
+    Contract(#[from] firmchain_contracts::ContractError),
+    #[error("{0}")]
+    Key(String),
 }
 
 impl CliError {
@@ -73,6 +77,7 @@ pub fn exit_code(report: &anyhow::Error) -> u8 {
         Some(CliError::Car { source, .. }) => class_code(car_class(source)),
         Some(CliError::Unpack { class, .. }) => class_code(*class),
         Some(CliError::Usage(_)) => 2,
+        Some(CliError::Contract(firmchain_contracts::ContractError::Revert(_))) => 7,
         _ => 1,
     }
 }

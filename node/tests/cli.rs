@@ -339,3 +339,144 @@ fn demo_passes() {
         std::fs::read(dir.path().join("firmware-v2.bin")).unwrap()
     );
 }
+
+// ----- contract commands, against a real anvil --------------------------------------------------------
+
+fn contract_cmd(anvil: &firmchain_tests::Anvil, key: Option<&str>, args: &[&str]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_firmchain"));
+    c.args(["--json", "contract"])
+        .args(args)
+        .env("FIRMCHAIN_RPC", &anvil.url)
+        .env_remove("FIRMCHAIN_PRIVATE_KEY");
+    if let Some(k) = key {
+        c.env("FIRMCHAIN_PRIVATE_KEY", k);
+    }
+    c.output().unwrap()
+}
+
+fn address_of(key: &str) -> String {
+    key.parse::<alloy_signer_local::PrivateKeySigner>()
+        .unwrap()
+        .address()
+        .to_string()
+}
+
+#[test]
+fn contract_deploy_publishers_revoke() {
+    let anvil = firmchain_tests::Anvil::start().unwrap();
+    let (owner, publisher) = (anvil.keys[0].as_str(), anvil.keys[1].as_str());
+    let d = json(&contract_cmd(
+        &anvil,
+        Some(owner),
+        &["deploy", "--publisher", &address_of(publisher)],
+    ));
+    let contract = d["contract"].as_str().unwrap().to_owned();
+    assert!(contract.starts_with("0x") && contract.len() == 42, "{contract}");
+
+    let p = json(&contract_cmd(
+        &anvil,
+        None,
+        &["publishers", "--contract", &contract],
+    ));
+    assert_eq!(p["owner"], address_of(owner));
+    assert_eq!(p["threshold"], 1);
+    assert_eq!(p["publishers"][0]["publisher"], address_of(publisher));
+    assert!(p["publishers"][0]["product"].is_null());
+
+    // Revoking a release that does not exist is refused by the contract, by name, with exit code 7.
+    let out = contract_cmd(
+        &anvil,
+        Some(publisher),
+        &[
+            "revoke",
+            "--contract",
+            &contract,
+            "--product",
+            "acme-sensor",
+            "--sequence",
+            "1",
+            "--reason",
+            "bad",
+        ],
+    );
+    assert_eq!(code(&out), 7, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("acme-sensor has no release 1"),
+        "{}",
+        stderr(&out)
+    );
+
+    // An account that is not the owner cannot add publishers.
+    let out = contract_cmd(
+        &anvil,
+        Some(publisher),
+        &["add-publisher", "--contract", &contract, &address_of(owner)],
+    );
+    assert_eq!(code(&out), 7, "{}", stderr(&out));
+    assert!(stderr(&out).contains("only the owner"), "{}", stderr(&out));
+
+    let l = json(&contract_cmd(
+        &anvil,
+        None,
+        &["latest", "--contract", &contract, "--product", "acme-sensor"],
+    ));
+    assert_eq!(l["sequence"], 0);
+}
+
+#[test]
+fn contract_keys_come_from_env_or_keystore_only() {
+    let anvil = firmchain_tests::Anvil::start().unwrap();
+    let out = contract_cmd(&anvil, None, &["deploy"]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("FIRMCHAIN_PRIVATE_KEY"), "{}", stderr(&out));
+    let out = contract_cmd(&anvil, Some("not-a-key"), &["deploy"]);
+    assert!(stderr(&out).contains("not a 32-byte hex private key") && !stderr(&out).contains("not-a-key"));
+    // There is no flag that takes a private key.
+    assert_eq!(
+        code(&contract_cmd(
+            &anvil,
+            None,
+            &["deploy", "--private-key", anvil.keys[0].as_str()]
+        )),
+        2
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let key = hex_key(&anvil.keys[0]);
+    alloy_signer_local::PrivateKeySigner::encrypt_keystore(
+        dir.path(),
+        &mut rand::thread_rng(),
+        key,
+        "correct horse",
+        Some("owner.json"),
+    )
+    .unwrap();
+    let keystore = dir.path().join("owner.json");
+    let password = dir.path().join("password");
+    std::fs::write(&password, "correct horse\n").unwrap();
+    let args = [
+        "deploy",
+        "--keystore",
+        keystore.to_str().unwrap(),
+        "--password-file",
+        password.to_str().unwrap(),
+    ];
+    let d = json(&contract_cmd(&anvil, None, &args));
+    assert_eq!(d["owner"], address_of(&anvil.keys[0]));
+    std::fs::write(&password, "wrong\n").unwrap();
+    let out = contract_cmd(&anvil, None, &args);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("cannot decrypt keystore"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+fn hex_key(key: &str) -> Vec<u8> {
+    let digits = key.trim_start_matches("0x");
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).unwrap())
+        .collect()
+}

@@ -1,7 +1,6 @@
 //! FirmwareIndex on a real anvil: deployment, publishing, storage proofs of what `latest` returns, and
 //! reverts that come back as typed errors naming the rule.
 
-use alloy::primitives::Address;
 use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
 use firmchain_contracts::{ContractError, Revert};
@@ -175,7 +174,7 @@ async fn one_compromised_publisher_cannot_move_head_at_threshold_two() {
     );
 
     let (owner_addr, threshold, publishers) = owner.governance().await.unwrap();
-    assert_eq!(owner_addr, Address::from(signer(&anvil, 0).address()));
+    assert_eq!(owner_addr, signer(&anvil, 0).address());
     assert_eq!(threshold, 2);
     assert_eq!(publishers.len(), 2);
 }

@@ -8,6 +8,7 @@ use crate::cli::Command;
 use crate::error::CliError;
 use crate::output::Output;
 
+mod contract;
 mod demo;
 mod files;
 mod patch;
@@ -38,6 +39,7 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
         } => files::pack(&file, &output, chunk_size as usize, out),
         Command::Unpack { car, output, root } => files::unpack(&car, &output, root.as_deref(), out),
         Command::Demo { dir, size_mib } => demo::run(dir.as_deref(), size_mib, out),
+        Command::Contract(c) => contract::run(c, out),
     }
 }
 

@@ -1,0 +1,209 @@
+//! `firmchain contract ...`: deploy and manage the FirmwareIndex.
+
+use std::time::Duration;
+
+use alloy::primitives::Address;
+use alloy::signers::local::PrivateKeySigner;
+use firmchain_contracts::{IndexClient, provider};
+use firmchain_update::Sequence;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::cli::{ChainArgs, ContractCommand, IndexArgs};
+use crate::error::CliError;
+use crate::output::Output;
+
+/// The signing key: `--keystore` (decrypted with FIRMCHAIN_KEYSTORE_PASSWORD or `--password-file`) or the
+/// FIRMCHAIN_PRIVATE_KEY environment variable. Errors never echo key material.
+fn signer(chain: &ChainArgs) -> Result<PrivateKeySigner, CliError> {
+    if let Some(path) = &chain.keystore {
+        let password = match &chain.password_file {
+            Some(file) => std::fs::read_to_string(file)
+                .map_err(CliError::file(file))?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+            None => std::env::var("FIRMCHAIN_KEYSTORE_PASSWORD").map_err(|_| {
+                CliError::Key("--keystore needs FIRMCHAIN_KEYSTORE_PASSWORD or --password-file".into())
+            })?,
+        };
+        return PrivateKeySigner::decrypt_keystore(path, password)
+            .map_err(|e| CliError::Key(format!("cannot decrypt keystore {}: {e}", path.display())));
+    }
+    match std::env::var("FIRMCHAIN_PRIVATE_KEY") {
+        Ok(key) => key
+            .trim()
+            .parse()
+            .map_err(|_| CliError::Key("FIRMCHAIN_PRIVATE_KEY is not a 32-byte hex private key".into())),
+        Err(_) => Err(CliError::Key(
+            "no signing key: set FIRMCHAIN_PRIVATE_KEY or pass --keystore FILE".into(),
+        )),
+    }
+}
+
+fn address(text: &str, what: &str) -> Result<Address, CliError> {
+    text.parse()
+        .map_err(|_| CliError::Usage(format!("{what} {text:?} is not an address")))
+}
+
+async fn connect(index: &IndexArgs, sign: bool) -> Result<IndexClient, CliError> {
+    let key = if sign { Some(signer(&index.chain)?) } else { None };
+    let p = provider(&index.chain.rpc, key)?;
+    let at = address(&index.contract, "--contract")?;
+    Ok(IndexClient::connect(p, at, Duration::from_secs(index.chain.timeout)).await?)
+}
+
+#[derive(Serialize)]
+struct Governance {
+    contract: String,
+    owner: String,
+    threshold: u64,
+    publishers: Vec<serde_json::Value>,
+}
+
+/// Run one `contract` subcommand on a small single-threaded runtime.
+pub fn run(command: ContractCommand, out: &Output) -> Result<(), CliError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Demo(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(run_async(command, out))
+}
+
+async fn run_async(command: ContractCommand, out: &Output) -> Result<(), CliError> {
+    match command {
+        ContractCommand::Deploy {
+            chain,
+            owner,
+            threshold,
+            publishers,
+        } => {
+            let key = signer(&chain)?;
+            let me = key.address();
+            let owner = owner
+                .as_deref()
+                .map(|o| address(o, "--owner"))
+                .transpose()?
+                .unwrap_or(me);
+            let publishers = publishers
+                .iter()
+                .map(|p| address(p, "--publisher"))
+                .collect::<Result<Vec<_>, _>>()?;
+            if !publishers.is_empty() && owner != me {
+                return Err(CliError::Usage(
+                    "--publisher needs the signing account to be the owner".into(),
+                ));
+            }
+            if threshold as usize > publishers.len().max(1) {
+                return Err(CliError::Usage(format!(
+                    "--threshold {threshold} needs at least {threshold} --publisher accounts"
+                )));
+            }
+            let timeout = Duration::from_secs(chain.timeout);
+            let index = IndexClient::deploy(provider(&chain.rpc, Some(key))?, owner, 1, timeout).await?;
+            for p in &publishers {
+                index.add_publisher(*p, None).await?;
+            }
+            if threshold > 1 {
+                index.set_threshold(threshold).await?;
+            }
+            let result = json!({ "contract": index.address().to_string(), "owner": owner.to_string(),
+                "threshold": threshold, "publishers": publishers.iter().map(|p| p.to_string()).collect::<Vec<_>>() });
+            out.result(&result, || index.address().to_string());
+        }
+        ContractCommand::Publishers { index } => {
+            let client = connect(&index, false).await?;
+            let (owner, threshold, publishers) = client.governance().await?;
+            let g = Governance {
+                contract: client.address().to_string(),
+                owner: owner.to_string(),
+                threshold,
+                publishers: publishers
+                    .iter()
+                    .map(|p| {
+                        json!({ "publisher": p.publisher.to_string(),
+                        "product": p.product.map(|x| x.to_string()) })
+                    })
+                    .collect(),
+            };
+            out.result(&g, || {
+                let mut s = format!(
+                    "owner      {}\nthreshold  {} of {}\n",
+                    g.owner,
+                    threshold,
+                    publishers.len()
+                );
+                for p in &publishers {
+                    let scope = p
+                        .product
+                        .map_or_else(|| "every product".to_owned(), |x| x.to_string());
+                    s.push_str(&format!("publisher  {}  {}\n", p.publisher, scope));
+                }
+                s.trim_end().to_owned()
+            });
+        }
+        ContractCommand::AddPublisher {
+            index,
+            publisher,
+            product,
+        } => {
+            let who = address(&publisher, "publisher")?;
+            let tx = connect(&index, true)
+                .await?
+                .add_publisher(who, product.as_ref())
+                .await?;
+            out.result(&json!({ "tx": tx.to_string() }), || {
+                format!("added {who} (tx {tx})")
+            });
+        }
+        ContractCommand::RemovePublisher {
+            index,
+            publisher,
+            product,
+        } => {
+            let who = address(&publisher, "publisher")?;
+            let tx = connect(&index, true)
+                .await?
+                .remove_publisher(who, product.as_ref())
+                .await?;
+            out.result(&json!({ "tx": tx.to_string() }), || {
+                format!("removed {who} (tx {tx})")
+            });
+        }
+        ContractCommand::Threshold { index, threshold } => {
+            let tx = connect(&index, true).await?.set_threshold(threshold).await?;
+            out.result(&json!({ "tx": tx.to_string(), "threshold": threshold }), || {
+                format!("threshold is now {threshold} (tx {tx})")
+            });
+        }
+        ContractCommand::Revoke {
+            index,
+            product,
+            sequence,
+            reason,
+        } => {
+            let tx = connect(&index, true)
+                .await?
+                .revoke(&product, Sequence(sequence), &reason)
+                .await?;
+            out.result(
+                &json!({ "tx": tx.to_string(), "product": product.to_string(), "sequence": sequence }),
+                || format!("revoked {product} release {sequence} (tx {tx})"),
+            );
+        }
+        ContractCommand::Latest { index, product } => {
+            let (seq, digest) = connect(&index, false).await?.latest(&product).await?;
+            let digest = format!("0x{}", hex_of(&digest));
+            out.result(
+                &json!({ "product": product.to_string(), "sequence": seq.0, "digest": digest }),
+                || format!("{product} sequence {} digest {digest}", seq.0),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
