@@ -1,4 +1,5 @@
 //! The integration tests of firmchain, in one binary.
 
 mod contract;
+mod execution_proofs;
 mod helia_cid;

@@ -1,0 +1,112 @@
+//! Storage proofs of the FirmwareIndex on a real anvil, verified against block headers (the `rpc` mode of
+//! dev chains: headers from a trusted RPC, state still proven): the honest proof verifies, a forged value, a
+//! forged proof node and a header from another block are rejected.
+
+use alloy::eips::BlockNumberOrTag;
+use alloy::primitives::{B256, U256};
+use alloy::providers::{DynProvider, Provider};
+use firmchain_contracts::{DEFAULT_TIMEOUT, IndexClient, provider, slots};
+use firmchain_lightclient::execution::{ExecutionError, verify_header, verify_storage_values};
+use firmchain_tests::Anvil;
+use firmchain_update::{Blake3Hash, ReleaseKind, ReleaseRecord, Sequence};
+
+fn release(seq: u64, image: &[u8]) -> ReleaseRecord {
+    ReleaseRecord {
+        product: "acme-sensor".parse().unwrap(),
+        sequence: Sequence(seq),
+        base_hash: Blake3Hash::ZERO,
+        target_hash: Blake3Hash::of(image),
+        target_size: image.len() as u64,
+        patch_cid: firmchain_update::dag::cid_of(firmchain_update::dag::RAW, image).to_bytes(),
+        patch_hash: Blake3Hash::of(image),
+        patch_size: 10,
+        kind: ReleaseKind::Full,
+        min_sequence: 0,
+    }
+}
+
+/// The header of block `n`, checked against its hash.
+async fn header(reader: &DynProvider, n: u64) -> alloy::consensus::Header {
+    let block = reader
+        .get_block_by_number(BlockNumberOrTag::Number(n))
+        .await
+        .unwrap()
+        .unwrap();
+    verify_header(&block.header.inner, block.header.hash).unwrap();
+    block.header.inner
+}
+
+#[tokio::test]
+async fn firmware_index_head_is_proven_against_the_state_root() {
+    let anvil = Anvil::start().unwrap();
+    let key = anvil.keys[0]
+        .parse::<alloy::signers::local::PrivateKeySigner>()
+        .unwrap();
+    let me = key.address();
+    let index = IndexClient::deploy(provider(&anvil.url, Some(key)).unwrap(), me, 1, DEFAULT_TIMEOUT)
+        .await
+        .unwrap();
+    index.add_publisher(me, None).await.unwrap();
+    let first = release(1, b"image one");
+    let published = index.publish(&first).await.unwrap();
+    let n = published.block.unwrap();
+
+    let reader = provider(&anvil.url, None).unwrap();
+    let at_n = header(&reader, n).await;
+    let keys = [
+        slots::head(&first.product),
+        slots::digest(&first.product, Sequence(1)),
+    ];
+    let proof = reader
+        .get_proof(index.address(), keys.to_vec())
+        .number(n)
+        .await
+        .unwrap();
+    let values = verify_storage_values(at_n.state_root, index.address(), &keys, &proof).unwrap();
+    assert_eq!(values[0], U256::from(1), "head");
+    assert_eq!(
+        B256::from(values[1]),
+        B256::from(first.digest()),
+        "digest equals the record's keccak"
+    );
+
+    // A forged value.
+    let mut forged = proof.clone();
+    forged.storage_proof[0].value = U256::from(2);
+    assert!(matches!(
+        verify_storage_values(at_n.state_root, index.address(), &keys, &forged),
+        Err(ExecutionError::StorageProof { .. })
+    ));
+    // A forged proof node.
+    let mut forged = proof.clone();
+    let node = forged.storage_proof[1].proof[0].to_vec();
+    let mut node = node;
+    let last = node.len() - 1;
+    node[last] ^= 1;
+    forged.storage_proof[1].proof[0] = node.into();
+    assert!(verify_storage_values(at_n.state_root, index.address(), &keys, &forged).is_err());
+    // A slot other than the one asked for.
+    let swapped = [keys[1], keys[0]];
+    assert!(matches!(
+        verify_storage_values(at_n.state_root, index.address(), &swapped, &proof),
+        Err(ExecutionError::WrongSlot { .. })
+    ));
+
+    // A proof from a later block (head = 2) against the header of block n.
+    let later = index
+        .publish(&release(2, b"image two"))
+        .await
+        .unwrap()
+        .block
+        .unwrap();
+    let newer = reader
+        .get_proof(index.address(), keys.to_vec())
+        .number(later)
+        .await
+        .unwrap();
+    assert_eq!(newer.storage_proof[0].value, U256::from(2));
+    assert!(verify_storage_values(at_n.state_root, index.address(), &keys, &newer).is_err());
+    let at_later = header(&reader, later).await;
+    let values = verify_storage_values(at_later.state_root, index.address(), &keys, &newer).unwrap();
+    assert_eq!(values[0], U256::from(2));
+}
