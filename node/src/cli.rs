@@ -8,7 +8,7 @@ use firmchain_update::{Blake3Hash, ProductId};
 /// Secure, decentralised firmware distribution for IoT fleets.
 ///
 /// Exit codes: 0 success, 1 I/O or other failure, 2 usage, 3 wrong base image, 4 corrupt input,
-/// 5 hash mismatch, 6 truncated input, 7 refused by the contract.
+/// 5 hash mismatch, 6 truncated input, 7 refused by the contract, 8 chain data failed verification.
 #[derive(Debug, Parser)]
 #[command(name = "firmchain", version, about, long_about = None)]
 pub struct Cli {
@@ -90,6 +90,9 @@ pub enum Command {
     /// FIRMCHAIN_PRIVATE_KEY or from --keystore, never from a flag.
     #[command(subcommand)]
     Contract(ContractCommand),
+    /// Read the release index through verified proofs.
+    #[command(subcommand)]
+    Chain(ChainCommand),
     /// Run a local walk-through of diff, pack, unpack and apply on generated sample firmware.
     Demo {
         /// Work in this folder (kept afterwards) instead of a temporary one.
@@ -208,5 +211,27 @@ pub enum ContractCommand {
         /// The product.
         #[arg(long)]
         product: ProductId,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChainCommand {
+    /// Read a product's newest release from the index, proven against a block's state root. In rpc mode (dev
+    /// chains) the block header comes from the RPC and is checked against its hash; the storage is proven.
+    ReadHead {
+        /// Execution JSON-RPC URL.
+        #[arg(long, env = "FIRMCHAIN_RPC")]
+        rpc: String,
+        /// The FirmwareIndex contract address.
+        #[arg(long, env = "FIRMCHAIN_CONTRACT")]
+        contract: String,
+        /// The product.
+        product: ProductId,
+        /// Read at this block (default: the latest).
+        #[arg(long)]
+        block: Option<u64>,
+        /// Seconds to wait for each RPC call.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
     },
 }

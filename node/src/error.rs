@@ -32,6 +32,10 @@ pub enum CliError {
     Contract(#[from] firmchain_contracts::ContractError),
     #[error("{0}")]
     Key(String),
+    #[error("verification failed: {0}")]
+    Verify(#[from] firmchain_lightclient::execution::ExecutionError),
+    #[error("{what}: {message}")]
+    Rpc { what: &'static str, message: String },
 }
 
 impl CliError {
@@ -78,6 +82,7 @@ pub fn exit_code(report: &anyhow::Error) -> u8 {
         Some(CliError::Unpack { class, .. }) => class_code(*class),
         Some(CliError::Usage(_)) => 2,
         Some(CliError::Contract(firmchain_contracts::ContractError::Revert(_))) => 7,
+        Some(CliError::Verify(_)) => 8,
         _ => 1,
     }
 }

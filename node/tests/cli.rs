@@ -480,3 +480,89 @@ fn hex_key(key: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).unwrap())
         .collect()
 }
+
+#[test]
+fn chain_read_head_reports_proven_values() {
+    let anvil = firmchain_tests::Anvil::start().unwrap();
+    let owner = anvil.keys[0].as_str();
+    let d = json(&contract_cmd(&anvil, Some(owner), &["deploy"]));
+    let contract = d["contract"].as_str().unwrap().to_owned();
+    let read = |extra: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_firmchain"));
+        c.args([
+            "--json",
+            "chain",
+            "read-head",
+            "acme-sensor",
+            "--rpc",
+            &anvil.url,
+            "--contract",
+            &contract,
+        ]);
+        json(&c.args(extra).output().unwrap())
+    };
+    let before = read(&[]);
+    assert_eq!(before["sequence"], 0);
+    let empty_block = before["block"].as_u64().unwrap();
+
+    // Publish one release through the library, then revoke it through the CLI.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let record = rt.block_on(async {
+        let key: alloy_signer_local::PrivateKeySigner = owner.parse().unwrap();
+        let me = key.address();
+        let p = firmchain_contracts::provider(&anvil.url, Some(key)).unwrap();
+        let index = firmchain_contracts::IndexClient::connect(
+            p,
+            contract.parse().unwrap(),
+            firmchain_contracts::DEFAULT_TIMEOUT,
+        )
+        .await
+        .unwrap();
+        index.add_publisher(me, None).await.unwrap();
+        let image = b"sensor firmware 1";
+        let record = firmchain_update::ReleaseRecord {
+            product: "acme-sensor".parse().unwrap(),
+            sequence: firmchain_update::Sequence(1),
+            base_hash: firmchain_update::Blake3Hash::ZERO,
+            target_hash: firmchain_update::Blake3Hash::of(image),
+            target_size: image.len() as u64,
+            patch_cid: firmchain_update::dag::cid_of(firmchain_update::dag::RAW, image).to_bytes(),
+            patch_hash: firmchain_update::Blake3Hash::of(b"payload"),
+            patch_size: 7,
+            kind: firmchain_update::ReleaseKind::Full,
+            min_sequence: 0,
+        };
+        index.publish(&record).await.unwrap();
+        record
+    });
+    let after = read(&[]);
+    assert_eq!(after["sequence"], 1);
+    assert_eq!(after["digest"], format!("0x{}", hex_of(&record.digest())));
+    assert_eq!(after["revoked"], false);
+
+    json(&contract_cmd(
+        &anvil,
+        Some(owner),
+        &[
+            "revoke",
+            "--contract",
+            &contract,
+            "--product",
+            "acme-sensor",
+            "--sequence",
+            "1",
+            "--reason",
+            "recall",
+        ],
+    ));
+    assert_eq!(read(&[])["revoked"], true);
+    // Reading at an older block proves the state of then.
+    assert_eq!(read(&["--block", &empty_block.to_string()])["sequence"], 0);
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

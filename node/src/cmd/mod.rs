@@ -8,6 +8,7 @@ use crate::cli::Command;
 use crate::error::CliError;
 use crate::output::Output;
 
+mod chain;
 mod contract;
 mod demo;
 mod files;
@@ -40,6 +41,7 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
         Command::Unpack { car, output, root } => files::unpack(&car, &output, root.as_deref(), out),
         Command::Demo { dir, size_mib } => demo::run(dir.as_deref(), size_mib, out),
         Command::Contract(c) => contract::run(c, out),
+        Command::Chain(c) => chain::run(c, out),
     }
 }
 
