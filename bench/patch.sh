@@ -121,8 +121,9 @@ mb = lambda n: f"{int(n) / 1e6:.2f} MB"
 lines = [
     "# Patch benchmark", "",
     f"Made by `bash bench/patch.sh` on {datetime.date.today()} ({os.cpu_count()} cores, {platform.machine()}).",
-    "Patch size as % of the new file (smaller is better). ours = `firmchain diff --kind patch` (bidiff + zstd -19,",
-    "window 2^23, long-distance matching); bsdiff 4.3; xdelta3 `-9 -S djw`; zstd 1.5 `-19 --patch-from`;",
+    "Patch size as % of the new file (smaller is better). ours = `firmchain diff --kind patch` (bidiff instructions",
+    "split into control/add/copy streams, the add stream zero-run coded when smaller, each zstd -19 with a 2^21 window);",
+    "bsdiff 4.3; xdelta3 `-9 -S djw`; zstd 1.5 `-19 --patch-from`;",
     "hdiffz 5.1.3 (HDiffPatch in the hdiffpatch 2.6.0 sdist) `-m-6 -SD -c-zstd-21-24`. Times and RSS are for `firmchain` (GNU time).", "",
     "| pair | old | new | ours | bsdiff | xdelta3 | zstd | hdiffz | full image | diff s | apply s | apply peak RSS |",
     "|---|---|---|---|---|---|---|---|---|---|---|---|",
