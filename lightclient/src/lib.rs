@@ -6,4 +6,5 @@
 //! state root, and receipts against its receipts root.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod consensus;
 pub mod execution;

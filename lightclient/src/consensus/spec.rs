@@ -1,0 +1,119 @@
+//! Chain parameters: fork schedule, preset sizes, generalized indices per fork.
+
+use super::ssz::Root;
+
+/// Consensus forks the light client knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Fork {
+    Phase0,
+    Altair,
+    Bellatrix,
+    Capella,
+    Deneb,
+    Electra,
+    Fulu,
+}
+
+/// One chain's consensus parameters.
+#[derive(Clone, Debug)]
+pub struct ChainSpec {
+    pub name: &'static str,
+    pub genesis_validators_root: Root,
+    pub slots_per_epoch: u64,
+    pub epochs_per_period: u64,
+    pub sync_committee_size: usize,
+    /// (fork, activation epoch, fork version), in order.
+    pub forks: Vec<(Fork, u64, [u8; 4])>,
+}
+
+impl ChainSpec {
+    /// Ethereum mainnet.
+    pub fn mainnet() -> Self {
+        ChainSpec {
+            name: "mainnet",
+            genesis_validators_root: hex32(
+                "4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95",
+            ),
+            slots_per_epoch: 32,
+            epochs_per_period: 256,
+            sync_committee_size: 512,
+            forks: vec![
+                (Fork::Phase0, 0, [0, 0, 0, 0]),
+                (Fork::Altair, 74240, [1, 0, 0, 0]),
+                (Fork::Bellatrix, 144896, [2, 0, 0, 0]),
+                (Fork::Capella, 194048, [3, 0, 0, 0]),
+                (Fork::Deneb, 269568, [4, 0, 0, 0]),
+                (Fork::Electra, 364032, [5, 0, 0, 0]),
+                (Fork::Fulu, 411392, [6, 0, 0, 0]),
+            ],
+        }
+    }
+
+    /// Slots per sync-committee period.
+    pub fn slots_per_period(&self) -> u64 {
+        self.slots_per_epoch * self.epochs_per_period
+    }
+
+    /// The sync-committee period of a slot.
+    pub fn period(&self, slot: u64) -> u64 {
+        slot / self.slots_per_period()
+    }
+
+    fn fork_entry(&self, slot: u64) -> (Fork, [u8; 4]) {
+        let epoch = slot / self.slots_per_epoch;
+        let mut found = (Fork::Phase0, [0; 4]);
+        for &(fork, at, version) in &self.forks {
+            if epoch >= at {
+                found = (fork, version);
+            }
+        }
+        found
+    }
+
+    /// The fork in force at a slot.
+    pub fn fork_at(&self, slot: u64) -> Fork {
+        self.fork_entry(slot).0
+    }
+
+    /// The fork version in force at a slot.
+    pub fn version_at(&self, slot: u64) -> [u8; 4] {
+        self.fork_entry(slot).1
+    }
+
+    /// Generalized index of `current_sync_committee` in the state at a slot.
+    pub fn current_committee_gindex(&self, slot: u64) -> u64 {
+        if self.fork_at(slot) >= Fork::Electra {
+            86
+        } else {
+            54
+        }
+    }
+
+    /// Generalized index of `next_sync_committee` in the state at a slot.
+    pub fn next_committee_gindex(&self, slot: u64) -> u64 {
+        if self.fork_at(slot) >= Fork::Electra {
+            87
+        } else {
+            55
+        }
+    }
+
+    /// Generalized index of the finalized checkpoint's root in the state at a slot.
+    pub fn finalized_root_gindex(&self, slot: u64) -> u64 {
+        if self.fork_at(slot) >= Fork::Electra {
+            169
+        } else {
+            105
+        }
+    }
+}
+
+/// Generalized index of the execution payload (header) in a beacon block body, Capella and later.
+pub const EXECUTION_PAYLOAD_GINDEX: u64 = 25;
+
+fn hex32(s: &str) -> Root {
+    let mut out = [0u8; 32];
+    // The constant above is valid hex of the right length.
+    let _ = alloy::hex::decode_to_slice(s, &mut out);
+    out
+}
