@@ -3,6 +3,7 @@
 //! header proven into its block, so its `state_root` and `block_hash` can anchor execution proofs.
 
 pub mod bls;
+pub mod decode;
 pub mod spec;
 pub mod ssz;
 pub mod store;
@@ -16,3 +17,5 @@ pub use types::{Bootstrap, LightClientHeader, SyncCommittee, Update, Versioned};
 
 #[cfg(test)]
 mod mainnet_tests;
+#[cfg(test)]
+mod spec_tests;

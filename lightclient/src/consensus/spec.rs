@@ -49,6 +49,49 @@ impl ChainSpec {
         }
     }
 
+    /// The minimal preset with the fork schedule of a `config.yaml` (flat `KEY: value` lines, as in the
+    /// consensus spec tests and `/eth/v1/config/spec`).
+    pub fn minimal_from_config(config: &str, genesis_validators_root: Root) -> Self {
+        let value = |key: &str| {
+            config.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                (k.trim() == key).then(|| v.trim().trim_matches('\'').trim_matches('"').to_owned())
+            })
+        };
+        let names = [
+            (Fork::Phase0, "GENESIS"),
+            (Fork::Altair, "ALTAIR"),
+            (Fork::Bellatrix, "BELLATRIX"),
+            (Fork::Capella, "CAPELLA"),
+            (Fork::Deneb, "DENEB"),
+            (Fork::Electra, "ELECTRA"),
+            (Fork::Fulu, "FULU"),
+        ];
+        let mut forks = Vec::new();
+        for (fork, name) in names {
+            let version = value(&format!("{name}_FORK_VERSION"));
+            let epoch = if fork == Fork::Phase0 {
+                Some("0".to_owned())
+            } else {
+                value(&format!("{name}_FORK_EPOCH"))
+            };
+            if let (Some(v), Some(Ok(e))) = (version, epoch.map(|e| e.parse::<u64>())) {
+                let mut bytes = [0u8; 4];
+                if alloy::hex::decode_to_slice(v.trim_start_matches("0x"), &mut bytes).is_ok() {
+                    forks.push((fork, e, bytes));
+                }
+            }
+        }
+        ChainSpec {
+            name: "minimal",
+            genesis_validators_root,
+            slots_per_epoch: 8,
+            epochs_per_period: 8,
+            sync_committee_size: 32,
+            forks,
+        }
+    }
+
     /// Slots per sync-committee period.
     pub fn slots_per_period(&self) -> u64 {
         self.slots_per_epoch * self.epochs_per_period
