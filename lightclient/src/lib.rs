@@ -6,5 +6,7 @@
 //! state root, and receipts against its receipts root.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod client;
 pub mod consensus;
 pub mod execution;
+pub mod rpc;

@@ -3,3 +3,4 @@
 mod contract;
 mod execution_proofs;
 mod helia_cid;
+mod lightclient_sync;

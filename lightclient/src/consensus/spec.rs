@@ -19,6 +19,9 @@ pub enum Fork {
 pub struct ChainSpec {
     pub name: &'static str,
     pub genesis_validators_root: Root,
+    /// Unix time of slot 0.
+    pub genesis_time: u64,
+    pub seconds_per_slot: u64,
     pub slots_per_epoch: u64,
     pub epochs_per_period: u64,
     pub sync_committee_size: usize,
@@ -34,6 +37,8 @@ impl ChainSpec {
             genesis_validators_root: hex32(
                 "4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95",
             ),
+            genesis_time: 1_606_824_023,
+            seconds_per_slot: 12,
             slots_per_epoch: 32,
             epochs_per_period: 256,
             sync_committee_size: 512,
@@ -85,11 +90,23 @@ impl ChainSpec {
         ChainSpec {
             name: "minimal",
             genesis_validators_root,
+            genesis_time: 0,
+            seconds_per_slot: 6,
             slots_per_epoch: 8,
             epochs_per_period: 8,
             sync_committee_size: 32,
             forks,
         }
+    }
+
+    /// The slot at a Unix time (0 before genesis).
+    pub fn slot_at(&self, unix_seconds: u64) -> u64 {
+        unix_seconds.saturating_sub(self.genesis_time) / self.seconds_per_slot.max(1)
+    }
+
+    /// The Unix time a slot starts.
+    pub fn time_of(&self, slot: u64) -> u64 {
+        self.genesis_time + slot * self.seconds_per_slot
     }
 
     /// Slots per sync-committee period.
