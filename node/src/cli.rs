@@ -216,6 +216,33 @@ pub enum ContractCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ChainCommand {
+    /// Follow the beacon chain from a trusted checkpoint with the light client and show the verified
+    /// finalized and optimistic heads and how stale they are.
+    Status {
+        /// Beacon node base URLs with the light-client API, tried in order (comma-separated or repeated).
+        #[arg(
+            long = "consensus-rpc",
+            env = "FIRMCHAIN_CONSENSUS_RPC",
+            value_delimiter = ',',
+            required = true
+        )]
+        consensus_rpc: Vec<String>,
+        /// The trusted checkpoint: a beacon block root (0x + 64 hex digits).
+        #[arg(long, env = "FIRMCHAIN_CHECKPOINT")]
+        checkpoint: String,
+        /// Refuse checkpoints older than this many days (the weak-subjectivity window).
+        #[arg(long, default_value_t = 14)]
+        weak_subjectivity_days: u64,
+        /// Accept a checkpoint older than the window.
+        #[arg(long)]
+        force_checkpoint: bool,
+        /// Call the verified head stale when it is older than this many seconds.
+        #[arg(long, default_value_t = 60)]
+        max_staleness: u64,
+        /// Seconds to wait for each RPC call.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
     /// Read a product's newest release from the index, proven against a block's state root. In rpc mode (dev
     /// chains) the block header comes from the RPC and is checked against its hash; the storage is proven.
     ReadHead {

@@ -36,6 +36,8 @@ pub enum CliError {
     Verify(#[from] firmchain_lightclient::execution::ExecutionError),
     #[error("{what}: {message}")]
     Rpc { what: &'static str, message: String },
+    #[error(transparent)]
+    Light(#[from] firmchain_lightclient::client::ClientError),
 }
 
 impl CliError {
@@ -83,6 +85,8 @@ pub fn exit_code(report: &anyhow::Error) -> u8 {
         Some(CliError::Usage(_)) => 2,
         Some(CliError::Contract(firmchain_contracts::ContractError::Revert(_))) => 7,
         Some(CliError::Verify(_)) => 8,
+        Some(CliError::Light(firmchain_lightclient::client::ClientError::Consensus { .. })) => 8,
+        Some(CliError::Light(firmchain_lightclient::client::ClientError::CheckpointTooOld { .. })) => 2,
         _ => 1,
     }
 }

@@ -566,3 +566,50 @@ fn chain_read_head_reports_proven_values() {
 fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[test]
+fn chain_status_follows_the_sync_committee() {
+    let server = firmchain_tests::serve_beacon_fixtures(|_, body| body);
+    let checkpoint = "0x5afc212a7924789b2bc86acad3ab3a6ffb1f6e97253ea50bee7f4f51422c9275";
+    let status = |server: &str, extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_firmchain"))
+            .args([
+                "--json",
+                "chain",
+                "status",
+                "--consensus-rpc",
+                server,
+                "--checkpoint",
+                checkpoint,
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // The recorded checkpoint is from 2023: far outside the two-week weak-subjectivity window.
+    let out = status(&server, &[]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("weak-subjectivity"), "{}", stderr(&out));
+
+    let s = json(&status(&server, &["--force-checkpoint"]));
+    assert_eq!(s["mode"], "light");
+    // Seen from today, a whole period passed without newer finality: the spec's force update promotes the
+    // best verified update (the optimistic one) to finalized.
+    assert_eq!(s["finalized"]["block"], 17923113);
+    assert_eq!(s["optimistic"]["block"], 17923113);
+    assert_eq!(s["stale"], true, "a head from 2023 is stale");
+    assert!(s["staleness_seconds"].as_u64().unwrap() > 365 * 24 * 3600);
+
+    let liar = firmchain_tests::serve_beacon_fixtures(|file, body| {
+        if file != "optimistic.json" {
+            return body;
+        }
+        let mut v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["data"]["sync_aggregate"]["sync_committee_signature"] =
+            serde_json::json!(format!("0x{}", "ab".repeat(96)));
+        v.to_string()
+    });
+    let out = status(&liar, &["--force-checkpoint"]);
+    assert_eq!(code(&out), 8, "{}", stderr(&out));
+    assert!(stderr(&out).contains("optimistic update"), "{}", stderr(&out));
+}

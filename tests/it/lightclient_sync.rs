@@ -2,8 +2,6 @@
 //! real HTTP client against a local beacon API server (one dead endpoint first, then an honest one; and a
 //! dishonest one).
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -12,7 +10,7 @@ use firmchain_lightclient::consensus::{ChainSpec, ConsensusError};
 use firmchain_lightclient::rpc::{FileRpc, HttpRpc};
 
 fn fixtures() -> PathBuf {
-    firmchain_tests::workspace().join("../shared/fixtures/lightclient/mainnet-capella")
+    firmchain_tests::mainnet_lightclient_fixtures()
 }
 
 fn checkpoint() -> [u8; 32] {
@@ -92,45 +90,9 @@ async fn old_checkpoints_are_refused_unless_forced() {
         .unwrap();
 }
 
-/// A tiny beacon API on 127.0.0.1 serving the fixture files; `tamper` edits an answer before it is sent.
-fn serve(tamper: fn(&str, String) -> String) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            let mut line = String::new();
-            BufReader::new(&stream).read_line(&mut line).unwrap_or_default();
-            let path = line.split_whitespace().nth(1).unwrap_or_default().to_owned();
-            let file = ["bootstrap", "updates", "finality_update", "optimistic_update"]
-                .into_iter()
-                .find(|p| path.contains(p))
-                .map(|p| match p {
-                    "finality_update" => "finality.json",
-                    "optimistic_update" => "optimistic.json",
-                    "bootstrap" => "bootstrap.json",
-                    _ => "updates.json",
-                });
-            let (status, body) = match file {
-                Some(f) => (
-                    "200 OK",
-                    tamper(f, std::fs::read_to_string(fixtures().join(f)).unwrap()),
-                ),
-                None => ("404 Not Found", String::new()),
-            };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    url
-}
-
 #[tokio::test]
 async fn http_client_fails_over_and_syncs() {
-    let honest = serve(|_, body| body);
+    let honest = firmchain_tests::serve_beacon_fixtures(|_, body| body);
     // Nothing listens on port 1 of loopback: the client moves on to the next endpoint.
     let rpc = HttpRpc::new(vec!["http://127.0.0.1:1".into(), honest], Duration::from_secs(10)).unwrap();
     let mut client = LightClient::start(
@@ -151,7 +113,7 @@ async fn http_client_fails_over_and_syncs() {
 #[tokio::test]
 async fn a_dishonest_server_is_caught() {
     // The server swaps the finality update's finalized header for the attested one.
-    let liar = serve(|file, body| {
+    let liar = firmchain_tests::serve_beacon_fixtures(|file, body| {
         if file != "finality.json" {
             return body;
         }

@@ -4,7 +4,8 @@
 //! project-local tools that `scripts/setup` installs are, and how to run a foreign program without a network.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -130,4 +131,54 @@ impl Drop for Anvil {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The recorded mainnet light-client data in `../shared/fixtures`.
+pub fn mainnet_lightclient_fixtures() -> PathBuf {
+    workspace().join("../shared/fixtures/lightclient/mainnet-capella")
+}
+
+/// A beacon light-client API on 127.0.0.1 that serves the recorded mainnet answers (`bootstrap.json`,
+/// `updates.json`, `finality.json`, `optimistic.json`); `tamper(file, body)` may rewrite an answer. Returns
+/// the base URL. The server thread lives as long as the test process.
+pub fn serve_beacon_fixtures(tamper: fn(&str, String) -> String) -> String {
+    let Ok(listener) = TcpListener::bind("127.0.0.1:0") else {
+        return "http://127.0.0.1:1".into();
+    };
+    let url = listener
+        .local_addr()
+        .map(|a| format!("http://{a}"))
+        .unwrap_or_default();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut line = String::new();
+            let _ = BufReader::new(&stream).read_line(&mut line);
+            let path = line.split_whitespace().nth(1).unwrap_or_default().to_owned();
+            let file = [
+                ("finality_update", "finality.json"),
+                ("optimistic_update", "optimistic.json"),
+                ("bootstrap", "bootstrap.json"),
+                ("updates", "updates.json"),
+            ]
+            .into_iter()
+            .find(|(p, _)| path.contains(p))
+            .map(|(_, f)| f);
+            let body = file.and_then(|f| {
+                std::fs::read_to_string(mainnet_lightclient_fixtures().join(f))
+                    .ok()
+                    .map(|b| tamper(f, b))
+            });
+            let (status, body) = match body {
+                Some(b) => ("200 OK", b),
+                None => ("404 Not Found", String::new()),
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
 }

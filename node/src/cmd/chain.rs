@@ -7,7 +7,10 @@ use alloy::eips::BlockNumberOrTag;
 use alloy::primitives::{Address, B256};
 use alloy::providers::Provider;
 use firmchain_contracts::{provider, slots};
+use firmchain_lightclient::client::{ClientError as LightError, LightClient};
+use firmchain_lightclient::consensus::ChainSpec;
 use firmchain_lightclient::execution::{verify_header, verify_storage_values};
+use firmchain_lightclient::rpc::HttpRpc;
 use firmchain_update::Sequence;
 use serde_json::json;
 
@@ -43,13 +46,96 @@ pub fn run(command: ChainCommand, out: &Output) -> Result<(), CliError> {
 }
 
 async fn run_async(command: ChainCommand, out: &Output) -> Result<(), CliError> {
-    let ChainCommand::ReadHead {
-        rpc,
-        contract,
-        product,
-        block,
-        timeout,
-    } = command;
+    match command {
+        ChainCommand::Status {
+            consensus_rpc,
+            checkpoint,
+            weak_subjectivity_days,
+            force_checkpoint,
+            max_staleness,
+            timeout,
+        } => {
+            let window = weak_subjectivity_days * 24 * 3600;
+            status(
+                consensus_rpc,
+                &checkpoint,
+                window,
+                force_checkpoint,
+                max_staleness,
+                timeout,
+                out,
+            )
+            .await
+        }
+        ChainCommand::ReadHead {
+            rpc,
+            contract,
+            product,
+            block,
+            timeout,
+        } => read_head(rpc, contract, product, block, timeout, out).await,
+    }
+}
+
+async fn status(
+    endpoints: Vec<String>,
+    checkpoint: &str,
+    window_seconds: u64,
+    force: bool,
+    max_staleness: u64,
+    timeout: u64,
+    out: &Output,
+) -> Result<(), CliError> {
+    let mut root = [0u8; 32];
+    alloy::hex::decode_to_slice(checkpoint.trim_start_matches("0x"), &mut root).map_err(|_| {
+        CliError::Usage(format!(
+            "--checkpoint {checkpoint:?} is not a 32-byte hex block root"
+        ))
+    })?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let rpc = HttpRpc::new(endpoints, Duration::from_secs(timeout)).map_err(LightError::from)?;
+    let mut client = LightClient::start(ChainSpec::mainnet(), rpc, root, now, window_seconds, force).await?;
+    let report = client.sync(now).await?;
+    let staleness = client.staleness(now);
+    let stale = staleness > max_staleness;
+    let head = |h: &firmchain_lightclient::consensus::LightClientHeader| {
+        json!({ "slot": h.beacon.slot, "beacon_root": alloy::hex::encode_prefixed(h.beacon.hash_tree_root()),
+            "block": h.execution.as_ref().map(|e| e.block_number),
+            "block_hash": h.execution.as_ref().map(|e| alloy::hex::encode_prefixed(e.block_hash)) })
+    };
+    let result = json!({
+        "network": client.spec.name, "mode": "light",
+        "finalized": head(&client.store.finalized_header), "optimistic": head(&client.store.optimistic_header),
+        "staleness_seconds": staleness, "stale": stale, "updates_accepted": report.accepted,
+    });
+    out.result(&result, || {
+        let block = |b: Option<u64>| b.map_or_else(|| "-".into(), |b| b.to_string());
+        let mut s = format!(
+            "network    {} (light client, sync committee verified)\nfinalized  slot {} block {}\noptimistic slot {} block {}\nhead age   {staleness} s",
+            client.spec.name,
+            report.finalized_slot,
+            block(report.finalized_block),
+            report.optimistic_slot,
+            block(report.optimistic_block),
+        );
+        if stale {
+            s.push_str(&format!("\nSTALE: the verified head is older than {max_staleness} s; check the consensus RPC"));
+        }
+        s
+    });
+    Ok(())
+}
+
+async fn read_head(
+    rpc: String,
+    contract: String,
+    product: firmchain_update::ProductId,
+    block: Option<u64>,
+    timeout: u64,
+    out: &Output,
+) -> Result<(), CliError> {
     let t = Duration::from_secs(timeout);
     let address: Address = contract
         .parse()
