@@ -28,6 +28,45 @@ pub enum ClientError {
     },
 }
 
+/// What survives a restart: the newest finalized checkpoint and the verified heads, in a small JSON file.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Persisted {
+    /// Beacon block root of the finalized header: the checkpoint to bootstrap from next time.
+    pub checkpoint: String,
+    pub finalized_slot: u64,
+    pub finalized_block: Option<u64>,
+    pub optimistic_slot: u64,
+    pub optimistic_block: Option<u64>,
+}
+
+impl Persisted {
+    /// The checkpoint as a root.
+    pub fn checkpoint_root(&self) -> Option<Root> {
+        let mut root = [0u8; 32];
+        alloy::hex::decode_to_slice(self.checkpoint.trim_start_matches("0x"), &mut root).ok()?;
+        Some(root)
+    }
+
+    /// Read a persisted state; `None` if there is none yet or it cannot be read.
+    pub fn load(path: &std::path::Path) -> Option<Self> {
+        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+    }
+
+    /// Write atomically: a temporary file beside `path`, fsync, rename.
+    pub fn save(&self, path: &std::path::Path) -> std::io::Result<()> {
+        use std::io::Write;
+        let tmp = path.with_extension("tmp");
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(
+            serde_json::to_string_pretty(self)
+                .map_err(std::io::Error::other)?
+                .as_bytes(),
+        )?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    }
+}
+
 /// What a sync achieved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SyncReport {
@@ -152,6 +191,17 @@ impl<R: ConsensusRpc> LightClient<R> {
                 what: format!("{what} at slot {}", u.attested_header.beacon.slot),
                 source,
             }),
+        }
+    }
+
+    /// The state to persist after a sync.
+    pub fn persisted(&self) -> Persisted {
+        Persisted {
+            checkpoint: alloy::hex::encode_prefixed(self.store.finalized_header.beacon.hash_tree_root()),
+            finalized_slot: self.store.finalized_header.beacon.slot,
+            finalized_block: block(&self.store.finalized_header),
+            optimistic_slot: self.store.optimistic_header.beacon.slot,
+            optimistic_block: block(&self.store.optimistic_header),
         }
     }
 

@@ -227,9 +227,12 @@ pub enum ChainCommand {
             required = true
         )]
         consensus_rpc: Vec<String>,
-        /// The trusted checkpoint: a beacon block root (0x + 64 hex digits).
+        /// The trusted checkpoint: a beacon block root (0x + 64 hex digits). Optional once --state holds one.
         #[arg(long, env = "FIRMCHAIN_CHECKPOINT")]
-        checkpoint: String,
+        checkpoint: Option<String>,
+        /// Keep the newest finalized checkpoint and the verified heads in this file, and start from it.
+        #[arg(long)]
+        state: Option<PathBuf>,
         /// Refuse checkpoints older than this many days (the weak-subjectivity window).
         #[arg(long, default_value_t = 14)]
         weak_subjectivity_days: u64,

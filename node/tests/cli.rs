@@ -600,6 +600,28 @@ fn chain_status_follows_the_sync_committee() {
     assert_eq!(s["stale"], true, "a head from 2023 is stale");
     assert!(s["staleness_seconds"].as_u64().unwrap() > 365 * 24 * 3600);
 
+    // --state keeps the newest finalized checkpoint; the next start uses it instead of --checkpoint. The
+    // recorded server only has the original bootstrap, so the restart's mismatch shows which root was used.
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("lightclient.json");
+    let state_arg = state.to_str().unwrap();
+    json(&status(&server, &["--force-checkpoint", "--state", state_arg]));
+    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(saved["finalized_block"], 17923113);
+    assert_ne!(saved["checkpoint"], checkpoint);
+    let out = status(&server, &["--force-checkpoint", "--state", state_arg]);
+    assert_eq!(code(&out), 8, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(saved["checkpoint"].as_str().unwrap()),
+        "{}",
+        stderr(&out)
+    );
+    let no_checkpoint = Command::new(env!("CARGO_BIN_EXE_firmchain"))
+        .args(["chain", "status", "--consensus-rpc", &server])
+        .output()
+        .unwrap();
+    assert_eq!(code(&no_checkpoint), 2, "{}", stderr(&no_checkpoint));
+
     let liar = firmchain_tests::serve_beacon_fixtures(|file, body| {
         if file != "optimistic.json" {
             return body;

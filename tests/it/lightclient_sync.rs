@@ -148,3 +148,53 @@ async fn a_dishonest_server_is_caught() {
         "nothing from the forged update was applied"
     );
 }
+
+#[tokio::test]
+async fn persisted_checkpoint_restarts_from_the_finalized_header() {
+    let rpc = || FileRpc {
+        dir: fixtures(),
+        slots_per_period: 8192,
+    };
+    let mut client = LightClient::start(
+        ChainSpec::mainnet(),
+        rpc(),
+        checkpoint(),
+        now(),
+        DEFAULT_WEAK_SUBJECTIVITY_SECONDS,
+        false,
+    )
+    .await
+    .unwrap();
+    client.sync(now()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lightclient.json");
+    client.persisted().save(&path).unwrap();
+    let saved = firmchain_lightclient::client::Persisted::load(&path).unwrap();
+    assert_eq!(saved, client.persisted());
+    assert_eq!(saved.finalized_block, Some(17923026));
+    // The saved checkpoint is the finalized header's root: a restart bootstraps from it only if a server
+    // has its bootstrap; the recorded server has only the original one, so the roots must differ and the
+    // original bootstrap is refused for the saved checkpoint.
+    let root = saved.checkpoint_root().unwrap();
+    assert_ne!(root, checkpoint());
+    let err = LightClient::start(
+        ChainSpec::mainnet(),
+        rpc(),
+        root,
+        now(),
+        DEFAULT_WEAK_SUBJECTIVITY_SECONDS,
+        false,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Consensus {
+                source: ConsensusError::CheckpointMismatch { .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
+}

@@ -7,7 +7,7 @@ use alloy::eips::BlockNumberOrTag;
 use alloy::primitives::{Address, B256};
 use alloy::providers::Provider;
 use firmchain_contracts::{provider, slots};
-use firmchain_lightclient::client::{ClientError as LightError, LightClient};
+use firmchain_lightclient::client::{ClientError as LightError, LightClient, Persisted};
 use firmchain_lightclient::consensus::ChainSpec;
 use firmchain_lightclient::execution::{verify_header, verify_storage_values};
 use firmchain_lightclient::rpc::HttpRpc;
@@ -50,13 +50,24 @@ async fn run_async(command: ChainCommand, out: &Output) -> Result<(), CliError> 
         ChainCommand::Status {
             consensus_rpc,
             checkpoint,
+            state,
             weak_subjectivity_days,
             force_checkpoint,
             max_staleness,
             timeout,
         } => {
             let window = weak_subjectivity_days * 24 * 3600;
-            status(
+            let saved = state.as_deref().and_then(Persisted::load);
+            let checkpoint = match (saved.map(|p| p.checkpoint), checkpoint) {
+                (Some(saved), _) => saved,
+                (None, Some(given)) => given,
+                (None, None) => {
+                    return Err(CliError::Usage(
+                        "--checkpoint is required until --state holds one".into(),
+                    ));
+                }
+            };
+            let persisted = status(
                 consensus_rpc,
                 &checkpoint,
                 window,
@@ -65,7 +76,11 @@ async fn run_async(command: ChainCommand, out: &Output) -> Result<(), CliError> 
                 timeout,
                 out,
             )
-            .await
+            .await?;
+            if let Some(path) = state {
+                persisted.save(&path).map_err(CliError::file(&path))?;
+            }
+            Ok(())
         }
         ChainCommand::ReadHead {
             rpc,
@@ -85,7 +100,7 @@ async fn status(
     max_staleness: u64,
     timeout: u64,
     out: &Output,
-) -> Result<(), CliError> {
+) -> Result<Persisted, CliError> {
     let mut root = [0u8; 32];
     alloy::hex::decode_to_slice(checkpoint.trim_start_matches("0x"), &mut root).map_err(|_| {
         CliError::Usage(format!(
@@ -125,7 +140,7 @@ async fn status(
         }
         s
     });
-    Ok(())
+    Ok(client.persisted())
 }
 
 async fn read_head(
