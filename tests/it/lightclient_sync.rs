@@ -23,6 +23,14 @@ fn checkpoint() -> [u8; 32] {
     c
 }
 
+/// A client bootstrapped from the recorded checkpoint, with the default window.
+async fn started<R: firmchain_lightclient::rpc::ConsensusRpc>(rpc: R) -> LightClient<R> {
+    let window = DEFAULT_WEAK_SUBJECTIVITY_SECONDS;
+    LightClient::start(ChainSpec::mainnet(), rpc, checkpoint(), now(), window, false)
+        .await
+        .unwrap()
+}
+
 /// Just after the optimistic update's signature slot.
 fn now() -> u64 {
     ChainSpec::mainnet().time_of(7109432) + 3
@@ -34,16 +42,7 @@ async fn syncs_from_recorded_data_to_the_expected_heads() {
         dir: fixtures(),
         slots_per_period: 8192,
     };
-    let mut client = LightClient::start(
-        ChainSpec::mainnet(),
-        rpc,
-        checkpoint(),
-        now(),
-        DEFAULT_WEAK_SUBJECTIVITY_SECONDS,
-        false,
-    )
-    .await
-    .unwrap();
+    let mut client = started(rpc).await;
     let report = client.sync(now()).await.unwrap();
     assert_eq!(
         (report.finalized_slot, report.finalized_block),
@@ -95,16 +94,7 @@ async fn http_client_fails_over_and_syncs() {
     let honest = firmchain_tests::serve_beacon_fixtures(|_, body| body);
     // Nothing listens on port 1 of loopback: the client moves on to the next endpoint.
     let rpc = HttpRpc::new(vec!["http://127.0.0.1:1".into(), honest], Duration::from_secs(10)).unwrap();
-    let mut client = LightClient::start(
-        ChainSpec::mainnet(),
-        rpc,
-        checkpoint(),
-        now(),
-        DEFAULT_WEAK_SUBJECTIVITY_SECONDS,
-        false,
-    )
-    .await
-    .unwrap();
+    let mut client = started(rpc).await;
     let report = client.sync(now()).await.unwrap();
     assert_eq!(report.finalized_block, Some(17923026));
     assert_eq!(report.optimistic_block, Some(17923113));
@@ -122,16 +112,7 @@ async fn a_dishonest_server_is_caught() {
         v.to_string()
     });
     let rpc = HttpRpc::new(vec![liar], Duration::from_secs(10)).unwrap();
-    let mut client = LightClient::start(
-        ChainSpec::mainnet(),
-        rpc,
-        checkpoint(),
-        now(),
-        DEFAULT_WEAK_SUBJECTIVITY_SECONDS,
-        false,
-    )
-    .await
-    .unwrap();
+    let mut client = started(rpc).await;
     let err = client.sync(now()).await.unwrap_err();
     assert!(
         matches!(
@@ -155,16 +136,7 @@ async fn persisted_checkpoint_restarts_from_the_finalized_header() {
         dir: fixtures(),
         slots_per_period: 8192,
     };
-    let mut client = LightClient::start(
-        ChainSpec::mainnet(),
-        rpc(),
-        checkpoint(),
-        now(),
-        DEFAULT_WEAK_SUBJECTIVITY_SECONDS,
-        false,
-    )
-    .await
-    .unwrap();
+    let mut client = started(rpc()).await;
     client.sync(now()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("lightclient.json");

@@ -38,11 +38,7 @@ async fn within<T, E: std::fmt::Display>(
 
 /// Run one `chain` subcommand on a small single-threaded runtime.
 pub fn run(command: ChainCommand, out: &Output) -> Result<(), CliError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Demo(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(run_async(command, out))
+    super::block_on(run_async(command, out))
 }
 
 async fn run_async(command: ChainCommand, out: &Output) -> Result<(), CliError> {

@@ -64,11 +64,7 @@ struct Governance {
 
 /// Run one `contract` subcommand on a small single-threaded runtime.
 pub fn run(command: ContractCommand, out: &Output) -> Result<(), CliError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Demo(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(run_async(command, out))
+    super::block_on(run_async(command, out))
 }
 
 async fn run_async(command: ContractCommand, out: &Output) -> Result<(), CliError> {

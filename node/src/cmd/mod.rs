@@ -78,6 +78,15 @@ pub fn write_atomically<T>(
     Ok(value)
 }
 
+/// Run async work (chain and contract commands) on a small single-threaded runtime.
+pub fn block_on<T>(work: impl std::future::Future<Output = Result<T, CliError>>) -> Result<T, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Demo(format!("cannot start the async runtime: {e}")))?
+        .block_on(work)
+}
+
 /// Open a file for reading, naming it in the error.
 pub fn open(path: &Path) -> Result<File, CliError> {
     File::open(path).map_err(CliError::file(path))
