@@ -4,3 +4,4 @@ mod contract;
 mod execution_proofs;
 mod helia_cid;
 mod lightclient_sync;
+mod p2p_swarm;

@@ -15,7 +15,7 @@ pub mod dag;
 pub mod hash;
 pub mod patch;
 pub mod record;
-mod varint;
+pub mod varint;
 
 pub use hash::Blake3Hash;
 pub use record::{ProductId, ReleaseKind, ReleaseRecord, Sequence};

@@ -1,0 +1,484 @@
+//! Bitswap 1.2.0 over libp2p streams, written for firmchain.
+//!
+//! Each direction has its own streams, as in every Bitswap implementation: we read length-prefixed messages
+//! from the streams peers open to us, and send ours on one stream per peer that we open (and close when idle).
+//! A reader task per inbound stream answers wants from the blockstore (blocks, `Have`, `DontHave`, cut into
+//! messages of about 2 MiB) and turns received blocks into CIDs by hashing them, then routes them to the fetch
+//! that wants them. Blocks are attributed to the peer whose stream carried them, so a peer that lies is named.
+
+pub mod proto;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use cid::Cid;
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+use libp2p::{PeerId, StreamProtocol};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::blockstore::Blockstore;
+use proto::{Entry, MAX_MESSAGE_SIZE, Message, Presence, WantType, WireBlock};
+
+/// The protocols we speak; we open streams with the first.
+pub const PROTOCOLS: [StreamProtocol; 3] = [
+    StreamProtocol::new("/ipfs/bitswap/1.2.0"),
+    StreamProtocol::new("/ipfs/bitswap/1.1.0"),
+    StreamProtocol::new("/ipfs/bitswap/1.0.0"),
+];
+
+const OPEN_TIMEOUT: Duration = Duration::from_secs(20);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+const READ_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+const WRITER_IDLE: Duration = Duration::from_secs(30);
+const WRITER_QUEUE: usize = 32;
+const INBOUND_QUEUE: usize = 1024;
+
+/// Misbehaviour for tests of what a fetching node does with hostile peers.
+#[cfg(feature = "fault-injection")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Serve blocks with one byte flipped.
+    CorruptBlocks,
+    /// Serve blocks padded to 3 MiB (over the 2 MiB block limit).
+    OversizeBlocks,
+    /// Ignore every want: no blocks, no `DontHave`.
+    Withhold,
+    /// Wait this long before each block.
+    Slow(Duration),
+}
+
+/// What the reader tasks tell a running fetch.
+#[derive(Debug)]
+pub(crate) enum Inbound {
+    /// A block that hashes to a CID this fetch wants.
+    Block { peer: PeerId, cid: Cid, data: Bytes },
+    /// The peer does not have the block.
+    DontHave { peer: PeerId, cid: Cid },
+    /// A block nobody wants (wrong bytes for a want, or a late duplicate).
+    Unwanted { peer: PeerId, cid: Option<Cid> },
+    /// The peer broke the protocol.
+    Violation { peer: PeerId, reason: String },
+    /// The peer is gone (stream or connection failed).
+    PeerGone { peer: PeerId },
+}
+
+#[derive(Debug, Default)]
+struct Router {
+    next: u64,
+    fetches: HashMap<u64, mpsc::Sender<Inbound>>,
+    wants: HashMap<Cid, u64>,
+}
+
+/// Counters of what crossed the wire.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Block bytes we served.
+    pub uploaded_bytes: AtomicU64,
+    /// Blocks we served.
+    pub uploaded_blocks: AtomicU64,
+    /// Block bytes we received that a fetch wanted.
+    pub downloaded_bytes: AtomicU64,
+    /// Blocks or messages rejected.
+    pub rejected: AtomicU64,
+}
+
+/// State shared by the reader and writer tasks and the fetches.
+pub(crate) struct Shared {
+    pub store: Arc<Blockstore>,
+    control: Mutex<libp2p_stream::Control>,
+    writers: Mutex<HashMap<PeerId, mpsc::Sender<Bytes>>>,
+    router: Mutex<Router>,
+    pub counters: Arc<Counters>,
+    #[cfg(feature = "fault-injection")]
+    pub fault: Option<Fault>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock only means a task panicked while holding it; the maps stay usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    pub fn new(
+        store: Arc<Blockstore>,
+        control: libp2p_stream::Control,
+        #[cfg(feature = "fault-injection")] fault: Option<Fault>,
+    ) -> Arc<Shared> {
+        Arc::new(Shared {
+            store,
+            control: Mutex::new(control),
+            writers: Mutex::new(HashMap::new()),
+            router: Mutex::new(Router::default()),
+            counters: Arc::new(Counters::default()),
+            #[cfg(feature = "fault-injection")]
+            fault,
+        })
+    }
+
+    /// Register a fetch; its events arrive on the returned receiver.
+    pub fn register(&self) -> (u64, mpsc::Receiver<Inbound>) {
+        let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
+        let mut r = lock(&self.router);
+        r.next += 1;
+        let id = r.next;
+        r.fetches.insert(id, tx);
+        (id, rx)
+    }
+
+    /// Forget a fetch and its wants.
+    pub fn unregister(&self, id: u64) {
+        let mut r = lock(&self.router);
+        r.fetches.remove(&id);
+        r.wants.retain(|_, f| *f != id);
+    }
+
+    /// Route blocks for these CIDs to fetch `id`.
+    pub fn want(&self, id: u64, cids: &[Cid]) {
+        let mut r = lock(&self.router);
+        for c in cids {
+            r.wants.insert(*c, id);
+        }
+    }
+
+    /// Stop routing this CID.
+    pub fn unwant(&self, cid: &Cid) {
+        lock(&self.router).wants.remove(cid);
+    }
+
+    fn route(&self, cid: Option<&Cid>) -> Vec<mpsc::Sender<Inbound>> {
+        let r = lock(&self.router);
+        match cid.and_then(|c| r.wants.get(c)).and_then(|id| r.fetches.get(id)) {
+            Some(tx) => vec![tx.clone()],
+            None => r.fetches.values().cloned().collect(),
+        }
+    }
+
+    /// Tell every fetch that `peer` is gone.
+    pub async fn peer_gone(&self, peer: PeerId) {
+        for tx in self.route(None) {
+            let _ = tx.send(Inbound::PeerGone { peer }).await;
+        }
+    }
+
+    /// Queue a message for `peer`, opening a stream if needed. Waits while the peer's queue is full.
+    pub async fn send(self: &Arc<Self>, peer: PeerId, msg: &Message) {
+        let bytes = Bytes::from(msg.encode());
+        for _ in 0..2 {
+            let tx = {
+                let mut writers = lock(&self.writers);
+                writers
+                    .entry(peer)
+                    .or_insert_with(|| {
+                        let (tx, rx) = mpsc::channel(WRITER_QUEUE);
+                        tokio::spawn(writer(self.clone(), peer, rx));
+                        tx
+                    })
+                    .clone()
+            };
+            match tokio::time::timeout(WRITE_TIMEOUT, tx.send(bytes.clone())).await {
+                Ok(Ok(())) => return,
+                // The writer closed between lookup and send: retry once with a new one.
+                Ok(Err(_)) => continue,
+                Err(_) => {
+                    debug!(target: "firmchain::bitswap", %peer, "send queue stuck, dropping message");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Send without waiting (wants from a fetch must not block its loop).
+    pub fn send_detached(self: &Arc<Self>, peer: PeerId, msg: Message) {
+        let this = self.clone();
+        tokio::spawn(async move { this.send(peer, &msg).await });
+    }
+}
+
+async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+    let mut len = Vec::with_capacity(5);
+    firmchain_update::varint::encode(bytes.len() as u64, &mut len);
+    w.write_all(&len).await?;
+    w.write_all(bytes).await?;
+    w.flush().await
+}
+
+/// Read one length-prefixed frame: `None` at a clean end of stream.
+pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let mut len = 0u64;
+    for i in 0..10 {
+        let mut b = [0u8; 1];
+        if r.read(&mut b).await? == 0 {
+            if i == 0 {
+                return Ok(None);
+            }
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        len |= u64::from(b[0] & 0x7f) << (7 * i);
+        if b[0] & 0x80 == 0 {
+            break;
+        }
+        if i == 9 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "varint too long",
+            ));
+        }
+    }
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    if len > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("message of {len} bytes is over the {max}-byte limit"),
+        ));
+    }
+    let mut buf = vec![0u8; len];
+    tokio::time::timeout(READ_BODY_TIMEOUT, r.read_exact(&mut buf))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "message body stalled"))??;
+    Ok(Some(buf))
+}
+
+async fn writer(shared: Arc<Shared>, peer: PeerId, mut rx: mpsc::Receiver<Bytes>) {
+    let mut control = lock(&shared.control).clone();
+    let opened = tokio::time::timeout(OPEN_TIMEOUT, control.open_stream(peer, PROTOCOLS[0].clone())).await;
+    let mut stream = match opened {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            debug!(target: "firmchain::bitswap", %peer, error = %e, "cannot open a bitswap stream");
+            return close_writer(&shared, peer, rx).await;
+        }
+        Err(_) => {
+            debug!(target: "firmchain::bitswap", %peer, "opening a bitswap stream timed out");
+            return close_writer(&shared, peer, rx).await;
+        }
+    };
+    loop {
+        let msg = match tokio::time::timeout(WRITER_IDLE, rx.recv()).await {
+            Ok(Some(m)) => m,
+            Ok(None) => break,
+            Err(_) => {
+                // Idle: retire this writer, but first write whatever raced in.
+                lock(&shared.writers).remove(&peer);
+                rx.close();
+                while let Ok(m) = rx.try_recv() {
+                    if write_frame(&mut stream, &m).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = stream.close().await;
+                return;
+            }
+        };
+        let written = tokio::time::timeout(WRITE_TIMEOUT, write_frame(&mut stream, &msg)).await;
+        if !matches!(written, Ok(Ok(()))) {
+            debug!(target: "firmchain::bitswap", %peer, "bitswap stream write failed");
+            return close_writer(&shared, peer, rx).await;
+        }
+    }
+    let _ = stream.close().await;
+}
+
+async fn close_writer(shared: &Arc<Shared>, peer: PeerId, mut rx: mpsc::Receiver<Bytes>) {
+    lock(&shared.writers).remove(&peer);
+    rx.close();
+    shared.peer_gone(peer).await;
+}
+
+/// Accept inbound Bitswap streams on every protocol version until the control is dropped.
+pub(crate) fn spawn_acceptors(shared: &Arc<Shared>, control: &mut libp2p_stream::Control) {
+    for protocol in PROTOCOLS {
+        let Ok(mut incoming) = control.accept(protocol.clone()) else {
+            warn!(target: "firmchain::bitswap", %protocol, "protocol already registered");
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            while let Some((peer, stream)) = incoming.next().await {
+                tokio::spawn(read_stream(shared.clone(), peer, stream));
+            }
+        });
+    }
+}
+
+async fn read_stream(shared: Arc<Shared>, peer: PeerId, stream: libp2p::Stream) {
+    let mut r = futures::io::BufReader::with_capacity(256 * 1024, stream);
+    loop {
+        let frame = match read_frame(&mut r, MAX_MESSAGE_SIZE).await {
+            Ok(Some(f)) => f,
+            Ok(None) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return violation(&shared, peer, e.to_string()).await;
+            }
+            Err(e) => {
+                debug!(target: "firmchain::bitswap", %peer, error = %e, "bitswap stream closed");
+                return;
+            }
+        };
+        let msg = match Message::decode(&frame) {
+            Ok(m) => m,
+            Err(e) => return violation(&shared, peer, format!("malformed bitswap message: {e}")).await,
+        };
+        drop(frame);
+        if !msg.blocks.is_empty() || !msg.presences.is_empty() {
+            receive(&shared, peer, msg.blocks, msg.presences).await;
+        }
+        if !msg.wantlist.is_empty() {
+            serve(&shared, peer, msg.wantlist).await;
+        }
+    }
+}
+
+async fn violation(shared: &Arc<Shared>, peer: PeerId, reason: String) {
+    shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+    warn!(target: "firmchain::bitswap", %peer, %reason, "peer broke the protocol");
+    for tx in shared.route(None) {
+        let _ = tx
+            .send(Inbound::Violation {
+                peer,
+                reason: reason.clone(),
+            })
+            .await;
+    }
+}
+
+async fn receive(
+    shared: &Arc<Shared>,
+    peer: PeerId,
+    blocks: Vec<WireBlock>,
+    presences: Vec<(Cid, Presence)>,
+) {
+    for b in blocks {
+        let data = b.data;
+        let prefix = b.prefix;
+        // Hash off the async threads: 2 MiB of sha2 is a few milliseconds.
+        let computed = tokio::task::spawn_blocking(move || (prefix.cid_of(&data), data)).await;
+        let Ok((cid, data)) = computed else { continue };
+        let event = match cid {
+            Ok(cid) => {
+                let routes = shared.route(Some(&cid));
+                let wanted = lock(&shared.router).wants.contains_key(&cid);
+                if wanted {
+                    for tx in routes {
+                        let _ = tx
+                            .send(Inbound::Block {
+                                peer,
+                                cid,
+                                data: data.clone(),
+                            })
+                            .await;
+                    }
+                    continue;
+                }
+                Inbound::Unwanted { peer, cid: Some(cid) }
+            }
+            Err(_) => Inbound::Unwanted { peer, cid: None },
+        };
+        for tx in shared.route(None) {
+            let ev = match &event {
+                Inbound::Unwanted { peer, cid } => Inbound::Unwanted {
+                    peer: *peer,
+                    cid: *cid,
+                },
+                _ => continue,
+            };
+            let _ = tx.send(ev).await;
+        }
+    }
+    for (cid, presence) in presences {
+        if presence == Presence::DontHave {
+            for tx in shared.route(Some(&cid)) {
+                let _ = tx.send(Inbound::DontHave { peer, cid }).await;
+            }
+        }
+    }
+}
+
+async fn serve(shared: &Arc<Shared>, peer: PeerId, wants: Vec<Entry>) {
+    let wants: Vec<Entry> = wants.into_iter().filter(|e| !e.cancel).collect();
+    if wants.is_empty() {
+        return;
+    }
+    #[cfg(feature = "fault-injection")]
+    if shared.fault == Some(Fault::Withhold) {
+        return;
+    }
+    let cids: Vec<Cid> = wants.iter().map(|e| e.cid).collect();
+    let store = shared.store.clone();
+    let found = match tokio::task::spawn_blocking(move || store.get_many(&cids)).await {
+        Ok(Ok(found)) => found,
+        Ok(Err(e)) => {
+            warn!(target: "firmchain::bitswap", error = %e, "blockstore read failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    let mut blocks = Vec::new();
+    let mut presences = Vec::new();
+    for (e, data) in wants.iter().zip(found) {
+        match (e.want, data) {
+            (WantType::Block, Some(data)) => blocks.push(WireBlock {
+                prefix: proto::Prefix::of(&e.cid),
+                data,
+            }),
+            (WantType::Have, Some(_)) => presences.push((e.cid, Presence::Have)),
+            (_, None) if e.send_dont_have => presences.push((e.cid, Presence::DontHave)),
+            (_, None) => {}
+        }
+    }
+    #[cfg(feature = "fault-injection")]
+    let blocks = match shared.fault {
+        Some(f) => inject(f, blocks).await,
+        None => blocks,
+    };
+    let served: u64 = blocks.iter().map(|b| b.data.len() as u64).sum();
+    let count = blocks.len() as u64;
+    for msg in proto::split_blocks(blocks, presences) {
+        shared.send(peer, &msg).await;
+    }
+    shared
+        .counters
+        .uploaded_bytes
+        .fetch_add(served, Ordering::Relaxed);
+    shared
+        .counters
+        .uploaded_blocks
+        .fetch_add(count, Ordering::Relaxed);
+}
+
+#[cfg(feature = "fault-injection")]
+async fn inject(fault: Fault, blocks: Vec<WireBlock>) -> Vec<WireBlock> {
+    let mut out = Vec::with_capacity(blocks.len());
+    for b in blocks {
+        let mut data = b.data.to_vec();
+        match fault {
+            Fault::CorruptBlocks => {
+                if let Some(x) = data.last_mut() {
+                    *x ^= 0x01;
+                } else {
+                    data.push(0);
+                }
+            }
+            Fault::OversizeBlocks => data.resize(3 * 1024 * 1024, 0xAA),
+            Fault::Slow(d) => tokio::time::sleep(d).await,
+            Fault::Withhold => {}
+        }
+        out.push(WireBlock {
+            prefix: b.prefix,
+            data: data.into(),
+        });
+    }
+    out
+}

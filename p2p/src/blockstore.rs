@@ -1,0 +1,382 @@
+//! The persistent blockstore: redb, a size budget, pins per release root, eviction oldest first.
+//!
+//! Every write is one redb transaction with immediate durability, so a block that was acknowledged survives
+//! `kill -9`. Blocks are only ever stored after they were checked against their CID (the fetcher computes the CID
+//! from the bytes), so the store itself does not re-hash on read; [`read_file`](firmchain_update::dag::read_file)
+//! still verifies every block it reads.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use cid::Cid;
+use firmchain_update::dag::BlockSource;
+use redb::{
+    Database, MultimapTableDefinition, ReadableDatabase, ReadableMultimapTable, ReadableTable,
+    ReadableTableMetadata, TableDefinition,
+};
+
+const BLOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blocks");
+const ADDED: TableDefinition<&[u8], u64> = TableDefinition::new("added");
+const ORDER: TableDefinition<u64, &[u8]> = TableDefinition::new("order");
+const PINS: MultimapTableDefinition<&[u8], &[u8]> = MultimapTableDefinition::new("pins");
+const PIN_COUNT: TableDefinition<&[u8], u32> = TableDefinition::new("pin_count");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// The redb page cache: small on purpose (devices), enough for sequential writes at full speed.
+const CACHE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Why the blockstore failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("blockstore database: {0}")]
+    Db(String),
+    #[error(
+        "blockstore is full: {needed} bytes needed, budget {budget} bytes, {pinned} bytes pinned by releases in use"
+    )]
+    Full { budget: u64, needed: u64, pinned: u64 },
+    #[error("block {0} is not in the blockstore")]
+    Missing(Cid),
+}
+
+fn dberr<E: std::fmt::Display>(e: E) -> StoreError {
+    StoreError::Db(e.to_string())
+}
+
+/// What the store holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Blocks held.
+    pub blocks: u64,
+    /// Bytes of block data held.
+    pub bytes: u64,
+    /// The size budget.
+    pub budget: u64,
+}
+
+/// A blockstore on disk.
+#[derive(Debug)]
+pub struct Blockstore {
+    db: Database,
+    budget: u64,
+}
+
+impl Blockstore {
+    /// Open (or create) the store at `path` with a budget of `budget` bytes of block data.
+    pub fn open(path: &Path, budget: u64) -> Result<Blockstore, StoreError> {
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(dberr)?;
+        let tx = db.begin_write().map_err(dberr)?;
+        {
+            tx.open_table(BLOCKS).map_err(dberr)?;
+            tx.open_table(ADDED).map_err(dberr)?;
+            tx.open_table(ORDER).map_err(dberr)?;
+            tx.open_multimap_table(PINS).map_err(dberr)?;
+            tx.open_table(PIN_COUNT).map_err(dberr)?;
+            tx.open_table(META).map_err(dberr)?;
+        }
+        tx.commit().map_err(dberr)?;
+        Ok(Blockstore { db, budget })
+    }
+
+    /// The block with this CID, if held.
+    pub fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StoreError> {
+        let tx = self.db.begin_read().map_err(dberr)?;
+        let t = tx.open_table(BLOCKS).map_err(dberr)?;
+        Ok(t.get(cid.to_bytes().as_slice())
+            .map_err(dberr)?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// Several blocks in one read transaction (missing ones are `None`).
+    pub fn get_many(&self, cids: &[Cid]) -> Result<Vec<Option<Bytes>>, StoreError> {
+        let tx = self.db.begin_read().map_err(dberr)?;
+        let t = tx.open_table(BLOCKS).map_err(dberr)?;
+        cids.iter()
+            .map(|c| {
+                Ok(t.get(c.to_bytes().as_slice())
+                    .map_err(dberr)?
+                    .map(|v| Bytes::copy_from_slice(v.value())))
+            })
+            .collect()
+    }
+
+    /// Whether each CID is held.
+    pub fn has_many(&self, cids: &[Cid]) -> Result<Vec<bool>, StoreError> {
+        let tx = self.db.begin_read().map_err(dberr)?;
+        let t = tx.open_table(ADDED).map_err(dberr)?;
+        cids.iter()
+            .map(|c| Ok(t.get(c.to_bytes().as_slice()).map_err(dberr)?.is_some()))
+            .collect()
+    }
+
+    /// Store verified blocks in one durable transaction, pinned under `pin` if given, then evict unpinned
+    /// blocks, oldest first, until the store is within its budget. Fails, storing nothing, when pinned blocks
+    /// alone would exceed the budget.
+    pub fn put_batch(&self, pin: Option<&Cid>, blocks: &[(Cid, Bytes)]) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(dberr)?;
+        {
+            let mut data = tx.open_table(BLOCKS).map_err(dberr)?;
+            let mut added = tx.open_table(ADDED).map_err(dberr)?;
+            let mut order = tx.open_table(ORDER).map_err(dberr)?;
+            let mut pins = tx.open_multimap_table(PINS).map_err(dberr)?;
+            let mut counts = tx.open_table(PIN_COUNT).map_err(dberr)?;
+            let mut meta = tx.open_table(META).map_err(dberr)?;
+            let mut bytes = meta.get("bytes").map_err(dberr)?.map(|v| v.value()).unwrap_or(0);
+            let mut seq = meta
+                .get("next_seq")
+                .map_err(dberr)?
+                .map(|v| v.value())
+                .unwrap_or(0);
+            let pin_key = pin.map(|c| c.to_bytes());
+            for (cid, block) in blocks {
+                let key = cid.to_bytes();
+                if added.get(key.as_slice()).map_err(dberr)?.is_none() {
+                    data.insert(key.as_slice(), block.as_ref()).map_err(dberr)?;
+                    added.insert(key.as_slice(), seq).map_err(dberr)?;
+                    order.insert(seq, key.as_slice()).map_err(dberr)?;
+                    seq += 1;
+                    bytes += block.len() as u64;
+                }
+                if let Some(root) = &pin_key {
+                    let existed = pins.insert(root.as_slice(), key.as_slice()).map_err(dberr)?;
+                    if !existed {
+                        let n = counts
+                            .get(key.as_slice())
+                            .map_err(dberr)?
+                            .map(|v| v.value())
+                            .unwrap_or(0);
+                        counts.insert(key.as_slice(), n + 1).map_err(dberr)?;
+                    }
+                }
+            }
+            if bytes > self.budget {
+                // Evict unpinned blocks, oldest first.
+                let mut victims = Vec::new();
+                let mut freed = 0u64;
+                for row in order.iter().map_err(dberr)? {
+                    if bytes - freed <= self.budget {
+                        break;
+                    }
+                    let (s, k) = row.map_err(dberr)?;
+                    let k = k.value().to_vec();
+                    if counts.get(k.as_slice()).map_err(dberr)?.is_some() {
+                        continue;
+                    }
+                    let len = data
+                        .get(k.as_slice())
+                        .map_err(dberr)?
+                        .map(|v| v.value().len())
+                        .unwrap_or(0);
+                    freed += len as u64;
+                    victims.push((s.value(), k));
+                }
+                if bytes - freed > self.budget {
+                    drop((data, added, order, pins, counts, meta));
+                    tx.abort().map_err(dberr)?;
+                    return Err(StoreError::Full {
+                        budget: self.budget,
+                        needed: bytes,
+                        pinned: bytes - freed,
+                    });
+                }
+                for (s, k) in victims {
+                    order.remove(s).map_err(dberr)?;
+                    added.remove(k.as_slice()).map_err(dberr)?;
+                    data.remove(k.as_slice()).map_err(dberr)?;
+                }
+                bytes -= freed;
+            }
+            meta.insert("bytes", bytes).map_err(dberr)?;
+            meta.insert("next_seq", seq).map_err(dberr)?;
+        }
+        tx.commit().map_err(dberr)
+    }
+
+    /// Pin blocks already held under `root` (those not held are skipped).
+    pub fn pin_existing(&self, root: &Cid, cids: &[Cid]) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(dberr)?;
+        {
+            let added = tx.open_table(ADDED).map_err(dberr)?;
+            let mut pins = tx.open_multimap_table(PINS).map_err(dberr)?;
+            let mut counts = tx.open_table(PIN_COUNT).map_err(dberr)?;
+            let root = root.to_bytes();
+            for cid in cids {
+                let key = cid.to_bytes();
+                if added.get(key.as_slice()).map_err(dberr)?.is_none() {
+                    continue;
+                }
+                if !pins.insert(root.as_slice(), key.as_slice()).map_err(dberr)? {
+                    let n = counts
+                        .get(key.as_slice())
+                        .map_err(dberr)?
+                        .map(|v| v.value())
+                        .unwrap_or(0);
+                    counts.insert(key.as_slice(), n + 1).map_err(dberr)?;
+                }
+            }
+        }
+        tx.commit().map_err(dberr)
+    }
+
+    /// Release the pin of `root`: its blocks become evictable (unless another root pins them).
+    pub fn unpin(&self, root: &Cid) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(dberr)?;
+        {
+            let mut pins = tx.open_multimap_table(PINS).map_err(dberr)?;
+            let mut counts = tx.open_table(PIN_COUNT).map_err(dberr)?;
+            let key = root.to_bytes();
+            let members: Vec<Vec<u8>> = pins
+                .remove_all(key.as_slice())
+                .map_err(dberr)?
+                .map(|v| v.map(|v| v.value().to_vec()))
+                .collect::<Result<_, _>>()
+                .map_err(dberr)?;
+            for m in members {
+                let n = counts
+                    .get(m.as_slice())
+                    .map_err(dberr)?
+                    .map(|v| v.value())
+                    .unwrap_or(0);
+                if n <= 1 {
+                    counts.remove(m.as_slice()).map_err(dberr)?;
+                } else {
+                    counts.insert(m.as_slice(), n - 1).map_err(dberr)?;
+                }
+            }
+        }
+        tx.commit().map_err(dberr)
+    }
+
+    /// The roots pinned in the store (the releases this node keeps and serves).
+    pub fn pinned_roots(&self) -> Result<Vec<Cid>, StoreError> {
+        let tx = self.db.begin_read().map_err(dberr)?;
+        let pins = tx.open_multimap_table(PINS).map_err(dberr)?;
+        let mut roots = Vec::new();
+        for row in pins.iter().map_err(dberr)? {
+            let (k, _) = row.map_err(dberr)?;
+            if let Ok(cid) = Cid::try_from(k.value()) {
+                roots.push(cid);
+            }
+        }
+        Ok(roots)
+    }
+
+    /// Blocks and bytes held.
+    pub fn stats(&self) -> Result<StoreStats, StoreError> {
+        let tx = self.db.begin_read().map_err(dberr)?;
+        let meta = tx.open_table(META).map_err(dberr)?;
+        let added = tx.open_table(ADDED).map_err(dberr)?;
+        Ok(StoreStats {
+            blocks: added.len().map_err(dberr)?,
+            bytes: meta.get("bytes").map_err(dberr)?.map(|v| v.value()).unwrap_or(0),
+            budget: self.budget,
+        })
+    }
+}
+
+impl BlockSource for &Blockstore {
+    type Error = StoreError;
+
+    fn get(&mut self, cid: &Cid) -> Result<Vec<u8>, StoreError> {
+        Blockstore::get(self, cid)?.ok_or(StoreError::Missing(*cid))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use firmchain_update::dag::{RAW, cid_of};
+
+    fn block(i: u32, len: usize) -> (Cid, Bytes) {
+        let mut data = vec![0u8; len];
+        data[..4].copy_from_slice(&i.to_le_bytes());
+        (cid_of(RAW, &data), Bytes::from(data))
+    }
+
+    #[test]
+    fn blocks_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blocks.redb");
+        let (cid, data) = block(1, 100);
+        {
+            let store = Blockstore::open(&path, 1 << 20).unwrap();
+            store.put_batch(Some(&cid), &[(cid, data.clone())]).unwrap();
+        }
+        let store = Blockstore::open(&path, 1 << 20).unwrap();
+        assert_eq!(store.get(&cid).unwrap().unwrap(), data);
+        assert_eq!(store.pinned_roots().unwrap(), vec![cid]);
+        assert_eq!(store.stats().unwrap().bytes, 100);
+    }
+
+    #[test]
+    fn unpinned_blocks_are_evicted_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Blockstore::open(&dir.path().join("b.redb"), 1000).unwrap();
+        let pinned = block(0, 400);
+        store
+            .put_batch(Some(&pinned.0), std::slice::from_ref(&pinned))
+            .unwrap();
+        let (a, b, c) = (block(1, 300), block(2, 300), block(3, 300));
+        store.put_batch(None, &[a.clone(), b.clone()]).unwrap();
+        store.put_batch(None, std::slice::from_ref(&c)).unwrap();
+        // 400 + 3 × 300 = 1300 > 1000: the oldest unpinned block (a) went, the pinned one stayed.
+        assert!(store.get(&a.0).unwrap().is_none());
+        assert!(store.get(&b.0).unwrap().is_some());
+        assert!(store.get(&c.0).unwrap().is_some());
+        assert!(store.get(&pinned.0).unwrap().is_some());
+        assert_eq!(store.stats().unwrap().bytes, 1000);
+    }
+
+    #[test]
+    fn pinned_data_over_budget_is_refused_and_nothing_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Blockstore::open(&dir.path().join("b.redb"), 500).unwrap();
+        let (x, y) = (block(1, 300), block(2, 300));
+        let err = store.put_batch(Some(&x.0), &[x.clone(), y.clone()]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::Full {
+                    budget: 500,
+                    needed: 600,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(store.get(&x.0).unwrap().is_none());
+        assert_eq!(
+            store.stats().unwrap(),
+            StoreStats {
+                blocks: 0,
+                bytes: 0,
+                budget: 500
+            }
+        );
+    }
+
+    #[test]
+    fn unpin_makes_blocks_evictable_unless_another_root_holds_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Blockstore::open(&dir.path().join("b.redb"), 700).unwrap();
+        let (shared, only_a) = (block(1, 300), block(2, 300));
+        let (ra, rb) = (block(10, 8).0, block(11, 8).0);
+        store
+            .put_batch(Some(&ra), &[shared.clone(), only_a.clone()])
+            .unwrap();
+        store.put_batch(Some(&rb), std::slice::from_ref(&shared)).unwrap();
+        store.unpin(&ra).unwrap();
+        assert_eq!(store.pinned_roots().unwrap(), vec![rb]);
+        store.put_batch(None, &[block(3, 300)]).unwrap();
+        assert!(
+            store.get(&only_a.0).unwrap().is_none(),
+            "unpinned block is evicted"
+        );
+        assert!(
+            store.get(&shared.0).unwrap().is_some(),
+            "block still pinned by rb stays"
+        );
+    }
+}

@@ -1,0 +1,559 @@
+//! Which block to want from which peer: pure bookkeeping, time passed in.
+//!
+//! - Every peer gets at most `window` wants at a time; blocks go to the peer with the most room, so several
+//!   providers share the load.
+//! - A `DontHave` excludes the peer for that block; a peer that refused and never delivered is asked only when
+//!   no better peer exists.
+//! - A peer that delivers nothing for `progress_timeout` while it holds wants gets a strike and its wants go
+//!   elsewhere; at `max_strikes` it is dropped.
+//! - Endgame: when nothing is left to assign, an idle peer is also asked for blocks still in flight elsewhere,
+//!   so one slow peer cannot hold up the end of a fetch.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use cid::Cid;
+use libp2p::PeerId;
+
+/// Tuning of the schedule.
+#[derive(Clone, Copy, Debug)]
+pub struct ScheduleConfig {
+    /// Wants in flight per peer.
+    pub window: usize,
+    /// How long a peer holding wants may deliver nothing.
+    pub progress_timeout: Duration,
+    /// Timeouts before a peer is dropped from the fetch.
+    pub max_strikes: u32,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            window: 32,
+            progress_timeout: Duration::from_secs(10),
+            max_strikes: 2,
+        }
+    }
+}
+
+/// What one peer did for this fetch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerRecord {
+    /// Blocks it delivered that we used.
+    pub blocks: u64,
+    /// Bytes of those blocks.
+    pub bytes: u64,
+    /// `DontHave` answers.
+    pub dont_haves: u64,
+    /// Progress timeouts.
+    pub strikes: u32,
+    in_flight: usize,
+    last_progress: Option<Instant>,
+}
+
+/// Whether a received block was one we asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Received {
+    /// Wanted and now done.
+    Wanted,
+    /// Already had it (a duplicate from the endgame, or a late answer).
+    Duplicate,
+    /// Never asked for in this fetch.
+    Unwanted,
+}
+
+/// The schedule of one fetch.
+#[derive(Debug)]
+pub struct Schedule {
+    cfg: ScheduleConfig,
+    pending: VecDeque<Cid>,
+    in_flight: HashMap<Cid, Vec<PeerId>>,
+    refused: HashMap<Cid, HashSet<PeerId>>,
+    known: HashSet<Cid>,
+    done: HashSet<Cid>,
+    peers: Vec<PeerId>,
+    records: HashMap<PeerId, PeerRecord>,
+    dropped: HashMap<PeerId, String>,
+}
+
+impl Schedule {
+    /// An empty schedule.
+    pub fn new(cfg: ScheduleConfig) -> Schedule {
+        Schedule {
+            cfg: ScheduleConfig {
+                window: cfg.window.max(1),
+                ..cfg
+            },
+            pending: VecDeque::new(),
+            in_flight: HashMap::new(),
+            refused: HashMap::new(),
+            known: HashSet::new(),
+            done: HashSet::new(),
+            peers: Vec::new(),
+            records: HashMap::new(),
+            dropped: HashMap::new(),
+        }
+    }
+
+    /// A peer that may have blocks. Returns false for a dropped or already known peer.
+    pub fn add_peer(&mut self, peer: PeerId) -> bool {
+        if self.dropped.contains_key(&peer) || self.records.contains_key(&peer) {
+            return false;
+        }
+        self.peers.push(peer);
+        self.records.insert(peer, PeerRecord::default());
+        true
+    }
+
+    /// The peers in play (not dropped).
+    pub fn peers(&self) -> &[PeerId] {
+        &self.peers
+    }
+
+    /// What each peer did.
+    pub fn records(&self) -> &HashMap<PeerId, PeerRecord> {
+        &self.records
+    }
+
+    /// The peers dropped, and why.
+    pub fn dropped(&self) -> &HashMap<PeerId, String> {
+        &self.dropped
+    }
+
+    /// A block to fetch (ignored when already known).
+    pub fn push(&mut self, cid: Cid) {
+        if self.known.insert(cid) {
+            self.pending.push_back(cid);
+        }
+    }
+
+    /// A block we already hold (resumed from the store).
+    pub fn mark_held(&mut self, cid: Cid) {
+        self.known.insert(cid);
+        self.done.insert(cid);
+    }
+
+    /// Whether the block was asked for in this fetch.
+    pub fn is_known(&self, cid: &Cid) -> bool {
+        self.known.contains(cid)
+    }
+
+    /// Blocks asked of `peer` and not yet delivered.
+    pub fn outstanding(&self, peer: &PeerId) -> Vec<Cid> {
+        self.in_flight
+            .iter()
+            .filter(|(_, ps)| ps.contains(peer))
+            .map(|(c, _)| *c)
+            .collect()
+    }
+
+    /// Nothing pending, nothing in flight.
+    pub fn is_complete(&self) -> bool {
+        self.pending.is_empty() && self.in_flight.is_empty()
+    }
+
+    /// Blocks delivered or held, and blocks known.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.done.len(), self.known.len())
+    }
+
+    /// A pending block that no peer in play can be asked for (all refused it), when nothing is in flight.
+    pub fn stuck(&self) -> Option<Cid> {
+        if !self.in_flight.is_empty() {
+            return None;
+        }
+        self.pending.iter().copied().find(|cid| {
+            let refused = self.refused.get(cid);
+            self.peers.iter().all(|p| refused.is_some_and(|r| r.contains(p)))
+        })
+    }
+
+    fn tier(&self, peer: &PeerId) -> u8 {
+        match self.records.get(peer) {
+            Some(r) if r.dont_haves > 0 && r.blocks == 0 => 1,
+            _ => 0,
+        }
+    }
+
+    /// Hand out wants: `(peer, blocks)` to send now.
+    pub fn assign(&mut self, now: Instant) -> Vec<(PeerId, Vec<Cid>)> {
+        let mut out: HashMap<PeerId, Vec<Cid>> = HashMap::new();
+        let mut skipped = VecDeque::new();
+        while let Some(cid) = self.pending.pop_front() {
+            match self.pick(&cid, None) {
+                Pick::Peer(peer) => {
+                    self.send(peer, cid, now);
+                    out.entry(peer).or_default().push(cid);
+                }
+                Pick::Wait => {
+                    // Every suitable peer is full: keep the order and stop.
+                    skipped.push_back(cid);
+                    break;
+                }
+                Pick::Nobody => skipped.push_back(cid),
+            }
+        }
+        skipped.extend(self.pending.drain(..));
+        self.pending = skipped;
+
+        // Endgame: a peer that delivered and now has nothing to do also takes blocks that are in flight at one
+        // other peer only, up to its window.
+        if self.pending.is_empty() && !self.in_flight.is_empty() {
+            let mut candidates: Vec<Cid> = self
+                .in_flight
+                .iter()
+                .filter(|(_, ps)| ps.len() == 1)
+                .map(|(c, _)| *c)
+                .collect();
+            candidates.sort_by_key(|c| c.to_bytes());
+            let idle: Vec<PeerId> = self
+                .peers
+                .iter()
+                .copied()
+                .filter(|p| {
+                    self.records
+                        .get(p)
+                        .is_some_and(|r| r.in_flight == 0 && r.blocks > 0)
+                })
+                .collect();
+            for peer in idle {
+                for cid in &candidates {
+                    let free = self
+                        .in_flight
+                        .get(cid)
+                        .is_some_and(|h| h.len() == 1 && !h.contains(&peer));
+                    if free
+                        && self.room(&peer) > 0
+                        && !self.refused.get(cid).is_some_and(|r| r.contains(&peer))
+                    {
+                        self.send(peer, *cid, now);
+                        out.entry(peer).or_default().push(*cid);
+                    }
+                }
+            }
+        }
+        let mut out: Vec<_> = out.into_iter().collect();
+        out.sort_by_key(|(p, _)| p.to_bytes());
+        out
+    }
+
+    fn room(&self, peer: &PeerId) -> usize {
+        self.records
+            .get(peer)
+            .map(|r| self.cfg.window.saturating_sub(r.in_flight))
+            .unwrap_or(0)
+    }
+
+    fn pick(&self, cid: &Cid, exclude: Option<&PeerId>) -> Pick {
+        let refused = self.refused.get(cid);
+        let eligible: Vec<&PeerId> = self
+            .peers
+            .iter()
+            .filter(|p| Some(*p) != exclude && !refused.is_some_and(|r| r.contains(*p)))
+            .collect();
+        if eligible.is_empty() {
+            return Pick::Nobody;
+        }
+        let best_tier = eligible.iter().map(|p| self.tier(p)).min().unwrap_or(0);
+        let best = eligible
+            .iter()
+            .filter(|p| self.tier(p) == best_tier && self.room(p) > 0)
+            .max_by_key(|p| (self.room(p), std::cmp::Reverse(p.to_bytes())));
+        match best {
+            Some(p) => Pick::Peer(**p),
+            None => Pick::Wait,
+        }
+    }
+
+    fn send(&mut self, peer: PeerId, cid: Cid, now: Instant) {
+        self.in_flight.entry(cid).or_default().push(peer);
+        if let Some(r) = self.records.get_mut(&peer) {
+            if r.in_flight == 0 {
+                r.last_progress = Some(now);
+            }
+            r.in_flight += 1;
+        }
+    }
+
+    /// A verified block arrived from `peer`. Returns how it relates to the fetch, and the other peers that were
+    /// asked for it too (to cancel).
+    pub fn received(&mut self, peer: PeerId, cid: Cid, len: usize, now: Instant) -> (Received, Vec<PeerId>) {
+        if let Some(r) = self.records.get_mut(&peer) {
+            r.last_progress = Some(now);
+        }
+        let Some(holders) = self.in_flight.remove(&cid) else {
+            let kind = if self.known.contains(&cid) {
+                Received::Duplicate
+            } else {
+                Received::Unwanted
+            };
+            return (kind, Vec::new());
+        };
+        for h in &holders {
+            if let Some(r) = self.records.get_mut(h) {
+                r.in_flight = r.in_flight.saturating_sub(1);
+            }
+        }
+        if let Some(r) = self.records.get_mut(&peer) {
+            r.blocks += 1;
+            r.bytes += len as u64;
+        }
+        self.done.insert(cid);
+        self.pending.retain(|c| *c != cid);
+        let others = holders.into_iter().filter(|h| *h != peer).collect();
+        (Received::Wanted, others)
+    }
+
+    /// `peer` does not have `cid`.
+    pub fn dont_have(&mut self, peer: PeerId, cid: Cid, now: Instant) {
+        if let Some(r) = self.records.get_mut(&peer) {
+            r.last_progress = Some(now);
+            r.dont_haves += 1;
+        }
+        self.refused.entry(cid).or_default().insert(peer);
+        self.release(&peer, &cid);
+    }
+
+    fn release(&mut self, peer: &PeerId, cid: &Cid) {
+        if let Some(holders) = self.in_flight.get_mut(cid) {
+            if let Some(i) = holders.iter().position(|h| h == peer) {
+                holders.swap_remove(i);
+                if let Some(r) = self.records.get_mut(peer) {
+                    r.in_flight = r.in_flight.saturating_sub(1);
+                }
+            }
+            if holders.is_empty() {
+                self.in_flight.remove(cid);
+                if !self.done.contains(cid) {
+                    self.pending.push_front(*cid);
+                }
+            }
+        }
+    }
+
+    /// Remove `peer` (disconnected, or misbehaving with `reason`): its wants go back to the queue. Returns the
+    /// blocks it still held.
+    pub fn drop_peer(&mut self, peer: PeerId, reason: Option<String>) -> Vec<Cid> {
+        let held = self.outstanding(&peer);
+        for cid in &held {
+            self.release(&peer, cid);
+        }
+        self.peers.retain(|p| *p != peer);
+        if let Some(reason) = reason {
+            self.dropped.insert(peer, reason);
+        } else {
+            // Gone, not banned: it may come back as a provider later.
+            self.records.remove(&peer);
+        }
+        held
+    }
+
+    /// When the next progress timeout falls due.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.records
+            .values()
+            .filter(|r| r.in_flight > 0)
+            .filter_map(|r| r.last_progress)
+            .min()
+            .map(|t| t + self.cfg.progress_timeout)
+    }
+
+    /// Apply progress timeouts: peers that held wants and delivered nothing for too long get a strike and lose
+    /// their wants; returns `(peer, its wants, dropped)`.
+    pub fn expire(&mut self, now: Instant) -> Vec<(PeerId, Vec<Cid>, bool)> {
+        let late: Vec<PeerId> = self
+            .peers
+            .iter()
+            .copied()
+            .filter(|p| {
+                self.records.get(p).is_some_and(|r| {
+                    r.in_flight > 0
+                        && r.last_progress
+                            .is_some_and(|t| now >= t + self.cfg.progress_timeout)
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for peer in late {
+            let strikes = self.records.get_mut(&peer).map(|r| {
+                r.strikes += 1;
+                r.last_progress = Some(now);
+                r.strikes
+            });
+            let held = self.outstanding(&peer);
+            let dropped = strikes.unwrap_or(0) >= self.cfg.max_strikes;
+            if dropped {
+                let secs = self.cfg.progress_timeout.as_secs_f64();
+                self.drop_peer(
+                    peer,
+                    Some(format!(
+                        "delivered nothing for {secs:.1} s while holding {} wants, {} times",
+                        held.len(),
+                        self.cfg.max_strikes
+                    )),
+                );
+            } else {
+                for cid in &held {
+                    // Try another peer first: the slow one goes to the back of the line for these blocks.
+                    self.refused.entry(*cid).or_default().insert(peer);
+                    self.release(&peer, cid);
+                    // Once every other peer refused too, the slow peer may be asked again.
+                    if let Some(r) = self.refused.get_mut(cid)
+                        && self.peers.iter().all(|p| r.contains(p))
+                    {
+                        r.remove(&peer);
+                    }
+                }
+            }
+            out.push((peer, held, dropped));
+        }
+        out
+    }
+}
+
+enum Pick {
+    Peer(PeerId),
+    Wait,
+    Nobody,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use firmchain_update::dag::{RAW, cid_of};
+
+    fn cids(n: u32) -> Vec<Cid> {
+        (0..n).map(|i| cid_of(RAW, &i.to_le_bytes())).collect()
+    }
+
+    fn cfg(window: usize) -> ScheduleConfig {
+        ScheduleConfig {
+            window,
+            progress_timeout: Duration::from_secs(5),
+            max_strikes: 2,
+        }
+    }
+
+    #[test]
+    fn load_is_spread_over_peers_within_the_window() {
+        let now = Instant::now();
+        let mut s = Schedule::new(cfg(4));
+        let (a, b) = (PeerId::random(), PeerId::random());
+        s.add_peer(a);
+        s.add_peer(b);
+        for c in cids(10) {
+            s.push(c);
+        }
+        let out = s.assign(now);
+        let sizes: Vec<usize> = out.iter().map(|(_, c)| c.len()).collect();
+        assert_eq!(sizes, vec![4, 4], "{out:?}");
+        assert_eq!(s.counts(), (0, 10));
+        // Nothing more until a block arrives.
+        assert!(s.assign(now).is_empty());
+        let (peer, first) = (out[0].0, out[0].1[0]);
+        assert_eq!(s.received(peer, first, 10, now).0, Received::Wanted);
+        let next = s.assign(now);
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].0, peer);
+    }
+
+    #[test]
+    fn dont_have_moves_the_block_to_another_peer_and_stuck_when_all_refuse() {
+        let now = Instant::now();
+        let mut s = Schedule::new(cfg(4));
+        let (a, b) = (PeerId::random(), PeerId::random());
+        s.add_peer(a);
+        let root = cids(1)[0];
+        s.push(root);
+        assert_eq!(s.assign(now), vec![(a, vec![root])]);
+        s.dont_have(a, root, now);
+        assert_eq!(s.stuck(), Some(root));
+        assert!(s.assign(now).is_empty());
+        s.add_peer(b);
+        assert_eq!(s.stuck(), None);
+        assert_eq!(s.assign(now), vec![(b, vec![root])]);
+    }
+
+    #[test]
+    fn silent_peers_get_strikes_then_are_dropped() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(cfg(4));
+        let (slow, good) = (PeerId::random(), PeerId::random());
+        s.add_peer(slow);
+        let c = cids(2);
+        s.push(c[0]);
+        s.push(c[1]);
+        assert_eq!(s.assign(t0).len(), 1);
+        assert_eq!(s.next_deadline(), Some(t0 + Duration::from_secs(5)));
+        assert!(s.expire(t0 + Duration::from_secs(4)).is_empty());
+        let t1 = t0 + Duration::from_secs(5);
+        let expired = s.expire(t1);
+        assert_eq!(expired.len(), 1);
+        assert!(!expired[0].2, "first strike does not drop");
+        // Only the slow peer exists, so it is asked again; a second timeout drops it.
+        assert_eq!(s.assign(t1)[0].0, slow);
+        let expired = s.expire(t1 + Duration::from_secs(5));
+        assert!(expired[0].2);
+        assert!(s.dropped().contains_key(&slow));
+        assert!(!s.add_peer(slow), "a dropped peer does not come back");
+        s.add_peer(good);
+        let out = s.assign(t1);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].0, good);
+        assert_eq!(out[0].1.len(), 2, "both blocks go to the good peer");
+    }
+
+    #[test]
+    fn endgame_asks_an_idle_peer_for_blocks_stuck_at_a_slow_one() {
+        let now = Instant::now();
+        let mut s = Schedule::new(cfg(2));
+        let (slow, fast) = (PeerId::random(), PeerId::random());
+        s.add_peer(slow);
+        s.add_peer(fast);
+        let c = cids(3);
+        for x in &c {
+            s.push(*x);
+        }
+        let out = s.assign(now);
+        let at_fast: Vec<Cid> = out
+            .iter()
+            .find(|(p, _)| *p == fast)
+            .map(|(_, c)| c.clone())
+            .unwrap();
+        let at_slow: Vec<Cid> = out
+            .iter()
+            .find(|(p, _)| *p == slow)
+            .map(|(_, c)| c.clone())
+            .unwrap();
+        for x in &at_fast {
+            s.received(fast, *x, 1, now);
+        }
+        // The rest went to the now-idle fast peer, and whatever the slow peer holds is duplicated to it.
+        let out = s.assign(now);
+        let dup: Vec<Cid> = out
+            .iter()
+            .filter(|(p, _)| *p == fast)
+            .flat_map(|(_, c)| c.clone())
+            .collect();
+        let mut expected: Vec<Cid> = at_slow.iter().filter(|c| !at_fast.contains(c)).copied().collect();
+        expected.sort_by_key(|c| c.to_bytes());
+        assert_eq!(dup, expected, "{out:?}");
+        let x = dup[0];
+        let (kind, others) = s.received(fast, x, 1, now);
+        assert_eq!(kind, Received::Wanted);
+        if at_slow.contains(&x) {
+            assert_eq!(others, vec![slow], "the slow peer's copy is cancelled");
+            assert_eq!(s.received(slow, x, 1, now).0, Received::Duplicate);
+        }
+    }
+
+    #[test]
+    fn unknown_blocks_are_unwanted() {
+        let now = Instant::now();
+        let mut s = Schedule::new(cfg(2));
+        let p = PeerId::random();
+        s.add_peer(p);
+        assert_eq!(s.received(p, cids(1)[0], 1, now).0, Received::Unwanted);
+        assert!(s.is_complete());
+    }
+}

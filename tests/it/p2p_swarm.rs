@@ -1,0 +1,273 @@
+//! In-process swarms of real libp2p nodes over loopback TCP: Kademlia providers, our Bitswap, the blockstore,
+//! and what a fetching node does with hostile peers.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use firmchain_p2p::bitswap::Fault;
+use firmchain_p2p::{
+    Blockstore, FetchError, FetchLimits, FetchOptions, FetchSummary, P2p, P2pConfig, PeerId, ScheduleConfig, identity,
+};
+use firmchain_update::dag::{DagOptions, DagRoot, ReadLimits, read_file};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+struct TestNode {
+    p2p: P2p,
+    _dir: tempfile::TempDir,
+}
+
+impl TestNode {
+    async fn start(cfg: P2pConfig) -> TestNode {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Blockstore::open(&dir.path().join("blocks.redb"), 1 << 30).unwrap());
+        let (p2p, _task) = P2p::start(cfg, identity::Keypair::generate_ed25519(), store).await.unwrap();
+        TestNode { p2p, _dir: dir }
+    }
+
+    async fn addr(&self) -> firmchain_p2p::Multiaddr {
+        self.p2p.listen_addrs().await.unwrap().remove(0)
+    }
+
+    fn import(&self, data: &[u8]) -> DagRoot {
+        firmchain_p2p::import(self.p2p.store(), data, DagOptions::default(), |_| {}).unwrap()
+    }
+
+    /// The file under `root`, read back from this node's store (every block verified again on the way).
+    fn read(&self, root: &DagRoot) -> Vec<u8> {
+        let mut out = Vec::new();
+        let limits = ReadLimits {
+            max_size: root.size,
+            ..ReadLimits::default()
+        };
+        read_file(&root.cid, &mut &**self.p2p.store(), &mut out, limits, |_| {}).unwrap();
+        out
+    }
+
+    async fn fetch(&self, root: &DagRoot, opts: FetchOptions) -> Result<FetchSummary, FetchError> {
+        tokio::time::timeout(TIMEOUT, self.p2p.fetch(root.cid, opts).finish())
+            .await
+            .expect("fetch timed out")
+    }
+}
+
+fn opts(root: &DagRoot) -> FetchOptions {
+    FetchOptions {
+        limits: FetchLimits::for_file_size(root.size),
+        stall_timeout: Duration::from_secs(20),
+        ..FetchOptions::default()
+    }
+}
+
+fn quick(root: &DagRoot, peers: Vec<PeerId>) -> FetchOptions {
+    FetchOptions {
+        peers,
+        schedule: ScheduleConfig {
+            window: 8,
+            progress_timeout: Duration::from_millis(800),
+            max_strikes: 1,
+        },
+        ..opts(root)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_nodes_fetch_from_the_publisher_then_from_each_other() {
+    let data = pseudo_random(3 * 1024 * 1024 + 4321, 7);
+    let publisher = TestNode::start(P2pConfig::loopback()).await;
+    let root = publisher.import(&data);
+    publisher.p2p.provide(root.cid).await.unwrap();
+    let boot = publisher.addr().await;
+
+    let mut devices = Vec::new();
+    for _ in 0..9 {
+        let cfg = P2pConfig {
+            bootstrap: vec![boot.clone()],
+            ..P2pConfig::loopback()
+        };
+        let node = TestNode::start(cfg).await;
+        node.p2p.dial(boot.clone()).await.unwrap();
+        devices.push(node);
+    }
+    // The first device finds the publisher through the DHT and fetches everything from it.
+    let first = devices[0].fetch(&root, opts(&root)).await.unwrap();
+    assert_eq!(first.peers[0].peer, publisher.p2p.peer_id());
+    assert_eq!(devices[0].read(&root), data);
+    devices[0].p2p.provide(root.cid).await.unwrap();
+
+    // The publisher goes away; the others still complete, from the device that has the blocks (and, as they
+    // finish, from each other).
+    let publisher_id = publisher.p2p.peer_id();
+    let uploaded = publisher.p2p.counters().uploaded_bytes.load(Ordering::Relaxed);
+    publisher.p2p.shutdown().await.unwrap();
+    drop(publisher);
+    let mut fetches = Vec::new();
+    for d in &devices[1..] {
+        fetches.push(d.fetch(&root, opts(&root)));
+    }
+    let results = futures::future::join_all(fetches).await;
+    for (d, r) in devices[1..].iter().zip(results) {
+        let summary = r.unwrap();
+        assert!(summary.peers.iter().all(|c| c.peer != publisher_id), "{summary:?}");
+        assert_eq!(summary.blocks, first.blocks);
+        assert_eq!(d.read(&root), data);
+    }
+    // The publisher uploaded one copy of the DAG.
+    assert_eq!(uploaded, first.bytes);
+}
+
+/// Start `n` providers of `data` (each with `fault`, if any) and return them with the DAG root.
+async fn providers(data: &[u8], faults: &[Option<Fault>]) -> (Vec<TestNode>, DagRoot) {
+    let mut nodes = Vec::new();
+    let mut root = None;
+    for fault in faults {
+        let node = TestNode::start(P2pConfig {
+            fault: *fault,
+            ..P2pConfig::loopback()
+        })
+        .await;
+        root = Some(node.import(data));
+        nodes.push(node);
+    }
+    (nodes, root.unwrap())
+}
+
+async fn fetcher_connected_to(nodes: &[TestNode]) -> (TestNode, Vec<PeerId>) {
+    let fetcher = TestNode::start(P2pConfig::loopback()).await;
+    let mut peers = Vec::new();
+    for n in nodes {
+        peers.push(fetcher.p2p.dial(n.addr().await).await.unwrap());
+    }
+    (fetcher, peers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_providers_share_the_load() {
+    let data = pseudo_random(4 * 1024 * 1024, 11);
+    let (nodes, root) = providers(&data, &[None, None, None, None]).await;
+    let (fetcher, peers) = fetcher_connected_to(&nodes).await;
+    let summary = fetcher.fetch(&root, quick(&root, peers)).await.unwrap();
+    assert_eq!(fetcher.read(&root), data);
+    assert!(summary.peers.len() >= 3, "blocks came from {:?}", summary.peers);
+    assert!(summary.rejected.is_empty());
+}
+
+/// One honest provider and one hostile one: the fetch completes from the honest one, the hostile one is dropped
+/// with a reason that names it and what it was asked for, and the store holds exactly the DAG's blocks.
+async fn hostile_peer_is_dropped(fault: Fault, expect: &str) {
+    let data = pseudo_random(2 * 1024 * 1024 + 17, 5);
+    let (nodes, root) = providers(&data, &[Some(fault), None]).await;
+    let bad = nodes[0].p2p.peer_id();
+    let (fetcher, peers) = fetcher_connected_to(&nodes).await;
+    let summary = fetcher.fetch(&root, quick(&root, peers)).await.unwrap();
+    assert_eq!(fetcher.read(&root), data);
+    let rejection = summary
+        .rejected
+        .iter()
+        .find(|r| r.peer == bad)
+        .unwrap_or_else(|| panic!("{fault:?} peer was not dropped: {summary:?}"));
+    assert!(rejection.reason.contains(expect), "{rejection}");
+    assert!(!rejection.asked.is_empty(), "{rejection}");
+    let text = rejection.to_string();
+    assert!(text.contains(&bad.to_string()) && text.contains(&rejection.asked[0].to_string()), "{text}");
+    assert!(summary.peers.iter().all(|c| c.peer != bad), "{summary:?}");
+    let stats = fetcher.p2p.store().stats().unwrap();
+    assert_eq!(stats.blocks, summary.blocks, "only the DAG's verified blocks are stored");
+    assert!(fetcher.p2p.counters().rejected.load(Ordering::Relaxed) >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_serving_wrong_bytes_is_dropped() {
+    hostile_peer_is_dropped(Fault::CorruptBlocks, "hashes to").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_serving_oversized_blocks_is_dropped() {
+    hostile_peer_is_dropped(Fault::OversizeBlocks, "over the").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_withholding_blocks_is_dropped() {
+    hostile_peer_is_dropped(Fault::Withhold, "delivered nothing").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn very_slow_peer_is_dropped() {
+    hostile_peer_is_dropped(Fault::Slow(Duration::from_secs(5)), "delivered nothing").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_hostile_peers_fail_the_fetch_naming_block_and_peers() {
+    let data = pseudo_random(600 * 1024, 9);
+    let (nodes, root) = providers(&data, &[Some(Fault::CorruptBlocks)]).await;
+    let (fetcher, peers) = fetcher_connected_to(&nodes).await;
+    let opts = FetchOptions {
+        stall_timeout: Duration::from_secs(1),
+        ..quick(&root, peers)
+    };
+    let err = fetcher.fetch(&root, opts).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, FetchError::NoProviders(_)), "{text}");
+    assert!(text.contains(&root.cid.to_string()), "{text}");
+    assert!(text.contains(&nodes[0].p2p.peer_id().to_string()), "{text}");
+    assert_eq!(fetcher.p2p.store().stats().unwrap().blocks, 0, "nothing unverified is stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_resumes_from_the_store_and_asks_only_for_the_dag() {
+    let data = pseudo_random(3 * 1024 * 1024, 3);
+    let (nodes, root) = providers(&data, &[None]).await;
+    // The provider also holds an unrelated file: none of it may be asked for.
+    let other = nodes[0].import(&pseudo_random(1024 * 1024, 4));
+    assert_ne!(other.cid, root.cid);
+    let (fetcher, peers) = fetcher_connected_to(&nodes).await;
+    // Half the leaves were fetched before a restart.
+    let mut leaves = Vec::new();
+    read_file(&root.cid, &mut &**nodes[0].p2p.store(), &mut std::io::sink(), ReadLimits::default(), |_| {})
+        .unwrap();
+    {
+        let mut all = Vec::new();
+        firmchain_update::dag::build_from_reader(&data[..], DagOptions::default(), |cid, block| {
+            all.push((*cid, bytes::Bytes::copy_from_slice(block)));
+        })
+        .unwrap();
+        leaves.extend(all.into_iter().filter(|(c, _)| c.codec() == 0x55).take(6));
+    }
+    fetcher.p2p.store().put_batch(None, &leaves).unwrap();
+
+    let summary = fetcher.fetch(&root, quick(&root, peers)).await.unwrap();
+    assert_eq!(summary.from_store, 6);
+    assert_eq!(fetcher.read(&root), data);
+    let served = nodes[0].p2p.counters().uploaded_blocks.load(Ordering::Relaxed);
+    assert_eq!(served, summary.blocks - 6, "only missing blocks of the DAG were served");
+    assert_eq!(fetcher.p2p.store().stats().unwrap().blocks, summary.blocks);
+    assert!(fetcher.p2p.store().pinned_roots().unwrap().contains(&root.cid));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_stops_at_the_size_cap() {
+    let data = pseudo_random(2 * 1024 * 1024, 8);
+    let (nodes, root) = providers(&data, &[None]).await;
+    let (fetcher, peers) = fetcher_connected_to(&nodes).await;
+    let opts = FetchOptions {
+        limits: FetchLimits::for_file_size(1024 * 1024),
+        ..quick(&root, peers)
+    };
+    let err = fetcher.fetch(&root, opts).await.unwrap_err();
+    assert!(matches!(err, FetchError::TooLarge { .. }), "{err}");
+    let cap = FetchLimits::for_file_size(1024 * 1024).max_bytes;
+    assert!(fetcher.p2p.store().stats().unwrap().bytes <= cap);
+}
