@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use firmchain_p2p::Multiaddr;
 use firmchain_update::{Blake3Hash, ProductId};
 
 /// Secure, decentralised firmware distribution for IoT fleets.
@@ -93,6 +94,9 @@ pub enum Command {
     /// Read the release index through verified proofs.
     #[command(subcommand)]
     Chain(ChainCommand),
+    /// Exchange blocks with IPFS-compatible peers (Kademlia + Bitswap).
+    #[command(subcommand)]
+    P2p(P2pCommand),
     /// Run a local walk-through of diff, pack, unpack and apply on generated sample firmware.
     Demo {
         /// Work in this folder (kept afterwards) instead of a temporary one.
@@ -102,6 +106,16 @@ pub enum Command {
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
         size_mib: u32,
     },
+}
+
+/// The multihash of leaf blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LeafHashArg {
+    /// sha2-256.
+    #[value(name = "sha2-256")]
+    Sha2_256,
+    /// blake3.
+    Blake3,
 }
 
 /// Which payload `diff` writes.
@@ -211,6 +225,62 @@ pub enum ContractCommand {
         /// The product.
         #[arg(long)]
         product: ProductId,
+    },
+}
+
+/// How a one-off p2p command networks.
+#[derive(Debug, clap::Args)]
+pub struct NetArgs {
+    /// Keep the blockstore and the node identity here (default: a temporary folder, removed afterwards).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Listen on this multiaddr (repeatable), e.g. /ip4/0.0.0.0/tcp/4001 or /ip4/0.0.0.0/udp/4001/quic-v1.
+    #[arg(long = "listen")]
+    pub listen: Vec<Multiaddr>,
+    /// Join the DHT through this peer (a multiaddr ending in /p2p/<peer id>; repeatable).
+    #[arg(long = "bootstrap")]
+    pub bootstrap: Vec<Multiaddr>,
+    /// Find peers on the local network by mDNS (off by default).
+    #[arg(long)]
+    pub mdns: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum P2pCommand {
+    /// Pack FILE into blocks (UnixFS, CIDv1, raw leaves), announce it on the DHT and serve it over Bitswap
+    /// until interrupted. Prints the root CID and full multiaddrs (with /p2p/<peer id>) to fetch it from.
+    Serve {
+        /// The file to serve.
+        file: PathBuf,
+        #[command(flatten)]
+        net: NetArgs,
+        /// Bytes per chunk (at most 1 MiB).
+        #[arg(long, default_value_t = 262_144, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+        chunk_size: u32,
+        /// The hash of leaf blocks (IPFS tools use sha2-256).
+        #[arg(long, value_enum, default_value_t = LeafHashArg::Sha2_256)]
+        leaf_hash: LeafHashArg,
+    },
+    /// Fetch the file under CID from peers (any UnixFS file DAG: CIDv0 or CIDv1, dag-pb or raw leaves,
+    /// sha2-256 or blake3), verify every block, and write it to OUTPUT.
+    Get {
+        /// The root CID.
+        cid: String,
+        /// Ask this peer (a multiaddr ending in /p2p/<peer id>; repeatable). Providers found on the DHT are
+        /// asked too.
+        #[arg(long = "peer")]
+        peers: Vec<Multiaddr>,
+        /// Where to write the file (replaced only when the whole file verified).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Refuse a file larger than this many bytes.
+        #[arg(long, default_value_t = 1 << 30)]
+        max_size: u64,
+        /// Give up after this many seconds without any peer that can serve a missing block.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        #[command(flatten)]
+        net: NetArgs,
     },
 }
 

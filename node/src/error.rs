@@ -38,6 +38,12 @@ pub enum CliError {
     Rpc { what: &'static str, message: String },
     #[error(transparent)]
     Light(#[from] firmchain_lightclient::client::ClientError),
+    #[error(transparent)]
+    P2p(#[from] firmchain_p2p::P2pError),
+    #[error(transparent)]
+    Fetch(#[from] firmchain_p2p::FetchError),
+    #[error(transparent)]
+    Store(#[from] firmchain_p2p::StoreError),
 }
 
 impl CliError {

@@ -11,6 +11,15 @@ mod output;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    // Diagnostics go to stderr; FIRMCHAIN_LOG picks the level (error, warn, info, debug, trace or a filter).
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FIRMCHAIN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,libp2p_kad=error"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     let out = output::Output::new(cli.json, cli.quiet);
     match cmd::run(cli.command, &out) {
         Ok(()) => ExitCode::SUCCESS,

@@ -34,6 +34,18 @@ impl Output {
         }
     }
 
+    /// Print one line now (compact JSON with `--json`), for results that come before the command ends.
+    pub fn line<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) {
+        if self.json {
+            match serde_json::to_string(value) {
+                Ok(s) => println!("{s}"),
+                Err(e) => eprintln!("error: cannot encode the result as JSON: {e}"),
+            }
+        } else {
+            println!("{}", human());
+        }
+    }
+
     /// Report a failure on stderr (and as JSON on stdout with `--json`).
     pub fn error(&self, report: &anyhow::Error) {
         if self.json {

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use firmchain_p2p::bitswap::Fault;
 use firmchain_p2p::{
-    Blockstore, FetchError, FetchLimits, FetchOptions, FetchSummary, P2p, P2pConfig, PeerId, ScheduleConfig, identity,
+    Blockstore, FetchError, FetchLimits, FetchOptions, FetchSummary, P2p, P2pConfig, PeerId, ScheduleConfig,
+    identity,
 };
 use firmchain_update::dag::{DagOptions, DagRoot, ReadLimits, read_file};
 
@@ -34,7 +35,9 @@ impl TestNode {
     async fn start(cfg: P2pConfig) -> TestNode {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Blockstore::open(&dir.path().join("blocks.redb"), 1 << 30).unwrap());
-        let (p2p, _task) = P2p::start(cfg, identity::Keypair::generate_ed25519(), store).await.unwrap();
+        let (p2p, _task) = P2p::start(cfg, identity::Keypair::generate_ed25519(), store)
+            .await
+            .unwrap();
         TestNode { p2p, _dir: dir }
     }
 
@@ -121,7 +124,10 @@ async fn ten_nodes_fetch_from_the_publisher_then_from_each_other() {
     let results = futures::future::join_all(fetches).await;
     for (d, r) in devices[1..].iter().zip(results) {
         let summary = r.unwrap();
-        assert!(summary.peers.iter().all(|c| c.peer != publisher_id), "{summary:?}");
+        assert!(
+            summary.peers.iter().all(|c| c.peer != publisher_id),
+            "{summary:?}"
+        );
         assert_eq!(summary.blocks, first.blocks);
         assert_eq!(d.read(&root), data);
     }
@@ -182,10 +188,16 @@ async fn hostile_peer_is_dropped(fault: Fault, expect: &str) {
     assert!(rejection.reason.contains(expect), "{rejection}");
     assert!(!rejection.asked.is_empty(), "{rejection}");
     let text = rejection.to_string();
-    assert!(text.contains(&bad.to_string()) && text.contains(&rejection.asked[0].to_string()), "{text}");
+    assert!(
+        text.contains(&bad.to_string()) && text.contains(&rejection.asked[0].to_string()),
+        "{text}"
+    );
     assert!(summary.peers.iter().all(|c| c.peer != bad), "{summary:?}");
     let stats = fetcher.p2p.store().stats().unwrap();
-    assert_eq!(stats.blocks, summary.blocks, "only the DAG's verified blocks are stored");
+    assert_eq!(
+        stats.blocks, summary.blocks,
+        "only the DAG's verified blocks are stored"
+    );
     assert!(fetcher.p2p.counters().rejected.load(Ordering::Relaxed) >= 1);
 }
 
@@ -223,7 +235,11 @@ async fn only_hostile_peers_fail_the_fetch_naming_block_and_peers() {
     assert!(matches!(err, FetchError::NoProviders(_)), "{text}");
     assert!(text.contains(&root.cid.to_string()), "{text}");
     assert!(text.contains(&nodes[0].p2p.peer_id().to_string()), "{text}");
-    assert_eq!(fetcher.p2p.store().stats().unwrap().blocks, 0, "nothing unverified is stored");
+    assert_eq!(
+        fetcher.p2p.store().stats().unwrap().blocks,
+        0,
+        "nothing unverified is stored"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -236,8 +252,14 @@ async fn fetch_resumes_from_the_store_and_asks_only_for_the_dag() {
     let (fetcher, peers) = fetcher_connected_to(&nodes).await;
     // Half the leaves were fetched before a restart.
     let mut leaves = Vec::new();
-    read_file(&root.cid, &mut &**nodes[0].p2p.store(), &mut std::io::sink(), ReadLimits::default(), |_| {})
-        .unwrap();
+    read_file(
+        &root.cid,
+        &mut &**nodes[0].p2p.store(),
+        &mut std::io::sink(),
+        ReadLimits::default(),
+        |_| {},
+    )
+    .unwrap();
     {
         let mut all = Vec::new();
         firmchain_update::dag::build_from_reader(&data[..], DagOptions::default(), |cid, block| {
@@ -252,7 +274,11 @@ async fn fetch_resumes_from_the_store_and_asks_only_for_the_dag() {
     assert_eq!(summary.from_store, 6);
     assert_eq!(fetcher.read(&root), data);
     let served = nodes[0].p2p.counters().uploaded_blocks.load(Ordering::Relaxed);
-    assert_eq!(served, summary.blocks - 6, "only missing blocks of the DAG were served");
+    assert_eq!(
+        served,
+        summary.blocks - 6,
+        "only missing blocks of the DAG were served"
+    );
     assert_eq!(fetcher.p2p.store().stats().unwrap().blocks, summary.blocks);
     assert!(fetcher.p2p.store().pinned_roots().unwrap().contains(&root.cid));
 }
@@ -270,4 +296,36 @@ async fn fetch_stops_at_the_size_cap() {
     assert!(matches!(err, FetchError::TooLarge { .. }), "{err}");
     let cap = FetchLimits::for_file_size(1024 * 1024).max_bytes;
     assert!(fetcher.p2p.store().stats().unwrap().bytes <= cap);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_over_quic() {
+    let quic = P2pConfig {
+        listen: vec!["/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap()],
+        ..P2pConfig::loopback()
+    };
+    let provider = TestNode::start(quic.clone()).await;
+    let data = pseudo_random(1024 * 1024 + 3, 12);
+    let root = provider.import(&data);
+    let addr = provider.addr().await;
+    assert!(addr.to_string().contains("/quic-v1/"), "{addr}");
+    let fetcher = TestNode::start(quic).await;
+    let peer = fetcher.p2p.dial(addr).await.unwrap();
+    let summary = fetcher.fetch(&root, quick(&root, vec![peer])).await.unwrap();
+    assert_eq!(summary.peers[0].peer, peer);
+    assert_eq!(fetcher.read(&root), data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blake3_leaves_fetch_and_verify() {
+    let provider = TestNode::start(P2pConfig::loopback()).await;
+    let data = pseudo_random(900_000, 13);
+    let opts = DagOptions {
+        leaf_hash: firmchain_update::dag::LeafHash::Blake3,
+        ..DagOptions::default()
+    };
+    let root = firmchain_p2p::import(provider.p2p.store(), &data[..], opts, |_| {}).unwrap();
+    let (fetcher, peers) = fetcher_connected_to(std::slice::from_ref(&provider)).await;
+    fetcher.fetch(&root, quick(&root, peers)).await.unwrap();
+    assert_eq!(fetcher.read(&root), data);
 }

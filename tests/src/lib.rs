@@ -69,6 +69,123 @@ pub fn loopback_only(program: &Path) -> Command {
     }
 }
 
+/// A network namespace with only loopback, held open by a small process; commands made by
+/// [`Netns::command`] run inside it, so several programs (ours and a foreign peer) share a loopback that
+/// reaches nothing else. Where namespaces are not allowed, commands run in the host's network.
+#[derive(Debug)]
+pub struct Netns {
+    holder: Option<Child>,
+}
+
+impl Netns {
+    /// Make the namespace (or fall back to the host network).
+    pub fn new() -> Result<Netns, String> {
+        let allowed = Command::new("unshare")
+            .args(["-n", "true"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !allowed || Command::new("nsenter").arg("--version").output().is_err() {
+            return Ok(Netns { holder: None });
+        }
+        let mut holder = Command::new("unshare")
+            .args(["-n", "sh", "-c", "ip link set lo up && echo ready && exec cat"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("unshare: {e}"))?;
+        let mut line = String::new();
+        if let Some(out) = holder.stdout.take() {
+            let _ = BufReader::new(out).read_line(&mut line);
+        }
+        if line.trim() != "ready" {
+            let _ = holder.kill();
+            let _ = holder.wait();
+            return Err("could not bring up loopback in a new network namespace".into());
+        }
+        Ok(Netns { holder: Some(holder) })
+    }
+
+    /// Whether commands really run in an isolated namespace.
+    pub fn is_isolated(&self) -> bool {
+        self.holder.is_some()
+    }
+
+    /// A command that runs `program` inside the namespace.
+    pub fn command(&self, program: &Path) -> Command {
+        match &self.holder {
+            Some(h) => {
+                let mut c = Command::new("nsenter");
+                c.arg("-t")
+                    .arg(h.id().to_string())
+                    .args(["-n", "--"])
+                    .arg(program);
+                c
+            }
+            None => Command::new(program),
+        }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Some(mut h) = self.holder.take() {
+            let _ = h.kill();
+            let _ = h.wait();
+        }
+    }
+}
+
+/// A child process that is killed when dropped, with its first stdout line (a JSON object) parsed.
+#[derive(Debug)]
+pub struct Daemon {
+    child: Child,
+    /// The first line the program printed.
+    pub first_line: String,
+}
+
+impl Daemon {
+    /// Spawn `cmd` (stdin and stdout piped) and wait up to `timeout` for its first line of output.
+    pub fn spawn(mut cmd: Command, timeout: Duration) -> Result<Daemon, String> {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("spawning {cmd:?}: {e}"))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(first)) = lines.next() {
+                let _ = tx.send(first);
+            }
+            // Keep draining so the program never blocks on a full pipe.
+            for _ in lines {}
+        });
+        match rx.recv_timeout(timeout) {
+            Ok(first_line) => Ok(Daemon { child, first_line }),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(format!("{cmd:?} printed nothing within {timeout:?}"))
+            }
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The anvil binary from the npm package that `scripts/setup` installs.
 pub fn anvil_bin() -> Result<PathBuf, String> {
     let p = workspace().join("contracts/tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");

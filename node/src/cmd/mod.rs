@@ -12,6 +12,7 @@ mod chain;
 mod contract;
 mod demo;
 mod files;
+mod p2p;
 mod patch;
 
 /// Run one command.
@@ -42,6 +43,7 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
         Command::Demo { dir, size_mib } => demo::run(dir.as_deref(), size_mib, out),
         Command::Contract(c) => contract::run(c, out),
         Command::Chain(c) => chain::run(c, out),
+        Command::P2p(c) => p2p::run(c, out),
     }
 }
 
