@@ -312,12 +312,18 @@ pub enum ChainCommand {
         /// Call the verified head stale when it is older than this many seconds.
         #[arg(long, default_value_t = 60)]
         max_staleness: u64,
+        /// The consensus chain: a config file in the beacon API's `KEY: value` form (see the README); default
+        /// Ethereum mainnet.
+        #[arg(long, env = "FIRMCHAIN_CHAIN_CONFIG")]
+        chain_config: Option<PathBuf>,
         /// Seconds to wait for each RPC call.
         #[arg(long, default_value_t = 30)]
         timeout: u64,
     },
-    /// Read a product's newest release from the index, proven against a block's state root. In rpc mode (dev
-    /// chains) the block header comes from the RPC and is checked against its hash; the storage is proven.
+    /// Read a product's newest release from the index, proven against a block's state root. In light mode
+    /// (--consensus-rpc and --checkpoint) the light client verifies the block through the sync committee and
+    /// the storage is proven against its state root: neither RPC is trusted. In rpc mode (dev chains) the
+    /// block header comes from the RPC and is checked against its hash; the storage is proven.
     ReadHead {
         /// Execution JSON-RPC URL.
         #[arg(long, env = "FIRMCHAIN_RPC")]
@@ -327,9 +333,28 @@ pub enum ChainCommand {
         contract: String,
         /// The product.
         product: ProductId,
-        /// Read at this block (default: the latest).
-        #[arg(long)]
+        /// Read at this block (rpc mode; default: the latest).
+        #[arg(long, conflicts_with = "consensus_rpc")]
         block: Option<u64>,
+        /// Light mode: beacon node base URLs with the light-client API (comma-separated or repeated).
+        #[arg(
+            long = "consensus-rpc",
+            env = "FIRMCHAIN_CONSENSUS_RPC",
+            value_delimiter = ','
+        )]
+        consensus_rpc: Vec<String>,
+        /// Light mode: the trusted checkpoint (a beacon block root).
+        #[arg(long, env = "FIRMCHAIN_CHECKPOINT")]
+        checkpoint: Option<String>,
+        /// Light mode: the consensus chain's config file (default Ethereum mainnet).
+        #[arg(long, env = "FIRMCHAIN_CHAIN_CONFIG")]
+        chain_config: Option<PathBuf>,
+        /// Light mode: read at the newest optimistic (attested) header instead of the finalized one.
+        #[arg(long)]
+        optimistic: bool,
+        /// Light mode: accept a checkpoint older than the weak-subjectivity window.
+        #[arg(long)]
+        force_checkpoint: bool,
         /// Seconds to wait for each RPC call.
         #[arg(long, default_value_t = 30)]
         timeout: u64,

@@ -635,3 +635,72 @@ fn chain_status_follows_the_sync_committee() {
     assert_eq!(code(&out), 8, "{}", stderr(&out));
     assert!(stderr(&out).contains("optimistic update"), "{}", stderr(&out));
 }
+
+#[test]
+fn chain_read_head_in_light_mode_verifies_the_block_through_the_sync_committee() {
+    use firmchain_tests::beacon::{BeaconHarness, Behaviour};
+    let anvil = firmchain_tests::Anvil::start().unwrap();
+    let owner = anvil.keys[0].as_str();
+    let d = json(&contract_cmd(&anvil, Some(owner), &["deploy"]));
+    let contract = d["contract"].as_str().unwrap().to_owned();
+    let honest = BeaconHarness::start(&anvil.url, Behaviour::Honest).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("chain.yaml");
+    std::fs::write(&config, &honest.config).unwrap();
+    let read = |h: &BeaconHarness| {
+        Command::new(env!("CARGO_BIN_EXE_firmchain"))
+            .args([
+                "--json",
+                "chain",
+                "read-head",
+                "acme-sensor",
+                "--rpc",
+                &anvil.url,
+                "--contract",
+                &contract,
+            ])
+            .args([
+                "--consensus-rpc",
+                &h.url,
+                "--checkpoint",
+                &h.checkpoint,
+                "--chain-config",
+            ])
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    let out = read(&honest);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(v["mode"], "light (finalized)");
+    assert_eq!(v["sequence"], 0);
+    // The verified block is the one anvil has at that height.
+    assert!(v["block"].as_u64().unwrap() >= 1);
+
+    // A server whose updates are signed by keys outside the committee: exit 8, naming the signature.
+    honest.set_behaviour(Behaviour::ForeignKeys);
+    let out = read(&honest);
+    assert_eq!(code(&out), 8, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("signature does not verify"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Light mode needs both flags.
+    let half = Command::new(env!("CARGO_BIN_EXE_firmchain"))
+        .args([
+            "chain",
+            "read-head",
+            "acme-sensor",
+            "--rpc",
+            &anvil.url,
+            "--contract",
+            &contract,
+        ])
+        .args(["--consensus-rpc", &honest.url])
+        .output()
+        .unwrap();
+    assert_eq!(code(&half), 2);
+}

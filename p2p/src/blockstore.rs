@@ -10,16 +10,16 @@ use std::path::Path;
 use bytes::Bytes;
 use cid::Cid;
 use firmchain_update::dag::BlockSource;
-use redb::{
-    Database, MultimapTableDefinition, ReadableDatabase, ReadableMultimapTable, ReadableTable,
-    ReadableTableMetadata, TableDefinition,
-};
+use std::collections::HashSet;
+
+use firmchain_update::varint;
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, TableDefinition};
 
 const BLOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blocks");
 const ADDED: TableDefinition<&[u8], u64> = TableDefinition::new("added");
 const ORDER: TableDefinition<u64, &[u8]> = TableDefinition::new("order");
-const PINS: MultimapTableDefinition<&[u8], &[u8]> = MultimapTableDefinition::new("pins");
-const PIN_COUNT: TableDefinition<&[u8], u32> = TableDefinition::new("pin_count");
+/// root → the CIDs it pins, each as a varint length and the CID's bytes.
+const PINS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("pins");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// The redb page cache: small on purpose (devices), enough for sequential writes at full speed.
@@ -72,8 +72,7 @@ impl Blockstore {
             tx.open_table(BLOCKS).map_err(dberr)?;
             tx.open_table(ADDED).map_err(dberr)?;
             tx.open_table(ORDER).map_err(dberr)?;
-            tx.open_multimap_table(PINS).map_err(dberr)?;
-            tx.open_table(PIN_COUNT).map_err(dberr)?;
+            tx.open_table(PINS).map_err(dberr)?;
             tx.open_table(META).map_err(dberr)?;
         }
         tx.commit().map_err(dberr)?;
@@ -115,13 +114,27 @@ impl Blockstore {
     /// blocks, oldest first, until the store is within its budget. Fails, storing nothing, when pinned blocks
     /// alone would exceed the budget.
     pub fn put_batch(&self, pin: Option<&Cid>, blocks: &[(Cid, Bytes)]) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(dberr)?;
+        self.put_batch_with(pin, blocks, true)
+    }
+
+    /// [`put_batch`](Self::put_batch), but a non-`durable` batch reaches the disk only with the next durable
+    /// write or [`sync`](Self::sync): a crash before that loses the batch (never the store's consistency),
+    /// which a fetch simply fetches again.
+    pub fn put_batch_with(
+        &self,
+        pin: Option<&Cid>,
+        blocks: &[(Cid, Bytes)],
+        durable: bool,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.begin_write().map_err(dberr)?;
+        if !durable {
+            tx.set_durability(redb::Durability::None).map_err(dberr)?;
+        }
         {
             let mut data = tx.open_table(BLOCKS).map_err(dberr)?;
             let mut added = tx.open_table(ADDED).map_err(dberr)?;
             let mut order = tx.open_table(ORDER).map_err(dberr)?;
-            let mut pins = tx.open_multimap_table(PINS).map_err(dberr)?;
-            let mut counts = tx.open_table(PIN_COUNT).map_err(dberr)?;
+            let mut pins = tx.open_table(PINS).map_err(dberr)?;
             let mut meta = tx.open_table(META).map_err(dberr)?;
             let mut bytes = meta.get("bytes").map_err(dberr)?.map(|v| v.value()).unwrap_or(0);
             let mut seq = meta
@@ -139,20 +152,14 @@ impl Blockstore {
                     seq += 1;
                     bytes += block.len() as u64;
                 }
-                if let Some(root) = &pin_key {
-                    let existed = pins.insert(root.as_slice(), key.as_slice()).map_err(dberr)?;
-                    if !existed {
-                        let n = counts
-                            .get(key.as_slice())
-                            .map_err(dberr)?
-                            .map(|v| v.value())
-                            .unwrap_or(0);
-                        counts.insert(key.as_slice(), n + 1).map_err(dberr)?;
-                    }
-                }
+            }
+            if let Some(root) = &pin_key {
+                let keys: Vec<Vec<u8>> = blocks.iter().map(|(c, _)| c.to_bytes()).collect();
+                add_pins(&mut pins, root, &keys)?;
             }
             if bytes > self.budget {
                 // Evict unpinned blocks, oldest first.
+                let pinned = all_pinned(&pins)?;
                 let mut victims = Vec::new();
                 let mut freed = 0u64;
                 for row in order.iter().map_err(dberr)? {
@@ -161,7 +168,7 @@ impl Blockstore {
                     }
                     let (s, k) = row.map_err(dberr)?;
                     let k = k.value().to_vec();
-                    if counts.get(k.as_slice()).map_err(dberr)?.is_some() {
+                    if pinned.contains(&k) {
                         continue;
                     }
                     let len = data
@@ -173,7 +180,7 @@ impl Blockstore {
                     victims.push((s.value(), k));
                 }
                 if bytes - freed > self.budget {
-                    drop((data, added, order, pins, counts, meta));
+                    drop((data, added, order, pins, meta));
                     tx.abort().map_err(dberr)?;
                     return Err(StoreError::Full {
                         budget: self.budget,
@@ -194,28 +201,25 @@ impl Blockstore {
         tx.commit().map_err(dberr)
     }
 
+    /// Make every earlier write durable.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.db.begin_write().map_err(dberr)?.commit().map_err(dberr)
+    }
+
     /// Pin blocks already held under `root` (those not held are skipped).
     pub fn pin_existing(&self, root: &Cid, cids: &[Cid]) -> Result<(), StoreError> {
         let tx = self.db.begin_write().map_err(dberr)?;
         {
             let added = tx.open_table(ADDED).map_err(dberr)?;
-            let mut pins = tx.open_multimap_table(PINS).map_err(dberr)?;
-            let mut counts = tx.open_table(PIN_COUNT).map_err(dberr)?;
-            let root = root.to_bytes();
+            let mut pins = tx.open_table(PINS).map_err(dberr)?;
+            let mut keys = Vec::with_capacity(cids.len());
             for cid in cids {
                 let key = cid.to_bytes();
-                if added.get(key.as_slice()).map_err(dberr)?.is_none() {
-                    continue;
-                }
-                if !pins.insert(root.as_slice(), key.as_slice()).map_err(dberr)? {
-                    let n = counts
-                        .get(key.as_slice())
-                        .map_err(dberr)?
-                        .map(|v| v.value())
-                        .unwrap_or(0);
-                    counts.insert(key.as_slice(), n + 1).map_err(dberr)?;
+                if added.get(key.as_slice()).map_err(dberr)?.is_some() {
+                    keys.push(key);
                 }
             }
+            add_pins(&mut pins, &root.to_bytes(), &keys)?;
         }
         tx.commit().map_err(dberr)
     }
@@ -224,27 +228,8 @@ impl Blockstore {
     pub fn unpin(&self, root: &Cid) -> Result<(), StoreError> {
         let tx = self.db.begin_write().map_err(dberr)?;
         {
-            let mut pins = tx.open_multimap_table(PINS).map_err(dberr)?;
-            let mut counts = tx.open_table(PIN_COUNT).map_err(dberr)?;
-            let key = root.to_bytes();
-            let members: Vec<Vec<u8>> = pins
-                .remove_all(key.as_slice())
-                .map_err(dberr)?
-                .map(|v| v.map(|v| v.value().to_vec()))
-                .collect::<Result<_, _>>()
-                .map_err(dberr)?;
-            for m in members {
-                let n = counts
-                    .get(m.as_slice())
-                    .map_err(dberr)?
-                    .map(|v| v.value())
-                    .unwrap_or(0);
-                if n <= 1 {
-                    counts.remove(m.as_slice()).map_err(dberr)?;
-                } else {
-                    counts.insert(m.as_slice(), n - 1).map_err(dberr)?;
-                }
-            }
+            let mut pins = tx.open_table(PINS).map_err(dberr)?;
+            pins.remove(root.to_bytes().as_slice()).map_err(dberr)?;
         }
         tx.commit().map_err(dberr)
     }
@@ -252,7 +237,7 @@ impl Blockstore {
     /// The roots pinned in the store (the releases this node keeps and serves).
     pub fn pinned_roots(&self) -> Result<Vec<Cid>, StoreError> {
         let tx = self.db.begin_read().map_err(dberr)?;
-        let pins = tx.open_multimap_table(PINS).map_err(dberr)?;
+        let pins = tx.open_table(PINS).map_err(dberr)?;
         let mut roots = Vec::new();
         for row in pins.iter().map_err(dberr)? {
             let (k, _) = row.map_err(dberr)?;
@@ -274,6 +259,53 @@ impl Blockstore {
             budget: self.budget,
         })
     }
+}
+
+fn parse_pins(list: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some((len, n)) = varint::decode(&list[at..]) {
+        let start = at + n;
+        let Some(end) = usize::try_from(len)
+            .ok()
+            .map(|l| start + l)
+            .filter(|e| *e <= list.len())
+        else {
+            break;
+        };
+        out.push(list[start..end].to_vec());
+        at = end;
+    }
+    out
+}
+
+/// Add `keys` to the pin list of `root` (once each).
+fn add_pins(pins: &mut Table<&[u8], &[u8]>, root: &[u8], keys: &[Vec<u8>]) -> Result<(), StoreError> {
+    let mut list = pins
+        .get(root)
+        .map_err(dberr)?
+        .map(|v| v.value().to_vec())
+        .unwrap_or_default();
+    let have: HashSet<Vec<u8>> = parse_pins(&list).into_iter().collect();
+    let mut added = HashSet::new();
+    for k in keys {
+        if !have.contains(k) && added.insert(k) {
+            varint::encode(k.len() as u64, &mut list);
+            list.extend_from_slice(k);
+        }
+    }
+    pins.insert(root, list.as_slice()).map_err(dberr)?;
+    Ok(())
+}
+
+/// Every CID some root pins.
+fn all_pinned(pins: &Table<&[u8], &[u8]>) -> Result<HashSet<Vec<u8>>, StoreError> {
+    let mut set = HashSet::new();
+    for row in pins.iter().map_err(dberr)? {
+        let (_, list) = row.map_err(dberr)?;
+        set.extend(parse_pins(list.value()));
+    }
+    Ok(set)
 }
 
 impl BlockSource for &Blockstore {

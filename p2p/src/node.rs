@@ -183,6 +183,7 @@ pub(crate) enum Command {
 
 const COMMAND_QUEUE: usize = 256;
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 const AGENT: &str = concat!("firmchain/", env!("CARGO_PKG_VERSION"));
 
 /// A handle on the running node. Cheap to clone.
@@ -271,7 +272,7 @@ impl P2p {
             }
         }
         for root in store.pinned_roots().unwrap_or_default() {
-            provide(&mut swarm, root);
+            let _ = provide(&mut swarm, root);
         }
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let handle = P2p {
@@ -287,6 +288,7 @@ impl P2p {
             listen_addrs,
             dials: HashMap::new(),
             providers: HashMap::new(),
+            provides: HashMap::new(),
             bans: Vec::new(),
             ban_duration: config.ban_duration,
             bootstrapped: config.bootstrap.is_empty(),
@@ -345,9 +347,18 @@ impl P2p {
         self.ask("dial", |tx| Command::Dial(addr, tx)).await?
     }
 
-    /// Announce `root` on the DHT (and keep re-announcing it); its blocks are served from the store.
+    /// Announce `root` on the DHT (and keep re-announcing it); its blocks are served from the store. Returns
+    /// when the announcement reached the closest peers the node knows (or the DHT query timed out).
     pub async fn provide(&self, root: Cid) -> Result<(), P2pError> {
-        self.ask("provide", |tx| Command::Provide(root, tx)).await
+        let (tx, rx) = oneshot::channel();
+        self.cmd
+            .send(Command::Provide(root, tx))
+            .await
+            .map_err(|_| P2pError::Stopped)?;
+        tokio::time::timeout(QUERY_TIMEOUT + REPLY_TIMEOUT, rx)
+            .await
+            .map_err(|_| P2pError::Timeout("provide"))?
+            .map_err(|_| P2pError::Stopped)
     }
 
     /// Stop announcing `root`.
@@ -394,7 +405,7 @@ fn build_swarm(config: &P2pConfig, key: identity::Keypair) -> Result<Swarm<Behav
             let peer_id = key.public().to_peer_id();
             let mut kad_cfg = kad::Config::new(kad::PROTOCOL_NAME);
             kad_cfg
-                .set_query_timeout(Duration::from_secs(30))
+                .set_query_timeout(QUERY_TIMEOUT)
                 .set_provider_publication_interval(Some(reprovide))
                 .set_provider_record_ttl(Some(reprovide * 2));
             let store_cfg = kad::store::MemoryStoreConfig {
@@ -429,10 +440,16 @@ fn build_swarm(config: &P2pConfig, key: identity::Keypair) -> Result<Swarm<Behav
     Ok(swarm)
 }
 
-fn provide(swarm: &mut Swarm<Behaviour>, root: Cid) {
+/// Announce `root`: the local provider record is stored at once; the query that puts it on the closest
+/// peers runs on (its id is returned).
+fn provide(swarm: &mut Swarm<Behaviour>, root: Cid) -> Option<kad::QueryId> {
     let key = kad::RecordKey::new(&root.hash().to_bytes());
-    if let Err(e) = swarm.behaviour_mut().kad.start_providing(key) {
-        warn!(target: "firmchain::p2p", %root, error = %e, "cannot announce root");
+    match swarm.behaviour_mut().kad.start_providing(key) {
+        Ok(id) => Some(id),
+        Err(e) => {
+            warn!(target: "firmchain::p2p", %root, error = %e, "cannot announce root");
+            None
+        }
     }
 }
 
@@ -443,6 +460,7 @@ struct EventLoop {
     listen_addrs: Vec<Multiaddr>,
     dials: HashMap<ConnectionId, (Multiaddr, oneshot::Sender<Result<PeerId, P2pError>>)>,
     providers: HashMap<kad::QueryId, mpsc::Sender<PeerId>>,
+    provides: HashMap<kad::QueryId, oneshot::Sender<()>>,
     bans: Vec<(Instant, PeerId)>,
     ban_duration: Duration,
     bootstrapped: bool,
@@ -510,10 +528,14 @@ impl EventLoop {
             Command::ConnectedPeers(reply) => {
                 let _ = reply.send(self.swarm.connected_peers().copied().collect());
             }
-            Command::Provide(root, reply) => {
-                provide(&mut self.swarm, root);
-                let _ = reply.send(());
-            }
+            Command::Provide(root, reply) => match provide(&mut self.swarm, root) {
+                Some(id) => {
+                    self.provides.insert(id, reply);
+                }
+                None => {
+                    let _ = reply.send(());
+                }
+            },
             Command::StopProviding(root) => {
                 let key = kad::RecordKey::new(&root.hash().to_bytes());
                 self.swarm.behaviour_mut().kad.stop_providing(&key);
@@ -633,6 +655,9 @@ impl EventLoop {
         }
         if last {
             self.providers.remove(&id);
+            if let Some(reply) = self.provides.remove(&id) {
+                let _ = reply.send(());
+            }
         }
     }
 }
@@ -643,4 +668,39 @@ fn is_dialable(addr: &Multiaddr) -> bool {
         Protocol::Ip6(ip) => ip.is_unspecified(),
         _ => false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_is_created_once_private_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/identity.key");
+        let a = load_or_create_identity(&path).unwrap();
+        let b = load_or_create_identity(&path).unwrap();
+        assert_eq!(a.public().to_peer_id(), b.public().to_peer_id());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::write(&path, b"garbage").unwrap();
+        let err = load_or_create_identity(&path).unwrap_err().to_string();
+        assert!(err.contains("identity.key"), "{err}");
+    }
+
+    #[test]
+    fn multiaddr_peer_ids() {
+        let peer = PeerId::random();
+        let addr: Multiaddr = "/ip4/127.0.0.1/tcp/4001".parse().unwrap();
+        let full = with_peer_id(&addr, peer);
+        assert_eq!(peer_id_of(&full), Some(peer));
+        assert_eq!(with_peer_id(&full, PeerId::random()), full);
+        assert_eq!(peer_id_of(&addr), None);
+        assert!(!is_dialable(&"/ip4/0.0.0.0/tcp/1".parse().unwrap()));
+        assert!(is_dialable(&addr));
+    }
 }

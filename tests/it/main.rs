@@ -3,5 +3,6 @@
 mod contract;
 mod execution_proofs;
 mod helia_cid;
+mod lightclient_e2e;
 mod lightclient_sync;
 mod p2p_swarm;

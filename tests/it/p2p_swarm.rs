@@ -80,6 +80,7 @@ fn quick(root: &DagRoot, peers: Vec<PeerId>) -> FetchOptions {
         peers,
         schedule: ScheduleConfig {
             window: 8,
+            max_in_flight: 32,
             progress_timeout: Duration::from_millis(800),
             max_strikes: 1,
         },
@@ -175,7 +176,13 @@ async fn four_providers_share_the_load() {
 /// with a reason that names it and what it was asked for, and the store holds exactly the DAG's blocks.
 async fn hostile_peer_is_dropped(fault: Fault, expect: &str) {
     let data = pseudo_random(2 * 1024 * 1024 + 17, 5);
-    let (nodes, root) = providers(&data, &[Some(fault), None]).await;
+    // The honest provider is slowish (150 ms a block), so the hostile one always gets wants and answers them
+    // (or times out) before the fetch could finish without it.
+    let (nodes, root) = providers(
+        &data,
+        &[Some(fault), Some(Fault::Slow(Duration::from_millis(150)))],
+    )
+    .await;
     let bad = nodes[0].p2p.peer_id();
     let (fetcher, peers) = fetcher_connected_to(&nodes).await;
     let summary = fetcher.fetch(&root, quick(&root, peers)).await.unwrap();

@@ -4,6 +4,8 @@
 //! project-local tools that `scripts/setup` installs are, and how to run a foreign program without a network.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod beacon;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -50,8 +50,10 @@ async fn run_async(command: ChainCommand, out: &Output) -> Result<(), CliError> 
             weak_subjectivity_days,
             force_checkpoint,
             max_staleness,
+            chain_config,
             timeout,
         } => {
+            let spec = chain_spec(chain_config.as_deref())?;
             let window = weak_subjectivity_days * 24 * 3600;
             let saved = state.as_deref().and_then(Persisted::load);
             let checkpoint = match (saved.map(|p| p.checkpoint), checkpoint) {
@@ -63,16 +65,14 @@ async fn run_async(command: ChainCommand, out: &Output) -> Result<(), CliError> 
                     ));
                 }
             };
-            let persisted = status(
-                consensus_rpc,
-                &checkpoint,
-                window,
-                force_checkpoint,
-                max_staleness,
-                timeout,
-                out,
-            )
-            .await?;
+            let light = Light {
+                spec,
+                endpoints: consensus_rpc,
+                checkpoint,
+                optimistic: false,
+                force: force_checkpoint,
+            };
+            let persisted = status(light, window, max_staleness, timeout, out).await?;
             if let Some(path) = state {
                 persisted.save(&path).map_err(CliError::file(&path))?;
             }
@@ -83,31 +83,80 @@ async fn run_async(command: ChainCommand, out: &Output) -> Result<(), CliError> 
             contract,
             product,
             block,
+            consensus_rpc,
+            checkpoint,
+            chain_config,
+            optimistic,
+            force_checkpoint,
             timeout,
-        } => read_head(rpc, contract, product, block, timeout, out).await,
+        } => {
+            let light = match (consensus_rpc.is_empty(), checkpoint) {
+                (true, None) => None,
+                (false, Some(checkpoint)) => Some(Light {
+                    spec: chain_spec(chain_config.as_deref())?,
+                    endpoints: consensus_rpc,
+                    checkpoint,
+                    optimistic,
+                    force: force_checkpoint,
+                }),
+                _ => {
+                    return Err(CliError::Usage(
+                        "light mode needs both --consensus-rpc and --checkpoint".into(),
+                    ));
+                }
+            };
+            read_head(rpc, contract, product, block, light, timeout, out).await
+        }
     }
 }
 
-async fn status(
+/// The consensus chain: a config file, or Ethereum mainnet.
+fn chain_spec(path: Option<&std::path::Path>) -> Result<ChainSpec, CliError> {
+    match path {
+        None => Ok(ChainSpec::mainnet()),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(CliError::file(p))?;
+            ChainSpec::from_config(&text).map_err(|e| CliError::Usage(format!("{}: {e}", p.display())))
+        }
+    }
+}
+
+/// Light-client settings of `status` and of `read-head` in light mode.
+struct Light {
+    spec: ChainSpec,
     endpoints: Vec<String>,
-    checkpoint: &str,
-    window_seconds: u64,
+    checkpoint: String,
+    optimistic: bool,
     force: bool,
-    max_staleness: u64,
-    timeout: u64,
-    out: &Output,
-) -> Result<Persisted, CliError> {
+}
+
+fn parse_root(checkpoint: &str) -> Result<[u8; 32], CliError> {
     let mut root = [0u8; 32];
     alloy::hex::decode_to_slice(checkpoint.trim_start_matches("0x"), &mut root).map_err(|_| {
         CliError::Usage(format!(
             "--checkpoint {checkpoint:?} is not a 32-byte hex block root"
         ))
     })?;
-    let now = std::time::SystemTime::now()
+    Ok(root)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let rpc = HttpRpc::new(endpoints, Duration::from_secs(timeout)).map_err(LightError::from)?;
-    let mut client = LightClient::start(ChainSpec::mainnet(), rpc, root, now, window_seconds, force).await?;
+        .map_or(0, |d| d.as_secs())
+}
+
+async fn status(
+    light: Light,
+    window_seconds: u64,
+    max_staleness: u64,
+    timeout: u64,
+    out: &Output,
+) -> Result<Persisted, CliError> {
+    let root = parse_root(&light.checkpoint)?;
+    let now = unix_now();
+    let rpc = HttpRpc::new(light.endpoints, Duration::from_secs(timeout)).map_err(LightError::from)?;
+    let mut client = LightClient::start(light.spec, rpc, root, now, window_seconds, light.force).await?;
     let report = client.sync(now).await?;
     let staleness = client.staleness(now);
     let stale = staleness > max_staleness;
@@ -139,32 +188,17 @@ async fn status(
     Ok(client.persisted())
 }
 
-async fn read_head(
-    rpc: String,
-    contract: String,
-    product: firmchain_update::ProductId,
-    block: Option<u64>,
-    timeout: u64,
-    out: &Output,
-) -> Result<(), CliError> {
-    let t = Duration::from_secs(timeout);
-    let address: Address = contract
-        .parse()
-        .map_err(|_| CliError::Usage(format!("--contract {contract:?} is not an address")))?;
-    let reader = provider(&rpc, None)?;
-    let tag = block.map_or(BlockNumberOrTag::Latest, BlockNumberOrTag::Number);
-    let block = within(t, "fetching the block header", reader.get_block_by_number(tag))
-        .await?
-        .ok_or_else(|| CliError::Rpc {
-            what: "fetching the block header",
-            message: "no such block".into(),
-        })?;
-    verify_header(&block.header.inner, block.header.hash)?;
-    let number = block.header.inner.number;
-    let state_root = block.header.inner.state_root;
-
+/// A product's head, digest and revocation, each proven against `state_root` at block `number`.
+async fn prove_head(
+    reader: &alloy::providers::DynProvider,
+    address: Address,
+    product: &firmchain_update::ProductId,
+    number: u64,
+    state_root: B256,
+    t: Duration,
+) -> Result<(Sequence, B256, bool), CliError> {
     // head first, then the digest and revocation of that sequence, all at the same block.
-    let head_slot = [slots::head(&product)];
+    let head_slot = [slots::head(product)];
     let proof = within(
         t,
         "eth_getProof",
@@ -174,8 +208,8 @@ async fn read_head(
     let head = verify_storage_values(state_root, address, &head_slot, &proof)?[0];
     let sequence = Sequence(head.saturating_to());
     let keys = [
-        slots::digest(&product, sequence),
-        slots::revoked(&product, sequence),
+        slots::digest(product, sequence),
+        slots::revoked(product, sequence),
     ];
     let proof = within(
         t,
@@ -184,13 +218,85 @@ async fn read_head(
     )
     .await?;
     let values = verify_storage_values(state_root, address, &keys, &proof)?;
-    let digest = B256::from(values[0]);
-    let revoked = !values[1].is_zero();
+    Ok((sequence, B256::from(values[0]), !values[1].is_zero()))
+}
+
+async fn read_head(
+    rpc: String,
+    contract: String,
+    product: firmchain_update::ProductId,
+    block: Option<u64>,
+    light: Option<Light>,
+    timeout: u64,
+    out: &Output,
+) -> Result<(), CliError> {
+    let t = Duration::from_secs(timeout);
+    let address: Address = contract
+        .parse()
+        .map_err(|_| CliError::Usage(format!("--contract {contract:?} is not an address")))?;
+    let reader = provider(&rpc, None)?;
+    let (number, block_hash, state_root, mode) = match light {
+        Some(light) => {
+            let now = unix_now();
+            let consensus = HttpRpc::new(light.endpoints, t).map_err(LightError::from)?;
+            let root = parse_root(&light.checkpoint)?;
+            let mut client = LightClient::start(
+                light.spec,
+                consensus,
+                root,
+                now,
+                firmchain_lightclient::client::DEFAULT_WEAK_SUBJECTIVITY_SECONDS,
+                light.force,
+            )
+            .await?;
+            client.sync(now).await?;
+            let header = if light.optimistic {
+                &client.store.optimistic_header
+            } else {
+                &client.store.finalized_header
+            };
+            let execution = header.execution.as_ref().ok_or_else(|| CliError::Rpc {
+                what: "light client",
+                message: format!(
+                    "the verified header at slot {} has no execution payload",
+                    header.beacon.slot
+                ),
+            })?;
+            let mode = if light.optimistic {
+                "light (optimistic)"
+            } else {
+                "light (finalized)"
+            };
+            (
+                execution.block_number,
+                B256::from(execution.block_hash),
+                B256::from(execution.state_root),
+                mode,
+            )
+        }
+        None => {
+            let tag = block.map_or(BlockNumberOrTag::Latest, BlockNumberOrTag::Number);
+            let block = within(t, "fetching the block header", reader.get_block_by_number(tag))
+                .await?
+                .ok_or_else(|| CliError::Rpc {
+                    what: "fetching the block header",
+                    message: "no such block".into(),
+                })?;
+            verify_header(&block.header.inner, block.header.hash)?;
+            (
+                block.header.inner.number,
+                block.header.hash,
+                block.header.inner.state_root,
+                "rpc",
+            )
+        }
+    };
+    let (sequence, digest, revoked) = prove_head(&reader, address, &product, number, state_root, t).await?;
 
     let result = json!({
         "product": product.to_string(), "sequence": sequence.0, "digest": digest.to_string(), "revoked": revoked,
-        "block": number, "block_hash": block.header.hash.to_string(), "state_root": state_root.to_string(),
-        "mode": "rpc",
+        "block": number, "block_hash": block_hash.to_string(), "state_root": state_root.to_string(),
+        "mode": mode,
     });
     out.result(&result, || {
         let state = if sequence.0 == 0 {
@@ -200,9 +306,13 @@ async fn read_head(
         } else {
             format!("sequence {}", sequence.0)
         };
+        let trust = if mode == "rpc" {
+            "rpc mode: header trusted, storage proven"
+        } else {
+            "light mode: header verified by the sync committee, storage proven"
+        };
         format!(
-            "{product}: {state}\n  digest      {digest}\n  proven at   block {number} ({})\n  state root  {state_root} (rpc mode: header trusted, storage proven)",
-            block.header.hash
+            "{product}: {state}\n  digest      {digest}\n  proven at   block {number} ({block_hash})\n  state root  {state_root} ({trust})"
         )
     });
     Ok(())

@@ -90,7 +90,7 @@ pub struct Counters {
 pub(crate) struct Shared {
     pub store: Arc<Blockstore>,
     control: Mutex<libp2p_stream::Control>,
-    writers: Mutex<HashMap<PeerId, mpsc::Sender<Bytes>>>,
+    writers: Mutex<HashMap<PeerId, mpsc::Sender<Vec<Bytes>>>>,
     router: Mutex<Router>,
     pub counters: Arc<Counters>,
     #[cfg(feature = "fault-injection")]
@@ -172,7 +172,7 @@ impl Shared {
 
     /// Queue a message for `peer`, opening a stream if needed. Waits while the peer's queue is full.
     pub async fn send(self: &Arc<Self>, peer: PeerId, msg: &Message) {
-        let bytes = Bytes::from(msg.encode());
+        let bytes = msg.encode_parts();
         for _ in 0..2 {
             let tx = {
                 let mut writers = lock(&self.writers);
@@ -204,11 +204,13 @@ impl Shared {
     }
 }
 
-async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, parts: &[Bytes]) -> std::io::Result<()> {
     let mut len = Vec::with_capacity(5);
-    firmchain_update::varint::encode(bytes.len() as u64, &mut len);
+    firmchain_update::varint::encode(parts.iter().map(|p| p.len() as u64).sum(), &mut len);
     w.write_all(&len).await?;
-    w.write_all(bytes).await?;
+    for p in parts {
+        w.write_all(p).await?;
+    }
     w.flush().await
 }
 
@@ -251,7 +253,7 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
     Ok(Some(buf))
 }
 
-async fn writer(shared: Arc<Shared>, peer: PeerId, mut rx: mpsc::Receiver<Bytes>) {
+async fn writer(shared: Arc<Shared>, peer: PeerId, mut rx: mpsc::Receiver<Vec<Bytes>>) {
     let mut control = lock(&shared.control).clone();
     let opened = tokio::time::timeout(OPEN_TIMEOUT, control.open_stream(peer, PROTOCOLS[0].clone())).await;
     let mut stream = match opened {
@@ -291,7 +293,7 @@ async fn writer(shared: Arc<Shared>, peer: PeerId, mut rx: mpsc::Receiver<Bytes>
     let _ = stream.close().await;
 }
 
-async fn close_writer(shared: &Arc<Shared>, peer: PeerId, mut rx: mpsc::Receiver<Bytes>) {
+async fn close_writer(shared: &Arc<Shared>, peer: PeerId, mut rx: mpsc::Receiver<Vec<Bytes>>) {
     lock(&shared.writers).remove(&peer);
     rx.close();
     shared.peer_gone(peer).await;
@@ -327,6 +329,7 @@ async fn read_stream(shared: Arc<Shared>, peer: PeerId, stream: libp2p::Stream) 
                 return;
             }
         };
+        let frame = Bytes::from(frame);
         let msg = match Message::decode(&frame) {
             Ok(m) => m,
             Err(e) => return violation(&shared, peer, format!("malformed bitswap message: {e}")).await,
@@ -440,7 +443,29 @@ async fn serve(shared: &Arc<Shared>, peer: PeerId, wants: Vec<Entry>) {
     }
     #[cfg(feature = "fault-injection")]
     let blocks = match shared.fault {
-        Some(f) => inject(f, blocks).await,
+        Some(Fault::Slow(d)) => {
+            // A slow link: each block alone, after a delay.
+            for b in blocks {
+                tokio::time::sleep(d).await;
+                let len = b.data.len() as u64;
+                let msg = Message {
+                    blocks: vec![b],
+                    ..Message::default()
+                };
+                shared.send(peer, &msg).await;
+                shared.counters.uploaded_bytes.fetch_add(len, Ordering::Relaxed);
+                shared.counters.uploaded_blocks.fetch_add(1, Ordering::Relaxed);
+            }
+            if !presences.is_empty() {
+                let msg = Message {
+                    presences,
+                    ..Message::default()
+                };
+                shared.send(peer, &msg).await;
+            }
+            return;
+        }
+        Some(f) => inject(f, blocks),
         None => blocks,
     };
     let served: u64 = blocks.iter().map(|b| b.data.len() as u64).sum();
@@ -459,7 +484,7 @@ async fn serve(shared: &Arc<Shared>, peer: PeerId, wants: Vec<Entry>) {
 }
 
 #[cfg(feature = "fault-injection")]
-async fn inject(fault: Fault, blocks: Vec<WireBlock>) -> Vec<WireBlock> {
+fn inject(fault: Fault, blocks: Vec<WireBlock>) -> Vec<WireBlock> {
     let mut out = Vec::with_capacity(blocks.len());
     for b in blocks {
         let mut data = b.data.to_vec();
@@ -472,8 +497,7 @@ async fn inject(fault: Fault, blocks: Vec<WireBlock>) -> Vec<WireBlock> {
                 }
             }
             Fault::OversizeBlocks => data.resize(3 * 1024 * 1024, 0xAA),
-            Fault::Slow(d) => tokio::time::sleep(d).await,
-            Fault::Withhold => {}
+            Fault::Slow(_) | Fault::Withhold => {}
         }
         out.push(WireBlock {
             prefix: b.prefix,

@@ -11,7 +11,7 @@
 //! A received block carries only a CID *prefix* (version, codec, hash function, digest length); the receiver
 //! hashes the data to learn its CID, so a block can never be accepted under a CID it does not hash to.
 
-use bytes::Bytes;
+pub use bytes::Bytes;
 use cid::Cid;
 use firmchain_update::dag::{self, MAX_BLOCK_SIZE};
 use firmchain_update::varint;
@@ -218,8 +218,19 @@ impl Message {
 
     /// Protobuf encoding (without the length prefix).
     pub fn encode(&self) -> Vec<u8> {
-        let data: usize = self.blocks.iter().map(|b| b.data.len() + 24).sum();
-        let mut out = Vec::with_capacity(data + 64 * (self.wantlist.len() + self.presences.len()));
+        let parts = self.encode_parts();
+        let mut out = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+        for p in parts {
+            out.extend_from_slice(&p);
+        }
+        out
+    }
+
+    /// The encoding as consecutive parts: block data is shared, not copied, so a writer can send it as is.
+    pub fn encode_parts(&self) -> Vec<Bytes> {
+        let mut parts = Vec::with_capacity(2 * self.blocks.len() + 2);
+        let mut out =
+            Vec::with_capacity(64 * (self.wantlist.len() + self.presences.len() + self.blocks.len()) + 16);
         if !self.wantlist.is_empty() || self.full {
             let mut wl = Vec::new();
             let mut entry = Vec::new();
@@ -241,7 +252,10 @@ impl Message {
             key(3, 2, &mut out);
             varint::encode(inner as u64, &mut out);
             put_bytes(1, &prefix, &mut out);
-            put_bytes(2, &b.data, &mut out);
+            key(2, 2, &mut out);
+            varint::encode(b.data.len() as u64, &mut out);
+            parts.push(Bytes::from(std::mem::take(&mut out)));
+            parts.push(b.data.clone());
         }
         let mut p = Vec::new();
         for (cid, presence) in &self.presences {
@@ -255,11 +269,15 @@ impl Message {
         if self.pending_bytes != 0 {
             put_int32(5, self.pending_bytes, &mut out);
         }
-        out
+        if !out.is_empty() {
+            parts.push(Bytes::from(out));
+        }
+        parts
     }
 
-    /// Decode a message, enforcing the message, block and entry limits.
-    pub fn decode(buf: &[u8]) -> Result<Message, ProtoError> {
+    /// Decode a message, enforcing the message, block and entry limits. Block data is sliced out of `buf`,
+    /// not copied.
+    pub fn decode(buf: &Bytes) -> Result<Message, ProtoError> {
         if buf.len() > MAX_MESSAGE_SIZE {
             return Err(ProtoError::TooLarge(buf.len()));
         }
@@ -277,10 +295,10 @@ impl Message {
                             hash: dag::SHA2_256,
                             len: 32,
                         },
-                        data: Bytes::copy_from_slice(data),
+                        data: buf.slice_ref(data),
                     });
                 }
-                (3, Value::Bytes(block)) => msg.blocks.push(decode_block(block)?),
+                (3, Value::Bytes(block)) => msg.blocks.push(decode_block(block, buf)?),
                 (4, Value::Bytes(p)) => msg.presences.push(decode_presence(p)?),
                 (5, Value::Varint(v)) => msg.pending_bytes = v as i32,
                 (1..=5, _) => return Err(ProtoError::FieldType { field }),
@@ -353,7 +371,7 @@ fn decode_entry(buf: &[u8]) -> Result<Entry, ProtoError> {
     Ok(entry)
 }
 
-fn decode_block(buf: &[u8]) -> Result<WireBlock, ProtoError> {
+fn decode_block(buf: &[u8], owner: &Bytes) -> Result<WireBlock, ProtoError> {
     let mut r = Reader::new(buf);
     let (mut prefix, mut data) = (None, None);
     while let Some((field, value)) = r.next()? {
@@ -361,7 +379,7 @@ fn decode_block(buf: &[u8]) -> Result<WireBlock, ProtoError> {
             (1, Value::Bytes(p)) => prefix = Some(Prefix::decode(p)?),
             (2, Value::Bytes(d)) => {
                 check_block_size(d.len())?;
-                data = Some(Bytes::copy_from_slice(d));
+                data = Some(owner.slice_ref(d));
             }
             (1 | 2, _) => return Err(ProtoError::FieldType { field }),
             _ => {}
@@ -504,7 +522,7 @@ mod tests {
             presences: vec![(a, Presence::Have), (b, Presence::DontHave)],
             pending_bytes: 7,
         };
-        assert_eq!(Message::decode(&msg.encode()).unwrap(), msg);
+        assert_eq!(Message::decode(&Bytes::from(msg.encode())).unwrap(), msg);
     }
 
     #[test]
@@ -555,14 +573,14 @@ mod tests {
         // Field 2 (Bitswap 1.0.0): bare bytes, CIDv0.
         let mut buf = Vec::new();
         put_bytes(2, data, &mut buf);
-        let msg = Message::decode(&buf).unwrap();
+        let msg = Message::decode(&Bytes::from(buf)).unwrap();
         assert_eq!(msg.blocks[0].prefix.cid_of(&msg.blocks[0].data).unwrap(), v0);
     }
 
     #[test]
     fn limits_are_enforced() {
         assert_eq!(
-            Message::decode(&vec![0; MAX_MESSAGE_SIZE + 1]),
+            Message::decode(&Bytes::from(vec![0; MAX_MESSAGE_SIZE + 1])),
             Err(ProtoError::TooLarge(MAX_MESSAGE_SIZE + 1))
         );
         let big = WireBlock {
@@ -574,7 +592,7 @@ mod tests {
             ..Message::default()
         };
         assert_eq!(
-            Message::decode(&msg.encode()),
+            Message::decode(&Bytes::from(msg.encode())),
             Err(ProtoError::BlockTooLarge(MAX_BLOCK_SIZE + 1))
         );
         let unsupported = Prefix {
@@ -603,13 +621,14 @@ mod tests {
         assert_eq!(msgs[0].presences.len(), 1);
         for m in &msgs {
             assert!(m.encode().len() <= SPLIT_MESSAGE_SIZE + 1024);
+            assert_eq!(m.encode_parts().concat(), m.encode());
         }
     }
 
     proptest! {
         #[test]
         fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let _ = Message::decode(&bytes);
+            let _ = Message::decode(&Bytes::from(bytes));
         }
 
         #[test]
@@ -625,7 +644,7 @@ mod tests {
                 full,
                 ..Message::default()
             };
-            prop_assert_eq!(Message::decode(&msg.encode()).unwrap(), msg);
+            prop_assert_eq!(Message::decode(&Bytes::from(msg.encode())).unwrap(), msg);
         }
     }
 }

@@ -199,7 +199,7 @@ impl Drop for Unregister<'_> {
     }
 }
 
-const STORE_BATCH_BYTES: usize = 8 * 1024 * 1024;
+const STORE_BATCH_BYTES: usize = 4 * 1024 * 1024;
 const REQUERY_EVERY: Duration = Duration::from_secs(5);
 
 struct Fetch<'a> {
@@ -232,7 +232,7 @@ pub(crate) async fn run(
     check_codec(&root)?;
     let (id, mut inbound) = shared.register();
     let _unregister = Unregister(&shared, id);
-    let (store_tx, store_rx) = mpsc::channel(64);
+    let (store_tx, store_rx) = mpsc::channel(16);
     let writer = tokio::spawn(store_writer(shared.clone(), root, store_rx));
     let mut f = Fetch {
         shared: &shared,
@@ -309,13 +309,22 @@ async fn store_writer(
         }
         let store = shared.store.clone();
         tokio::task::spawn_blocking(move || {
-            store.put_batch(Some(&root), &blocks)?;
-            store.pin_existing(&root, &held)
+            if !blocks.is_empty() {
+                store.put_batch_with(Some(&root), &blocks, false)?;
+            }
+            if !held.is_empty() {
+                store.pin_existing(&root, &held)?;
+            }
+            Ok::<_, StoreError>(())
         })
         .await
         .map_err(|e| StoreError::Db(e.to_string()))??;
     }
-    Ok(())
+    // One fsync for the whole fetch: until here a crash loses blocks (fetched again), never consistency.
+    let store = shared.store.clone();
+    tokio::task::spawn_blocking(move || store.sync())
+        .await
+        .map_err(|e| StoreError::Db(e.to_string()))?
 }
 
 impl Fetch<'_> {
@@ -330,9 +339,6 @@ impl Fetch<'_> {
             .send(Command::FindProviders(self.root, prov_tx.clone()))
             .await;
         self.add_connected().await;
-        for p in self.opts.peers.clone() {
-            self.sched.add_peer(p);
-        }
         let mut stalled_since: Option<Instant> = None;
         let mut last_query = Instant::now();
         loop {
@@ -368,7 +374,17 @@ impl Fetch<'_> {
                     .flatten()
             });
             match (stuck, stalled_since) {
-                (Some(_), None) => stalled_since = Some(now),
+                (Some(_), None) => {
+                    // Nobody left to ask: look for providers again right away.
+                    stalled_since = Some(now);
+                    last_query = now;
+                    let _ = self
+                        .cmd
+                        .send(Command::FindProviders(self.root, prov_tx.clone()))
+                        .await;
+                    self.add_connected().await;
+                    continue;
+                }
                 (None, Some(_)) => stalled_since = None,
                 _ => {}
             }
@@ -428,7 +444,12 @@ impl Fetch<'_> {
         (done < known).then_some(self.root)
     }
 
+    /// Peers to ask: the ones named in the options (again, if they dropped out without misbehaving) and every
+    /// connected peer.
     async fn add_connected(&mut self) {
+        for p in self.opts.peers.clone() {
+            self.sched.add_peer(p);
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
         if self.cmd.send(Command::ConnectedPeers(tx)).await.is_ok()
             && let Ok(peers) = rx.await

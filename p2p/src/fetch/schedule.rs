@@ -1,7 +1,7 @@
 //! Which block to want from which peer: pure bookkeeping, time passed in.
 //!
-//! - Every peer gets at most `window` wants at a time; blocks go to the peer with the most room, so several
-//!   providers share the load.
+//! - Every peer gets at most `window` wants at a time, and all peers together `max_in_flight`; blocks go to the
+//!   peer with the fewest wants in flight, so several providers share the load.
 //! - A `DontHave` excludes the peer for that block; a peer that refused and never delivered is asked only when
 //!   no better peer exists.
 //! - A peer that delivers nothing for `progress_timeout` while it holds wants gets a strike and its wants go
@@ -20,6 +20,8 @@ use libp2p::PeerId;
 pub struct ScheduleConfig {
     /// Wants in flight per peer.
     pub window: usize,
+    /// Wants in flight in all (bounds the memory of a fetch from many peers).
+    pub max_in_flight: usize,
     /// How long a peer holding wants may deliver nothing.
     pub progress_timeout: Duration,
     /// Timeouts before a peer is dropped from the fetch.
@@ -30,6 +32,7 @@ impl Default for ScheduleConfig {
     fn default() -> Self {
         ScheduleConfig {
             window: 32,
+            max_in_flight: 32,
             progress_timeout: Duration::from_secs(10),
             max_strikes: 2,
         }
@@ -82,6 +85,7 @@ impl Schedule {
         Schedule {
             cfg: ScheduleConfig {
                 window: cfg.window.max(1),
+                max_in_flight: cfg.max_in_flight.max(1),
                 ..cfg
             },
             pending: VecDeque::new(),
@@ -238,9 +242,11 @@ impl Schedule {
     }
 
     fn room(&self, peer: &PeerId) -> usize {
+        let total: usize = self.records.values().map(|r| r.in_flight).sum();
+        let left = self.cfg.max_in_flight.saturating_sub(total);
         self.records
             .get(peer)
-            .map(|r| self.cfg.window.saturating_sub(r.in_flight))
+            .map(|r| self.cfg.window.saturating_sub(r.in_flight).min(left))
             .unwrap_or(0)
     }
 
@@ -258,7 +264,7 @@ impl Schedule {
         let best = eligible
             .iter()
             .filter(|p| self.tier(p) == best_tier && self.room(p) > 0)
-            .max_by_key(|p| (self.room(p), std::cmp::Reverse(p.to_bytes())));
+            .min_by_key(|p| (self.records.get(*p).map_or(0, |r| r.in_flight), p.to_bytes()));
         match best {
             Some(p) => Pick::Peer(**p),
             None => Pick::Wait,
@@ -429,6 +435,7 @@ mod tests {
     fn cfg(window: usize) -> ScheduleConfig {
         ScheduleConfig {
             window,
+            max_in_flight: 64,
             progress_timeout: Duration::from_secs(5),
             max_strikes: 2,
         }
@@ -455,6 +462,25 @@ mod tests {
         let next = s.assign(now);
         assert_eq!(next.len(), 1);
         assert_eq!(next[0].0, peer);
+    }
+
+    #[test]
+    fn the_total_in_flight_is_capped_across_peers() {
+        let now = Instant::now();
+        let mut s = Schedule::new(ScheduleConfig {
+            window: 4,
+            max_in_flight: 6,
+            ..cfg(4)
+        });
+        for _ in 0..3 {
+            s.add_peer(PeerId::random());
+        }
+        for c in cids(20) {
+            s.push(c);
+        }
+        let out = s.assign(now);
+        assert_eq!(out.iter().map(|(_, c)| c.len()).sum::<usize>(), 6, "{out:?}");
+        assert!(out.iter().all(|(_, c)| c.len() == 2), "spread evenly: {out:?}");
     }
 
     #[test]
