@@ -9,4 +9,5 @@
 pub mod client;
 pub mod consensus;
 pub mod execution;
+pub mod execution_rpc;
 pub mod rpc;

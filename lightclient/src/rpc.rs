@@ -22,7 +22,7 @@ pub enum RpcError {
     },
     #[error("{path}: {message}")]
     File { path: String, message: String },
-    #[error("no consensus RPC endpoint is configured")]
+    #[error("no RPC endpoint is configured")]
     NoEndpoint,
 }
 

@@ -325,9 +325,9 @@ pub enum ChainCommand {
     /// the storage is proven against its state root: neither RPC is trusted. In rpc mode (dev chains) the
     /// block header comes from the RPC and is checked against its hash; the storage is proven.
     ReadHead {
-        /// Execution JSON-RPC URL.
-        #[arg(long, env = "FIRMCHAIN_RPC")]
-        rpc: String,
+        /// Execution JSON-RPC URLs, tried in order (comma-separated or repeated).
+        #[arg(long, env = "FIRMCHAIN_RPC", value_delimiter = ',', required = true)]
+        rpc: Vec<String>,
         /// The FirmwareIndex contract address.
         #[arg(long, env = "FIRMCHAIN_CONTRACT")]
         contract: String,

@@ -110,3 +110,52 @@ async fn firmware_index_head_is_proven_against_the_state_root() {
     let values = verify_storage_values(at_later.state_root, index.address(), &keys, &newer).unwrap();
     assert_eq!(values[0], U256::from(2));
 }
+
+#[tokio::test]
+async fn execution_rpc_fails_over_to_the_next_endpoint_and_times_out_silent_ones() {
+    use firmchain_lightclient::execution::verify_receipts;
+    use firmchain_lightclient::execution_rpc::{ExecutionRpc, HttpExecutionRpc};
+    let anvil = Anvil::start().unwrap();
+    let key = anvil.keys[0]
+        .parse::<alloy::signers::local::PrivateKeySigner>()
+        .unwrap();
+    let me = key.address();
+    let index = IndexClient::deploy(provider(&anvil.url, Some(key)).unwrap(), me, 1, DEFAULT_TIMEOUT)
+        .await
+        .unwrap();
+    index.add_publisher(me, None).await.unwrap();
+    let n = index.publish(&release(1, b"one")).await.unwrap().block.unwrap();
+
+    // A port that accepts connections and never answers, then a refused port, then anvil.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let refused_url = format!("http://{}", refused.local_addr().unwrap());
+    drop(refused);
+    let rpc = HttpExecutionRpc::new(
+        vec![silent_url.clone(), refused_url, anvil.url.clone()],
+        std::time::Duration::from_millis(500),
+    )
+    .unwrap();
+    let (header, hash) = rpc.header(BlockNumberOrTag::Number(n)).await.unwrap();
+    verify_header(&header, hash).unwrap();
+    let keys = vec![slots::head(&release(1, b"one").product)];
+    let proof = rpc.proof(index.address(), keys.clone(), n).await.unwrap();
+    assert_eq!(
+        verify_storage_values(header.state_root, index.address(), &keys, &proof).unwrap()[0],
+        U256::from(1)
+    );
+    let receipts = rpc.block_receipts(n).await.unwrap();
+    verify_receipts(header.receipts_root, &receipts).unwrap();
+
+    // Only the silent endpoint: the error names it and the timeout.
+    let only_silent =
+        HttpExecutionRpc::new(vec![silent_url.clone()], std::time::Duration::from_millis(300)).unwrap();
+    let err = only_silent
+        .header(BlockNumberOrTag::Latest)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&silent_url) && err.contains("timed out"), "{err}");
+    assert!(HttpExecutionRpc::new(vec![], std::time::Duration::from_secs(1)).is_err());
+}

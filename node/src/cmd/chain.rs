@@ -1,15 +1,14 @@
 //! `firmchain chain ...`: verified reads of the release index.
 
-use std::future::IntoFuture;
 use std::time::Duration;
 
 use alloy::eips::BlockNumberOrTag;
 use alloy::primitives::{Address, B256};
-use alloy::providers::Provider;
-use firmchain_contracts::{provider, slots};
+use firmchain_contracts::slots;
 use firmchain_lightclient::client::{ClientError as LightError, LightClient, Persisted};
 use firmchain_lightclient::consensus::ChainSpec;
 use firmchain_lightclient::execution::{verify_header, verify_storage_values};
+use firmchain_lightclient::execution_rpc::{ExecutionRpc, HttpExecutionRpc};
 use firmchain_lightclient::rpc::HttpRpc;
 use firmchain_update::Sequence;
 use serde_json::json;
@@ -17,24 +16,6 @@ use serde_json::json;
 use crate::cli::ChainCommand;
 use crate::error::CliError;
 use crate::output::Output;
-
-async fn within<T, E: std::fmt::Display>(
-    after: Duration,
-    what: &'static str,
-    fut: impl IntoFuture<Output = Result<T, E>>,
-) -> Result<T, CliError> {
-    match tokio::time::timeout(after, fut.into_future()).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(CliError::Rpc {
-            what,
-            message: e.to_string(),
-        }),
-        Err(_) => Err(CliError::Rpc {
-            what,
-            message: format!("timed out after {after:?}"),
-        }),
-    }
-}
 
 /// Run one `chain` subcommand on a small single-threaded runtime.
 pub fn run(command: ChainCommand, out: &Output) -> Result<(), CliError> {
@@ -190,39 +171,35 @@ async fn status(
 
 /// A product's head, digest and revocation, each proven against `state_root` at block `number`.
 async fn prove_head(
-    reader: &alloy::providers::DynProvider,
+    rpc: &impl ExecutionRpc,
     address: Address,
     product: &firmchain_update::ProductId,
     number: u64,
     state_root: B256,
-    t: Duration,
 ) -> Result<(Sequence, B256, bool), CliError> {
+    let rpc_err = |e: firmchain_lightclient::rpc::RpcError| CliError::Rpc {
+        what: "eth_getProof",
+        message: e.to_string(),
+    };
     // head first, then the digest and revocation of that sequence, all at the same block.
     let head_slot = [slots::head(product)];
-    let proof = within(
-        t,
-        "eth_getProof",
-        reader.get_proof(address, head_slot.to_vec()).number(number),
-    )
-    .await?;
+    let proof = rpc
+        .proof(address, head_slot.to_vec(), number)
+        .await
+        .map_err(rpc_err)?;
     let head = verify_storage_values(state_root, address, &head_slot, &proof)?[0];
     let sequence = Sequence(head.saturating_to());
     let keys = [
         slots::digest(product, sequence),
         slots::revoked(product, sequence),
     ];
-    let proof = within(
-        t,
-        "eth_getProof",
-        reader.get_proof(address, keys.to_vec()).number(number),
-    )
-    .await?;
+    let proof = rpc.proof(address, keys.to_vec(), number).await.map_err(rpc_err)?;
     let values = verify_storage_values(state_root, address, &keys, &proof)?;
     Ok((sequence, B256::from(values[0]), !values[1].is_zero()))
 }
 
 async fn read_head(
-    rpc: String,
+    rpc: Vec<String>,
     contract: String,
     product: firmchain_update::ProductId,
     block: Option<u64>,
@@ -234,7 +211,10 @@ async fn read_head(
     let address: Address = contract
         .parse()
         .map_err(|_| CliError::Usage(format!("--contract {contract:?} is not an address")))?;
-    let reader = provider(&rpc, None)?;
+    let reader = HttpExecutionRpc::new(rpc, t).map_err(|e| CliError::Rpc {
+        what: "execution RPC",
+        message: e.to_string(),
+    })?;
     let (number, block_hash, state_root, mode) = match light {
         Some(light) => {
             let now = unix_now();
@@ -276,22 +256,15 @@ async fn read_head(
         }
         None => {
             let tag = block.map_or(BlockNumberOrTag::Latest, BlockNumberOrTag::Number);
-            let block = within(t, "fetching the block header", reader.get_block_by_number(tag))
-                .await?
-                .ok_or_else(|| CliError::Rpc {
-                    what: "fetching the block header",
-                    message: "no such block".into(),
-                })?;
-            verify_header(&block.header.inner, block.header.hash)?;
-            (
-                block.header.inner.number,
-                block.header.hash,
-                block.header.inner.state_root,
-                "rpc",
-            )
+            let (header, hash) = reader.header(tag).await.map_err(|e| CliError::Rpc {
+                what: "fetching the block header",
+                message: e.to_string(),
+            })?;
+            verify_header(&header, hash)?;
+            (header.number, hash, header.state_root, "rpc")
         }
     };
-    let (sequence, digest, revoked) = prove_head(&reader, address, &product, number, state_root, t).await?;
+    let (sequence, digest, revoked) = prove_head(&reader, address, &product, number, state_root).await?;
 
     let result = json!({
         "product": product.to_string(), "sequence": sequence.0, "digest": digest.to_string(), "revoked": revoked,

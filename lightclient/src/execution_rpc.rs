@@ -1,0 +1,110 @@
+//! Where execution data comes from: JSON-RPC endpoints, tried in order, every call bounded by a timeout.
+//! Nothing here is trusted; [`crate::execution`] verifies headers, proofs and receipts against verified roots.
+
+use std::future::Future;
+use std::time::Duration;
+
+use alloy::consensus::Header;
+use alloy::eips::BlockNumberOrTag;
+use alloy::primitives::{Address, B256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::{EIP1186AccountProofResponse, TransactionReceipt};
+
+use crate::rpc::RpcError;
+
+/// The execution JSON-RPC calls the verifier needs.
+pub trait ExecutionRpc {
+    /// A block's header and the hash the endpoint claims for it (`eth_getBlockByNumber`).
+    fn header(&self, block: BlockNumberOrTag) -> impl Future<Output = Result<(Header, B256), RpcError>>;
+    /// Account and storage proofs at a block (`eth_getProof`).
+    fn proof(
+        &self,
+        address: Address,
+        slots: Vec<B256>,
+        block: u64,
+    ) -> impl Future<Output = Result<EIP1186AccountProofResponse, RpcError>>;
+    /// All receipts of a block (`eth_getBlockReceipts`).
+    fn block_receipts(&self, block: u64) -> impl Future<Output = Result<Vec<TransactionReceipt>, RpcError>>;
+}
+
+/// Execution nodes over HTTP, tried in order until one answers.
+#[derive(Clone, Debug)]
+pub struct HttpExecutionRpc {
+    endpoints: Vec<(String, DynProvider)>,
+    timeout: Duration,
+}
+
+impl HttpExecutionRpc {
+    /// Clients of `endpoints` (URLs), each call bounded by `timeout`.
+    pub fn new(endpoints: Vec<String>, timeout: Duration) -> Result<Self, RpcError> {
+        if endpoints.is_empty() {
+            return Err(RpcError::NoEndpoint);
+        }
+        let endpoints = endpoints
+            .into_iter()
+            .map(|e| {
+                let url = e.parse().map_err(|err| RpcError::Http {
+                    endpoint: e.clone(),
+                    path: String::new(),
+                    message: format!("not a URL: {err}"),
+                })?;
+                Ok((e, ProviderBuilder::new().connect_http(url).erased()))
+            })
+            .collect::<Result<_, RpcError>>()?;
+        Ok(HttpExecutionRpc { endpoints, timeout })
+    }
+
+    async fn first<T, F, Fut, E>(&self, method: &str, call: F) -> Result<T, RpcError>
+    where
+        F: Fn(DynProvider) -> Fut,
+        Fut: Future<Output = Result<Option<T>, E>>,
+        E: std::fmt::Display,
+    {
+        let mut last = RpcError::NoEndpoint;
+        for (endpoint, provider) in &self.endpoints {
+            let fail = |message: String| RpcError::Http {
+                endpoint: endpoint.clone(),
+                path: format!(" {method}"),
+                message,
+            };
+            last = match tokio::time::timeout(self.timeout, call(provider.clone())).await {
+                Ok(Ok(Some(v))) => return Ok(v),
+                Ok(Ok(None)) => fail("no such block".into()),
+                Ok(Err(e)) => fail(e.to_string()),
+                Err(_) => fail(format!("timed out after {:?}", self.timeout)),
+            };
+        }
+        Err(last)
+    }
+}
+
+impl ExecutionRpc for HttpExecutionRpc {
+    async fn header(&self, block: BlockNumberOrTag) -> Result<(Header, B256), RpcError> {
+        self.first("eth_getBlockByNumber", |p| async move {
+            p.get_block_by_number(block)
+                .await
+                .map(|b| b.map(|b| (b.header.inner, b.header.hash)))
+        })
+        .await
+    }
+
+    async fn proof(
+        &self,
+        address: Address,
+        slots: Vec<B256>,
+        block: u64,
+    ) -> Result<EIP1186AccountProofResponse, RpcError> {
+        self.first("eth_getProof", |p| {
+            let slots = slots.clone();
+            async move { p.get_proof(address, slots).number(block).await.map(Some) }
+        })
+        .await
+    }
+
+    async fn block_receipts(&self, block: u64) -> Result<Vec<TransactionReceipt>, RpcError> {
+        self.first("eth_getBlockReceipts", |p| async move {
+            p.get_block_receipts(block.into()).await
+        })
+        .await
+    }
+}
