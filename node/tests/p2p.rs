@@ -5,25 +5,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use firmchain_tests::{Daemon, Netns, helia_dir, node22};
+use firmchain_tests::{Daemon, Netns, helia_dir, node22, pseudo_random};
 use serde_json::Value;
 
 const START: Duration = Duration::from_secs(60);
 
 fn firmchain() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_firmchain"))
-}
-
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 fn first_json(d: &Daemon) -> Value {

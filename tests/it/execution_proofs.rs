@@ -5,24 +5,13 @@
 use alloy::eips::BlockNumberOrTag;
 use alloy::primitives::{B256, U256};
 use alloy::providers::{DynProvider, Provider};
-use firmchain_contracts::{DEFAULT_TIMEOUT, IndexClient, provider, slots};
+use firmchain_contracts::{provider, slots};
 use firmchain_lightclient::execution::{ExecutionError, verify_header, verify_storage_values};
 use firmchain_tests::Anvil;
-use firmchain_update::{Blake3Hash, ReleaseKind, ReleaseRecord, Sequence};
+use firmchain_update::Sequence;
 
-fn release(seq: u64, image: &[u8]) -> ReleaseRecord {
-    ReleaseRecord {
-        product: "acme-sensor".parse().unwrap(),
-        sequence: Sequence(seq),
-        base_hash: Blake3Hash::ZERO,
-        target_hash: Blake3Hash::of(image),
-        target_size: image.len() as u64,
-        patch_cid: firmchain_update::dag::cid_of(firmchain_update::dag::RAW, image).to_bytes(),
-        patch_hash: Blake3Hash::of(image),
-        patch_size: 10,
-        kind: ReleaseKind::Full,
-        min_sequence: 0,
-    }
+fn release(seq: u64, image: &[u8]) -> firmchain_update::ReleaseRecord {
+    firmchain_tests::sample_release(seq, image)
 }
 
 /// The header of block `n`, checked against its hash.
@@ -39,14 +28,7 @@ async fn header(reader: &DynProvider, n: u64) -> alloy::consensus::Header {
 #[tokio::test]
 async fn firmware_index_head_is_proven_against_the_state_root() {
     let anvil = Anvil::start().unwrap();
-    let key = anvil.keys[0]
-        .parse::<alloy::signers::local::PrivateKeySigner>()
-        .unwrap();
-    let me = key.address();
-    let index = IndexClient::deploy(provider(&anvil.url, Some(key)).unwrap(), me, 1, DEFAULT_TIMEOUT)
-        .await
-        .unwrap();
-    index.add_publisher(me, None).await.unwrap();
+    let index = firmchain_tests::index_with_publisher(&anvil).await.unwrap();
     let first = release(1, b"image one");
     let published = index.publish(&first).await.unwrap();
     let n = published.block.unwrap();
@@ -116,14 +98,7 @@ async fn execution_rpc_fails_over_to_the_next_endpoint_and_times_out_silent_ones
     use firmchain_lightclient::execution::verify_receipts;
     use firmchain_lightclient::execution_rpc::{ExecutionRpc, HttpExecutionRpc};
     let anvil = Anvil::start().unwrap();
-    let key = anvil.keys[0]
-        .parse::<alloy::signers::local::PrivateKeySigner>()
-        .unwrap();
-    let me = key.address();
-    let index = IndexClient::deploy(provider(&anvil.url, Some(key)).unwrap(), me, 1, DEFAULT_TIMEOUT)
-        .await
-        .unwrap();
-    index.add_publisher(me, None).await.unwrap();
+    let index = firmchain_tests::index_with_publisher(&anvil).await.unwrap();
     let n = index.publish(&release(1, b"one")).await.unwrap().block.unwrap();
 
     // A port that accepts connections and never answers, then a refused port, then anvil.

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use firmchain_tests::{helia_dir, loopback_only, node22};
+use firmchain_tests::{helia_dir, loopback_only, node22, pseudo_random};
 use firmchain_update::dag::{DagOptions, build_from_reader};
 use serde::Deserialize;
 
@@ -11,18 +11,6 @@ use serde::Deserialize;
 struct HeliaCid {
     file: String,
     cid: String,
-}
-
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 #[test]

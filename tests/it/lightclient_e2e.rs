@@ -6,41 +6,21 @@
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{B256, U256};
-use firmchain_contracts::{DEFAULT_TIMEOUT, IndexClient, provider, slots};
+use firmchain_contracts::{IndexClient, provider, slots};
 use firmchain_lightclient::client::{ClientError, DEFAULT_WEAK_SUBJECTIVITY_SECONDS, LightClient};
 use firmchain_lightclient::consensus::{ChainSpec, ConsensusError};
 use firmchain_lightclient::execution::verify_storage_values;
 use firmchain_lightclient::rpc::HttpRpc;
 use firmchain_tests::Anvil;
 use firmchain_tests::beacon::{BeaconHarness, Behaviour};
-use firmchain_update::{Blake3Hash, ReleaseKind, ReleaseRecord, Sequence};
+use firmchain_update::{ReleaseRecord, Sequence};
 
 fn release(seq: u64) -> ReleaseRecord {
-    let image = format!("image {seq}");
-    ReleaseRecord {
-        product: "acme-sensor".parse().unwrap(),
-        sequence: Sequence(seq),
-        base_hash: Blake3Hash::ZERO,
-        target_hash: Blake3Hash::of(image.as_bytes()),
-        target_size: image.len() as u64,
-        patch_cid: firmchain_update::dag::cid_of(firmchain_update::dag::RAW, image.as_bytes()).to_bytes(),
-        patch_hash: Blake3Hash::of(image.as_bytes()),
-        patch_size: 10,
-        kind: ReleaseKind::Full,
-        min_sequence: 0,
-    }
+    firmchain_tests::sample_release(seq, format!("image {seq}").as_bytes())
 }
 
 async fn deployed(anvil: &Anvil) -> IndexClient {
-    let key = anvil.keys[0]
-        .parse::<alloy::signers::local::PrivateKeySigner>()
-        .unwrap();
-    let me = key.address();
-    let index = IndexClient::deploy(provider(&anvil.url, Some(key)).unwrap(), me, 1, DEFAULT_TIMEOUT)
-        .await
-        .unwrap();
-    index.add_publisher(me, None).await.unwrap();
-    index
+    firmchain_tests::index_with_publisher(anvil).await.unwrap()
 }
 
 fn now() -> u64 {

@@ -10,21 +10,10 @@ use firmchain_p2p::{
     Blockstore, FetchError, FetchLimits, FetchOptions, FetchSummary, P2p, P2pConfig, PeerId, ScheduleConfig,
     identity,
 };
+use firmchain_tests::pseudo_random;
 use firmchain_update::dag::{DagOptions, DagRoot, ReadLimits, read_file};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 struct TestNode {
     p2p: P2p,

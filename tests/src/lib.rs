@@ -188,6 +188,56 @@ impl Drop for Daemon {
     }
 }
 
+/// Deterministic pseudo-random bytes (xorshift), for test files that do not compress or repeat.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// A full-image release of product `acme-sensor` with sequence `seq` for `image`.
+pub fn sample_release(seq: u64, image: &[u8]) -> firmchain_update::ReleaseRecord {
+    use firmchain_update::{Blake3Hash, ReleaseKind, ReleaseRecord, Sequence};
+    ReleaseRecord {
+        product: "acme-sensor"
+            .parse()
+            .unwrap_or(firmchain_update::ProductId([0; 32])),
+        sequence: Sequence(seq),
+        base_hash: Blake3Hash::ZERO,
+        target_hash: Blake3Hash::of(image),
+        target_size: image.len() as u64,
+        patch_cid: firmchain_update::dag::cid_of(firmchain_update::dag::RAW, image).to_bytes(),
+        patch_hash: Blake3Hash::of(image),
+        patch_size: image.len() as u64,
+        kind: ReleaseKind::Full,
+        min_sequence: 0,
+    }
+}
+
+/// A FirmwareIndex on `anvil`, deployed by account 0, which is also its (global) publisher.
+pub async fn index_with_publisher(anvil: &Anvil) -> Result<firmchain_contracts::IndexClient, String> {
+    use firmchain_contracts::{DEFAULT_TIMEOUT, IndexClient, provider};
+    let key: alloy::signers::local::PrivateKeySigner = anvil
+        .keys
+        .first()
+        .ok_or("anvil has no keys")?
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    let me = key.address();
+    let p = provider(&anvil.url, Some(key)).map_err(|e| e.to_string())?;
+    let index = IndexClient::deploy(p, me, 1, DEFAULT_TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
+    index.add_publisher(me, None).await.map_err(|e| e.to_string())?;
+    Ok(index)
+}
+
 /// The anvil binary from the npm package that `scripts/setup` installs.
 pub fn anvil_bin() -> Result<PathBuf, String> {
     let p = workspace().join("contracts/tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
