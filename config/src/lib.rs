@@ -1,4 +1,337 @@
 //! Typed, layered node configuration.
 //!
-//! Defaults, then TOML, then `FIRMCHAIN_*` environment variables, then CLI flags; one `validate()` with typed errors.
+//! Layers, each over the one before: the defaults, a TOML file, `FIRMCHAIN_*` environment variables, then CLI
+//! overrides (`section.field=value`). Unknown keys are refused at every layer (`deny_unknown_fields`), and
+//! [`Config::validate`] checks what types cannot (addresses, URLs, modes that need other fields) with errors that
+//! name the key.
+//!
+//! Environment variables: `FIRMCHAIN_DATA_DIR` and `FIRMCHAIN_<SECTION>__<FIELD>` (two underscores), e.g.
+//! `FIRMCHAIN_CHAIN__MODE=rpc`, `FIRMCHAIN_P2P__BOOTSTRAP=/ip4/…/p2p/…,/ip4/…`. Lists are comma-separated.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+mod sources;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use sources::{ConfigError, Sources};
+
+/// The whole node configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the node keeps its state store, blockstore, identity and image slots.
+    pub data_dir: PathBuf,
+    /// Run as a repository (publisher) as well as a device.
+    pub repository: bool,
+    /// The release index on Ethereum and how to read it.
+    pub chain: ChainConfig,
+    /// The peer-to-peer network.
+    pub p2p: P2pSection,
+    /// How verified images are installed.
+    pub install: InstallConfig,
+    /// The node's HTTP API.
+    pub api: ApiConfig,
+}
+
+/// How the index is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChainMode {
+    /// Headers verified by the embedded light client; storage proven against them. For public chains.
+    Light,
+    /// Headers from a trusted execution RPC (checked against their hash); storage proven. For dev chains.
+    Rpc,
+}
+
+/// The release index on Ethereum.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChainConfig {
+    /// `light` (public chains) or `rpc` (dev chains such as anvil).
+    pub mode: ChainMode,
+    /// Execution JSON-RPC URLs, tried in order.
+    pub execution_rpc: Vec<String>,
+    /// Beacon node URLs with the light-client API, tried in order (light mode).
+    pub consensus_rpc: Vec<String>,
+    /// The trusted checkpoint, a beacon block root (light mode).
+    pub checkpoint: Option<String>,
+    /// The consensus chain's config file (light mode); none means Ethereum mainnet.
+    pub chain_config: Option<PathBuf>,
+    /// The FirmwareIndex contract address.
+    pub contract: String,
+    /// The product this device runs.
+    pub product: String,
+    /// Seconds between polls of the index (events also wake the watcher).
+    pub poll_interval_secs: u64,
+    /// Call the verified head stale when older than this many seconds.
+    pub max_staleness_secs: u64,
+    /// Refuse checkpoints older than this many days unless the operator forces them.
+    pub weak_subjectivity_days: u64,
+    /// Seconds to wait for each RPC call.
+    pub timeout_secs: u64,
+}
+
+/// The peer-to-peer network.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct P2pSection {
+    /// Multiaddrs to listen on.
+    pub listen: Vec<String>,
+    /// Peers to join the DHT through (multiaddrs ending in `/p2p/<peer id>`). No public peers by default.
+    pub bootstrap: Vec<String>,
+    /// Find peers on the local network by mDNS.
+    pub mdns: bool,
+    /// Most connections in all.
+    pub max_connections: u32,
+    /// Bytes of blocks the store may hold, in MiB (blocks of releases in use are kept regardless of age).
+    pub store_budget_mib: u64,
+    /// Seconds a fetch waits when no peer can serve a missing block.
+    pub stall_timeout_secs: u64,
+}
+
+/// How images are installed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstallMode {
+    /// A/B image slots under the data folder with an atomic pointer.
+    Slots,
+    /// Hand the verified image to an external installer (RAUC, SWUpdate, a script).
+    Command,
+}
+
+/// How verified images are installed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InstallConfig {
+    /// `slots` or `command`.
+    pub mode: InstallMode,
+    /// The installer (command mode); the image path is its last argument.
+    pub command: Option<String>,
+    /// A command that must exit 0 after an install, or the node rolls back.
+    pub health_check: Option<String>,
+    /// Seconds the health check may take.
+    pub health_timeout_secs: u64,
+    /// The image the device runs before the first update (slots mode).
+    pub initial_image: Option<PathBuf>,
+}
+
+/// The node's HTTP API.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Address to serve `/status`, `/metrics` and `/publish` on; empty to turn the API off.
+    pub listen: String,
+    /// Bearer token that `POST /publish` needs (repository role).
+    pub token: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("/var/lib/firmchain"),
+            repository: false,
+            chain: ChainConfig::default(),
+            p2p: P2pSection::default(),
+            install: InstallConfig::default(),
+            api: ApiConfig::default(),
+        }
+    }
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        ChainConfig {
+            mode: ChainMode::Light,
+            execution_rpc: Vec::new(),
+            consensus_rpc: Vec::new(),
+            checkpoint: None,
+            chain_config: None,
+            contract: String::new(),
+            product: String::new(),
+            poll_interval_secs: 12,
+            max_staleness_secs: 120,
+            weak_subjectivity_days: 14,
+            timeout_secs: 30,
+        }
+    }
+}
+
+impl Default for P2pSection {
+    fn default() -> Self {
+        P2pSection {
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/4001".into(),
+                "/ip4/0.0.0.0/udp/4001/quic-v1".into(),
+            ],
+            bootstrap: Vec::new(),
+            mdns: false,
+            max_connections: 256,
+            store_budget_mib: 1024,
+            stall_timeout_secs: 120,
+        }
+    }
+}
+
+impl Default for InstallConfig {
+    fn default() -> Self {
+        InstallConfig {
+            mode: InstallMode::Slots,
+            command: None,
+            health_check: None,
+            health_timeout_secs: 60,
+            initial_image: None,
+        }
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: "127.0.0.1:8420".into(),
+            token: None,
+        }
+    }
+}
+
+/// A setting that cannot work, naming its key.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{key}: {problem}")]
+pub struct Invalid {
+    /// The key, e.g. `chain.contract`.
+    pub key: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+fn invalid(key: &'static str, problem: impl Into<String>) -> Invalid {
+    Invalid {
+        key,
+        problem: problem.into(),
+    }
+}
+
+fn is_hex(s: &str, bytes: usize) -> bool {
+    s.strip_prefix("0x")
+        .is_some_and(|h| h.len() == 2 * bytes && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+fn check_urls(key: &'static str, urls: &[String]) -> Result<(), Invalid> {
+    for u in urls {
+        if !(u.starts_with("http://") || u.starts_with("https://")) {
+            return Err(invalid(key, format!("{u:?} is not an http(s) URL")));
+        }
+    }
+    Ok(())
+}
+
+fn check_multiaddrs(key: &'static str, addrs: &[String], need_peer_id: bool) -> Result<(), Invalid> {
+    for a in addrs {
+        let parsed: multiaddr::Multiaddr = a
+            .parse()
+            .map_err(|e| invalid(key, format!("{a:?} is not a multiaddr: {e}")))?;
+        if need_peer_id && !matches!(parsed.iter().last(), Some(multiaddr::Protocol::P2p(_))) {
+            return Err(invalid(key, format!("{a:?} must end in /p2p/<peer id>")));
+        }
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Load from `sources` (defaults, TOML, environment, overrides) and validate.
+    pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
+        let config = sources.merge()?;
+        config.validate().map_err(ConfigError::Invalid)?;
+        Ok(config)
+    }
+
+    /// Check what the types cannot: that the settings can work together.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must not be empty"));
+        }
+        let c = &self.chain;
+        if !is_hex(&c.contract, 20) {
+            return Err(invalid(
+                "chain.contract",
+                format!("{:?} is not a 0x-prefixed 20-byte address", c.contract),
+            ));
+        }
+        c.product
+            .parse::<firmchain_update::ProductId>()
+            .map_err(|e| invalid("chain.product", e.to_string()))?;
+        if c.execution_rpc.is_empty() {
+            return Err(invalid(
+                "chain.execution_rpc",
+                "at least one execution JSON-RPC URL is needed",
+            ));
+        }
+        check_urls("chain.execution_rpc", &c.execution_rpc)?;
+        check_urls("chain.consensus_rpc", &c.consensus_rpc)?;
+        if c.mode == ChainMode::Light {
+            if c.consensus_rpc.is_empty() {
+                return Err(invalid(
+                    "chain.consensus_rpc",
+                    "light mode needs at least one beacon node URL",
+                ));
+            }
+            match &c.checkpoint {
+                Some(cp) if is_hex(cp, 32) => {}
+                Some(cp) => {
+                    return Err(invalid(
+                        "chain.checkpoint",
+                        format!("{cp:?} is not a 0x-prefixed block root"),
+                    ));
+                }
+                None => {
+                    return Err(invalid(
+                        "chain.checkpoint",
+                        "light mode needs a trusted checkpoint",
+                    ));
+                }
+            }
+        }
+        if c.poll_interval_secs == 0 || c.timeout_secs == 0 {
+            return Err(invalid(
+                "chain.poll_interval_secs",
+                "intervals and timeouts must be positive",
+            ));
+        }
+        check_multiaddrs("p2p.listen", &self.p2p.listen, false)?;
+        check_multiaddrs("p2p.bootstrap", &self.p2p.bootstrap, true)?;
+        if self.p2p.store_budget_mib == 0 {
+            return Err(invalid("p2p.store_budget_mib", "must be positive"));
+        }
+        if self.install.mode == InstallMode::Command
+            && self.install.command.as_deref().is_none_or(str::is_empty)
+        {
+            return Err(invalid(
+                "install.command",
+                "command mode needs the installer command",
+            ));
+        }
+        if !self.api.listen.is_empty() {
+            let addr: SocketAddr = self.api.listen.parse().map_err(|_| {
+                invalid(
+                    "api.listen",
+                    format!("{:?} is not an address:port", self.api.listen),
+                )
+            })?;
+            if self.repository
+                && !addr.ip().is_loopback()
+                && self.api.token.as_deref().is_none_or(str::is_empty)
+            {
+                return Err(invalid(
+                    "api.token",
+                    "a repository whose API listens beyond loopback needs a token for POST /publish",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

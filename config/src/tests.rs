@@ -1,0 +1,160 @@
+use super::*;
+
+fn example(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+}
+
+fn devnet() -> Sources {
+    Sources {
+        file: Some(example("devnet.toml")),
+        ..Sources::default()
+    }
+}
+
+#[test]
+fn every_example_config_loads_and_validates() {
+    for name in ["devnet.toml", "sepolia.toml", "mainnet.toml"] {
+        let c = Config::load(&Sources {
+            file: Some(example(name)),
+            ..Sources::default()
+        })
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(c.chain.product, "acme-sensor", "{name}");
+    }
+    let dev = Config::load(&devnet()).unwrap();
+    assert_eq!(dev.chain.mode, ChainMode::Rpc);
+    assert_eq!(dev.p2p.store_budget_mib, 256);
+    // Unset keys keep their defaults.
+    assert_eq!(dev.chain.timeout_secs, 30);
+    assert!(!dev.p2p.mdns);
+}
+
+#[test]
+fn layers_apply_in_order_defaults_file_env_overrides() {
+    let sources = Sources {
+        env: vec![
+            ("FIRMCHAIN_CHAIN__POLL_INTERVAL_SECS".into(), "5".into()),
+            (
+                "FIRMCHAIN_P2P__BOOTSTRAP".into(),
+                "/ip4/10.0.0.1/tcp/4001/p2p/12D3KooWRBhwfeP2Y4TCx1SM6s9rUoHhR5STiGwxBhgFRcw3UERE, ".into(),
+            ),
+            ("FIRMCHAIN_DATA_DIR".into(), "/tmp/fc".into()),
+            ("FIRMCHAIN_LOG".into(), "debug".into()),
+            ("FIRMCHAIN_P2P__MDNS".into(), "true".into()),
+        ],
+        overrides: vec![
+            "chain.poll_interval_secs=7".into(),
+            "api.listen=127.0.0.1:9000".into(),
+        ],
+        ..devnet()
+    };
+    let c = Config::load(&sources).unwrap();
+    assert_eq!(c.chain.poll_interval_secs, 7, "overrides beat the environment");
+    assert_eq!(c.p2p.bootstrap.len(), 1);
+    assert!(c.p2p.mdns);
+    assert_eq!(c.data_dir, PathBuf::from("/tmp/fc"));
+    assert_eq!(c.api.listen, "127.0.0.1:9000");
+    assert_eq!(c.chain.mode, ChainMode::Rpc, "from the file");
+}
+
+#[test]
+fn unknown_keys_are_refused_naming_the_layer() {
+    let err = Config::load(&Sources {
+        toml: Some("[chain]\nmoed = \"rpc\"\n".into()),
+        ..devnet()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.starts_with("TOML") && err.contains("moed"), "{err}");
+    let err = Config::load(&Sources {
+        env: vec![("FIRMCHAIN_P2P__LISTN".into(), "/ip4/1.2.3.4/tcp/1".into())],
+        ..devnet()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("FIRMCHAIN_P2P__LISTN") && err.contains("listn"),
+        "{err}"
+    );
+    let err = Config::load(&Sources {
+        overrides: vec!["chain.mode=fast".into()],
+        ..devnet()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("--set chain.mode") && err.contains("fast"), "{err}");
+    let err = Config::load(&Sources {
+        overrides: vec!["chain.mode".into()],
+        ..devnet()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("section.field=value"), "{err}");
+}
+
+#[test]
+fn validation_names_the_key() {
+    let cases = [
+        ("chain.contract=0x1234", "chain.contract"),
+        ("chain.product=", "chain.product"),
+        ("chain.mode=light", "chain.consensus_rpc"),
+        ("chain.execution_rpc=ftp://x", "chain.execution_rpc"),
+        ("p2p.bootstrap=/ip4/1.2.3.4/tcp/1", "p2p.bootstrap"),
+        ("p2p.listen=not-a-multiaddr", "p2p.listen"),
+        ("install.mode=command", "install.command"),
+        ("api.listen=localhost", "api.listen"),
+    ];
+    for (set, key) in cases {
+        let err = Config::load(&Sources {
+            overrides: vec![set.into()],
+            ..devnet()
+        })
+        .unwrap_err();
+        match err {
+            ConfigError::Invalid(i) => assert_eq!(i.key, key, "{set}: {i}"),
+            other => panic!("{set}: {other}"),
+        }
+    }
+    // A repository's API beyond loopback needs a token.
+    let open = Sources {
+        overrides: vec!["repository=true".into(), "api.listen=0.0.0.0:8420".into()],
+        ..devnet()
+    };
+    assert!(matches!(
+        Config::load(&open),
+        Err(ConfigError::Invalid(Invalid { key: "api.token", .. }))
+    ));
+    let with_token = Sources {
+        overrides: [open.overrides.clone(), vec!["api.token=s3cret".into()]].concat(),
+        ..devnet()
+    };
+    Config::load(&with_token).unwrap();
+    // Light mode needs a checkpoint.
+    let light = Sources {
+        overrides: vec![
+            "chain.mode=light".into(),
+            "chain.consensus_rpc=http://127.0.0.1:5052".into(),
+        ],
+        ..devnet()
+    };
+    assert!(matches!(
+        Config::load(&light),
+        Err(ConfigError::Invalid(Invalid {
+            key: "chain.checkpoint",
+            ..
+        }))
+    ));
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let err = Config::load(&Sources {
+        file: Some(PathBuf::from("/nonexistent/firmchain.toml")),
+        ..Sources::default()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("/nonexistent/firmchain.toml"), "{err}");
+}
