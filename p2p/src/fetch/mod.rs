@@ -370,7 +370,7 @@ impl Fetch<'_> {
                 self.sched
                     .peers()
                     .is_empty()
-                    .then(|| self.sched_first_pending())
+                    .then(|| self.sched.first_missing())
                     .flatten()
             });
             match (stuck, stalled_since) {
@@ -437,11 +437,6 @@ impl Fetch<'_> {
                 }
             }
         }
-    }
-
-    fn sched_first_pending(&self) -> Option<Cid> {
-        let (done, known) = self.sched.counts();
-        (done < known).then_some(self.root)
     }
 
     /// Peers to ask: the ones named in the options (again, if they dropped out without misbehaving) and every

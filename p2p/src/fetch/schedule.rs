@@ -161,6 +161,14 @@ impl Schedule {
         (self.done.len(), self.known.len())
     }
 
+    /// A block still missing (queued or in flight), if any.
+    pub fn first_missing(&self) -> Option<Cid> {
+        self.pending
+            .front()
+            .copied()
+            .or_else(|| self.in_flight.keys().next().copied())
+    }
+
     /// A pending block that no peer in play can be asked for (all refused it), when nothing is in flight.
     pub fn stuck(&self) -> Option<Cid> {
         if !self.in_flight.is_empty() {
