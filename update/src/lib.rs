@@ -13,6 +13,7 @@
 pub mod car;
 pub mod dag;
 pub mod hash;
+pub mod machine;
 pub mod patch;
 pub mod record;
 pub mod varint;
