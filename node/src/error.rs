@@ -41,9 +41,15 @@ pub enum CliError {
     #[error(transparent)]
     P2p(#[from] firmchain_p2p::P2pError),
     #[error(transparent)]
-    Fetch(#[from] firmchain_p2p::FetchError),
+    Fetch(Box<firmchain_p2p::FetchError>),
     #[error(transparent)]
     Store(#[from] firmchain_p2p::StoreError),
+}
+
+impl From<firmchain_p2p::FetchError> for CliError {
+    fn from(e: firmchain_p2p::FetchError) -> Self {
+        CliError::Fetch(Box::new(e))
+    }
 }
 
 impl CliError {

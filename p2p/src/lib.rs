@@ -88,3 +88,24 @@ pub fn import(
     store.unpin(&staging)?;
     result
 }
+
+/// Import several files as one UnixFS directory (a release bundle such as `{full, patch}`): each file is chunked
+/// and pinned under its own root, and the directory block is pinned under the directory's root. Returns the
+/// directory's root and each entry's DAG.
+pub fn import_bundle<R: Read>(
+    store: &Blockstore,
+    entries: Vec<(&str, R)>,
+    opts: DagOptions,
+) -> Result<(Cid, Vec<(String, DagRoot)>), ImportError> {
+    let mut roots = Vec::new();
+    for (name, reader) in entries {
+        roots.push((name.to_owned(), import(store, reader, opts.clone(), |_| {})?));
+    }
+    let links: Vec<(&str, Cid, u64)> = roots
+        .iter()
+        .map(|(n, r)| (n.as_str(), r.cid, r.dag_size))
+        .collect();
+    let (dir, block) = dag::directory(&links);
+    store.put_batch(Some(&dir), &[(dir, Bytes::from(block))])?;
+    Ok((dir, roots))
+}

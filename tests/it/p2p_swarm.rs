@@ -325,3 +325,45 @@ async fn blake3_leaves_fetch_and_verify() {
     fetcher.fetch(&root, quick(&root, peers)).await.unwrap();
     assert_eq!(fetcher.read(&root), data);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_entry_of_a_release_bundle_is_fetched_alone() {
+    let provider = TestNode::start(P2pConfig::loopback()).await;
+    let patch = pseudo_random(300_000, 31);
+    let full = pseudo_random(3 * 1024 * 1024, 32);
+    let (bundle, entries) = firmchain_p2p::import_bundle(
+        provider.p2p.store(),
+        vec![("full", &full[..]), ("patch", &patch[..])],
+        DagOptions::default(),
+    )
+    .unwrap();
+    let patch_root = entries.iter().find(|(n, _)| n == "patch").unwrap().1;
+    let (fetcher, peers) = fetcher_connected_to(std::slice::from_ref(&provider)).await;
+    let root = DagRoot {
+        cid: bundle,
+        size: patch.len() as u64,
+        leaves: 0,
+        dag_size: 0,
+    };
+    let opts = FetchOptions {
+        entry: Some("patch".into()),
+        ..quick(&patch_root, peers.clone())
+    };
+    let summary = fetcher.fetch(&root, opts).await.unwrap();
+    assert_eq!(summary.entry, Some(patch_root.cid));
+    assert_eq!(fetcher.read(&patch_root), patch);
+    // Only the directory block and the patch's blocks crossed the wire.
+    let uploaded = provider.p2p.counters().uploaded_blocks.load(Ordering::Relaxed);
+    assert_eq!(uploaded, summary.blocks);
+    assert_eq!(
+        summary.blocks, 4,
+        "the directory, the patch's file node and its 2 leaves"
+    );
+    assert_eq!(fetcher.p2p.store().stats().unwrap().blocks, summary.blocks);
+    let missing = FetchOptions {
+        entry: Some("nope".into()),
+        ..quick(&patch_root, peers)
+    };
+    let err = fetcher.fetch(&root, missing).await.unwrap_err();
+    assert!(matches!(err, FetchError::NoEntry { .. }), "{err}");
+}

@@ -66,6 +66,9 @@ pub struct FetchOptions {
     pub schedule: ScheduleConfig,
     /// Give up when no peer can be asked for a missing block for this long.
     pub stall_timeout: Duration,
+    /// Fetch only this entry of a UnixFS directory root (and the root itself), e.g. `patch` of a release
+    /// bundle `{full, patch}`.
+    pub entry: Option<String>,
 }
 
 impl Default for FetchOptions {
@@ -75,6 +78,7 @@ impl Default for FetchOptions {
             peers: Vec::new(),
             schedule: ScheduleConfig::default(),
             stall_timeout: Duration::from_secs(120),
+            entry: None,
         }
     }
 }
@@ -140,6 +144,8 @@ pub struct FetchSummary {
     pub peers: Vec<Contribution>,
     /// Peers dropped for misbehaving.
     pub rejected: Vec<Rejection>,
+    /// The CID of the entry fetched, with [`FetchOptions::entry`].
+    pub entry: Option<Cid>,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -159,6 +165,8 @@ pub enum FetchError {
     Codec { cid: Cid, codec: u64 },
     #[error("block {cid} matches its CID but is not valid dag-pb: {reason}")]
     NotDagPb { cid: Cid, reason: String },
+    #[error("directory {root} has no entry named {name:?}")]
+    NoEntry { root: Cid, name: String },
     #[error("root {cid} uses unsupported multihash 0x{code:x}")]
     UnsupportedHash { cid: Cid, code: u64 },
     #[error(transparent)]
@@ -213,6 +221,7 @@ struct Fetch<'a> {
     bytes: u64,
     from_store: u64,
     rejected: Vec<Rejection>,
+    entry: Option<Cid>,
     store_tx: Option<mpsc::Sender<(Cid, Option<Bytes>)>>,
     progress: watch::Sender<FetchProgress>,
 }
@@ -245,6 +254,7 @@ pub(crate) async fn run(
         bytes: 0,
         from_store: 0,
         rejected: Vec::new(),
+        entry: None,
         store_tx: Some(store_tx),
         progress,
     };
@@ -255,6 +265,12 @@ pub(crate) async fn run(
     let stored = writer.await.map_err(|_| FetchError::Stopped)?;
     result?;
     stored?;
+    if let (Some(name), None) = (&f.opts.entry, f.entry) {
+        return Err(FetchError::NoEntry {
+            root,
+            name: name.clone(),
+        });
+    }
     let mut peers: Vec<Contribution> = f
         .sched
         .records()
@@ -275,6 +291,7 @@ pub(crate) async fn run(
         from_store: f.from_store,
         peers,
         rejected: f.rejected,
+        entry: f.entry,
         elapsed: started.elapsed(),
     })
 }
@@ -592,8 +609,22 @@ impl Fetch<'_> {
             reason: e.to_string(),
         })?;
         let depth = self.depth.get(cid).copied().unwrap_or(0) + 1;
-        let mut out = Vec::with_capacity(node.links.len());
-        for link in node.links {
+        let mut links = node.links;
+        if *cid == self.root
+            && let Some(name) = &self.opts.entry
+        {
+            links.retain(|l| l.name.as_deref() == Some(name.as_str()));
+            let Some(entry) = links.first() else {
+                return Err(FetchError::NoEntry {
+                    root: self.root,
+                    name: name.clone(),
+                });
+            };
+            self.entry = Some(entry.cid);
+            links.truncate(1);
+        }
+        let mut out = Vec::with_capacity(links.len());
+        for link in links {
             check_codec(&link.cid)?;
             if depth > self.opts.limits.max_depth {
                 return Err(FetchError::TooDeep {

@@ -14,7 +14,7 @@ use cid::Cid;
 use cid::multihash::Multihash;
 use sha2::Digest;
 
-pub use builder::{DagBuilder, DagOptions, DagRoot, LeafHash, build_from_reader, read_full};
+pub use builder::{DagBuilder, DagOptions, DagRoot, LeafHash, build_from_reader, directory, read_full};
 pub use reader::{BlockSource, ReadError, ReadLimits, read_file};
 
 /// The multicodec of raw blocks.
