@@ -94,6 +94,33 @@ pub enum Command {
     /// Read the release index through verified proofs.
     #[command(subcommand)]
     Chain(ChainCommand),
+    /// Publish a release (repository role): make the patch from --from to --to and the full image, store both
+    /// as one bundle of IPFS blocks, append the release to the index (waiting for inclusion), and with --serve
+    /// keep serving the blocks. The signing key comes as for `contract` commands.
+    Publish {
+        #[command(flatten)]
+        index: IndexArgs,
+        /// The product.
+        #[arg(long)]
+        product: ProductId,
+        /// The image devices run now (omit for a full-image-only release).
+        #[arg(long)]
+        from: Option<PathBuf>,
+        /// The new image.
+        #[arg(long)]
+        to: PathBuf,
+        /// Devices below this sequence must not install the release.
+        #[arg(long, default_value_t = 0)]
+        min_sequence: u64,
+        /// zstd compression level (1-22).
+        #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(i32).range(1..=22))]
+        level: i32,
+        /// Keep serving the release's blocks until interrupted.
+        #[arg(long)]
+        serve: bool,
+        #[command(flatten)]
+        net: NetArgs,
+    },
     /// Exchange blocks with IPFS-compatible peers (Kademlia + Bitswap).
     #[command(subcommand)]
     P2p(P2pCommand),
@@ -279,6 +306,9 @@ pub enum P2pCommand {
         /// Give up after this many seconds without any peer that can serve a missing block.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
+        /// CID names a UnixFS directory (a release bundle): fetch only this entry, e.g. `patch` or `full`.
+        #[arg(long)]
+        entry: Option<String>,
         #[command(flatten)]
         net: NetArgs,
     },

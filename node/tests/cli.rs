@@ -704,3 +704,132 @@ fn chain_read_head_in_light_mode_verifies_the_block_through_the_sync_committee()
         .unwrap();
     assert_eq!(code(&half), 2);
 }
+
+#[test]
+fn publish_then_fetch_the_patch_over_p2p_and_apply_it() {
+    let anvil = firmchain_tests::Anvil::start().unwrap();
+    let owner = anvil.keys[0].as_str();
+    let d = json(&contract_cmd(
+        &anvil,
+        Some(owner),
+        &["deploy", "--publisher", &address_of(owner)],
+    ));
+    let contract = d["contract"].as_str().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let old = firmchain_tests::pseudo_random(600_000, 41);
+    let mut new = old.clone();
+    new[1000..1100].fill(7);
+    new.extend_from_slice(b"version 2");
+    let (old_path, new_path) = (dir.path().join("v1.bin"), dir.path().join("v2.bin"));
+    std::fs::write(&old_path, &old).unwrap();
+    std::fs::write(&new_path, &new).unwrap();
+    let publish = |to: &std::path::Path| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_firmchain"));
+        c.args([
+            "--json",
+            "publish",
+            "--product",
+            "acme-sensor",
+            "--rpc",
+            &anvil.url,
+            "--contract",
+            &contract,
+        ])
+        .args(["--level", "3", "--to"])
+        .arg(to)
+        .env("FIRMCHAIN_PRIVATE_KEY", owner);
+        c
+    };
+    // Without a key: refused before anything is sent.
+    let no_key = publish(&new_path)
+        .env_remove("FIRMCHAIN_PRIVATE_KEY")
+        .output()
+        .unwrap();
+    assert_ne!(code(&no_key), 0);
+    assert!(
+        stderr(&no_key).contains("FIRMCHAIN_PRIVATE_KEY"),
+        "{}",
+        stderr(&no_key)
+    );
+    // A patch from an image the index never released is refused by the contract (exit 7).
+    let orphan = publish(&new_path).arg("--from").arg(&old_path).output().unwrap();
+    assert_eq!(code(&orphan), 7, "{}", stderr(&orphan));
+
+    // Release 1: the full image of v1. Release 2: v1 → v2, served.
+    let first = json(&publish(&old_path).output().unwrap());
+    assert_eq!(
+        (first["sequence"].as_u64(), first["kind"].as_str()),
+        (Some(1), Some("full"))
+    );
+    let data = dir.path().join("repo");
+    let mut cmd = publish(&new_path);
+    cmd.args(["--serve", "--listen", "/ip4/127.0.0.1/tcp/0", "--data"])
+        .arg(&data)
+        .arg("--from")
+        .arg(&old_path);
+    let server = firmchain_tests::Daemon::spawn(cmd, std::time::Duration::from_secs(120)).unwrap();
+    let p: Value = serde_json::from_str(&server.first_line).unwrap();
+    assert_eq!(p["sequence"], 2);
+    assert_eq!(p["kind"], "patch");
+    assert_eq!(p["live"], true);
+    // The index says what publish says.
+    let head = json(
+        &Command::new(env!("CARGO_BIN_EXE_firmchain"))
+            .args([
+                "--json",
+                "chain",
+                "read-head",
+                "acme-sensor",
+                "--rpc",
+                &anvil.url,
+                "--contract",
+                &contract,
+            ])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(head["sequence"], 2);
+    assert_eq!(head["digest"], p["digest"]);
+
+    // A device fetches only the patch entry of the bundle, then applies it to its image.
+    let bundle = p["bundle"].as_str().unwrap();
+    let addr = wait_for_serving(&server);
+    let patch_path = dir.path().join("patch.fcpt");
+    let got = Command::new(env!("CARGO_BIN_EXE_firmchain"))
+        .args([
+            "--json",
+            "p2p",
+            "get",
+            bundle,
+            "--entry",
+            "patch",
+            "--peer",
+            &addr,
+            "--timeout",
+            "20",
+            "-o",
+        ])
+        .arg(&patch_path)
+        .output()
+        .unwrap();
+    assert_eq!(code(&got), 0, "{}", stderr(&got));
+    let out = dir.path().join("v2.out");
+    let applied = Command::new(env!("CARGO_BIN_EXE_firmchain"))
+        .args(["--json", "apply"])
+        .arg(&old_path)
+        .arg(&patch_path)
+        .arg("-o")
+        .arg(&out)
+        .args(["--expect", p["target_hash"].as_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(code(&applied), 0, "{}", stderr(&applied));
+    assert_eq!(std::fs::read(&out).unwrap(), new);
+}
+
+/// The address a `publish --serve` prints on its second line.
+fn wait_for_serving(server: &firmchain_tests::Daemon) -> String {
+    let line = server.next_line(std::time::Duration::from_secs(60)).unwrap();
+    let v: Value = serde_json::from_str(&line).unwrap();
+    v["addrs"][0].as_str().unwrap().to_owned()
+}

@@ -139,10 +139,11 @@ impl Drop for Netns {
     }
 }
 
-/// A child process that is killed when dropped, with its first stdout line (a JSON object) parsed.
+/// A child process that is killed when dropped, with its stdout read line by line.
 #[derive(Debug)]
 pub struct Daemon {
     child: Child,
+    lines: mpsc::Receiver<String>,
     /// The first line the program printed.
     pub first_line: String,
 }
@@ -158,21 +159,30 @@ impl Daemon {
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(first)) = lines.next() {
-                let _ = tx.send(first);
+            // Keep reading, so the program never blocks on a full pipe.
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
             }
-            // Keep draining so the program never blocks on a full pipe.
-            for _ in lines {}
         });
         match rx.recv_timeout(timeout) {
-            Ok(first_line) => Ok(Daemon { child, first_line }),
+            Ok(first_line) => Ok(Daemon {
+                child,
+                lines: rx,
+                first_line,
+            }),
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
                 Err(format!("{cmd:?} printed nothing within {timeout:?}"))
             }
         }
+    }
+
+    /// The next line the program prints, waiting up to `timeout`.
+    pub fn next_line(&self, timeout: Duration) -> Result<String, String> {
+        self.lines
+            .recv_timeout(timeout)
+            .map_err(|_| format!("no further output within {timeout:?}"))
     }
 
     /// The process id.

@@ -47,7 +47,7 @@ fn address(text: &str, what: &str) -> Result<Address, CliError> {
         .map_err(|_| CliError::Usage(format!("{what} {text:?} is not an address")))
 }
 
-async fn connect(index: &IndexArgs, sign: bool) -> Result<IndexClient, CliError> {
+pub async fn connect(index: &IndexArgs, sign: bool) -> Result<IndexClient, CliError> {
     let key = if sign { Some(signer(&index.chain)?) } else { None };
     let p = provider(&index.chain.rpc, key)?;
     let at = address(&index.contract, "--contract")?;

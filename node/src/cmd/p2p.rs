@@ -47,13 +47,22 @@ pub fn run(cmd: P2pCommand, out: &Output) -> Result<(), CliError> {
             output,
             max_size,
             timeout,
+            entry,
             net,
-        } => rt.block_on(get(&cid, peers, &output, max_size, timeout, net, out)),
+        } => rt.block_on(get(
+            &cid,
+            peers,
+            &output,
+            GetLimits { max_size, timeout },
+            entry,
+            net,
+            out,
+        )),
     }
 }
 
 /// The data folder: the one given, or a temporary one that lives as long as the guard.
-fn data_dir(net: &NetArgs) -> Result<(PathBuf, Option<tempfile::TempDir>), CliError> {
+pub fn data_dir(net: &NetArgs) -> Result<(PathBuf, Option<tempfile::TempDir>), CliError> {
     match &net.data {
         Some(d) => {
             std::fs::create_dir_all(d).map_err(CliError::file(d))?;
@@ -69,7 +78,7 @@ fn data_dir(net: &NetArgs) -> Result<(PathBuf, Option<tempfile::TempDir>), CliEr
     }
 }
 
-async fn start(net: &NetArgs, dir: &Path, default_listen: &str) -> Result<P2p, CliError> {
+pub async fn start(net: &NetArgs, dir: &Path, default_listen: &str) -> Result<P2p, CliError> {
     let key = firmchain_p2p::load_or_create_identity(&dir.join("identity.key"))?;
     let store = Arc::new(Blockstore::open(&dir.join("blocks.redb"), STORE_BUDGET)?);
     let listen = if net.listen.is_empty() {
@@ -198,15 +207,22 @@ struct PeerBytes {
     bytes: u64,
 }
 
+/// What a `get` may cost.
+struct GetLimits {
+    max_size: u64,
+    timeout: u64,
+}
+
 async fn get(
     cid: &str,
     peers: Vec<firmchain_p2p::Multiaddr>,
     output: &Path,
-    max_size: u64,
-    timeout: u64,
+    limits: GetLimits,
+    entry: Option<String>,
     net: NetArgs,
     out: &Output,
 ) -> Result<(), CliError> {
+    let GetLimits { max_size, timeout } = limits;
     let root = Cid::try_from(cid).map_err(|e| CliError::Usage(format!("invalid CID {cid:?}: {e}")))?;
     for p in &peers {
         if peer_id_of(p).is_none() {
@@ -227,6 +243,7 @@ async fn get(
         limits: FetchLimits::for_file_size(max_size),
         peers: ids,
         stall_timeout: Duration::from_secs(timeout),
+        entry,
         ..p2p.fetch_defaults().clone()
     };
     let fetching = p2p.fetch(root, opts);
@@ -248,6 +265,7 @@ async fn get(
     watcher.abort();
     spinner.finish_and_clear();
     let summary = summary?;
+    let file_root = summary.entry.unwrap_or(root);
 
     let store = p2p.store().clone();
     let dest = output.to_owned();
@@ -257,7 +275,7 @@ async fn get(
                 max_size,
                 ..ReadLimits::default()
             };
-            read_file(&root, &mut &*store, w, limits, |_| {}).map_err(|e| CliError::Unpack {
+            read_file(&file_root, &mut &*store, w, limits, |_| {}).map_err(|e| CliError::Unpack {
                 path: dest.clone(),
                 message: e.to_string(),
                 class: ErrorClass::Corrupt,
