@@ -4,11 +4,13 @@
 //!   rebuilt and checked against the source by `contracts/tools/build.mjs --check`).
 //! - [`slots`]: the storage slots of `head[product]`, `digest[product][sequence]` and
 //!   `revoked[product][sequence]`, for `eth_getProof`.
+//! - [`proven::read_head`]: a product's head, digest and revocation proven against a verified state root.
 //! - [`IndexClient`]: deploy, publish, approve, revoke, read, manage publishers; reverts come back as
 //!   [`ContractError::Revert`] naming the rule that refused the call.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod client;
+pub mod proven;
 pub mod slots;
 
 pub use client::{ContractError, DEFAULT_TIMEOUT, IndexClient, Published, PublisherChange, Revert, provider};

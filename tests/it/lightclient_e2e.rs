@@ -6,14 +6,15 @@
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{B256, U256};
-use firmchain_contracts::{IndexClient, provider, slots};
+use firmchain_contracts::proven::read_head;
+use firmchain_contracts::{IndexClient, provider};
 use firmchain_lightclient::client::{ClientError, DEFAULT_WEAK_SUBJECTIVITY_SECONDS, LightClient};
 use firmchain_lightclient::consensus::{ChainSpec, ConsensusError};
-use firmchain_lightclient::execution::verify_storage_values;
+use firmchain_lightclient::execution_rpc::HttpExecutionRpc;
 use firmchain_lightclient::rpc::HttpRpc;
 use firmchain_tests::Anvil;
 use firmchain_tests::beacon::{BeaconHarness, Behaviour};
-use firmchain_update::{ReleaseRecord, Sequence};
+use firmchain_update::ReleaseRecord;
 
 fn release(seq: u64) -> ReleaseRecord {
     firmchain_tests::sample_release(seq, format!("image {seq}").as_bytes())
@@ -60,25 +61,17 @@ async fn sync_to(c: &mut LightClient<HttpRpc>, n: u64) -> u64 {
 /// The index head proven against the state root the light client verified.
 async fn proven_head(anvil: &Anvil, index: &IndexClient, c: &LightClient<HttpRpc>) -> (U256, B256) {
     let exec = c.store.finalized_header.execution.as_ref().unwrap();
-    let product = release(1).product;
-    let reader = provider(&anvil.url, None).unwrap();
-    let keys = [slots::head(&product)];
-    let proof = reader
-        .get_proof(index.address(), keys.to_vec())
-        .number(exec.block_number)
-        .await
-        .unwrap();
-    let head = verify_storage_values(B256::from(exec.state_root), index.address(), &keys, &proof).unwrap()[0];
-    let seq = Sequence(head.saturating_to());
-    let keys = [slots::digest(&product, seq)];
-    let proof = reader
-        .get_proof(index.address(), keys.to_vec())
-        .number(exec.block_number)
-        .await
-        .unwrap();
-    let digest =
-        verify_storage_values(B256::from(exec.state_root), index.address(), &keys, &proof).unwrap()[0];
-    (head, B256::from(digest))
+    let rpc = HttpExecutionRpc::new(vec![anvil.url.clone()], Duration::from_secs(10)).unwrap();
+    let head = read_head(
+        &rpc,
+        index.address(),
+        &release(1).product,
+        exec.block_number,
+        B256::from(exec.state_root),
+    )
+    .await
+    .unwrap();
+    (U256::from(head.sequence.0), head.digest)
 }
 
 use alloy::providers::Provider;

@@ -4,13 +4,12 @@ use std::time::Duration;
 
 use alloy::eips::BlockNumberOrTag;
 use alloy::primitives::{Address, B256};
-use firmchain_contracts::slots;
+use firmchain_contracts::proven::{ProvenError, read_head as read_proven_head};
 use firmchain_lightclient::client::{ClientError as LightError, LightClient, Persisted};
 use firmchain_lightclient::consensus::ChainSpec;
-use firmchain_lightclient::execution::{verify_header, verify_storage_values};
+use firmchain_lightclient::execution::verify_header;
 use firmchain_lightclient::execution_rpc::{ExecutionRpc, HttpExecutionRpc};
 use firmchain_lightclient::rpc::HttpRpc;
-use firmchain_update::Sequence;
 use serde_json::json;
 
 use crate::cli::ChainCommand;
@@ -169,35 +168,6 @@ async fn status(
     Ok(client.persisted())
 }
 
-/// A product's head, digest and revocation, each proven against `state_root` at block `number`.
-async fn prove_head(
-    rpc: &impl ExecutionRpc,
-    address: Address,
-    product: &firmchain_update::ProductId,
-    number: u64,
-    state_root: B256,
-) -> Result<(Sequence, B256, bool), CliError> {
-    let rpc_err = |e: firmchain_lightclient::rpc::RpcError| CliError::Rpc {
-        what: "eth_getProof",
-        message: e.to_string(),
-    };
-    // head first, then the digest and revocation of that sequence, all at the same block.
-    let head_slot = [slots::head(product)];
-    let proof = rpc
-        .proof(address, head_slot.to_vec(), number)
-        .await
-        .map_err(rpc_err)?;
-    let head = verify_storage_values(state_root, address, &head_slot, &proof)?[0];
-    let sequence = Sequence(head.saturating_to());
-    let keys = [
-        slots::digest(product, sequence),
-        slots::revoked(product, sequence),
-    ];
-    let proof = rpc.proof(address, keys.to_vec(), number).await.map_err(rpc_err)?;
-    let values = verify_storage_values(state_root, address, &keys, &proof)?;
-    Ok((sequence, B256::from(values[0]), !values[1].is_zero()))
-}
-
 async fn read_head(
     rpc: Vec<String>,
     contract: String,
@@ -264,7 +234,16 @@ async fn read_head(
             (header.number, hash, header.state_root, "rpc")
         }
     };
-    let (sequence, digest, revoked) = prove_head(&reader, address, &product, number, state_root).await?;
+    let head = read_proven_head(&reader, address, &product, number, state_root)
+        .await
+        .map_err(|e| match e {
+            ProvenError::Verify(v) => CliError::Verify(v),
+            ProvenError::Rpc(r) => CliError::Rpc {
+                what: "eth_getProof",
+                message: r.to_string(),
+            },
+        })?;
+    let (sequence, digest, revoked) = (head.sequence, head.digest, head.revoked);
 
     let result = json!({
         "product": product.to_string(), "sequence": sequence.0, "digest": digest.to_string(), "revoked": revoked,
