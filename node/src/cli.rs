@@ -97,30 +97,7 @@ pub enum Command {
     /// Publish a release (repository role): make the patch from --from to --to and the full image, store both
     /// as one bundle of IPFS blocks, append the release to the index (waiting for inclusion), and with --serve
     /// keep serving the blocks. The signing key comes as for `contract` commands.
-    Publish {
-        #[command(flatten)]
-        index: IndexArgs,
-        /// The product.
-        #[arg(long)]
-        product: ProductId,
-        /// The image devices run now (omit for a full-image-only release).
-        #[arg(long)]
-        from: Option<PathBuf>,
-        /// The new image.
-        #[arg(long)]
-        to: PathBuf,
-        /// Devices below this sequence must not install the release.
-        #[arg(long, default_value_t = 0)]
-        min_sequence: u64,
-        /// zstd compression level (1-22).
-        #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(i32).range(1..=22))]
-        level: i32,
-        /// Keep serving the release's blocks until interrupted.
-        #[arg(long)]
-        serve: bool,
-        #[command(flatten)]
-        net: NetArgs,
-    },
+    Publish(PublishArgs),
     /// Exchange blocks with IPFS-compatible peers (Kademlia + Bitswap).
     #[command(subcommand)]
     P2p(P2pCommand),
@@ -253,6 +230,33 @@ pub enum ContractCommand {
         #[arg(long)]
         product: ProductId,
     },
+}
+
+/// What `publish` makes and where it goes.
+#[derive(Debug, clap::Args)]
+pub struct PublishArgs {
+    #[command(flatten)]
+    pub index: IndexArgs,
+    /// The product.
+    #[arg(long)]
+    pub product: ProductId,
+    /// The image devices run now (omit for a full-image-only release).
+    #[arg(long)]
+    pub from: Option<PathBuf>,
+    /// The new image.
+    #[arg(long)]
+    pub to: PathBuf,
+    /// Devices below this sequence must not install the release.
+    #[arg(long, default_value_t = 0)]
+    pub min_sequence: u64,
+    /// zstd compression level (1-22).
+    #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(i32).range(1..=22))]
+    pub level: i32,
+    /// Keep serving the release's blocks until interrupted.
+    #[arg(long)]
+    pub serve: bool,
+    #[command(flatten)]
+    pub net: NetArgs,
 }
 
 /// How a one-off p2p command networks.

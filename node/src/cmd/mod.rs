@@ -45,28 +45,7 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
         Command::Contract(c) => contract::run(c, out),
         Command::Chain(c) => chain::run(c, out),
         Command::P2p(c) => p2p::run(c, out),
-        Command::Publish {
-            index,
-            product,
-            from,
-            to,
-            min_sequence,
-            level,
-            serve,
-            net,
-        } => publish::run(
-            publish::PublishArgs {
-                index,
-                product,
-                from,
-                to,
-                min_sequence,
-                level,
-                serve,
-                net,
-            },
-            out,
-        ),
+        Command::Publish(args) => publish::run(args, out),
     }
 }
 

@@ -5,30 +5,18 @@
 //! record's kind names, so the chain authenticates both: a device whose base matches fetches the patch, any other
 //! the full image, and checks the result against `target_hash`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use firmchain_p2p::Blockstore;
 use firmchain_update::dag::DagOptions;
 use firmchain_update::patch::{self, PatchOptions, PayloadKind};
-use firmchain_update::{Blake3Hash, ProductId, ReleaseKind, ReleaseRecord, Sequence};
+use firmchain_update::{Blake3Hash, ReleaseKind, ReleaseRecord, Sequence};
 use serde::Serialize;
 
-use crate::cli::{IndexArgs, NetArgs};
+use crate::cli::PublishArgs;
 use crate::error::CliError;
 use crate::output::{Output, human_bytes};
-
-/// What `publish` was asked to do.
-pub struct PublishArgs {
-    pub index: IndexArgs,
-    pub product: ProductId,
-    pub from: Option<PathBuf>,
-    pub to: PathBuf,
-    pub min_sequence: u64,
-    pub level: i32,
-    pub serve: bool,
-    pub net: NetArgs,
-}
 
 #[derive(Serialize)]
 struct Published {
@@ -159,6 +147,12 @@ pub fn run(args: PublishArgs, out: &Output) -> Result<(), CliError> {
             s
         };
         if !args.serve {
+            if args.net.data.is_none() {
+                tracing::warn!(
+                    "the bundle's blocks were stored in a temporary folder and are gone: pass --data DIR to keep \
+                     them for a repository node, or --serve to serve them now"
+                );
+            }
             out.result(&result, || line(&result));
             return Ok(());
         }
