@@ -64,6 +64,7 @@ fn opts(root: &DagRoot) -> FetchOptions {
     }
 }
 
+/// Options with short timeouts, for tests of hostile peers.
 fn quick(root: &DagRoot, peers: Vec<PeerId>) -> FetchOptions {
     FetchOptions {
         peers,
@@ -150,12 +151,17 @@ async fn fetcher_connected_to(nodes: &[TestNode]) -> (TestNode, Vec<PeerId>) {
     (fetcher, peers)
 }
 
+/// Options with the default timeouts (a loaded CI machine can be slow), naming the peers to ask.
+fn with_peers(root: &DagRoot, peers: Vec<PeerId>) -> FetchOptions {
+    FetchOptions { peers, ..opts(root) }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_providers_share_the_load() {
     let data = pseudo_random(4 * 1024 * 1024, 11);
     let (nodes, root) = providers(&data, &[None, None, None, None]).await;
     let (fetcher, peers) = fetcher_connected_to(&nodes).await;
-    let summary = fetcher.fetch(&root, quick(&root, peers)).await.unwrap();
+    let summary = fetcher.fetch(&root, with_peers(&root, peers)).await.unwrap();
     assert_eq!(fetcher.read(&root), data);
     assert!(summary.peers.len() >= 3, "blocks came from {:?}", summary.peers);
     assert!(summary.rejected.is_empty());
@@ -266,7 +272,7 @@ async fn fetch_resumes_from_the_store_and_asks_only_for_the_dag() {
     }
     fetcher.p2p.store().put_batch(None, &leaves).unwrap();
 
-    let summary = fetcher.fetch(&root, quick(&root, peers)).await.unwrap();
+    let summary = fetcher.fetch(&root, with_peers(&root, peers)).await.unwrap();
     assert_eq!(summary.from_store, 6);
     assert_eq!(fetcher.read(&root), data);
     let served = nodes[0].p2p.counters().uploaded_blocks.load(Ordering::Relaxed);
@@ -286,7 +292,7 @@ async fn fetch_stops_at_the_size_cap() {
     let (fetcher, peers) = fetcher_connected_to(&nodes).await;
     let opts = FetchOptions {
         limits: FetchLimits::for_file_size(1024 * 1024),
-        ..quick(&root, peers)
+        ..with_peers(&root, peers)
     };
     let err = fetcher.fetch(&root, opts).await.unwrap_err();
     assert!(matches!(err, FetchError::TooLarge { .. }), "{err}");
@@ -307,7 +313,7 @@ async fn fetch_over_quic() {
     assert!(addr.to_string().contains("/quic-v1/"), "{addr}");
     let fetcher = TestNode::start(quic).await;
     let peer = fetcher.p2p.dial(addr).await.unwrap();
-    let summary = fetcher.fetch(&root, quick(&root, vec![peer])).await.unwrap();
+    let summary = fetcher.fetch(&root, with_peers(&root, vec![peer])).await.unwrap();
     assert_eq!(summary.peers[0].peer, peer);
     assert_eq!(fetcher.read(&root), data);
 }
@@ -322,7 +328,7 @@ async fn blake3_leaves_fetch_and_verify() {
     };
     let root = firmchain_p2p::import(provider.p2p.store(), &data[..], opts, |_| {}).unwrap();
     let (fetcher, peers) = fetcher_connected_to(std::slice::from_ref(&provider)).await;
-    fetcher.fetch(&root, quick(&root, peers)).await.unwrap();
+    fetcher.fetch(&root, with_peers(&root, peers)).await.unwrap();
     assert_eq!(fetcher.read(&root), data);
 }
 
@@ -347,7 +353,7 @@ async fn one_entry_of_a_release_bundle_is_fetched_alone() {
     };
     let opts = FetchOptions {
         entry: Some("patch".into()),
-        ..quick(&patch_root, peers.clone())
+        ..with_peers(&patch_root, peers.clone())
     };
     let summary = fetcher.fetch(&root, opts).await.unwrap();
     assert_eq!(summary.entry, Some(patch_root.cid));
@@ -362,7 +368,7 @@ async fn one_entry_of_a_release_bundle_is_fetched_alone() {
     assert_eq!(fetcher.p2p.store().stats().unwrap().blocks, summary.blocks);
     let missing = FetchOptions {
         entry: Some("nope".into()),
-        ..quick(&patch_root, peers)
+        ..with_peers(&patch_root, peers)
     };
     let err = fetcher.fetch(&root, missing).await.unwrap_err();
     assert!(matches!(err, FetchError::NoEntry { .. }), "{err}");

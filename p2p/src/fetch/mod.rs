@@ -392,7 +392,10 @@ impl Fetch<'_> {
             });
             match (stuck, stalled_since) {
                 (Some(_), None) => {
-                    // Nobody left to ask: look for providers again right away.
+                    // Nobody left to ask: give slow peers another chance, and look for providers again.
+                    for peer in self.sched.readmit_slow() {
+                        debug!(target: "firmchain::fetch", %peer, "asking a slow peer again");
+                    }
                     stalled_since = Some(now);
                     last_query = now;
                     let _ = self

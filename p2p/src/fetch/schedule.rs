@@ -77,6 +77,8 @@ pub struct Schedule {
     peers: Vec<PeerId>,
     records: HashMap<PeerId, PeerRecord>,
     dropped: HashMap<PeerId, String>,
+    /// Peers dropped for being slow (not hostile), and how often they were let back in.
+    slow: HashMap<PeerId, u32>,
 }
 
 impl Schedule {
@@ -96,6 +98,7 @@ impl Schedule {
             peers: Vec::new(),
             records: HashMap::new(),
             dropped: HashMap::new(),
+            slow: HashMap::new(),
         }
     }
 
@@ -362,6 +365,24 @@ impl Schedule {
         held
     }
 
+    /// Let peers that were dropped only for being slow back in (each at most `MAX_READMISSIONS` times), for
+    /// when nobody else can serve: slow is not hostile. Returns the peers let back in.
+    pub fn readmit_slow(&mut self) -> Vec<PeerId> {
+        const MAX_READMISSIONS: u32 = 3;
+        let mut back = Vec::new();
+        for (peer, times) in &mut self.slow {
+            if *times < MAX_READMISSIONS && self.dropped.remove(peer).is_some() {
+                *times += 1;
+                if let Some(r) = self.records.get_mut(peer) {
+                    r.strikes = 0;
+                }
+                self.peers.push(*peer);
+                back.push(*peer);
+            }
+        }
+        back
+    }
+
     /// When the next progress timeout falls due.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.records
@@ -397,6 +418,7 @@ impl Schedule {
             let held = self.outstanding(&peer);
             let dropped = strikes.unwrap_or(0) >= self.cfg.max_strikes;
             if dropped {
+                self.slow.entry(peer).or_insert(0);
                 let secs = self.cfg.progress_timeout.as_secs_f64();
                 self.drop_peer(
                     peer,
@@ -579,6 +601,31 @@ mod tests {
             assert_eq!(others, vec![slow], "the slow peer's copy is cancelled");
             assert_eq!(s.received(slow, x, 1, now).0, Received::Duplicate);
         }
+    }
+
+    #[test]
+    fn slow_peers_come_back_when_nobody_else_can_serve_but_not_for_ever() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(ScheduleConfig {
+            max_strikes: 1,
+            ..cfg(4)
+        });
+        let slow = PeerId::random();
+        s.add_peer(slow);
+        s.push(cids(1)[0]);
+        let mut t = t0;
+        for round in 0..3 {
+            assert_eq!(s.assign(t).len(), 1, "round {round}");
+            t += Duration::from_secs(5);
+            assert!(s.expire(t)[0].2, "dropped");
+            assert!(s.stuck().is_some());
+            assert_eq!(s.readmit_slow(), vec![slow]);
+        }
+        assert_eq!(s.assign(t).len(), 1);
+        t += Duration::from_secs(5);
+        s.expire(t);
+        assert!(s.readmit_slow().is_empty(), "three chances at most");
+        assert!(s.stuck().is_some());
     }
 
     #[test]
