@@ -155,19 +155,23 @@ impl Shared {
         lock(&self.router).wants.remove(cid);
     }
 
-    fn route(&self, cid: Option<&Cid>) -> Vec<mpsc::Sender<Inbound>> {
+    /// The fetch that wants `cid`, if any.
+    fn wanted_by(&self, cid: &Cid) -> Option<mpsc::Sender<Inbound>> {
         let r = lock(&self.router);
-        match cid.and_then(|c| r.wants.get(c)).and_then(|id| r.fetches.get(id)) {
-            Some(tx) => vec![tx.clone()],
-            None => r.fetches.values().cloned().collect(),
+        r.wants.get(cid).and_then(|id| r.fetches.get(id)).cloned()
+    }
+
+    /// Tell every running fetch.
+    async fn broadcast(&self, event: impl Fn() -> Inbound) {
+        let fetches: Vec<_> = lock(&self.router).fetches.values().cloned().collect();
+        for tx in fetches {
+            let _ = tx.send(event()).await;
         }
     }
 
     /// Tell every fetch that `peer` is gone.
     pub async fn peer_gone(&self, peer: PeerId) {
-        for tx in self.route(None) {
-            let _ = tx.send(Inbound::PeerGone { peer }).await;
-        }
+        self.broadcast(|| Inbound::PeerGone { peer }).await;
     }
 
     /// Queue a message for `peer`, opening a stream if needed. Waits while the peer's queue is full.
@@ -347,14 +351,12 @@ async fn read_stream(shared: Arc<Shared>, peer: PeerId, stream: libp2p::Stream) 
 async fn violation(shared: &Arc<Shared>, peer: PeerId, reason: String) {
     shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
     warn!(target: "firmchain::bitswap", %peer, %reason, "peer broke the protocol");
-    for tx in shared.route(None) {
-        let _ = tx
-            .send(Inbound::Violation {
-                peer,
-                reason: reason.clone(),
-            })
-            .await;
-    }
+    shared
+        .broadcast(|| Inbound::Violation {
+            peer,
+            reason: reason.clone(),
+        })
+        .await;
 }
 
 async fn receive(
@@ -369,42 +371,20 @@ async fn receive(
         // Hash off the async threads: 2 MiB of sha2 is a few milliseconds.
         let computed = tokio::task::spawn_blocking(move || (prefix.cid_of(&data), data)).await;
         let Ok((cid, data)) = computed else { continue };
-        let event = match cid {
-            Ok(cid) => {
-                let routes = shared.route(Some(&cid));
-                let wanted = lock(&shared.router).wants.contains_key(&cid);
-                if wanted {
-                    for tx in routes {
-                        let _ = tx
-                            .send(Inbound::Block {
-                                peer,
-                                cid,
-                                data: data.clone(),
-                            })
-                            .await;
-                    }
-                    continue;
-                }
-                Inbound::Unwanted { peer, cid: Some(cid) }
+        let cid = cid.ok();
+        match cid.and_then(|c| Some((c, shared.wanted_by(&c)?))) {
+            Some((cid, tx)) => {
+                let _ = tx.send(Inbound::Block { peer, cid, data }).await;
             }
-            Err(_) => Inbound::Unwanted { peer, cid: None },
-        };
-        for tx in shared.route(None) {
-            let ev = match &event {
-                Inbound::Unwanted { peer, cid } => Inbound::Unwanted {
-                    peer: *peer,
-                    cid: *cid,
-                },
-                _ => continue,
-            };
-            let _ = tx.send(ev).await;
+            // Wrong bytes for a want, or a late duplicate: every fetch decides whether this peer lied to it.
+            None => shared.broadcast(|| Inbound::Unwanted { peer, cid }).await,
         }
     }
     for (cid, presence) in presences {
-        if presence == Presence::DontHave {
-            for tx in shared.route(Some(&cid)) {
-                let _ = tx.send(Inbound::DontHave { peer, cid }).await;
-            }
+        if presence == Presence::DontHave
+            && let Some(tx) = shared.wanted_by(&cid)
+        {
+            let _ = tx.send(Inbound::DontHave { peer, cid }).await;
         }
     }
 }

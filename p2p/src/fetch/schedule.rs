@@ -79,6 +79,8 @@ pub struct Schedule {
     dropped: HashMap<PeerId, String>,
     /// Peers dropped for being slow (not hostile), and how often they were let back in.
     slow: HashMap<PeerId, u32>,
+    /// The sum of every peer's wants in flight.
+    total_in_flight: usize,
 }
 
 impl Schedule {
@@ -99,6 +101,7 @@ impl Schedule {
             records: HashMap::new(),
             dropped: HashMap::new(),
             slow: HashMap::new(),
+            total_in_flight: 0,
         }
     }
 
@@ -253,8 +256,7 @@ impl Schedule {
     }
 
     fn room(&self, peer: &PeerId) -> usize {
-        let total: usize = self.records.values().map(|r| r.in_flight).sum();
-        let left = self.cfg.max_in_flight.saturating_sub(total);
+        let left = self.cfg.max_in_flight.saturating_sub(self.total_in_flight);
         self.records
             .get(peer)
             .map(|r| self.cfg.window.saturating_sub(r.in_flight).min(left))
@@ -289,6 +291,17 @@ impl Schedule {
                 r.last_progress = Some(now);
             }
             r.in_flight += 1;
+            self.total_in_flight += 1;
+        }
+    }
+
+    /// One want of `peer` is over (delivered, refused, cancelled or given up).
+    fn finished_want(&mut self, peer: &PeerId) {
+        if let Some(r) = self.records.get_mut(peer)
+            && r.in_flight > 0
+        {
+            r.in_flight -= 1;
+            self.total_in_flight -= 1;
         }
     }
 
@@ -307,9 +320,7 @@ impl Schedule {
             return (kind, Vec::new());
         };
         for h in &holders {
-            if let Some(r) = self.records.get_mut(h) {
-                r.in_flight = r.in_flight.saturating_sub(1);
-            }
+            self.finished_want(h);
         }
         if let Some(r) = self.records.get_mut(&peer) {
             r.blocks += 1;
@@ -332,18 +343,21 @@ impl Schedule {
     }
 
     fn release(&mut self, peer: &PeerId, cid: &Cid) {
-        if let Some(holders) = self.in_flight.get_mut(cid) {
-            if let Some(i) = holders.iter().position(|h| h == peer) {
-                holders.swap_remove(i);
-                if let Some(r) = self.records.get_mut(peer) {
-                    r.in_flight = r.in_flight.saturating_sub(1);
-                }
-            }
-            if holders.is_empty() {
-                self.in_flight.remove(cid);
-                if !self.done.contains(cid) {
-                    self.pending.push_front(*cid);
-                }
+        let Some(holders) = self.in_flight.get_mut(cid) else {
+            return;
+        };
+        let held = holders
+            .iter()
+            .position(|h| h == peer)
+            .map(|i| holders.swap_remove(i));
+        let empty = holders.is_empty();
+        if held.is_some() {
+            self.finished_want(peer);
+        }
+        if empty {
+            self.in_flight.remove(cid);
+            if !self.done.contains(cid) {
+                self.pending.push_front(*cid);
             }
         }
     }
