@@ -84,11 +84,21 @@ pub fn write_atomically<T>(
 
 /// Run async work (chain and contract commands) on a small single-threaded runtime.
 pub fn block_on<T>(work: impl std::future::Future<Output = Result<T, CliError>>) -> Result<T, CliError> {
-    tokio::runtime::Builder::new_current_thread()
+    runtime(&mut tokio::runtime::Builder::new_current_thread())?.block_on(work)
+}
+
+/// Run networking work (p2p, publish) on two worker threads: blocks are hashed and stored beside the network.
+pub fn block_on_threads<T>(
+    work: impl std::future::Future<Output = Result<T, CliError>>,
+) -> Result<T, CliError> {
+    runtime(tokio::runtime::Builder::new_multi_thread().worker_threads(2))?.block_on(work)
+}
+
+fn runtime(builder: &mut tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, CliError> {
+    builder
         .enable_all()
         .build()
-        .map_err(|e| CliError::Demo(format!("cannot start the async runtime: {e}")))?
-        .block_on(work)
+        .map_err(|e| CliError::Demo(format!("cannot start the async runtime: {e}")))
 }
 
 /// Open a file for reading, naming it in the error.

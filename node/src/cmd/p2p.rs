@@ -19,11 +19,6 @@ use crate::output::{Output, human_bytes};
 const STORE_BUDGET: u64 = 4 << 30;
 
 pub fn run(cmd: P2pCommand, out: &Output) -> Result<(), CliError> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Demo(format!("cannot start the async runtime: {e}")))?;
     match cmd {
         P2pCommand::Serve {
             file,
@@ -39,7 +34,7 @@ pub fn run(cmd: P2pCommand, out: &Output) -> Result<(), CliError> {
                 },
                 ..DagOptions::default()
             };
-            rt.block_on(serve(&file, net, opts, out))
+            super::block_on_threads(serve(&file, net, opts, out))
         }
         P2pCommand::Get {
             cid,
@@ -49,7 +44,7 @@ pub fn run(cmd: P2pCommand, out: &Output) -> Result<(), CliError> {
             timeout,
             entry,
             net,
-        } => rt.block_on(get(
+        } => super::block_on_threads(get(
             &cid,
             peers,
             &output,

@@ -64,12 +64,7 @@ pub fn run(args: PublishArgs, out: &Output) -> Result<(), CliError> {
         entries.push(("patch", p));
     }
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Demo(format!("cannot start the async runtime: {e}")))?;
-    rt.block_on(async {
+    super::block_on_threads(async {
         let (dir, _tmp) = super::p2p::data_dir(&args.net)?;
         let store = Blockstore::open(&dir.join("blocks.redb"), 4 << 30)?;
         let (bundle, roots) = firmchain_p2p::import_bundle(&store, entries.clone(), DagOptions::default())
