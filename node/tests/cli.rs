@@ -487,20 +487,7 @@ fn chain_read_head_reports_proven_values() {
     let owner = anvil.keys[0].as_str();
     let d = json(&contract_cmd(&anvil, Some(owner), &["deploy"]));
     let contract = d["contract"].as_str().unwrap().to_owned();
-    let read = |extra: &[&str]| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_firmchain"));
-        c.args([
-            "--json",
-            "chain",
-            "read-head",
-            "acme-sensor",
-            "--rpc",
-            &anvil.url,
-            "--contract",
-            &contract,
-        ]);
-        json(&c.args(extra).output().unwrap())
-    };
+    let read = |extra: &[&str]| json(&read_head(&anvil.url, &contract).args(extra).output().unwrap());
     let before = read(&[]);
     assert_eq!(before["sequence"], 0);
     let empty_block = before["block"].as_u64().unwrap();
@@ -561,6 +548,22 @@ fn chain_read_head_reports_proven_values() {
     assert_eq!(read(&[])["revoked"], true);
     // Reading at an older block proves the state of then.
     assert_eq!(read(&["--block", &empty_block.to_string()])["sequence"], 0);
+}
+
+/// `firmchain --json chain read-head acme-sensor` against `rpc` and `contract`.
+fn read_head(rpc: &str, contract: &str) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_firmchain"));
+    c.args([
+        "--json",
+        "chain",
+        "read-head",
+        "acme-sensor",
+        "--rpc",
+        rpc,
+        "--contract",
+        contract,
+    ]);
+    c
 }
 
 fn hex_of(bytes: &[u8]) -> String {
@@ -648,17 +651,7 @@ fn chain_read_head_in_light_mode_verifies_the_block_through_the_sync_committee()
     let config = dir.path().join("chain.yaml");
     std::fs::write(&config, &honest.config).unwrap();
     let read = |h: &BeaconHarness| {
-        Command::new(env!("CARGO_BIN_EXE_firmchain"))
-            .args([
-                "--json",
-                "chain",
-                "read-head",
-                "acme-sensor",
-                "--rpc",
-                &anvil.url,
-                "--contract",
-                &contract,
-            ])
+        read_head(&anvil.url, &contract)
             .args([
                 "--consensus-rpc",
                 &h.url,
@@ -689,16 +682,7 @@ fn chain_read_head_in_light_mode_verifies_the_block_through_the_sync_committee()
     );
 
     // Light mode needs both flags.
-    let half = Command::new(env!("CARGO_BIN_EXE_firmchain"))
-        .args([
-            "chain",
-            "read-head",
-            "acme-sensor",
-            "--rpc",
-            &anvil.url,
-            "--contract",
-            &contract,
-        ])
+    let half = read_head(&anvil.url, &contract)
         .args(["--consensus-rpc", &honest.url])
         .output()
         .unwrap();
@@ -773,21 +757,7 @@ fn publish_then_fetch_the_patch_over_p2p_and_apply_it() {
     assert_eq!(p["kind"], "patch");
     assert_eq!(p["live"], true);
     // The index says what publish says.
-    let head = json(
-        &Command::new(env!("CARGO_BIN_EXE_firmchain"))
-            .args([
-                "--json",
-                "chain",
-                "read-head",
-                "acme-sensor",
-                "--rpc",
-                &anvil.url,
-                "--contract",
-                &contract,
-            ])
-            .output()
-            .unwrap(),
-    );
+    let head = json(&read_head(&anvil.url, &contract).output().unwrap());
     assert_eq!(head["sequence"], 2);
     assert_eq!(head["digest"], p["digest"]);
 

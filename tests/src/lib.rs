@@ -48,15 +48,18 @@ pub fn helia_dir() -> Result<PathBuf, String> {
     }
 }
 
+/// Whether this process may make network namespaces (`unshare -n`, as root).
+fn namespaces_allowed() -> bool {
+    Command::new("unshare")
+        .args(["-n", "true"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// A command that runs `program` in a fresh network namespace with only loopback, when the system allows
 /// it (`unshare -n`, as root); otherwise the plain command. Foreign peers can then reach nothing but us.
 pub fn loopback_only(program: &Path) -> Command {
-    let allowed = Command::new("unshare")
-        .args(["-n", "true"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if allowed {
+    if namespaces_allowed() {
         let mut c = Command::new("unshare");
         c.args([
             "-n",
@@ -82,12 +85,7 @@ pub struct Netns {
 impl Netns {
     /// Make the namespace (or fall back to the host network).
     pub fn new() -> Result<Netns, String> {
-        let allowed = Command::new("unshare")
-            .args(["-n", "true"])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if !allowed || Command::new("nsenter").arg("--version").output().is_err() {
+        if !namespaces_allowed() || Command::new("nsenter").arg("--version").output().is_err() {
             return Ok(Netns { holder: None });
         }
         let mut holder = Command::new("unshare")
