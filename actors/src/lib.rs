@@ -1,11 +1,28 @@
-//! The node's actix actors and their typed messages.
+//! The node's actix actors and their typed messages (DESIGN.md, "Flow").
 //!
-//! `IndexWatcher`, `Coordinator`, `BlockFetcher`, `Verifier`, `Patcher`, `Installer`, `Publisher`, `Status`.
-//! Done so far: the [`messages`], the [`coordinator::Coordinator`] over the pure `UpdateMachine`, the installer's
-//! A/B image [`slots`] with their atomic pointer, and the crash-safe node [`state`].
+//! - [`watcher::IndexWatcher`]: verified reads of the index → `ReleaseSeen`, `ReleaseRevoked`.
+//! - [`coordinator::Coordinator`]: a thin shell over the pure `UpdateMachine` → `FetchRelease`, `InstallRelease`.
+//! - [`fetcher::BlockFetcher`] and [`fetcher::Verifier`] (a `SyncArbiter`): Bitswap fetch, then blake3 and size.
+//! - [`installer::Patcher`] (a `SyncArbiter`) and [`installer::Installer`]: apply into the inactive slot, switch,
+//!   health check, rollback; or an external installer command.
+//! - [`publisher::Publisher`] (repository role) and [`status::Status`].
+//!
+//! The installer's A/B image [`slots`] and the crash-safe node [`state`] live here too.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod coordinator;
+pub mod fetcher;
+pub mod installer;
 pub mod messages;
+pub mod publisher;
 pub mod slots;
 pub mod state;
+pub mod status;
+pub mod watcher;
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -89,3 +89,78 @@ pub struct CoordinatorStatus {
     /// Releases rolled back on this device.
     pub rolled_back: Vec<Sequence>,
 }
+
+/// Anyone → IndexWatcher: poll now (e.g. after this node published).
+#[derive(Clone, Copy, Debug, Message)]
+#[rtype(result = "()")]
+pub struct Wake;
+
+/// A verified block the index was read at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ChainHead {
+    /// Block number.
+    pub block: u64,
+    /// Block hash.
+    pub hash: alloy::primitives::B256,
+    /// State root the reads were proven against.
+    pub state_root: alloy::primitives::B256,
+    /// Block timestamp (unix seconds).
+    pub timestamp: u64,
+    /// How the header was verified: `rpc` or `light`.
+    pub mode: &'static str,
+}
+
+/// Who delivered how much of a fetch.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PeerShare {
+    /// The peer.
+    pub peer: String,
+    /// Blocks it delivered.
+    pub blocks: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// A finished fetch, for `/status`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct FetchReport {
+    /// The release.
+    pub sequence: u64,
+    /// `patch` or `full`.
+    pub payload: String,
+    /// Blocks of the payload.
+    pub blocks: u64,
+    /// Blocks that were already stored.
+    pub from_store: u64,
+    /// Who delivered them.
+    pub peers: Vec<PeerShare>,
+    /// Peers dropped for misbehaving, and why.
+    pub rejected: Vec<String>,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// Actors → Status: what happened, for `/status` and `/metrics`.
+#[derive(Clone, Debug, Message)]
+#[rtype(result = "()")]
+pub enum StatusEvent {
+    /// A poll of the index verified this block, or failed.
+    Chain(Result<ChainHead, String>),
+    /// Data from the chain or from peers was refused.
+    Rejected(String),
+    /// A fetch started or moved on.
+    Fetching {
+        sequence: Sequence,
+        payload: Payload,
+        blocks: u64,
+        known_blocks: u64,
+        bytes: u64,
+        peers: usize,
+    },
+    /// A fetch ended.
+    Fetched(Result<FetchReport, String>),
+    /// An install ended.
+    Installed(ReleaseInstalled),
+    /// This node published a release.
+    Published(serde_json::Value),
+}

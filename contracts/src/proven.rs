@@ -3,10 +3,14 @@
 //! state root comes from a verified header (the light client, or a header checked against its hash).
 
 use alloy::primitives::{Address, B256};
+use alloy::rpc::types::Filter;
+use alloy::sol_types::SolEvent;
 use firmchain_lightclient::execution::{ExecutionError, verify_storage_values};
 use firmchain_lightclient::execution_rpc::ExecutionRpc;
 use firmchain_lightclient::rpc::RpcError;
-use firmchain_update::{ProductId, Sequence};
+use firmchain_update::{ProductId, ReleaseRecord, Sequence};
+
+use crate::FirmwareIndex;
 
 use crate::slots;
 
@@ -53,4 +57,118 @@ pub async fn read_head(
         digest: B256::from(values[0]),
         revoked: !values[1].is_zero(),
     })
+}
+
+/// A verified block: its number and state root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AtBlock {
+    /// The block number.
+    pub number: u64,
+    /// Its state root (from a verified header).
+    pub state_root: B256,
+}
+
+/// Releases read from `ReleasePublished` events and checked against proven digests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProvenReleases {
+    /// Records whose keccak equals the proven `digest[product][sequence]`, in sequence order, with the block of
+    /// their event and whether the index marks them revoked.
+    pub found: Vec<(u64, ReleaseRecord, bool)>,
+    /// Sequences for which events were served but none matched the proven digest, with what was wrong.
+    pub forged: Vec<(Sequence, String)>,
+    /// Sequences for which no event was served.
+    pub missing: Vec<Sequence>,
+}
+
+/// The most releases one read looks at; a device further behind takes the newest ones (the full image).
+pub const MAX_RELEASES_PER_READ: u64 = 64;
+
+/// The releases of `product` after `after` up to `head`, from events in blocks `from_block..=at.number`, each
+/// checked against `digest[product][sequence]` proven at `at`. Events are
+/// untrusted: a record counts only if its keccak is the proven digest.
+pub async fn read_releases(
+    rpc: &impl ExecutionRpc,
+    index: Address,
+    product: &ProductId,
+    after: Sequence,
+    head: Sequence,
+    from_block: u64,
+    at: AtBlock,
+) -> Result<ProvenReleases, ProvenError> {
+    let AtBlock { number, state_root } = at;
+    if head <= after {
+        return Ok(ProvenReleases::default());
+    }
+    let first = after.0.max(head.0.saturating_sub(MAX_RELEASES_PER_READ)) + 1;
+    let seqs: Vec<Sequence> = (first..=head.0).map(Sequence).collect();
+    let filter = Filter::new()
+        .address(index)
+        .event_signature(FirmwareIndex::ReleasePublished::SIGNATURE_HASH)
+        .topic1(B256::from(product.0))
+        .from_block(from_block)
+        .to_block(number);
+    let logs = rpc.logs(&filter).await?;
+    let keys: Vec<B256> = seqs
+        .iter()
+        .flat_map(|s| [slots::digest(product, *s), slots::revoked(product, *s)])
+        .collect();
+    let proof = rpc.proof(index, keys.clone(), number).await?;
+    let values = verify_storage_values(state_root, index, &keys, &proof)?;
+
+    let mut out = ProvenReleases::default();
+    for (i, seq) in seqs.iter().enumerate() {
+        let digest = B256::from(values[2 * i]);
+        let revoked = !values[2 * i + 1].is_zero();
+        let mut problems = Vec::new();
+        let mut hit = None;
+        for log in &logs {
+            let Ok(event) = FirmwareIndex::ReleasePublished::decode_log_data(&log.inner.data) else {
+                problems.push("an undecodable ReleasePublished event".to_owned());
+                continue;
+            };
+            if event.sequence != seq.0 {
+                continue;
+            }
+            let record = match ReleaseRecord::try_from(&event.record) {
+                Ok(r) => r,
+                Err(e) => {
+                    problems.push(e.to_string());
+                    continue;
+                }
+            };
+            let got = B256::from(record.digest());
+            if got != digest || record.sequence != *seq || record.product != *product {
+                problems.push(format!(
+                    "the event's record hashes to {got}, the proven digest is {digest}"
+                ));
+                continue;
+            }
+            hit = Some((log.block_number.unwrap_or(number), record));
+            break;
+        }
+        match hit {
+            Some((block, record)) => out.found.push((block, record, revoked)),
+            None if problems.is_empty() => out.missing.push(*seq),
+            None => out.forged.push((*seq, problems.join("; "))),
+        }
+    }
+    Ok(out)
+}
+
+/// Whether each of `seqs` is revoked, proven at block `number`.
+pub async fn read_revoked(
+    rpc: &impl ExecutionRpc,
+    index: Address,
+    product: &ProductId,
+    seqs: &[Sequence],
+    number: u64,
+    state_root: B256,
+) -> Result<Vec<bool>, ProvenError> {
+    if seqs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys: Vec<B256> = seqs.iter().map(|s| slots::revoked(product, *s)).collect();
+    let proof = rpc.proof(index, keys.clone(), number).await?;
+    let values = verify_storage_values(state_root, index, &keys, &proof)?;
+    Ok(values.iter().map(|v| !v.is_zero()).collect())
 }

@@ -8,7 +8,7 @@ use alloy::consensus::Header;
 use alloy::eips::BlockNumberOrTag;
 use alloy::primitives::{Address, B256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
-use alloy::rpc::types::{EIP1186AccountProofResponse, TransactionReceipt};
+use alloy::rpc::types::{EIP1186AccountProofResponse, Filter, Log, TransactionReceipt};
 
 use crate::rpc::RpcError;
 
@@ -25,6 +25,8 @@ pub trait ExecutionRpc {
     ) -> impl Future<Output = Result<EIP1186AccountProofResponse, RpcError>>;
     /// All receipts of a block (`eth_getBlockReceipts`).
     fn block_receipts(&self, block: u64) -> impl Future<Output = Result<Vec<TransactionReceipt>, RpcError>>;
+    /// Logs matching `filter` (`eth_getLogs`). Unverified: callers check what they read against proven state.
+    fn logs(&self, filter: &Filter) -> impl Future<Output = Result<Vec<Log>, RpcError>>;
 }
 
 /// Execution nodes over HTTP, tried in order until one answers.
@@ -105,6 +107,14 @@ impl ExecutionRpc for HttpExecutionRpc {
         self.first("eth_getBlockReceipts", |p| async move {
             p.get_block_receipts(block.into()).await
         })
+        .await
+    }
+
+    async fn logs(&self, filter: &Filter) -> Result<Vec<Log>, RpcError> {
+        self.first(
+            "eth_getLogs",
+            |p| async move { p.get_logs(filter).await.map(Some) },
+        )
         .await
     }
 }

@@ -101,6 +101,13 @@ pub enum Command {
     /// Exchange blocks with IPFS-compatible peers (Kademlia + Bitswap).
     #[command(subcommand)]
     P2p(P2pCommand),
+    /// Run a node: follow the index through verified reads, fetch releases from peers, verify, install and seed
+    /// them; with --repository also publish (POST /publish). Configuration: --config FILE, FIRMCHAIN_* variables,
+    /// --set SECTION.FIELD=VALUE (later wins).
+    Run(RunArgs),
+    /// Talk to a running node's HTTP API.
+    #[command(subcommand)]
+    Node(NodeCommand),
     /// Run a local walk-through of diff, pack, unpack and apply on generated sample firmware.
     Demo {
         /// Work in this folder (kept afterwards) instead of a temporary one.
@@ -257,6 +264,62 @@ pub struct PublishArgs {
     pub serve: bool,
     #[command(flatten)]
     pub net: NetArgs,
+}
+
+/// `firmchain run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// A TOML configuration file (see config/examples/).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Publish releases as well (repository role); the signing key comes from FIRMCHAIN_PRIVATE_KEY.
+    #[arg(long)]
+    pub repository: bool,
+    /// The data folder (same as --set data_dir=DIR).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Set one configuration value, e.g. --set chain.poll_interval_secs=2 (repeatable; lists take commas).
+    #[arg(long = "set", value_name = "SECTION.FIELD=VALUE")]
+    pub set: Vec<String>,
+    /// Check and print the merged configuration, then exit.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// A running node's API.
+#[derive(Debug, clap::Args)]
+pub struct ApiArgs {
+    /// The node's API address.
+    #[arg(long, env = "FIRMCHAIN_API", default_value = "http://127.0.0.1:8420")]
+    pub api: String,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Print the node's status (GET /status).
+    Status {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Publish a new image through a running repository node (POST /publish): it diffs against the release it
+    /// published last, stores and provides the bundle, and waits for inclusion. The token comes from
+    /// FIRMCHAIN_API_TOKEN when the node has one.
+    Publish {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// The new image.
+        #[arg(long)]
+        to: PathBuf,
+        /// The product (default: the node's).
+        #[arg(long)]
+        product: Option<ProductId>,
+        /// Devices below this sequence must not install the release.
+        #[arg(long, default_value_t = 0)]
+        min_sequence: u64,
+    },
 }
 
 /// How a one-off p2p command networks.

@@ -200,13 +200,29 @@ pub struct P2p {
 pub struct Fetching {
     /// Progress, updated as blocks arrive.
     pub progress: watch::Receiver<FetchProgress>,
-    task: tokio::task::JoinHandle<Result<FetchSummary, FetchError>>,
+    task: Option<tokio::task::JoinHandle<Result<FetchSummary, FetchError>>>,
 }
 
 impl Fetching {
     /// Wait for the fetch to end.
-    pub async fn finish(self) -> Result<FetchSummary, FetchError> {
-        self.task.await.map_err(|_| FetchError::Stopped)?
+    pub async fn finish(mut self) -> Result<FetchSummary, FetchError> {
+        match self.task.as_mut() {
+            Some(task) => {
+                let r = task.await.map_err(|_| FetchError::Stopped)?;
+                self.task = None;
+                r
+            }
+            None => Err(FetchError::Stopped),
+        }
+    }
+}
+
+/// Dropping a fetch stops it (its wants are withdrawn; what it stored stays for a later resume).
+impl Drop for Fetching {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
     }
 }
 
@@ -373,7 +389,10 @@ impl P2p {
     pub fn fetch(&self, root: Cid, opts: FetchOptions) -> Fetching {
         let (tx, rx) = watch::channel(FetchProgress::default());
         let task = tokio::spawn(fetch::run(self.shared.clone(), self.cmd.clone(), root, opts, tx));
-        Fetching { progress: rx, task }
+        Fetching {
+            progress: rx,
+            task: Some(task),
+        }
     }
 
     /// Stop the node.

@@ -5,6 +5,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod beacon;
+pub mod fleet;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -186,6 +187,30 @@ impl Daemon {
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Ask the program to stop (SIGTERM) and wait up to `timeout` for it to exit; returns its exit code.
+    pub fn terminate(&mut self, timeout: Duration) -> Result<Option<i32>, String> {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .map_err(|e| format!("kill -TERM: {e}"))?;
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
+                return Ok(status.code());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(format!("the program did not stop within {timeout:?} of SIGTERM"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kill the program (SIGKILL, as a power cut would) and reap it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

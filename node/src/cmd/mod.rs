@@ -12,9 +12,11 @@ mod chain;
 mod contract;
 mod demo;
 mod files;
+mod node;
 mod p2p;
 mod patch;
 mod publish;
+mod run;
 
 /// Run one command.
 pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
@@ -46,6 +48,8 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
         Command::Chain(c) => chain::run(c, out),
         Command::P2p(c) => p2p::run(c, out),
         Command::Publish(args) => publish::run(args, out),
+        Command::Run(args) => run::run(args, out),
+        Command::Node(c) => node::run(c, out),
     }
 }
 

@@ -8,7 +8,7 @@
 
 pub mod proto;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -71,6 +71,26 @@ struct Router {
     next: u64,
     fetches: HashMap<u64, mpsc::Sender<Inbound>>,
     wants: HashMap<Cid, u64>,
+    /// CIDs that were wanted and no longer are (received, or their fetch ended or was cancelled), newest last:
+    /// a late duplicate of one is an honest peer answering an old want, not a lie.
+    recent: HashSet<Cid>,
+    recent_order: VecDeque<Cid>,
+}
+
+/// How many no-longer-wanted CIDs the router remembers.
+const RECENT_WANTS: usize = 1 << 16;
+
+impl Router {
+    fn forget(&mut self, cid: Cid) {
+        if self.recent.insert(cid) {
+            self.recent_order.push_back(cid);
+            if self.recent_order.len() > RECENT_WANTS
+                && let Some(old) = self.recent_order.pop_front()
+            {
+                self.recent.remove(&old);
+            }
+        }
+    }
 }
 
 /// Counters of what crossed the wire.
@@ -139,7 +159,16 @@ impl Shared {
     pub fn unregister(&self, id: u64) {
         let mut r = lock(&self.router);
         r.fetches.remove(&id);
-        r.wants.retain(|_, f| *f != id);
+        let ended: Vec<Cid> = r
+            .wants
+            .iter()
+            .filter(|(_, f)| **f == id)
+            .map(|(c, _)| *c)
+            .collect();
+        for c in ended {
+            r.wants.remove(&c);
+            r.forget(c);
+        }
     }
 
     /// Route blocks for these CIDs to fetch `id`.
@@ -152,7 +181,15 @@ impl Shared {
 
     /// Stop routing this CID.
     pub fn unwant(&self, cid: &Cid) {
-        lock(&self.router).wants.remove(cid);
+        let mut r = lock(&self.router);
+        if r.wants.remove(cid).is_some() {
+            r.forget(*cid);
+        }
+    }
+
+    /// Whether `cid` was wanted by a fetch that has it or has ended.
+    fn was_wanted(&self, cid: &Cid) -> bool {
+        lock(&self.router).recent.contains(cid)
     }
 
     /// The fetch that wants `cid`, if any.
@@ -171,6 +208,8 @@ impl Shared {
 
     /// Tell every fetch that `peer` is gone.
     pub async fn peer_gone(&self, peer: PeerId) {
+        // Its writer's stream died with the connection; a reconnecting peer gets a new one.
+        lock(&self.writers).remove(&peer);
         self.broadcast(|| Inbound::PeerGone { peer }).await;
     }
 
@@ -376,7 +415,11 @@ async fn receive(
             Some((cid, tx)) => {
                 let _ = tx.send(Inbound::Block { peer, cid, data }).await;
             }
-            // Wrong bytes for a want, or a late duplicate: every fetch decides whether this peer lied to it.
+            // A late answer to a want that ended: harmless (the bytes are what the CID says).
+            None if cid.is_some_and(|c| shared.was_wanted(&c)) => {
+                tracing::debug!(%peer, "late duplicate block ignored");
+            }
+            // Bytes nobody asked for: every fetch decides whether this peer lied to it.
             None => shared.broadcast(|| Inbound::Unwanted { peer, cid }).await,
         }
     }
@@ -485,4 +528,30 @@ fn inject(fault: Fault, blocks: Vec<WireBlock>) -> Vec<WireBlock> {
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cid(i: u32) -> Cid {
+        firmchain_update::dag::cid_of(firmchain_update::dag::RAW, &i.to_le_bytes())
+    }
+
+    #[test]
+    fn the_router_remembers_ended_wants_up_to_a_bound() {
+        let mut r = Router::default();
+        r.wants.insert(cid(1), 7);
+        r.forget(cid(1));
+        assert!(r.recent.contains(&cid(1)));
+        // Forgetting twice keeps one entry.
+        r.forget(cid(1));
+        assert_eq!(r.recent_order.len(), 1);
+        for i in 2..(RECENT_WANTS as u32 + 2) {
+            r.forget(cid(i));
+        }
+        assert_eq!(r.recent.len(), RECENT_WANTS);
+        assert!(!r.recent.contains(&cid(1)), "the oldest is dropped first");
+        assert!(r.recent.contains(&cid(RECENT_WANTS as u32 + 1)));
+    }
 }

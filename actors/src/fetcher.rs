@@ -1,0 +1,306 @@
+//! The BlockFetcher and the Verifier.
+//!
+//! The BlockFetcher fetches one entry (`patch` or `full`) of a release bundle over Bitswap: every block is
+//! checked against its CID before it is stored, and the DAG is capped by the sizes the record gives. The
+//! Verifier (CPU work on a `SyncArbiter`) then writes the entry out of the blockstore into the downloads folder,
+//! checking every block and size again, and compares blake3 and size with the record.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, Recipient, SpawnHandle,
+    SyncContext, WrapFuture,
+};
+use cid::Cid;
+use firmchain_p2p::{Blockstore, FetchLimits, FetchOptions, P2p};
+use firmchain_update::dag::{ReadLimits, read_file};
+use firmchain_update::machine::Payload;
+use firmchain_update::{Blake3Hash, ReleaseKind, ReleaseRecord, Sequence};
+
+use crate::messages::{CancelFetch, FetchRelease, FetchReport, PeerShare, ReleaseFetched, StatusEvent};
+
+/// The bundle entry a payload lives in.
+pub fn entry_name(payload: Payload) -> &'static str {
+    match payload {
+        Payload::Patch => "patch",
+        Payload::Full => "full",
+    }
+}
+
+/// Where a verified payload of a release is kept until it is installed.
+pub fn download_path(dir: &Path, sequence: Sequence, payload: Payload) -> PathBuf {
+    dir.join(format!("{}-{}.bin", sequence.0, entry_name(payload)))
+}
+
+/// What the record says about a payload: its exact hash and size when the record names it, else a size cap.
+pub fn expectation(record: &ReleaseRecord, payload: Payload) -> (Option<(Blake3Hash, u64)>, u64) {
+    let named = matches!(
+        (record.kind, payload),
+        (ReleaseKind::Patch, Payload::Patch) | (ReleaseKind::Full, Payload::Full)
+    );
+    if named {
+        (Some((record.patch_hash, record.patch_size)), record.patch_size)
+    } else {
+        // The full image of a patch release: compressed, so at most the image plus zstd's framing overhead;
+        // its content is checked against `target_hash` once decompressed.
+        (None, record.target_size + record.target_size / 64 + (1 << 20))
+    }
+}
+
+/// Verifier ← BlockFetcher: write the file under `root` to `out`, checking it against the record.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<u64, String>")]
+pub struct VerifyPayload {
+    /// The store holding the blocks.
+    pub store: Arc<Blockstore>,
+    /// The entry's root.
+    pub root: Cid,
+    /// Where to write the file.
+    pub out: PathBuf,
+    /// Exact blake3 and size, when the record names this payload.
+    pub expect: Option<(Blake3Hash, u64)>,
+    /// Most bytes the file may have.
+    pub max_size: u64,
+}
+
+/// Checks payloads on a `SyncArbiter` thread.
+#[derive(Debug, Default)]
+pub struct Verifier;
+
+impl Actor for Verifier {
+    type Context = SyncContext<Self>;
+}
+
+/// A writer that hashes what passes through.
+struct Hashing<W> {
+    inner: W,
+    hasher: blake3::Hasher,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Write the file under `root` from `store` to `out` and check it; on any failure `out` is removed.
+pub fn verify_payload(msg: &VerifyPayload) -> Result<u64, String> {
+    let result = (|| {
+        let file = File::create(&msg.out).map_err(|e| format!("{}: {e}", msg.out.display()))?;
+        let mut w = Hashing {
+            inner: BufWriter::new(file),
+            hasher: blake3::Hasher::new(),
+        };
+        let limits = ReadLimits {
+            max_size: msg.max_size,
+            ..ReadLimits::default()
+        };
+        let size = read_file(&msg.root, &mut &*msg.store, &mut w, limits, |_| {})
+            .map_err(|e| format!("reading {} from the store: {e}", msg.root))?;
+        let hash = Blake3Hash(*w.hasher.finalize().as_bytes());
+        let file = w
+            .inner
+            .into_inner()
+            .map_err(|e| format!("{}: {}", msg.out.display(), e.error()))?;
+        file.sync_all()
+            .map_err(|e| format!("{}: {e}", msg.out.display()))?;
+        if let Some((expected, expected_size)) = msg.expect
+            && (hash != expected || size != expected_size)
+        {
+            return Err(format!(
+                "payload {} is {size} bytes with blake3 {hash}; the release record says {expected_size} bytes with \
+                 blake3 {expected}",
+                msg.root
+            ));
+        }
+        Ok(size)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&msg.out);
+    }
+    result
+}
+
+impl Handler<VerifyPayload> for Verifier {
+    type Result = Result<u64, String>;
+
+    fn handle(&mut self, msg: VerifyPayload, _: &mut SyncContext<Self>) -> Result<u64, String> {
+        verify_payload(&msg)
+    }
+}
+
+/// The BlockFetcher actor: one fetch per release at a time.
+#[derive(Debug)]
+pub struct BlockFetcher {
+    p2p: P2p,
+    verifier: Addr<Verifier>,
+    downloads: PathBuf,
+    stall_timeout: Duration,
+    done: Recipient<ReleaseFetched>,
+    status: Recipient<StatusEvent>,
+    running: HashMap<Sequence, SpawnHandle>,
+}
+
+impl BlockFetcher {
+    /// A fetcher over `p2p`, writing verified payloads to `downloads`.
+    pub fn new(
+        p2p: P2p,
+        verifier: Addr<Verifier>,
+        downloads: PathBuf,
+        stall_timeout: Duration,
+        done: Recipient<ReleaseFetched>,
+        status: Recipient<StatusEvent>,
+    ) -> BlockFetcher {
+        BlockFetcher {
+            p2p,
+            verifier,
+            downloads,
+            stall_timeout,
+            done,
+            status,
+            running: HashMap::new(),
+        }
+    }
+}
+
+impl Actor for BlockFetcher {
+    type Context = Context<Self>;
+}
+
+async fn fetch(
+    p2p: P2p,
+    verifier: Addr<Verifier>,
+    status: Recipient<StatusEvent>,
+    out: PathBuf,
+    stall_timeout: Duration,
+    record: ReleaseRecord,
+    payload: Payload,
+) -> Result<FetchReport, String> {
+    let root = Cid::try_from(record.patch_cid.as_slice())
+        .map_err(|e| format!("the record's patch_cid is not a CID: {e}"))?;
+    let (expect, max_size) = expectation(&record, payload);
+    let opts = FetchOptions {
+        limits: FetchLimits::for_file_size(max_size),
+        stall_timeout,
+        entry: Some(entry_name(payload).to_owned()),
+        ..p2p.fetch_defaults().clone()
+    };
+    let fetching = p2p.fetch(root, opts);
+    let mut progress = fetching.progress.clone();
+    let sequence = record.sequence;
+    let forward = status.clone();
+    let reporter = tokio::spawn(async move {
+        while progress.changed().await.is_ok() {
+            let p = *progress.borrow();
+            forward.do_send(StatusEvent::Fetching {
+                sequence,
+                payload,
+                blocks: p.blocks,
+                known_blocks: p.known_blocks,
+                bytes: p.bytes,
+                peers: p.peers,
+            });
+        }
+    });
+    let summary = fetching.finish().await;
+    reporter.abort();
+    let summary = summary.map_err(|e| e.to_string())?;
+    for r in &summary.rejected {
+        status.do_send(StatusEvent::Rejected(r.to_string()));
+    }
+    let entry = summary
+        .entry
+        .ok_or_else(|| format!("bundle {root} has no entry {:?}", entry_name(payload)))?;
+    verifier
+        .send(VerifyPayload {
+            store: p2p.store().clone(),
+            root: entry,
+            out,
+            expect,
+            max_size,
+        })
+        .await
+        .map_err(|e| format!("verifier: {e}"))??;
+    Ok(FetchReport {
+        sequence: record.sequence.0,
+        payload: entry_name(payload).to_owned(),
+        blocks: summary.blocks,
+        from_store: summary.from_store,
+        peers: summary
+            .peers
+            .iter()
+            .map(|c| PeerShare {
+                peer: c.peer.to_string(),
+                blocks: c.blocks,
+                bytes: c.bytes,
+            })
+            .collect(),
+        rejected: summary.rejected.iter().map(|r| r.to_string()).collect(),
+        seconds: summary.elapsed.as_secs_f64(),
+    })
+}
+
+impl Handler<FetchRelease> for BlockFetcher {
+    type Result = ();
+
+    fn handle(&mut self, msg: FetchRelease, ctx: &mut Context<Self>) {
+        let sequence = msg.record.sequence;
+        let payload = msg.payload;
+        if let Some(old) = self.running.remove(&sequence) {
+            ctx.cancel_future(old);
+        }
+        tracing::info!(sequence = sequence.0, payload = entry_name(payload), "fetching");
+        let work = fetch(
+            self.p2p.clone(),
+            self.verifier.clone(),
+            self.status.clone(),
+            download_path(&self.downloads, sequence, payload),
+            self.stall_timeout,
+            msg.record,
+            payload,
+        );
+        let handle = ctx.spawn(work.into_actor(self).map(move |result, act, _| {
+            act.running.remove(&sequence);
+            match &result {
+                Ok(r) => tracing::info!(
+                    sequence = sequence.0,
+                    payload = entry_name(payload),
+                    blocks = r.blocks,
+                    from_store = r.from_store,
+                    peers = r.peers.len(),
+                    seconds = r.seconds,
+                    "fetched and verified"
+                ),
+                Err(e) => tracing::warn!(sequence = sequence.0, payload = entry_name(payload), error = %e, "fetch failed"),
+            }
+            act.status.do_send(StatusEvent::Fetched(result.clone()));
+            act.done.do_send(ReleaseFetched {
+                sequence,
+                payload,
+                outcome: result.map(|_| ()),
+            });
+        }));
+        self.running.insert(sequence, handle);
+    }
+}
+
+impl Handler<CancelFetch> for BlockFetcher {
+    type Result = ();
+
+    fn handle(&mut self, msg: CancelFetch, ctx: &mut Context<Self>) {
+        if let Some(handle) = self.running.remove(&msg.sequence) {
+            tracing::info!(sequence = msg.sequence.0, "fetch cancelled");
+            ctx.cancel_future(handle);
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! The Status actor: collects what the other actors report, for `/status` and `/metrics`.
+
+use std::collections::VecDeque;
+
+use actix::{Actor, Context, Handler, Message, MessageResponse};
+use serde::Serialize;
+
+use crate::fetcher::entry_name;
+use crate::messages::{FetchReport, ReleaseInstalled, StatusEvent};
+use crate::unix_now;
+
+/// How many rejections and publications `/status` lists.
+const KEEP: usize = 20;
+
+/// The verified chain head as `/status` shows it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ChainView {
+    pub mode: &'static str,
+    pub block: u64,
+    pub hash: String,
+    pub timestamp: u64,
+    /// When this node verified it (unix seconds).
+    pub verified_at: u64,
+}
+
+/// A fetch in flight.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct FetchView {
+    pub sequence: u64,
+    pub payload: &'static str,
+    pub blocks: u64,
+    pub known_blocks: u64,
+    pub bytes: u64,
+    pub peers: usize,
+}
+
+/// The last install outcome.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct InstallView {
+    pub sequence: u64,
+    /// `installed` or `rolled_back`.
+    pub outcome: &'static str,
+    pub hash: Option<String>,
+    pub reason: Option<String>,
+    pub at: u64,
+}
+
+/// Everything the Status actor knows.
+#[derive(Clone, Debug, Default, Serialize, MessageResponse)]
+pub struct StatusSnapshot {
+    pub chain: Option<ChainView>,
+    pub chain_error: Option<String>,
+    pub fetch: Option<FetchView>,
+    pub last_fetch: Option<FetchReport>,
+    pub last_fetch_error: Option<String>,
+    pub last_install: Option<InstallView>,
+    pub rollbacks: Vec<InstallView>,
+    pub rejected: VecDeque<String>,
+    pub published: VecDeque<serde_json::Value>,
+    pub counters: Counters,
+}
+
+/// Monotonic counters for `/metrics`.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Counters {
+    pub polls_ok: u64,
+    pub polls_failed: u64,
+    pub rejected: u64,
+    pub fetches_ok: u64,
+    pub fetches_failed: u64,
+    pub installs: u64,
+    pub rollbacks: u64,
+    pub published: u64,
+}
+
+/// Anyone → Status: the snapshot.
+#[derive(Clone, Copy, Debug, Message)]
+#[rtype(result = "StatusSnapshot")]
+pub struct GetSnapshot;
+
+/// The Status actor.
+#[derive(Debug, Default)]
+pub struct Status {
+    snapshot: StatusSnapshot,
+}
+
+impl Status {
+    /// A status that starts with `note` as a rejection (e.g. a slot recovered at start-up).
+    pub fn new(note: Option<String>) -> Status {
+        let mut s = Status::default();
+        if let Some(n) = note {
+            s.snapshot.rejected.push_back(n);
+        }
+        s
+    }
+}
+
+impl Actor for Status {
+    type Context = Context<Self>;
+}
+
+fn push<T>(q: &mut VecDeque<T>, v: T) {
+    if q.len() == KEEP {
+        q.pop_front();
+    }
+    q.push_back(v);
+}
+
+impl Handler<StatusEvent> for Status {
+    type Result = ();
+
+    fn handle(&mut self, msg: StatusEvent, _: &mut Context<Self>) {
+        let s = &mut self.snapshot;
+        match msg {
+            StatusEvent::Chain(Ok(h)) => {
+                s.counters.polls_ok += 1;
+                s.chain_error = None;
+                s.chain = Some(ChainView {
+                    mode: h.mode,
+                    block: h.block,
+                    hash: h.hash.to_string(),
+                    timestamp: h.timestamp,
+                    verified_at: unix_now(),
+                });
+            }
+            StatusEvent::Chain(Err(e)) => {
+                s.counters.polls_failed += 1;
+                s.chain_error = Some(e);
+            }
+            StatusEvent::Rejected(why) => {
+                s.counters.rejected += 1;
+                push(&mut s.rejected, why);
+            }
+            StatusEvent::Fetching {
+                sequence,
+                payload,
+                blocks,
+                known_blocks,
+                bytes,
+                peers,
+            } => {
+                s.fetch = Some(FetchView {
+                    sequence: sequence.0,
+                    payload: entry_name(payload),
+                    blocks,
+                    known_blocks,
+                    bytes,
+                    peers,
+                });
+            }
+            StatusEvent::Fetched(r) => {
+                s.fetch = None;
+                match r {
+                    Ok(r) => {
+                        s.counters.fetches_ok += 1;
+                        s.last_fetch = Some(r);
+                        s.last_fetch_error = None;
+                    }
+                    Err(e) => {
+                        s.counters.fetches_failed += 1;
+                        s.last_fetch_error = Some(e);
+                    }
+                }
+            }
+            StatusEvent::Installed(outcome) => {
+                let view = match outcome {
+                    ReleaseInstalled::Installed { sequence, hash } => {
+                        s.counters.installs += 1;
+                        InstallView {
+                            sequence: sequence.0,
+                            outcome: "installed",
+                            hash: Some(hash.to_string()),
+                            reason: None,
+                            at: unix_now(),
+                        }
+                    }
+                    ReleaseInstalled::RolledBack { sequence, reason } => {
+                        s.counters.rollbacks += 1;
+                        let v = InstallView {
+                            sequence: sequence.0,
+                            outcome: "rolled_back",
+                            hash: None,
+                            reason: Some(reason),
+                            at: unix_now(),
+                        };
+                        s.rollbacks.push(v.clone());
+                        v
+                    }
+                };
+                s.last_install = Some(view);
+            }
+            StatusEvent::Published(v) => {
+                s.counters.published += 1;
+                push(&mut s.published, v);
+            }
+        }
+    }
+}
+
+impl Handler<GetSnapshot> for Status {
+    type Result = StatusSnapshot;
+
+    fn handle(&mut self, _: GetSnapshot, _: &mut Context<Self>) -> StatusSnapshot {
+        self.snapshot.clone()
+    }
+}

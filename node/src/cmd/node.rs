@@ -1,0 +1,165 @@
+//! `firmchain node ...`: a running node's HTTP API from the command line.
+
+use std::time::Duration;
+
+use alloy::transports::http::reqwest;
+use serde_json::Value;
+
+use crate::cli::{ApiArgs, NodeCommand};
+use crate::error::CliError;
+use crate::output::{Output, human_bytes};
+
+fn client(api: &ApiArgs) -> Result<reqwest::Client, CliError> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(api.timeout))
+        .no_proxy()
+        .build()
+        .map_err(|e| CliError::Rpc {
+            what: "HTTP client",
+            message: e.to_string(),
+        })
+}
+
+async fn answer(what: &'static str, r: Result<reqwest::Response, reqwest::Error>) -> Result<Value, CliError> {
+    let fail = |message: String| CliError::Rpc { what, message };
+    let r = r.map_err(|e| fail(e.to_string()))?;
+    let code = r.status();
+    let body: Value = r.json().await.map_err(|e| fail(e.to_string()))?;
+    if !code.is_success() {
+        let message = body["error"].as_str().unwrap_or("no reason given").to_owned();
+        return Err(fail(format!("{code}: {message}")));
+    }
+    Ok(body)
+}
+
+pub fn run(command: NodeCommand, out: &Output) -> Result<(), CliError> {
+    super::block_on(async {
+        match command {
+            NodeCommand::Status { api } => {
+                let url = format!("{}/status", api.api.trim_end_matches('/'));
+                let v = answer("GET /status", client(&api)?.get(&url).send().await).await?;
+                out.result(&v, || summary(&v));
+                Ok(())
+            }
+            NodeCommand::Publish {
+                api,
+                to,
+                product,
+                min_sequence,
+            } => {
+                let image = std::fs::read(&to).map_err(CliError::file(&to))?;
+                let mut url = format!(
+                    "{}/publish?min_sequence={min_sequence}",
+                    api.api.trim_end_matches('/')
+                );
+                if let Some(p) = product {
+                    url.push_str(&format!("&product={p}"));
+                }
+                let mut req = client(&api)?.post(&url).body(image);
+                if let Ok(token) = std::env::var("FIRMCHAIN_API_TOKEN") {
+                    req = req.bearer_auth(token.trim());
+                }
+                let spinner = out.spinner("publishing: patch, bundle, provide, transaction");
+                let v = answer("POST /publish", req.send().await).await;
+                spinner.finish_and_clear();
+                let v = v?;
+                out.result(&v, || {
+                    let mut s = format!(
+                        "{} release {} ({}) published in block {}\n  bundle {}",
+                        v["product"].as_str().unwrap_or("?"),
+                        v["sequence"],
+                        v["kind"].as_str().unwrap_or("?"),
+                        v["block"],
+                        v["bundle"].as_str().unwrap_or("?")
+                    );
+                    for e in v["entries"].as_array().into_iter().flatten() {
+                        s.push_str(&format!(
+                            "\n  {:<5} {} ({})",
+                            e["name"].as_str().unwrap_or("?"),
+                            e["cid"].as_str().unwrap_or("?"),
+                            human_bytes(e["size"].as_u64().unwrap_or(0))
+                        ));
+                    }
+                    s
+                });
+                Ok(())
+            }
+        }
+    })
+}
+
+/// A human summary of `/status`.
+pub fn summary(v: &Value) -> String {
+    let mut s = format!(
+        "{} for {} (peer {})",
+        v["role"].as_str().unwrap_or("?"),
+        v["product"].as_str().unwrap_or("?"),
+        v["peer_id"].as_str().unwrap_or("?")
+    );
+    if let Some(i) = v["installed"].as_object() {
+        s.push_str(&format!(
+            "\n  installed  release {} ({})",
+            i["sequence"],
+            i["hash"].as_str().unwrap_or("?")
+        ));
+    }
+    match v["chain"].as_object() {
+        Some(c) => s.push_str(&format!(
+            "\n  chain      block {} verified ({} mode), {} s old{}",
+            c["block"],
+            c["mode"].as_str().unwrap_or("?"),
+            c["age_seconds"],
+            if c["stale"].as_bool() == Some(true) {
+                " STALE"
+            } else {
+                ""
+            }
+        )),
+        None => s.push_str("\n  chain      not read yet"),
+    }
+    if let Some(e) = v["chain_error"].as_str() {
+        s.push_str(&format!("\n  chain error {e}"));
+    }
+    s.push_str(&format!("\n  peers      {}", v["peers"]));
+    if let Some(f) = v["fetch"].as_object() {
+        s.push_str(&format!(
+            "\n  fetching   release {} ({}): {} of {} blocks from {} peers",
+            f["sequence"],
+            f["payload"].as_str().unwrap_or("?"),
+            f["blocks"],
+            f["known_blocks"],
+            f["peers"]
+        ));
+    }
+    if let Some(f) = v["last_fetch"].as_object() {
+        s.push_str(&format!(
+            "\n  last fetch release {} ({}): {} blocks, {} from the store",
+            f["sequence"],
+            f["payload"].as_str().unwrap_or("?"),
+            f["blocks"],
+            f["from_store"]
+        ));
+        for p in f["peers"].as_array().into_iter().flatten() {
+            s.push_str(&format!(
+                "\n               {} blocks from {}",
+                p["blocks"],
+                p["peer"].as_str().unwrap_or("?")
+            ));
+        }
+    }
+    for r in v["rollbacks"].as_array().into_iter().flatten() {
+        s.push_str(&format!(
+            "\n  rolled back release {}: {}",
+            r["sequence"],
+            r["reason"].as_str().unwrap_or("?")
+        ));
+    }
+    for r in v["rejected"].as_array().into_iter().flatten() {
+        s.push_str(&format!("\n  rejected   {}", r.as_str().unwrap_or("?")));
+    }
+    s.push_str(&format!(
+        "\n  uploaded   {}",
+        human_bytes(v["uploaded_bytes"].as_u64().unwrap_or(0))
+    ));
+    s
+}

@@ -1,0 +1,270 @@
+//! The node end to end: real `firmchain run` processes (one repository, several devices) on loopback over a
+//! real anvil chain. Every assertion is on what devices report in `/status` and on the bytes in their slots.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use firmchain_tests::fleet::{Chain, NodeProc, NodeSpec, PRODUCT, active_image, images};
+use firmchain_update::{Blake3Hash, Sequence};
+
+const T: Duration = Duration::from_secs(60);
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_firmchain"))
+}
+
+struct Fleet {
+    chain: Chain,
+    dir: tempfile::TempDir,
+    images: Vec<Vec<u8>>,
+}
+
+impl Fleet {
+    async fn new(releases: usize) -> Fleet {
+        let dir = tempfile::tempdir().unwrap();
+        let images = images(1_500_000, releases + 1);
+        for (i, img) in images.iter().enumerate() {
+            std::fs::write(dir.path().join(format!("v{i}.bin")), img).unwrap();
+        }
+        Fleet {
+            chain: Chain::start().await.unwrap(),
+            dir,
+            images,
+        }
+    }
+
+    fn image(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("v{i}.bin"))
+    }
+
+    fn hash(&self, i: usize) -> String {
+        Blake3Hash::of(&self.images[i]).to_string()
+    }
+
+    fn spawn(&self, spec: NodeSpec) -> NodeProc {
+        NodeProc::spawn(bin(), &self.chain.anvil.url, &self.chain.contract, &spec).unwrap()
+    }
+
+    fn repository(&self) -> NodeProc {
+        self.spawn(NodeSpec {
+            dir: self.dir.path().join("repo"),
+            repository: true,
+            key: Some(self.chain.key().to_owned()),
+            ..NodeSpec::default()
+        })
+    }
+
+    fn device(&self, name: &str, bootstrap: &[&NodeProc], spec: NodeSpec) -> NodeProc {
+        self.spawn(NodeSpec {
+            dir: self.dir.path().join(name),
+            bootstrap: bootstrap.iter().flat_map(|n| n.addrs.clone()).collect(),
+            initial_image: spec.initial_image.clone().or(Some(self.image(0))),
+            ..spec
+        })
+    }
+}
+
+fn fetched_from(status: &serde_json::Value) -> Vec<String> {
+    status["last_fetch"]["peers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["peer"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Publish → every device installs the exact bytes; a device offline during two releases catches up by a chain
+/// of patches served by another device after the repository stopped; a device whose image is not the patch's
+/// base takes the full image.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_converges_catches_up_from_peers_and_falls_back_to_full_images() {
+    let f = Fleet::new(3).await;
+    let mut repo = f.repository();
+    let d1 = f.device("d1", &[&repo], NodeSpec::default());
+    let mut d2 = f.device("d2", &[&repo], NodeSpec::default());
+    let d3 = f.device("d3", &[&repo], NodeSpec::default());
+
+    // Release 1: the first release is a full image.
+    let r1 = repo.publish(&f.images[1]).unwrap();
+    assert_eq!(r1["sequence"], 1);
+    assert_eq!(r1["kind"], "full");
+    for d in [&d1, &d2, &d3] {
+        let s = d.wait_installed(1, T).unwrap();
+        assert_eq!(s["installed"]["hash"], f.hash(1));
+        assert_eq!(s["last_fetch"]["payload"], "full");
+        assert_eq!(
+            active_image(&d.dir).unwrap(),
+            f.images[1],
+            "slot bytes of {}",
+            d.peer_id
+        );
+    }
+
+    // d2 goes offline for two releases.
+    assert_eq!(
+        d2.daemon.terminate(T).unwrap(),
+        Some(0),
+        "graceful stop on SIGTERM"
+    );
+    let r2 = repo.publish(&f.images[2]).unwrap();
+    assert_eq!(r2["kind"], "patch");
+    d1.wait_installed(2, T).unwrap();
+    let r3 = repo.publish(&f.images[3]).unwrap();
+    assert_eq!(r3["kind"], "patch");
+    let s1 = d1.wait_installed(3, T).unwrap();
+    assert_eq!(s1["last_fetch"]["payload"], "patch");
+    assert_eq!(active_image(&d1.dir).unwrap(), f.images[3]);
+    d3.wait_installed(3, T).unwrap();
+
+    // A device running an image that is no release's base: the full image of the newest release.
+    std::fs::write(f.dir.path().join("custom.bin"), b"a locally built image").unwrap();
+    let d4 = f.device(
+        "d4",
+        &[&repo],
+        NodeSpec {
+            initial_image: Some(f.dir.path().join("custom.bin")),
+            ..NodeSpec::default()
+        },
+    );
+    let s4 = d4.wait_installed(3, T).unwrap();
+    assert_eq!(s4["last_fetch"]["payload"], "full");
+    assert_eq!(active_image(&d4.dir).unwrap(), f.images[3]);
+
+    // The repository stops; d2 comes back at release 1 and follows the patch chain 2, 3 from the devices.
+    let uploaded = repo.status().unwrap()["uploaded_bytes"].as_u64().unwrap();
+    assert_eq!(repo.daemon.terminate(T).unwrap(), Some(0));
+    assert!(repo.status().is_err(), "the repository is down");
+    let d2 = f.device("d2", &[&d1, &d3], NodeSpec::default());
+    assert_eq!(
+        d2.status().unwrap()["installed"]["sequence"],
+        1,
+        "d2 restarts on release 1"
+    );
+    let s2 = d2.wait_installed(3, T).unwrap();
+    assert_eq!(s2["last_fetch"]["sequence"], 3);
+    assert_eq!(s2["last_fetch"]["payload"], "patch");
+    let sources = fetched_from(&s2);
+    assert!(!sources.is_empty());
+    let devices = [&d1.peer_id, &d3.peer_id, &d4.peer_id];
+    for p in &sources {
+        assert!(devices.contains(&p), "block from {p}, which is not a device");
+    }
+    assert_eq!(active_image(&d2.dir).unwrap(), f.images[3]);
+    // What the publisher uploaded: each release's payload to a few devices, far less than full images to all.
+    let full = f.images[1].len() as u64;
+    assert!(uploaded < 6 * full, "repository uploaded {uploaded} bytes");
+}
+
+/// A revoked release is never fetched or installed; the next release is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_release_is_not_installed() {
+    let f = Fleet::new(2).await;
+    let repo = f.repository();
+    let r1 = repo.publish(&f.images[1]).unwrap();
+    let block = r1["block"].as_u64().unwrap();
+    let product = PRODUCT.parse().unwrap();
+    f.chain
+        .index
+        .revoke(&product, Sequence(1), "bricks the radio")
+        .await
+        .unwrap();
+    let d = f.device("d", &[&repo], NodeSpec::default());
+    // The device has read the index past the revocation and still runs its factory image.
+    let s = d
+        .wait_for("index read after the revocation", T, |v| {
+            v["chain"]["block"].as_u64() > Some(block)
+        })
+        .unwrap();
+    assert_eq!(s["installed"]["sequence"], 0);
+    assert!(s["working_on"].is_null(), "working on {}", s["working_on"]);
+    assert!(s["last_fetch"].is_null());
+
+    repo.publish(&f.images[2]).unwrap();
+    let s = d.wait_installed(2, T).unwrap();
+    assert_eq!(s["last_fetch"]["sequence"], 2);
+    assert_eq!(active_image(&d.dir).unwrap(), f.images[2]);
+    let metrics = firmchain_tests::fleet::http(&d.api, "GET", "/metrics", &[], None)
+        .unwrap()
+        .1;
+    assert!(
+        metrics.as_str().unwrap().contains("firmchain_installs_total 1\n"),
+        "{metrics}"
+    );
+}
+
+/// A failing health check rolls back to the previous image, says so in `/status`, and the release is not tried
+/// again, not even after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_health_check_rolls_back() {
+    let f = Fleet::new(2).await;
+    let repo = f.repository();
+    let health = NodeSpec {
+        set: vec![
+            r#"install.health_check=test "$FIRMCHAIN_SEQUENCE" != 2 || { echo radio dead >&2; exit 3; }"#
+                .into(),
+        ],
+        ..NodeSpec::default()
+    };
+    let mut d = f.device("d", &[&repo], health.clone());
+    repo.publish(&f.images[1]).unwrap();
+    d.wait_installed(1, T).unwrap();
+    repo.publish(&f.images[2]).unwrap();
+    let s = d
+        .wait_for("a rollback", T, |v| {
+            v["rollbacks"].as_array().is_some_and(|r| !r.is_empty())
+        })
+        .unwrap();
+    let rollback = &s["rollbacks"][0];
+    assert_eq!(rollback["sequence"], 2);
+    let reason = rollback["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("health check exited") && reason.contains("radio dead"),
+        "{reason}"
+    );
+    assert!(reason.contains("rolled back to release 1"), "{reason}");
+    assert_eq!(s["installed"]["sequence"], 1);
+    assert_eq!(active_image(&d.dir).unwrap(), f.images[1]);
+
+    d.daemon.terminate(T).unwrap();
+    let d = f.device("d", &[&repo], health);
+    let s = d
+        .wait_for("an index read after the restart", T, |v| !v["chain"].is_null())
+        .unwrap();
+    assert_eq!(s["installed"]["sequence"], 1);
+    assert_eq!(s["rolled_back_releases"], serde_json::json!([2]));
+    assert!(s["working_on"].is_null());
+}
+
+/// kill -9 in the middle of writing the new image, and right after the slot switch: on restart the device boots
+/// a verified image (the old one, or the new one) and finishes the update.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_killed_mid_install_boots_a_verified_image_and_finishes() {
+    let f = Fleet::new(1).await;
+    let repo = f.repository();
+    let pause = |point: &str| NodeSpec {
+        env: vec![("FIRMCHAIN_TEST_PAUSE_AT".into(), point.into())],
+        ..NodeSpec::default()
+    };
+    let mut mid_write = f.device("mid-write", &[&repo], pause("patching"));
+    let mut switched = f.device("switched", &[&repo], pause("switched"));
+    repo.publish(&f.images[1]).unwrap();
+
+    mid_write.wait_log("paused at patching", T).unwrap();
+    mid_write.daemon.kill9();
+    switched.wait_log("paused at switched", T).unwrap();
+    switched.daemon.kill9();
+
+    // Half an image in the inactive slot: the old image boots.
+    assert_eq!(active_image(&mid_write.dir).unwrap(), f.images[0]);
+    let d = f.device("mid-write", &[&repo], NodeSpec::default());
+    assert_eq!(d.status().unwrap()["installed"]["sequence"], 0);
+    d.wait_installed(1, T).unwrap();
+    assert_eq!(active_image(&d.dir).unwrap(), f.images[1]);
+
+    // The pointer had switched, the state store had not: the new image boots and the store follows it.
+    assert_eq!(active_image(&switched.dir).unwrap(), f.images[1]);
+    let d = f.device("switched", &[&repo], NodeSpec::default());
+    let s = d.status().unwrap();
+    assert_eq!(s["installed"]["sequence"], 1);
+    assert_eq!(s["installed"]["hash"], f.hash(1));
+}

@@ -1,0 +1,253 @@
+//! A fleet of real `firmchain run` processes on loopback over a real anvil chain: spawn nodes, talk to their
+//! HTTP API, wait for conditions on `/status` with deadlines.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::{Anvil, Daemon};
+
+/// The product every fleet test uses.
+pub const PRODUCT: &str = "acme-sensor";
+
+/// anvil with a FirmwareIndex whose publisher is account 0.
+#[derive(Debug)]
+pub struct Chain {
+    pub anvil: Anvil,
+    pub index: firmchain_contracts::IndexClient,
+    pub contract: String,
+}
+
+impl Chain {
+    /// Start anvil, deploy the index and authorise account 0.
+    pub async fn start() -> Result<Chain, String> {
+        let anvil = Anvil::start()?;
+        let index = crate::index_with_publisher(&anvil).await?;
+        let contract = index.address().to_string();
+        Ok(Chain {
+            anvil,
+            index,
+            contract,
+        })
+    }
+
+    /// The publisher's private key.
+    pub fn key(&self) -> &str {
+        self.anvil.keys.first().map_or("", |k| k.as_str())
+    }
+}
+
+/// How to start one node.
+#[derive(Clone, Debug, Default)]
+pub struct NodeSpec {
+    /// Its data folder.
+    pub dir: PathBuf,
+    /// Repository role (signing with `key`).
+    pub repository: bool,
+    /// FIRMCHAIN_PRIVATE_KEY for the repository role.
+    pub key: Option<String>,
+    /// Peers to bootstrap from.
+    pub bootstrap: Vec<String>,
+    /// The image a device runs before its first update.
+    pub initial_image: Option<PathBuf>,
+    /// More `--set` values.
+    pub set: Vec<String>,
+    /// More environment variables.
+    pub env: Vec<(String, String)>,
+}
+
+/// A running node.
+#[derive(Debug)]
+pub struct NodeProc {
+    pub daemon: Daemon,
+    /// `127.0.0.1:PORT` of its API.
+    pub api: String,
+    /// Its multiaddrs with `/p2p/<peer id>`.
+    pub addrs: Vec<String>,
+    pub peer_id: String,
+    pub dir: PathBuf,
+}
+
+impl NodeProc {
+    /// Start a node from `bin` on `chain` as `spec` says; returns once it printed its start-up line.
+    pub fn spawn(bin: &Path, chain_url: &str, contract: &str, spec: &NodeSpec) -> Result<NodeProc, String> {
+        std::fs::create_dir_all(&spec.dir).map_err(|e| e.to_string())?;
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(spec.dir.join("node.log"))
+            .map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(bin);
+        cmd.args(["--json", "run", "--data"]).arg(&spec.dir);
+        let mut set = vec![
+            "chain.mode=rpc".to_owned(),
+            format!("chain.execution_rpc={chain_url}"),
+            format!("chain.contract={contract}"),
+            format!("chain.product={PRODUCT}"),
+            "chain.poll_interval_secs=1".into(),
+            "p2p.listen=/ip4/127.0.0.1/tcp/0".into(),
+            "p2p.stall_timeout_secs=20".into(),
+            "api.listen=127.0.0.1:0".into(),
+        ];
+        if !spec.bootstrap.is_empty() {
+            set.push(format!("p2p.bootstrap={}", spec.bootstrap.join(",")));
+        }
+        if let Some(img) = &spec.initial_image {
+            set.push(format!("install.initial_image={}", img.display()));
+        }
+        set.extend(spec.set.iter().cloned());
+        for s in set {
+            cmd.arg("--set").arg(s);
+        }
+        if spec.repository {
+            cmd.arg("--repository");
+        }
+        if let Some(k) = &spec.key {
+            cmd.env("FIRMCHAIN_PRIVATE_KEY", k);
+        }
+        cmd.env("FIRMCHAIN_LOG", "info,libp2p_kad=error")
+            .envs(spec.env.iter().cloned())
+            .stderr(Stdio::from(stderr));
+        let daemon = Daemon::spawn(cmd, Duration::from_secs(60))?;
+        let v: Value = serde_json::from_str(&daemon.first_line)
+            .map_err(|e| format!("start-up line {:?}: {e}", daemon.first_line))?;
+        let field = |k: &str| v[k].as_str().map(str::to_owned).ok_or(format!("no {k} in {v}"));
+        Ok(NodeProc {
+            api: field("api")?,
+            peer_id: field("peer_id")?,
+            addrs: v["addrs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.as_str().map(str::to_owned))
+                .collect(),
+            daemon,
+            dir: spec.dir.clone(),
+        })
+    }
+
+    /// `GET /status`.
+    pub fn status(&self) -> Result<Value, String> {
+        let (code, v) = http(&self.api, "GET", "/status", &[], None)?;
+        if code != 200 {
+            return Err(format!("GET /status: {code} {v}"));
+        }
+        Ok(v)
+    }
+
+    /// Wait up to `timeout` until `/status` satisfies `pred`; the error shows the last status.
+    pub fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Result<Value, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.status();
+            if let Ok(v) = &s
+                && pred(v)
+            {
+                return Ok(v.clone());
+            }
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                return Err(format!(
+                    "{what}: not reached within {timeout:?}; last status {s:?}\nlog tail:\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Wait until the device runs release `sequence` (and return its status).
+    pub fn wait_installed(&self, sequence: u64, timeout: Duration) -> Result<Value, String> {
+        self.wait_for(&format!("release {sequence} installed"), timeout, |v| {
+            v["installed"]["sequence"].as_u64() == Some(sequence)
+        })
+    }
+
+    /// Wait until the node's log holds `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default();
+            if log.contains(needle) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{needle:?} not logged within {timeout:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `POST /publish` of `image` (repository role); returns the published release.
+    pub fn publish(&self, image: &[u8]) -> Result<Value, String> {
+        let (code, v) = http(&self.api, "POST", "/publish", image, None)?;
+        if code != 200 {
+            return Err(format!("POST /publish: {code} {v}"));
+        }
+        Ok(v)
+    }
+}
+
+/// The image in a device's active slot.
+pub fn active_image(dir: &Path) -> Result<Vec<u8>, String> {
+    let state = std::fs::read(dir.join("slots/state.json")).map_err(|e| e.to_string())?;
+    let v: Value = serde_json::from_slice(&state).map_err(|e| e.to_string())?;
+    let slot = v["active"]["slot"].as_str().ok_or("no active slot")?;
+    std::fs::read(dir.join("slots").join(slot)).map_err(|e| e.to_string())
+}
+
+/// One HTTP/1.1 request to `addr` (`host:port`); returns the status code and the JSON body (or the text as a
+/// JSON string).
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    token: Option<&str>,
+) -> Result<(u16, Value), String> {
+    let mut s = TcpStream::connect(addr).map_err(|e| format!("{addr}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(120)))
+        .map_err(|e| e.to_string())?;
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
+    s.write_all(body).map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("no HTTP header")?;
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or("no HTTP status")?;
+    let v = serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_owned()));
+    Ok((code, v))
+}
+
+/// A sample firmware image and its successors: `n` releases of `size` bytes, each a few edits from the last.
+pub fn images(size: usize, n: usize) -> Vec<Vec<u8>> {
+    let mut out = vec![crate::pseudo_random(size, 11)];
+    for i in 1..n {
+        let mut next = out[i - 1].clone();
+        let at = (size / (n + 1)) * i;
+        let patch = crate::pseudo_random(4096, 100 + i as u64);
+        next[at..at + 4096].copy_from_slice(&patch);
+        next.extend_from_slice(format!("release {i}").as_bytes());
+        out.push(next);
+    }
+    out
+}
