@@ -108,14 +108,25 @@ pub enum Command {
     /// Talk to a running node's HTTP API.
     #[command(subcommand)]
     Node(NodeCommand),
-    /// Run a local walk-through of diff, pack, unpack and apply on generated sample firmware.
+    /// Run a local fleet: anvil, the FirmwareIndex, one repository node and --devices device nodes as processes on
+    /// loopback; publish two releases of a sample firmware image and show each device converge. With --pipeline,
+    /// walk through diff, pack, unpack and apply in this process instead.
     Demo {
-        /// Work in this folder (kept afterwards) instead of a temporary one.
+        /// Work in this folder (kept afterwards: node data and logs) instead of a temporary one.
         #[arg(long)]
         dir: Option<PathBuf>,
         /// Size of the sample firmware in MiB.
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
         size_mib: u32,
+        /// How many device nodes to start.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
+        devices: u32,
+        /// The anvil binary (default: FIRMCHAIN_ANVIL, the one scripts/setup installs, or anvil on the PATH).
+        #[arg(long)]
+        anvil: Option<PathBuf>,
+        /// Only the in-process walk-through of the update pipeline (no chain, no network).
+        #[arg(long)]
+        pipeline: bool,
     },
 }
 

@@ -321,6 +321,7 @@ fn demo_passes() {
     let d = json(&run!(
         "--json",
         "demo",
+        "--pipeline",
         "--size-mib",
         "1",
         "--dir",

@@ -268,3 +268,44 @@ async fn a_device_killed_mid_install_boots_a_verified_image_and_finishes() {
     assert_eq!(s["installed"]["sequence"], 1);
     assert_eq!(s["installed"]["hash"], f.hash(1));
 }
+
+/// Devices in light mode: headers verified by the sync committee (the beacon harness signs over anvil's blocks),
+/// storage proven against them. A device whose beacon server signs with keys that are not the committee's
+/// verifies nothing and installs nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn light_mode_devices_install_only_what_the_sync_committee_signed() {
+    use firmchain_tests::beacon::{BeaconHarness, Behaviour};
+    let f = Fleet::new(1).await;
+    let honest = BeaconHarness::start(&f.chain.anvil.url, Behaviour::Honest).unwrap();
+    let forged = BeaconHarness::start(&f.chain.anvil.url, Behaviour::ForeignKeys).unwrap();
+    let light = |h: &BeaconHarness, name: &str| {
+        let config = f.dir.path().join(format!("{name}-chain.yaml"));
+        std::fs::write(&config, &h.config).unwrap();
+        NodeSpec {
+            set: vec![
+                "chain.mode=light".into(),
+                format!("chain.consensus_rpc={}", h.url),
+                format!("chain.checkpoint={}", h.checkpoint),
+                format!("chain.chain_config={}", config.display()),
+            ],
+            ..NodeSpec::default()
+        }
+    };
+    let repo = f.repository();
+    let d = f.device("light", &[&repo], light(&honest, "light"));
+    let bad = f.device("forged", &[&repo], light(&forged, "forged"));
+    let r1 = repo.publish(&f.images[1]).unwrap();
+    let s = d.wait_installed(1, T).unwrap();
+    assert_eq!(s["chain"]["mode"], "light");
+    assert!(s["chain"]["block"].as_u64() >= r1["block"].as_u64());
+    assert_eq!(active_image(&d.dir).unwrap(), f.images[1]);
+
+    let s = bad
+        .wait_for("a refused update", T, |v| !v["chain_error"].is_null())
+        .unwrap();
+    let why = s["chain_error"].as_str().unwrap();
+    assert!(why.contains("signature"), "{why}");
+    assert!(s["chain"].is_null(), "nothing was verified");
+    assert_eq!(s["installed"]["sequence"], 0);
+    assert!(s["last_fetch"].is_null());
+}

@@ -17,6 +17,7 @@ mod p2p;
 mod patch;
 mod publish;
 mod run;
+mod swarm_demo;
 
 /// Run one command.
 pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
@@ -43,7 +44,25 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
             chunk_size,
         } => files::pack(&file, &output, chunk_size as usize, out),
         Command::Unpack { car, output, root } => files::unpack(&car, &output, root.as_deref(), out),
-        Command::Demo { dir, size_mib } => demo::run(dir.as_deref(), size_mib, out),
+        Command::Demo {
+            dir,
+            size_mib,
+            devices,
+            anvil,
+            pipeline,
+        } => {
+            if pipeline {
+                demo::run(dir.as_deref(), size_mib, out)
+            } else {
+                let args = swarm_demo::DemoArgs {
+                    dir,
+                    size_mib,
+                    devices,
+                    anvil,
+                };
+                swarm_demo::run(args, out)
+            }
+        }
         Command::Contract(c) => contract::run(c, out),
         Command::Chain(c) => chain::run(c, out),
         Command::P2p(c) => p2p::run(c, out),

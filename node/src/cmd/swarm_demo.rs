@@ -1,0 +1,367 @@
+//! `firmchain demo`: a local fleet on loopback. anvil, the FirmwareIndex, one repository node and N device
+//! nodes (all real processes of this binary), two releases of a sample firmware image, and each device's
+//! convergence: sequence, hash, where its blocks came from. Everything it started is stopped at the end.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use alloy::signers::local::PrivateKeySigner;
+use alloy::transports::http::reqwest;
+use firmchain_contracts::{DEFAULT_TIMEOUT, IndexClient, provider};
+use firmchain_update::Blake3Hash;
+use serde_json::{Value, json};
+
+use super::demo::{next_release, sample_firmware};
+use crate::error::CliError;
+use crate::output::{Output, human_bytes};
+
+/// Options of the fleet demo.
+#[derive(Debug)]
+pub struct DemoArgs {
+    pub dir: Option<PathBuf>,
+    pub size_mib: u32,
+    pub devices: u32,
+    pub anvil: Option<PathBuf>,
+}
+
+fn fail(message: impl Into<String>) -> CliError {
+    CliError::Demo(message.into())
+}
+
+/// A child process, stopped (SIGTERM, then SIGKILL) when dropped.
+struct Proc {
+    name: String,
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Proc {
+    fn spawn(name: &str, mut cmd: Command, log: &Path) -> Result<Proc, CliError> {
+        let log = std::fs::File::create(log).map_err(CliError::file(log))?;
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .map_err(|e| fail(format!("starting {name}: {e}")))?;
+        let stdout = child.stdout.take().ok_or_else(|| fail("no stdout"))?;
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Ok(Proc {
+            name: name.to_owned(),
+            child,
+            lines,
+        })
+    }
+
+    /// The first line for which `pick` returns something, within `timeout`.
+    fn wait_line<T>(&self, timeout: Duration, mut pick: impl FnMut(&str) -> Option<T>) -> Result<T, CliError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(v) = pick(&line) {
+                        return Ok(v);
+                    }
+                }
+                Err(_) => return Err(fail(format!("{} did not start within {timeout:?}", self.name))),
+            }
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// anvil: `--anvil`, FIRMCHAIN_ANVIL, the npm package that `scripts/setup` installs (looked up from the working
+/// folder and from this binary's folder upwards), or `anvil` on the PATH.
+fn find_anvil(given: Option<&Path>) -> PathBuf {
+    if let Some(p) = given {
+        return p.to_owned();
+    }
+    if let Some(p) = std::env::var_os("FIRMCHAIN_ANVIL") {
+        return PathBuf::from(p);
+    }
+    let rel = Path::new("contracts/tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
+    let mut starts = vec![std::env::current_dir().unwrap_or_default()];
+    if let Ok(exe) = std::env::current_exe() {
+        starts.push(exe);
+    }
+    for start in starts {
+        for dir in start.ancestors() {
+            if dir.join(rel).exists() {
+                return dir.join(rel);
+            }
+        }
+    }
+    PathBuf::from("anvil")
+}
+
+struct Node {
+    proc: Proc,
+    api: String,
+    peer_id: String,
+    addrs: Vec<String>,
+}
+
+fn node_command(exe: &Path, dir: &Path, rpc: &str, contract: &str, extra: &[String]) -> Command {
+    let mut cmd = Command::new(exe);
+    cmd.args(["--json", "run", "--data"]).arg(dir);
+    for s in [
+        "chain.mode=rpc".to_owned(),
+        format!("chain.execution_rpc={rpc}"),
+        format!("chain.contract={contract}"),
+        "chain.product=demo-sensor".into(),
+        "chain.poll_interval_secs=1".into(),
+        "p2p.listen=/ip4/127.0.0.1/tcp/0".into(),
+        "api.listen=127.0.0.1:0".into(),
+    ]
+    .iter()
+    .chain(extra)
+    {
+        cmd.arg("--set").arg(s);
+    }
+    cmd.env("FIRMCHAIN_LOG", "info,libp2p_kad=error");
+    cmd
+}
+
+fn start_node(name: &str, cmd: Command, log: &Path) -> Result<Node, CliError> {
+    let proc = Proc::spawn(name, cmd, log)?;
+    let v: Value = proc.wait_line(Duration::from_secs(60), |l| serde_json::from_str(l).ok())?;
+    let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+    Ok(Node {
+        api: s("api"),
+        peer_id: s("peer_id"),
+        addrs: v["addrs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str().map(str::to_owned))
+            .collect(),
+        proc,
+    })
+}
+
+async fn status(http: &reqwest::Client, node: &Node) -> Result<Value, CliError> {
+    let r = http
+        .get(format!("http://{}/status", node.api))
+        .send()
+        .await
+        .map_err(|e| fail(format!("{}: {e}", node.proc.name)))?;
+    r.json().await.map_err(|e| fail(format!("{}: {e}", node.proc.name)))
+}
+
+pub fn run(args: DemoArgs, out: &Output) -> Result<(), CliError> {
+    super::block_on_threads(demo(args, out))
+}
+
+async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
+    let step = |text: String| {
+        if !out.is_json() {
+            println!("==> {text}");
+        }
+    };
+    let tmp;
+    let dir = match &args.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(CliError::file(d))?;
+            d.clone()
+        }
+        None => {
+            tmp = tempfile::Builder::new()
+                .prefix("firmchain-demo-")
+                .tempdir()
+                .map_err(CliError::file(Path::new("temporary folder")))?;
+            tmp.path().to_owned()
+        }
+    };
+    let exe = std::env::current_exe().map_err(|e| fail(format!("cannot find this binary: {e}")))?;
+    let started = Instant::now();
+
+    // The chain.
+    let anvil_bin = find_anvil(args.anvil.as_deref());
+    step(format!("starting anvil ({})", anvil_bin.display()));
+    let mut cmd = Command::new(&anvil_bin);
+    cmd.args(["--host", "127.0.0.1", "--port", "0", "--accounts", "2"]);
+    let anvil = Proc::spawn("anvil", cmd, &dir.join("anvil.log")).map_err(|e| {
+        fail(format!(
+            "{e}: install anvil with `bash scripts/setup`, or pass --anvil PATH"
+        ))
+    })?;
+    let mut key = None;
+    let rpc = anvil.wait_line(Duration::from_secs(30), |l| {
+        let l = l.trim();
+        if key.is_none() && l.starts_with("(0)") && l.split_whitespace().nth(1).is_some_and(|k| k.len() == 66) {
+            key = l.split_whitespace().nth(1).map(str::to_owned);
+        }
+        l.strip_prefix("Listening on ").map(|a| format!("http://{a}"))
+    })?;
+    let key = key.ok_or_else(|| fail("anvil printed no private key"))?;
+    let signer: PrivateKeySigner = key.parse().map_err(|_| fail("anvil's key does not parse"))?;
+    let me = signer.address();
+    let index = IndexClient::deploy(provider(&rpc, Some(signer))?, me, 1, DEFAULT_TIMEOUT).await?;
+    index.add_publisher(me, None).await?;
+    let contract = index.address().to_string();
+    step(format!("anvil at {rpc}; FirmwareIndex deployed at {contract}, publisher {me}"));
+
+    // The firmware.
+    let size = args.size_mib as usize * 1024 * 1024;
+    let v0 = sample_firmware(size, 1);
+    let v1 = next_release(&v0);
+    let v2 = next_release(&v1);
+    let factory = dir.join("factory.bin");
+    std::fs::write(&factory, &v0).map_err(CliError::file(&factory))?;
+
+    // The nodes.
+    let mut cmd = node_command(&exe, &dir.join("repository"), &rpc, &contract, &[]);
+    cmd.arg("--repository").env("FIRMCHAIN_PRIVATE_KEY", &key);
+    let repo = start_node("repository", cmd, &dir.join("repository.log"))?;
+    step(format!("repository node {} (api http://{})", repo.peer_id, repo.api));
+    let mut names: HashMap<String, String> = HashMap::from([(repo.peer_id.clone(), "repository".into())]);
+    let mut devices = Vec::new();
+    for i in 1..=args.devices {
+        let name = format!("device-{i}");
+        let extra = vec![
+            format!("p2p.bootstrap={}", repo.addrs.join(",")),
+            format!("install.initial_image={}", factory.display()),
+        ];
+        let cmd = node_command(&exe, &dir.join(&name), &rpc, &contract, &extra);
+        let d = start_node(&name, cmd, &dir.join(format!("{name}.log")))?;
+        step(format!("{name} {} runs the factory image ({})", d.peer_id, human_bytes(size as u64)));
+        names.insert(d.peer_id.clone(), name);
+        devices.push(d);
+    }
+
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(600))
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
+    let mut releases = Vec::new();
+    for (seq, image) in [(1u64, &v1), (2, &v2)] {
+        let target = Blake3Hash::of(image);
+        step(format!("publishing release {seq} ({}, blake3 {target})", human_bytes(image.len() as u64)));
+        let uploaded_before = status(&http, &repo).await?["uploaded_bytes"].as_u64().unwrap_or(0);
+        let r: Value = http
+            .post(format!("http://{}/publish", repo.api))
+            .body(image.to_vec())
+            .send()
+            .await
+            .map_err(|e| fail(format!("POST /publish: {e}")))?
+            .json()
+            .await
+            .map_err(|e| fail(format!("POST /publish: {e}")))?;
+        if let Some(e) = r["error"].as_str() {
+            return Err(fail(format!("publishing release {seq}: {e}")));
+        }
+        let published = Instant::now();
+        let payload = r["entries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["name"] == if r["kind"] == "patch" { "patch" } else { "full" })
+            .and_then(|e| e["size"].as_u64())
+            .unwrap_or(0);
+        step(format!(
+            "release {seq} is in block {} as a {} of {} (bundle {})",
+            r["block"],
+            r["kind"].as_str().unwrap_or("?"),
+            human_bytes(payload),
+            r["bundle"].as_str().unwrap_or("?")
+        ));
+        let deadline = published + Duration::from_secs(120);
+        let mut done: Vec<Option<Value>> = vec![None; devices.len()];
+        while done.iter().any(Option::is_none) {
+            if Instant::now() > deadline {
+                return Err(fail(format!("release {seq} did not reach every device within 120 s")));
+            }
+            for (i, d) in devices.iter().enumerate() {
+                if done[i].is_some() {
+                    continue;
+                }
+                let s = status(&http, d).await?;
+                if s["installed"]["sequence"].as_u64() == Some(seq) {
+                    let from: Vec<String> = s["last_fetch"]["peers"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|p| {
+                            let peer = p["peer"].as_str().unwrap_or("?");
+                            format!(
+                                "{} blocks from {}",
+                                p["blocks"],
+                                names.get(peer).map_or(peer, |n| n.as_str())
+                            )
+                        })
+                        .collect();
+                    step(format!(
+                        "{} installed release {seq} after {:.2} s: blake3 {} ({}, {})",
+                        d.proc.name,
+                        published.elapsed().as_secs_f64(),
+                        s["installed"]["hash"].as_str().unwrap_or("?"),
+                        s["last_fetch"]["payload"].as_str().unwrap_or("?"),
+                        if from.is_empty() { "all blocks already held".into() } else { from.join(", ") }
+                    ));
+                    if s["installed"]["hash"].as_str() != Some(target.to_string().as_str()) {
+                        return Err(fail(format!("{} installed the wrong image", d.proc.name)));
+                    }
+                    done[i] = Some(s);
+                } else if let Some(e) = s["rollbacks"].as_array().and_then(|r| r.last()) {
+                    return Err(fail(format!("{} rolled back: {}", d.proc.name, e["reason"])));
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let converged = published.elapsed().as_secs_f64();
+        let uploaded = status(&http, &repo).await?["uploaded_bytes"].as_u64().unwrap_or(0) - uploaded_before;
+        step(format!(
+            "all {} devices run release {seq}, {converged:.2} s after inclusion; the repository uploaded {} ({:.1}× the payload)",
+            devices.len(),
+            human_bytes(uploaded),
+            uploaded as f64 / payload.max(1) as f64
+        ));
+        releases.push(json!({
+            "sequence": seq, "kind": r["kind"], "payload_bytes": payload, "target_hash": target.to_string(),
+            "converged_seconds": converged, "repository_uploaded_bytes": uploaded,
+            "devices": done.into_iter().flatten().collect::<Vec<_>>().iter().map(|s| json!({
+                "peer_id": s["peer_id"], "installed": s["installed"], "fetched": s["last_fetch"],
+            })).collect::<Vec<_>>(),
+        }));
+    }
+
+    step("stopping the fleet and anvil".into());
+    drop(devices);
+    drop(repo);
+    drop(anvil);
+    let summary = json!({ "dir": dir.display().to_string(), "releases": releases,
+        "seconds": started.elapsed().as_secs_f64() });
+    out.result(&summary, || {
+        format!(
+            "demo passed in {:.1} s: every device runs release 2, verified against the chain",
+            started.elapsed().as_secs_f64()
+        )
+    });
+    Ok(())
+}
