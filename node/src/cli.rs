@@ -121,6 +121,9 @@ pub enum Command {
         /// How many device nodes to start.
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
         devices: u32,
+        /// KiB of new, poorly compressible data in each release (the patch grows with it).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=65536))]
+        change_kib: u32,
         /// The anvil binary (default: FIRMCHAIN_ANVIL, the one scripts/setup installs, or anvil on the PATH).
         #[arg(long)]
         anvil: Option<PathBuf>,

@@ -46,6 +46,10 @@ pub struct P2pConfig {
     pub ban_duration: Duration,
     /// Defaults for fetches.
     pub fetch: FetchOptions,
+    /// Origin seeding (publishers): a block sent to one peer is refused to others for this long while that
+    /// peer is connected, so devices fetch it from each other and the publisher's upload stays flat as the
+    /// fleet grows. `None` (the default) serves every want.
+    pub seed_window: Option<Duration>,
     /// Misbehave on purpose (tests of hostile peers).
     #[cfg(feature = "fault-injection")]
     pub fault: Option<bitswap::Fault>,
@@ -70,6 +74,7 @@ impl Default for P2pConfig {
             reprovide_interval: Duration::from_secs(12 * 3600),
             ban_duration: Duration::from_secs(600),
             fetch: FetchOptions::default(),
+            seed_window: None,
             #[cfg(feature = "fault-injection")]
             fault: None,
         }
@@ -240,6 +245,7 @@ impl P2p {
         let shared = Shared::new(
             store.clone(),
             control.clone(),
+            config.seed_window,
             #[cfg(feature = "fault-injection")]
             config.fault,
         );

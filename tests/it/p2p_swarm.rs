@@ -126,6 +126,55 @@ async fn ten_nodes_fetch_from_the_publisher_then_from_each_other() {
     assert_eq!(uploaded, first.bytes);
 }
 
+/// Origin seeding: eight devices fetch at once from a publisher that seeds each block once per window; they
+/// share the blocks among themselves, and the publisher uploads little more than one copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seeding_publisher_uploads_about_one_copy_to_a_fleet_fetching_at_once() {
+    let data = pseudo_random(2 * 1024 * 1024 + 99, 21);
+    let publisher = TestNode::start(P2pConfig {
+        seed_window: Some(Duration::from_secs(1)),
+        ..P2pConfig::loopback()
+    })
+    .await;
+    let root = publisher.import(&data);
+    let boot = publisher.addr().await;
+    let mut devices = Vec::new();
+    for _ in 0..8 {
+        let node = TestNode::start(P2pConfig::loopback()).await;
+        node.p2p.dial(boot.clone()).await.unwrap();
+        devices.push(node);
+    }
+    // Every device knows every other one (as the DHT would tell them).
+    for (i, a) in devices.iter().enumerate() {
+        for b in &devices[i + 1..] {
+            a.p2p.dial(b.addr().await).await.unwrap();
+        }
+    }
+    let fetches = devices.iter().map(|d| d.fetch(&root, opts(&root)));
+    let results = futures::future::join_all(fetches).await;
+    let mut from_devices = 0;
+    for (d, r) in devices.iter().zip(results) {
+        let summary = r.unwrap();
+        from_devices += summary
+            .peers
+            .iter()
+            .filter(|c| c.peer != publisher.p2p.peer_id())
+            .map(|c| c.bytes)
+            .sum::<u64>();
+        assert_eq!(d.read(&root), data);
+    }
+    let uploaded = publisher.p2p.counters().uploaded_bytes.load(Ordering::Relaxed);
+    let dag = data.len() as u64;
+    assert!(
+        uploaded < 2 * dag,
+        "the publisher uploaded {uploaded} bytes for a {dag}-byte DAG"
+    );
+    assert!(
+        from_devices >= 6 * dag,
+        "devices served each other only {from_devices} bytes"
+    );
+}
+
 /// Start `n` providers of `data` (each with `fault`, if any) and return them with the DAG root.
 async fn providers(data: &[u8], faults: &[Option<Fault>]) -> (Vec<TestNode>, DagRoot) {
     let mut nodes = Vec::new();

@@ -29,11 +29,27 @@ pub fn sample_firmware(size: usize, seed: u64) -> Vec<u8> {
     out
 }
 
-/// The next release of `old`: a few edits, an insertion, a patch to a table.
+/// The next release of `old`: a few edits, a 4 KiB insertion of new code, a patch to a table.
 pub fn next_release(old: &[u8]) -> Vec<u8> {
+    next_release_with(old, 0, 7)
+}
+
+/// [`next_release`] that also inserts `new_bytes` bytes that compress poorly (new data, keys, assets), seeded
+/// by `seed`, so the patch grows with them.
+pub fn next_release_with(old: &[u8], new_bytes: usize, seed: u64) -> Vec<u8> {
     let mut new = old.to_vec();
     let n = new.len();
-    new.splice(n / 5..n / 5, sample_firmware(4096, 7));
+    new.splice(n / 5..n / 5, sample_firmware(4096, seed));
+    let mut x = seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1;
+    let noise: Vec<u8> = (0..new_bytes)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect();
+    new.splice(n / 3..n / 3, noise);
     for i in (n / 2..n / 2 + 2048).step_by(5) {
         if i < new.len() {
             new[i] = new[i].wrapping_add(1);

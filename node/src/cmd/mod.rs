@@ -48,6 +48,7 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
             dir,
             size_mib,
             devices,
+            change_kib,
             anvil,
             pipeline,
         } => {
@@ -58,6 +59,7 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
                     dir,
                     size_mib,
                     devices,
+                    change_kib,
                     anvil,
                 };
                 swarm_demo::run(args, out)

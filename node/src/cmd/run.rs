@@ -95,6 +95,8 @@ async fn start_p2p(config: &Config, dir: &Path) -> Result<P2p, CliError> {
         bootstrap: config.p2p.bootstrap.iter().map(parse).collect::<Result<_, _>>()?,
         mdns: config.p2p.mdns,
         max_connections: config.p2p.max_connections,
+        // A repository seeds each block once per second and lets the devices share it.
+        seed_window: config.repository.then_some(Duration::from_secs(1)),
         fetch: firmchain_p2p::FetchOptions {
             stall_timeout: Duration::from_secs(config.p2p.stall_timeout_secs),
             ..defaults.fetch.clone()

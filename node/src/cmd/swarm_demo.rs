@@ -15,7 +15,7 @@ use firmchain_contracts::{DEFAULT_TIMEOUT, IndexClient, provider};
 use firmchain_update::Blake3Hash;
 use serde_json::{Value, json};
 
-use super::demo::{next_release, sample_firmware};
+use super::demo::{next_release_with, sample_firmware};
 use crate::error::CliError;
 use crate::output::{Output, human_bytes};
 
@@ -25,6 +25,7 @@ pub struct DemoArgs {
     pub dir: Option<PathBuf>,
     pub size_mib: u32,
     pub devices: u32,
+    pub change_kib: u32,
     pub anvil: Option<PathBuf>,
 }
 
@@ -63,7 +64,11 @@ impl Proc {
     }
 
     /// The first line for which `pick` returns something, within `timeout`.
-    fn wait_line<T>(&self, timeout: Duration, mut pick: impl FnMut(&str) -> Option<T>) -> Result<T, CliError> {
+    fn wait_line<T>(
+        &self,
+        timeout: Duration,
+        mut pick: impl FnMut(&str) -> Option<T>,
+    ) -> Result<T, CliError> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -170,7 +175,9 @@ async fn status(http: &reqwest::Client, node: &Node) -> Result<Value, CliError> 
         .send()
         .await
         .map_err(|e| fail(format!("{}: {e}", node.proc.name)))?;
-    r.json().await.map_err(|e| fail(format!("{}: {e}", node.proc.name)))
+    r.json()
+        .await
+        .map_err(|e| fail(format!("{}: {e}", node.proc.name)))
 }
 
 pub fn run(args: DemoArgs, out: &Output) -> Result<(), CliError> {
@@ -213,7 +220,8 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
     let mut key = None;
     let rpc = anvil.wait_line(Duration::from_secs(30), |l| {
         let l = l.trim();
-        if key.is_none() && l.starts_with("(0)") && l.split_whitespace().nth(1).is_some_and(|k| k.len() == 66) {
+        if key.is_none() && l.starts_with("(0)") && l.split_whitespace().nth(1).is_some_and(|k| k.len() == 66)
+        {
             key = l.split_whitespace().nth(1).map(str::to_owned);
         }
         l.strip_prefix("Listening on ").map(|a| format!("http://{a}"))
@@ -224,13 +232,16 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
     let index = IndexClient::deploy(provider(&rpc, Some(signer))?, me, 1, DEFAULT_TIMEOUT).await?;
     index.add_publisher(me, None).await?;
     let contract = index.address().to_string();
-    step(format!("anvil at {rpc}; FirmwareIndex deployed at {contract}, publisher {me}"));
+    step(format!(
+        "anvil at {rpc}; FirmwareIndex deployed at {contract}, publisher {me}"
+    ));
 
     // The firmware.
     let size = args.size_mib as usize * 1024 * 1024;
     let v0 = sample_firmware(size, 1);
-    let v1 = next_release(&v0);
-    let v2 = next_release(&v1);
+    let change = args.change_kib as usize * 1024;
+    let v1 = next_release_with(&v0, change, 7);
+    let v2 = next_release_with(&v1, change, 8);
     let factory = dir.join("factory.bin");
     std::fs::write(&factory, &v0).map_err(CliError::file(&factory))?;
 
@@ -238,7 +249,10 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
     let mut cmd = node_command(&exe, &dir.join("repository"), &rpc, &contract, &[]);
     cmd.arg("--repository").env("FIRMCHAIN_PRIVATE_KEY", &key);
     let repo = start_node("repository", cmd, &dir.join("repository.log"))?;
-    step(format!("repository node {} (api http://{})", repo.peer_id, repo.api));
+    step(format!(
+        "repository node {} (api http://{})",
+        repo.peer_id, repo.api
+    ));
     let mut names: HashMap<String, String> = HashMap::from([(repo.peer_id.clone(), "repository".into())]);
     let mut devices = Vec::new();
     for i in 1..=args.devices {
@@ -249,7 +263,11 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
         ];
         let cmd = node_command(&exe, &dir.join(&name), &rpc, &contract, &extra);
         let d = start_node(&name, cmd, &dir.join(format!("{name}.log")))?;
-        step(format!("{name} {} runs the factory image ({})", d.peer_id, human_bytes(size as u64)));
+        step(format!(
+            "{name} {} runs the factory image ({})",
+            d.peer_id,
+            human_bytes(size as u64)
+        ));
         names.insert(d.peer_id.clone(), name);
         devices.push(d);
     }
@@ -262,8 +280,13 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
     let mut releases = Vec::new();
     for (seq, image) in [(1u64, &v1), (2, &v2)] {
         let target = Blake3Hash::of(image);
-        step(format!("publishing release {seq} ({}, blake3 {target})", human_bytes(image.len() as u64)));
-        let uploaded_before = status(&http, &repo).await?["uploaded_bytes"].as_u64().unwrap_or(0);
+        step(format!(
+            "publishing release {seq} ({}, blake3 {target})",
+            human_bytes(image.len() as u64)
+        ));
+        let uploaded_before = status(&http, &repo).await?["uploaded_bytes"]
+            .as_u64()
+            .unwrap_or(0);
         let r: Value = http
             .post(format!("http://{}/publish", repo.api))
             .body(image.to_vec())
@@ -295,7 +318,9 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
         let mut done: Vec<Option<Value>> = vec![None; devices.len()];
         while done.iter().any(Option::is_none) {
             if Instant::now() > deadline {
-                return Err(fail(format!("release {seq} did not reach every device within 120 s")));
+                return Err(fail(format!(
+                    "release {seq} did not reach every device within 120 s"
+                )));
             }
             for (i, d) in devices.iter().enumerate() {
                 if done[i].is_some() {
@@ -322,7 +347,11 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
                         published.elapsed().as_secs_f64(),
                         s["installed"]["hash"].as_str().unwrap_or("?"),
                         s["last_fetch"]["payload"].as_str().unwrap_or("?"),
-                        if from.is_empty() { "all blocks already held".into() } else { from.join(", ") }
+                        if from.is_empty() {
+                            "all blocks already held".into()
+                        } else {
+                            from.join(", ")
+                        }
                     ));
                     if s["installed"]["hash"].as_str() != Some(target.to_string().as_str()) {
                         return Err(fail(format!("{} installed the wrong image", d.proc.name)));
@@ -335,7 +364,10 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let converged = published.elapsed().as_secs_f64();
-        let uploaded = status(&http, &repo).await?["uploaded_bytes"].as_u64().unwrap_or(0) - uploaded_before;
+        let uploaded = status(&http, &repo).await?["uploaded_bytes"]
+            .as_u64()
+            .unwrap_or(0)
+            - uploaded_before;
         step(format!(
             "all {} devices run release {seq}, {converged:.2} s after inclusion; the repository uploaded {} ({:.1}× the payload)",
             devices.len(),

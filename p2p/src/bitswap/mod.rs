@@ -11,7 +11,7 @@ pub mod proto;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cid::Cid;
@@ -112,6 +112,10 @@ pub(crate) struct Shared {
     control: Mutex<libp2p_stream::Control>,
     writers: Mutex<HashMap<PeerId, mpsc::Sender<Vec<Bytes>>>>,
     router: Mutex<Router>,
+    /// Origin seeding (see [`Shared::defer_to_other_peer`]): how long a block just sent to one peer is refused
+    /// to others, and when each block was last sent to whom.
+    seed_window: Option<Duration>,
+    sent: Mutex<HashMap<Cid, (Instant, PeerId)>>,
     pub counters: Arc<Counters>,
     #[cfg(feature = "fault-injection")]
     pub fault: Option<Fault>,
@@ -132,6 +136,7 @@ impl Shared {
     pub fn new(
         store: Arc<Blockstore>,
         control: libp2p_stream::Control,
+        seed_window: Option<Duration>,
         #[cfg(feature = "fault-injection")] fault: Option<Fault>,
     ) -> Arc<Shared> {
         Arc::new(Shared {
@@ -139,6 +144,8 @@ impl Shared {
             control: Mutex::new(control),
             writers: Mutex::new(HashMap::new()),
             router: Mutex::new(Router::default()),
+            seed_window,
+            sent: Mutex::new(HashMap::new()),
             counters: Arc::new(Counters::default()),
             #[cfg(feature = "fault-injection")]
             fault,
@@ -185,6 +192,28 @@ impl Shared {
         if r.wants.remove(cid).is_some() {
             r.forget(*cid);
         }
+    }
+
+    /// Origin seeding, for a publisher whose upload should not grow with the fleet: a block sent to one peer in
+    /// the last `seed_window` is refused (DontHave) to other peers that accept DontHave, while the first one is
+    /// still connected; they fetch it from that peer, or ask again after the window. Returns true to refuse.
+    fn defer_to_other_peer(&self, cid: &Cid, peer: PeerId, now: Instant) -> bool {
+        let Some(window) = self.seed_window else {
+            return false;
+        };
+        let mut sent = lock(&self.sent);
+        if let Some((at, other)) = sent.get(cid)
+            && *other != peer
+            && now.duration_since(*at) < window
+            && lock(&self.writers).contains_key(other)
+        {
+            return true;
+        }
+        if sent.len() > 1 << 16 {
+            sent.retain(|_, (at, _)| now.duration_since(*at) < window);
+        }
+        sent.insert(*cid, (now, peer));
+        false
     }
 
     /// Whether `cid` was wanted by a fetch that has it or has ended.
@@ -453,8 +482,14 @@ async fn serve(shared: &Arc<Shared>, peer: PeerId, wants: Vec<Entry>) {
     };
     let mut blocks = Vec::new();
     let mut presences = Vec::new();
+    let now = Instant::now();
     for (e, data) in wants.iter().zip(found) {
         match (e.want, data) {
+            (WantType::Block, Some(_))
+                if e.send_dont_have && shared.defer_to_other_peer(&e.cid, peer, now) =>
+            {
+                presences.push((e.cid, Presence::DontHave));
+            }
             (WantType::Block, Some(data)) => blocks.push(WireBlock {
                 prefix: proto::Prefix::of(&e.cid),
                 data,

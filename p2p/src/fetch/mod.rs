@@ -209,6 +209,8 @@ impl Drop for Unregister<'_> {
 
 const STORE_BATCH_BYTES: usize = 4 * 1024 * 1024;
 const REQUERY_EVERY: Duration = Duration::from_secs(5);
+/// How long a block that every peer refused waits before they are asked again.
+const RETRY_REFUSED: Duration = Duration::from_millis(250);
 
 struct Fetch<'a> {
     shared: &'a Arc<Shared>,
@@ -357,7 +359,9 @@ impl Fetch<'_> {
             .await;
         self.add_connected().await;
         let mut stalled_since: Option<Instant> = None;
+        let mut held_at_stall = 0;
         let mut last_query = Instant::now();
+        let mut last_retry = Instant::now();
         loop {
             if self.sched.is_complete() {
                 return Ok(());
@@ -397,7 +401,9 @@ impl Fetch<'_> {
                         debug!(target: "firmchain::fetch", %peer, "asking a slow peer again");
                     }
                     stalled_since = Some(now);
+                    held_at_stall = self.sched.counts().0;
                     last_query = now;
+                    last_retry = now;
                     let _ = self
                         .cmd
                         .send(Command::FindProviders(self.root, prov_tx.clone()))
@@ -405,8 +411,16 @@ impl Fetch<'_> {
                     self.add_connected().await;
                     continue;
                 }
-                (None, Some(_)) => stalled_since = None,
+                // Progress (not merely peers that may be asked again) ends a stall.
+                (None, Some(_)) if self.sched.counts().0 > held_at_stall => stalled_since = None,
                 _ => {}
+            }
+            // Every peer refused: ask again shortly, they may have fetched the block since.
+            if stuck.is_some() && now.duration_since(last_retry) >= RETRY_REFUSED {
+                last_retry = now;
+                if self.sched.forgive_refusals() > 0 {
+                    continue;
+                }
             }
             if let (Some(cid), Some(since)) = (stuck, stalled_since) {
                 if now.duration_since(since) >= self.opts.stall_timeout {
@@ -430,6 +444,7 @@ impl Fetch<'_> {
             let wake = [
                 self.sched.next_deadline(),
                 stalled_since.map(|s| (s + self.opts.stall_timeout).min(now + REQUERY_EVERY)),
+                stuck.map(|_| last_retry + RETRY_REFUSED),
             ]
             .into_iter()
             .flatten()

@@ -72,6 +72,7 @@ pub struct Schedule {
     pending: VecDeque<Cid>,
     in_flight: HashMap<Cid, Vec<PeerId>>,
     refused: HashMap<Cid, HashSet<PeerId>>,
+    salt: std::collections::hash_map::RandomState,
     known: HashSet<Cid>,
     done: HashSet<Cid>,
     peers: Vec<PeerId>,
@@ -95,6 +96,7 @@ impl Schedule {
             pending: VecDeque::new(),
             in_flight: HashMap::new(),
             refused: HashMap::new(),
+            salt: std::collections::hash_map::RandomState::new(),
             known: HashSet::new(),
             done: HashSet::new(),
             peers: Vec::new(),
@@ -173,6 +175,36 @@ impl Schedule {
             .front()
             .copied()
             .or_else(|| self.in_flight.keys().next().copied())
+    }
+
+    /// A fetch-specific order of peers for ties: fetches of the same DAG by many devices start at different
+    /// peers instead of all at the one with the smallest id.
+    fn rank(&self, peer: &PeerId) -> u64 {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut h = self.salt.build_hasher();
+        peer.hash(&mut h);
+        h.finish()
+    }
+
+    /// Let peers that refused a stuck block be asked for it again: they may have fetched it since (devices
+    /// fetching the same release serve each other as blocks arrive). Returns how many blocks were freed.
+    pub fn forgive_refusals(&mut self) -> usize {
+        if !self.in_flight.is_empty() {
+            return 0;
+        }
+        let stuck: Vec<Cid> = self
+            .pending
+            .iter()
+            .copied()
+            .filter(|cid| {
+                let refused = self.refused.get(cid);
+                self.peers.iter().all(|p| refused.is_some_and(|r| r.contains(p)))
+            })
+            .collect();
+        for cid in &stuck {
+            self.refused.remove(cid);
+        }
+        stuck.len()
     }
 
     /// A pending block that no peer in play can be asked for (all refused it), when nothing is in flight.
@@ -277,7 +309,7 @@ impl Schedule {
         let best = eligible
             .iter()
             .filter(|p| self.tier(p) == best_tier && self.room(p) > 0)
-            .min_by_key(|p| (self.records.get(*p).map_or(0, |r| r.in_flight), p.to_bytes()));
+            .min_by_key(|p| (self.records.get(*p).map_or(0, |r| r.in_flight), self.rank(p)));
         match best {
             Some(p) => Pick::Peer(**p),
             None => Pick::Wait,
@@ -650,5 +682,29 @@ mod tests {
         s.add_peer(p);
         assert_eq!(s.received(p, cids(1)[0], 1, now).0, Received::Unwanted);
         assert!(s.is_complete());
+    }
+
+    #[test]
+    fn refusals_of_a_stuck_block_are_forgiven_once_nothing_is_in_flight() {
+        let now = Instant::now();
+        let mut s = Schedule::new(cfg(4));
+        s.add_peer(PeerId::random());
+        s.add_peer(PeerId::random());
+        let block = cids(1)[0];
+        s.push(block);
+        // Each peer in turn is asked and refuses.
+        for _ in 0..2 {
+            let asked = s.assign(now);
+            assert_eq!(asked.len(), 1, "{asked:?}");
+            s.dont_have(asked[0].0, block, now);
+        }
+        assert!(s.assign(now).is_empty());
+        assert_eq!(s.stuck(), Some(block));
+        assert_eq!(s.forgive_refusals(), 1);
+        assert_eq!(s.stuck(), None);
+        let again: Vec<Cid> = s.assign(now).into_iter().flat_map(|(_, c)| c).collect();
+        assert_eq!(again, vec![block], "asked again after the refusals were forgiven");
+        // With a want in flight nothing is forgiven.
+        assert_eq!(s.forgive_refusals(), 0);
     }
 }
