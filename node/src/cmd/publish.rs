@@ -8,37 +8,13 @@
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
+use firmchain_actors::publisher::{PublishedRelease, prepare};
 use firmchain_p2p::Blockstore;
-use firmchain_update::dag::DagOptions;
-use firmchain_update::patch::{self, PatchOptions, PayloadKind};
-use firmchain_update::{Blake3Hash, ReleaseKind, ReleaseRecord, Sequence};
-use serde::Serialize;
+use firmchain_update::Sequence;
 
 use crate::cli::PublishArgs;
 use crate::error::CliError;
 use crate::output::{Output, human_bytes};
-
-#[derive(Serialize)]
-struct Published {
-    product: String,
-    sequence: u64,
-    kind: String,
-    bundle: String,
-    entries: Vec<Entry>,
-    target_hash: String,
-    target_size: u64,
-    digest: String,
-    tx: String,
-    block: Option<u64>,
-    live: bool,
-}
-
-#[derive(Serialize)]
-struct Entry {
-    name: String,
-    cid: String,
-    size: u64,
-}
 
 fn read(path: &Path) -> Result<Vec<u8>, CliError> {
     std::fs::read(path).map_err(CliError::file(path))
@@ -47,73 +23,28 @@ fn read(path: &Path) -> Result<Vec<u8>, CliError> {
 pub fn run(args: PublishArgs, out: &Output) -> Result<(), CliError> {
     let old = args.from.as_deref().map(read).transpose()?;
     let new = read(&args.to)?;
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-    let opts = PatchOptions {
-        level: args.level,
-        window_log: 23,
-        long_distance: true,
-        workers,
-    };
-    let spinner = out.spinner("making the patch and the full image");
-    let choice = patch::create_best(old.as_deref(), &new, &opts);
-    spinner.finish_and_clear();
-    let choice = choice?;
-    let kind = choice.smaller_kind();
-    let mut entries: Vec<(&str, &[u8])> = vec![("full", &choice.full)];
-    if let (PayloadKind::Patch, Some(p)) = (kind, &choice.patch) {
-        entries.push(("patch", p));
-    }
-
     super::block_on_threads(async {
         let (dir, _tmp) = super::p2p::data_dir(&args.net)?;
-        let store = Blockstore::open(&dir.join("blocks.redb"), 4 << 30)?;
-        let (bundle, roots) = firmchain_p2p::import_bundle(&store, entries.clone(), DagOptions::default())
-            .map_err(|e| CliError::Demo(format!("storing the bundle: {e}")))?;
-        drop(store);
-
         let index = super::contract::connect(&args.index, true).await?;
         let (head, _) = index.latest(&args.product).await?;
-        let (payload, record_kind) = match kind {
-            PayloadKind::Patch => (entries[1].1, ReleaseKind::Patch),
-            PayloadKind::Full => (entries[0].1, ReleaseKind::Full),
-        };
-        let record = ReleaseRecord {
-            product: args.product,
-            sequence: Sequence(head.0 + 1),
-            base_hash: match record_kind {
-                ReleaseKind::Patch => old.as_deref().map_or(Blake3Hash::ZERO, Blake3Hash::of),
-                ReleaseKind::Full => Blake3Hash::ZERO,
-            },
-            target_hash: Blake3Hash::of(&new),
-            target_size: new.len() as u64,
-            patch_cid: bundle.to_bytes(),
-            patch_hash: Blake3Hash::of(payload),
-            patch_size: payload.len() as u64,
-            kind: record_kind,
-            min_sequence: args.min_sequence,
-        };
-        let published = index.publish(&record).await?;
-        let result = Published {
-            product: args.product.to_string(),
-            sequence: record.sequence.0,
-            kind: record_kind.to_string(),
-            bundle: bundle.to_string(),
-            entries: roots
-                .iter()
-                .map(|(name, r)| Entry {
-                    name: name.clone(),
-                    cid: r.cid.to_string(),
-                    size: r.size,
-                })
-                .collect(),
-            target_hash: record.target_hash.to_string(),
-            target_size: record.target_size,
-            digest: format!("0x{}", hex::encode(published.digest)),
-            tx: published.tx.to_string(),
-            block: published.block,
-            live: published.live,
-        };
-        let line = |r: &Published| {
+        let spinner = out.spinner("making the patch and the full image, storing the bundle");
+        let store = Blockstore::open(&dir.join("blocks.redb"), 4 << 30)?;
+        let prepared = prepare(
+            &store,
+            args.product,
+            Sequence(head.0 + 1),
+            old.as_deref(),
+            &new,
+            args.min_sequence,
+            args.level,
+        );
+        spinner.finish_and_clear();
+        let prepared = prepared.map_err(CliError::Demo)?;
+        drop(store);
+        let (record, bundle) = (&prepared.record, prepared.bundle);
+        let published = index.publish(record).await?;
+        let result = PublishedRelease::new(&prepared, &published);
+        let line = |r: &PublishedRelease| {
             let mut s = format!(
                 "{} release {} ({}) {}\n  bundle {}",
                 r.product,
