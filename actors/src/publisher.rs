@@ -145,6 +145,8 @@ pub struct Publish {
     pub product: ProductId,
     /// The new image.
     pub image: Vec<u8>,
+    /// The previous release's image (default: the one this node published last).
+    pub base: Option<Vec<u8>>,
     /// Devices below this sequence must install it first.
     pub min_sequence: u64,
     /// zstd level.
@@ -193,7 +195,10 @@ async fn publish(
     let (head, _) = index.latest(&msg.product).await.map_err(|e| e.to_string())?;
     let dir = releases.join(msg.product.to_string());
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let old = std::fs::read(dir.join(format!("{}.bin", head.0))).ok();
+    let old = match msg.base {
+        Some(b) => Some(b),
+        None => std::fs::read(dir.join(format!("{}.bin", head.0))).ok(),
+    };
     let store: Arc<Blockstore> = p2p.store().clone();
     let product = msg.product;
     let image = Arc::new(msg.image);

@@ -230,6 +230,7 @@ async fn publish(s: &ApiState, req: Request<Incoming>) -> Reply {
     let mut product = s.product;
     let mut min_sequence = 0;
     let mut level = 19;
+    let mut base_len: Option<usize> = None;
     for (k, v) in query(&req) {
         let bad = |what: &str| {
             error(
@@ -246,17 +247,41 @@ async fn publish(s: &ApiState, req: Request<Incoming>) -> Reply {
                 Ok(n) => min_sequence = n,
                 Err(_) => return bad("not a number"),
             },
+            "base_len" => match v.parse() {
+                Ok(n) => base_len = Some(n),
+                Err(_) => return bad("not a number"),
+            },
             "level" => match v.parse::<i32>() {
                 Ok(n) if (1..=22).contains(&n) => level = n,
                 _ => return bad("a zstd level is 1 to 22"),
             },
-            _ => return bad("unknown parameter (product, min_sequence, level)"),
+            _ => return bad("unknown parameter (product, min_sequence, level, base_len)"),
         }
     }
-    let image = match Limited::new(req.into_body(), MAX_IMAGE_BYTES).collect().await {
+    let mut image = match Limited::new(req.into_body(), 2 * MAX_IMAGE_BYTES).collect().await {
         Ok(b) => b.to_bytes().to_vec(),
         Err(e) => return error(StatusCode::PAYLOAD_TOO_LARGE, format!("reading the image: {e}")),
     };
+    // With base_len, the body is the base image followed by the new one.
+    let base = match base_len {
+        Some(n) if n < image.len() => {
+            let new = image.split_off(n);
+            Some(std::mem::replace(&mut image, new))
+        }
+        Some(n) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "base_len={n} leaves no new image in a body of {} bytes",
+                    image.len()
+                ),
+            );
+        }
+        None => None,
+    };
+    if image.len() > MAX_IMAGE_BYTES {
+        return error(StatusCode::PAYLOAD_TOO_LARGE, "the image is larger than 1 GiB");
+    }
     if image.is_empty() {
         return error(
             StatusCode::BAD_REQUEST,
@@ -267,6 +292,7 @@ async fn publish(s: &ApiState, req: Request<Incoming>) -> Reply {
         .send(Publish {
             product,
             image,
+            base,
             min_sequence,
             level,
         })

@@ -159,7 +159,7 @@ pub enum Kind {
 pub struct ChainArgs {
     /// Execution JSON-RPC URL.
     #[arg(long, env = "FIRMCHAIN_RPC")]
-    pub rpc: String,
+    pub rpc: Option<String>,
     /// An encrypted JSON keystore to sign with (password from FIRMCHAIN_KEYSTORE_PASSWORD or --password-file).
     #[arg(long)]
     pub keystore: Option<PathBuf>,
@@ -178,7 +178,7 @@ pub struct IndexArgs {
     pub chain: ChainArgs,
     /// The FirmwareIndex contract address.
     #[arg(long, env = "FIRMCHAIN_CONTRACT")]
-    pub contract: String,
+    pub contract: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -274,8 +274,13 @@ pub struct PublishArgs {
     #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(i32).range(1..=22))]
     pub level: i32,
     /// Keep serving the release's blocks until interrupted.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "api")]
     pub serve: bool,
+    /// Publish through a running repository node's API (e.g. http://127.0.0.1:8420) instead of standalone: it
+    /// stores, provides and seeds the bundle; no key or RPC is needed here (FIRMCHAIN_API_TOKEN when the node
+    /// has a token).
+    #[arg(long)]
+    pub api: Option<String>,
     #[command(flatten)]
     pub net: NetArgs,
 }
@@ -327,6 +332,9 @@ pub enum NodeCommand {
         /// The new image.
         #[arg(long)]
         to: PathBuf,
+        /// The image of the previous release (default: the one the node published last).
+        #[arg(long)]
+        from: Option<PathBuf>,
         /// The product (default: the node's).
         #[arg(long)]
         product: Option<ProductId>,

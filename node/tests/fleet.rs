@@ -309,3 +309,118 @@ async fn light_mode_devices_install_only_what_the_sync_committee_signed() {
     assert_eq!(s["installed"]["sequence"], 0);
     assert!(s["last_fetch"].is_null());
 }
+
+/// `firmchain publish --api` goes through a running repository node; `POST /publish` needs the node's token, and
+/// a device refuses to publish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_through_the_api_needs_the_token() {
+    use firmchain_tests::fleet::http;
+    let f = Fleet::new(2).await;
+    let repo = f.spawn(NodeSpec {
+        dir: f.dir.path().join("repo"),
+        repository: true,
+        key: Some(f.chain.key().to_owned()),
+        set: vec!["api.token=s3cret".into()],
+        ..NodeSpec::default()
+    });
+    let d = f.device("d", &[&repo], NodeSpec::default());
+    let (code, v) = http(&repo.api, "POST", "/publish", &f.images[1], None).unwrap();
+    assert_eq!(code, 401, "{v}");
+    let (code, _) = http(&repo.api, "POST", "/publish", &f.images[1], Some("wrong")).unwrap();
+    assert_eq!(code, 401);
+    let (code, v) = http(&d.api, "POST", "/publish", &f.images[1], None).unwrap();
+    assert_eq!(code, 404);
+    assert!(v["error"].as_str().unwrap().contains("not a repository"), "{v}");
+    let (code, v) = http(
+        &repo.api,
+        "POST",
+        "/publish?colour=red",
+        &f.images[1],
+        Some("s3cret"),
+    )
+    .unwrap();
+    assert_eq!(code, 400, "{v}");
+
+    let publish = |args: &[&str]| {
+        let out = std::process::Command::new(bin())
+            .args([
+                "--json",
+                "publish",
+                "--api",
+                &format!("http://{}", repo.api),
+                "--product",
+                PRODUCT,
+            ])
+            .args(args)
+            .env("FIRMCHAIN_API_TOKEN", "s3cret")
+            .env_remove("FIRMCHAIN_RPC")
+            .env_remove("FIRMCHAIN_CONTRACT")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let v1 = f.image(1);
+    let r = publish(&["--to", v1.to_str().unwrap()]);
+    assert_eq!(
+        (r["sequence"].as_u64(), r["kind"].as_str()),
+        (Some(1), Some("full"))
+    );
+    d.wait_installed(1, T).unwrap();
+    // An explicit base: the patch is made from --from.
+    let v2 = f.image(2);
+    let r = publish(&["--from", v1.to_str().unwrap(), "--to", v2.to_str().unwrap()]);
+    assert_eq!(
+        (r["sequence"].as_u64(), r["kind"].as_str()),
+        (Some(2), Some("patch"))
+    );
+    let s = d.wait_installed(2, T).unwrap();
+    assert_eq!(s["last_fetch"]["payload"], "patch");
+    assert_eq!(active_image(&d.dir).unwrap(), f.images[2]);
+}
+
+/// A dishonest RPC provider rewrites the ReleasePublished events it serves (another target image): the device
+/// refuses the record, because its keccak is not the digest proven against the state root, says so in
+/// `/status`, and installs nothing; a device on an honest RPC installs the release.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_release_event_is_refused() {
+    use firmchain_tests::fleet::TamperingRpc;
+    let f = Fleet::new(1).await;
+    let forge = |answer: &mut serde_json::Value| {
+        for log in answer["result"].as_array_mut().into_iter().flatten() {
+            if let Some(data) = log["data"].as_str() {
+                // The record's targetHash: the sixth 32-byte word of the event data.
+                let mut d: Vec<u8> = data.bytes().collect();
+                let at = 2 + 2 * (5 * 32 + 7);
+                d[at] = if d[at] == b'0' { b'1' } else { b'0' };
+                log["data"] = serde_json::Value::String(String::from_utf8(d).unwrap());
+            }
+        }
+    };
+    let liar = TamperingRpc::start(&f.chain.anvil.url, "eth_getLogs", forge).unwrap();
+    let repo = f.repository();
+    let fooled = f.device(
+        "fooled",
+        &[&repo],
+        NodeSpec {
+            set: vec![format!("chain.execution_rpc={}", liar.url)],
+            ..NodeSpec::default()
+        },
+    );
+    let honest = f.device("honest", &[&repo], NodeSpec::default());
+    let r1 = repo.publish(&f.images[1]).unwrap();
+    honest.wait_installed(1, T).unwrap();
+    let s = fooled
+        .wait_for("the forged event refused", T, |v| {
+            v["rejected"].as_array().is_some_and(|r| !r.is_empty())
+                && v["chain"]["block"].as_u64() >= r1["block"].as_u64()
+        })
+        .unwrap();
+    let why = s["rejected"][0].as_str().unwrap();
+    assert!(
+        why.contains("release 1") && why.contains("proven digest"),
+        "{why}"
+    );
+    assert_eq!(s["installed"]["sequence"], 0);
+    assert!(s["working_on"].is_null() && s["last_fetch"].is_null());
+}

@@ -220,7 +220,7 @@ pub fn http(
         .map_err(|e| e.to_string())?;
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Length: {}\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     s.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
@@ -250,4 +250,75 @@ pub fn images(size: usize, n: usize) -> Vec<Vec<u8>> {
         out.push(next);
     }
     out
+}
+
+/// A JSON-RPC proxy in front of anvil that rewrites one method's answers: a dishonest RPC provider.
+#[derive(Debug)]
+pub struct TamperingRpc {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl TamperingRpc {
+    /// Forward to `upstream` (`http://host:port`), passing the JSON answer of every `method` call through
+    /// `tamper`.
+    pub fn start(
+        upstream: &str,
+        method: &'static str,
+        tamper: fn(&mut Value),
+    ) -> Result<TamperingRpc, String> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let url = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
+        let upstream = upstream.trim_start_matches("http://").to_owned();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().map_while(Result::ok) {
+                let upstream = upstream.clone();
+                std::thread::spawn(move || {
+                    let _ = proxy_one(conn, &upstream, method, tamper);
+                });
+            }
+        });
+        Ok(TamperingRpc { url })
+    }
+}
+
+fn read_request(conn: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        if conn.read(&mut byte)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    conn.read_exact(&mut body)?;
+    Ok(body)
+}
+
+/// One request per connection (answers close it), forwarded to `upstream`.
+fn proxy_one(
+    mut conn: TcpStream,
+    upstream: &str,
+    method: &str,
+    tamper: fn(&mut Value),
+) -> std::io::Result<()> {
+    let body = read_request(&mut conn)?;
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let (code, mut answer) = http(upstream, "POST", "/", &body, None).map_err(std::io::Error::other)?;
+    if request["method"] == method {
+        tamper(&mut answer);
+    }
+    let text = answer.to_string();
+    let reply = format!(
+        "HTTP/1.1 {code} OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    );
+    conn.write_all(reply.as_bytes())
 }

@@ -42,6 +42,14 @@ fn signer(chain: &ChainArgs) -> Result<PrivateKeySigner, CliError> {
     }
 }
 
+/// The execution RPC URL, which every chain command needs.
+fn rpc(chain: &ChainArgs) -> Result<&str, CliError> {
+    chain
+        .rpc
+        .as_deref()
+        .ok_or_else(|| CliError::Usage("--rpc (or FIRMCHAIN_RPC) is required".into()))
+}
+
 fn address(text: &str, what: &str) -> Result<Address, CliError> {
     text.parse()
         .map_err(|_| CliError::Usage(format!("{what} {text:?} is not an address")))
@@ -49,8 +57,12 @@ fn address(text: &str, what: &str) -> Result<Address, CliError> {
 
 pub async fn connect(index: &IndexArgs, sign: bool) -> Result<IndexClient, CliError> {
     let key = if sign { Some(signer(&index.chain)?) } else { None };
-    let p = provider(&index.chain.rpc, key)?;
-    let at = address(&index.contract, "--contract")?;
+    let p = provider(rpc(&index.chain)?, key)?;
+    let contract = index
+        .contract
+        .as_deref()
+        .ok_or_else(|| CliError::Usage("--contract (or FIRMCHAIN_CONTRACT) is required".into()))?;
+    let at = address(contract, "--contract")?;
     Ok(IndexClient::connect(p, at, Duration::from_secs(index.chain.timeout)).await?)
 }
 
@@ -97,7 +109,7 @@ async fn run_async(command: ContractCommand, out: &Output) -> Result<(), CliErro
                 )));
             }
             let timeout = Duration::from_secs(chain.timeout);
-            let index = IndexClient::deploy(provider(&chain.rpc, Some(key))?, owner, 1, timeout).await?;
+            let index = IndexClient::deploy(provider(rpc(&chain)?, Some(key))?, owner, 1, timeout).await?;
             for p in &publishers {
                 index.add_publisher(*p, None).await?;
             }

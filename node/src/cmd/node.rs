@@ -44,48 +44,87 @@ pub fn run(command: NodeCommand, out: &Output) -> Result<(), CliError> {
             NodeCommand::Publish {
                 api,
                 to,
+                from,
                 product,
                 min_sequence,
             } => {
-                let image = std::fs::read(&to).map_err(CliError::file(&to))?;
-                let mut url = format!(
-                    "{}/publish?min_sequence={min_sequence}",
-                    api.api.trim_end_matches('/')
-                );
-                if let Some(p) = product {
-                    url.push_str(&format!("&product={p}"));
-                }
-                let mut req = client(&api)?.post(&url).body(image);
-                if let Ok(token) = std::env::var("FIRMCHAIN_API_TOKEN") {
-                    req = req.bearer_auth(token.trim());
-                }
-                let spinner = out.spinner("publishing: patch, bundle, provide, transaction");
-                let v = answer("POST /publish", req.send().await).await;
-                spinner.finish_and_clear();
-                let v = v?;
-                out.result(&v, || {
-                    let mut s = format!(
-                        "{} release {} ({}) published in block {}\n  bundle {}",
-                        v["product"].as_str().unwrap_or("?"),
-                        v["sequence"],
-                        v["kind"].as_str().unwrap_or("?"),
-                        v["block"],
-                        v["bundle"].as_str().unwrap_or("?")
-                    );
-                    for e in v["entries"].as_array().into_iter().flatten() {
-                        s.push_str(&format!(
-                            "\n  {:<5} {} ({})",
-                            e["name"].as_str().unwrap_or("?"),
-                            e["cid"].as_str().unwrap_or("?"),
-                            human_bytes(e["size"].as_u64().unwrap_or(0))
-                        ));
-                    }
-                    s
-                });
-                Ok(())
+                let release = Release {
+                    to,
+                    from,
+                    product,
+                    min_sequence,
+                };
+                publish(&api.api, api.timeout, release, out).await
             }
         }
     })
+}
+
+/// What to publish through a node's API.
+#[derive(Debug)]
+pub struct Release {
+    pub to: std::path::PathBuf,
+    pub from: Option<std::path::PathBuf>,
+    pub product: Option<firmchain_update::ProductId>,
+    pub min_sequence: u64,
+}
+
+/// `POST /publish`: the body is the new image, preceded by the base image when `from` is given (`base_len`).
+pub async fn publish(api: &str, timeout: u64, release: Release, out: &Output) -> Result<(), CliError> {
+    let image = std::fs::read(&release.to).map_err(CliError::file(&release.to))?;
+    let mut url = format!(
+        "{}/publish?min_sequence={}",
+        api.trim_end_matches('/'),
+        release.min_sequence
+    );
+    if let Some(p) = release.product {
+        url.push_str(&format!("&product={p}"));
+    }
+    let body = match &release.from {
+        Some(from) => {
+            let mut base = std::fs::read(from).map_err(CliError::file(from))?;
+            url.push_str(&format!("&base_len={}", base.len()));
+            base.extend_from_slice(&image);
+            base
+        }
+        None => image,
+    };
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(timeout))
+        .no_proxy()
+        .build()
+        .map_err(|e| CliError::Rpc {
+            what: "HTTP client",
+            message: e.to_string(),
+        })?;
+    let mut req = http.post(&url).body(body);
+    if let Ok(token) = std::env::var("FIRMCHAIN_API_TOKEN") {
+        req = req.bearer_auth(token.trim());
+    }
+    let spinner = out.spinner("publishing: patch, bundle, provide, transaction, inclusion");
+    let v = answer("POST /publish", req.send().await).await;
+    spinner.finish_and_clear();
+    let v = v?;
+    out.result(&v, || {
+        let mut s = format!(
+            "{} release {} ({}) published in block {}\n  bundle {}",
+            v["product"].as_str().unwrap_or("?"),
+            v["sequence"],
+            v["kind"].as_str().unwrap_or("?"),
+            v["block"],
+            v["bundle"].as_str().unwrap_or("?")
+        );
+        for e in v["entries"].as_array().into_iter().flatten() {
+            s.push_str(&format!(
+                "\n  {:<5} {} ({})",
+                e["name"].as_str().unwrap_or("?"),
+                e["cid"].as_str().unwrap_or("?"),
+                human_bytes(e["size"].as_u64().unwrap_or(0))
+            ));
+        }
+        s
+    });
+    Ok(())
 }
 
 /// A human summary of `/status`.

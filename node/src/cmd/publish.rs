@@ -21,6 +21,15 @@ fn read(path: &Path) -> Result<Vec<u8>, CliError> {
 }
 
 pub fn run(args: PublishArgs, out: &Output) -> Result<(), CliError> {
+    if let Some(api) = &args.api {
+        let release = super::node::Release {
+            to: args.to.clone(),
+            from: args.from.clone(),
+            product: Some(args.product),
+            min_sequence: args.min_sequence,
+        };
+        return super::block_on(super::node::publish(api, 600, release, out));
+    }
     let old = args.from.as_deref().map(read).transpose()?;
     let new = read(&args.to)?;
     super::block_on_threads(async {

@@ -180,10 +180,8 @@ impl Schedule {
     /// A fetch-specific order of peers for ties: fetches of the same DAG by many devices start at different
     /// peers instead of all at the one with the smallest id.
     fn rank(&self, peer: &PeerId) -> u64 {
-        use std::hash::{BuildHasher, Hash, Hasher};
-        let mut h = self.salt.build_hasher();
-        peer.hash(&mut h);
-        h.finish()
+        use std::hash::BuildHasher;
+        self.salt.hash_one(peer)
     }
 
     /// Let peers that refused a stuck block be asked for it again: they may have fetched it since (devices
