@@ -275,7 +275,8 @@ async fn install(
     };
     if let Some(command) = command {
         // Command mode: the external installer decides; our copy becomes the next base only if it succeeded.
-        run_script("installer", &command, &[&out], &record, &out, timeout).await?;
+        let script = format!("{command} \"$1\"");
+        run_script("installer", &script, &[&out], &record, &out, timeout).await?;
         let c = lock(&config)?;
         if let InstallTarget::Command { current, .. } = &c.target {
             std::fs::rename(&out, current).map_err(|e| format!("{}: {e}", current.display()))?;

@@ -6,7 +6,6 @@
 //! releases seen but not yet installed are proven on every poll.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,16 +23,17 @@ use crate::messages::{ChainHead, ReleaseRevoked, ReleaseSeen, StatusEvent, Wake}
 use crate::state::NodeState;
 use crate::unix_now;
 
+/// The node-state key of the light client's progress ([`firmchain_lightclient::client::Persisted`], JSON).
+pub const LIGHT_CLIENT_KEY: &str = "light_client";
+
 /// Where verified headers come from.
 #[derive(Debug)]
 pub enum HeaderSource {
     /// A trusted execution RPC: the latest header, checked against its hash (dev chains).
     Rpc,
-    /// The embedded light client, following the optimistic head; its progress is saved to `state_file`.
-    Light {
-        client: Box<LightClient<HttpRpc>>,
-        state_file: PathBuf,
-    },
+    /// The embedded light client, following the optimistic head; its progress (the newest finalized
+    /// checkpoint) is saved in the node state after every sync.
+    Light { client: Box<LightClient<HttpRpc>> },
 }
 
 /// Why a poll failed.
@@ -116,11 +116,10 @@ impl Watcher {
                     mode: "rpc",
                 })
             }
-            HeaderSource::Light { client, state_file } => {
+            HeaderSource::Light { client } => {
                 client.sync(unix_now()).await?;
-                if let Err(e) = client.persisted().save(state_file) {
-                    tracing::warn!(file = %state_file.display(), error = %e, "cannot save the light client's progress");
-                }
+                let saved = serde_json::to_vec(&client.persisted()).unwrap_or_default();
+                self.state.set_meta(LIGHT_CLIENT_KEY, &saved)?;
                 let header = &client.store.optimistic_header;
                 let execution = header.execution.as_ref().ok_or_else(|| {
                     WatchError::Header(format!(

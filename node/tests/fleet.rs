@@ -424,3 +424,57 @@ async fn a_forged_release_event_is_refused() {
     assert_eq!(s["installed"]["sequence"], 0);
     assert!(s["working_on"].is_null() && s["last_fetch"].is_null());
 }
+
+/// `install.mode = "command"`: the verified image goes to an external installer, which gets its path as the last
+/// argument; a failing installer leaves the device on the release it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_mode_hands_the_verified_image_to_the_installer() {
+    let f = Fleet::new(2).await;
+    let repo = f.repository();
+    let flashed = f.dir.path().join("flashed.bin");
+    let installer = f.dir.path().join("install.sh");
+    std::fs::write(
+        &installer,
+        format!(
+            "#!/bin/sh\n[ \"$FIRMCHAIN_SEQUENCE\" = 2 ] && {{ echo 'flash write error' >&2; exit 5; }}\ncp \"$1\" {}\n",
+            flashed.display()
+        ),
+    )
+    .unwrap();
+    let d = f.device(
+        "d",
+        &[&repo],
+        NodeSpec {
+            set: vec![
+                "install.mode=command".into(),
+                format!("install.command=sh {}", installer.display()),
+            ],
+            ..NodeSpec::default()
+        },
+    );
+    assert_eq!(d.status().unwrap()["installed"]["sequence"], 0);
+    repo.publish(&f.images[1]).unwrap();
+    d.wait_installed(1, T).unwrap();
+    assert_eq!(std::fs::read(&flashed).unwrap(), f.images[1]);
+    assert_eq!(
+        std::fs::read(d.dir.join("image/current.bin")).unwrap(),
+        f.images[1]
+    );
+
+    repo.publish(&f.images[2]).unwrap();
+    let s = d
+        .wait_for("the failed install reported", T, |v| {
+            v["rollbacks"].as_array().is_some_and(|r| !r.is_empty())
+        })
+        .unwrap();
+    let reason = s["rollbacks"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("code 5") && reason.contains("flash write error"),
+        "{reason}"
+    );
+    assert_eq!(s["installed"]["sequence"], 1);
+    assert_eq!(
+        std::fs::read(d.dir.join("image/current.bin")).unwrap(),
+        f.images[1]
+    );
+}

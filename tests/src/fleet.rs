@@ -223,10 +223,14 @@ pub fn http(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
-    s.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
-    s.write_all(body).map_err(|e| e.to_string())?;
+    // A server may answer (401, 404) and close before it read the whole body: read its answer anyway.
+    let sent = s.write_all(head.as_bytes()).and_then(|()| s.write_all(body));
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    let read = s.read_to_end(&mut raw);
+    if raw.is_empty() {
+        sent.map_err(|e| e.to_string())?;
+        read.map_err(|e| e.to_string())?;
+    }
     let text = String::from_utf8_lossy(&raw);
     let (head, body) = text.split_once("\r\n\r\n").ok_or("no HTTP header")?;
     let code = head

@@ -18,7 +18,7 @@ use firmchain_actors::slots::Slots;
 use firmchain_actors::state::{NodeState, ProductState};
 use firmchain_actors::status::Status;
 use firmchain_actors::unix_now;
-use firmchain_actors::watcher::{HeaderSource, IndexWatcher, Watcher};
+use firmchain_actors::watcher::{HeaderSource, IndexWatcher, LIGHT_CLIENT_KEY, Watcher};
 use firmchain_config::{ChainMode, Config, InstallMode, Sources};
 use firmchain_lightclient::client::{LightClient, Persisted};
 use firmchain_lightclient::execution_rpc::HttpExecutionRpc;
@@ -107,14 +107,15 @@ async fn start_p2p(config: &Config, dir: &Path) -> Result<P2p, CliError> {
     Ok(p2p)
 }
 
-async fn header_source(config: &Config, dir: &Path) -> Result<HeaderSource, CliError> {
+async fn header_source(config: &Config, state: &NodeState) -> Result<HeaderSource, CliError> {
     let c = &config.chain;
     if c.mode == ChainMode::Rpc {
         return Ok(HeaderSource::Rpc);
     }
-    let state_file = dir.join("lightclient.json");
     // Resume from the last verified finalized header, else start from the configured checkpoint.
-    let checkpoint = Persisted::load(&state_file)
+    let saved = state.meta(LIGHT_CLIENT_KEY).map_err(state_error)?;
+    let checkpoint = saved
+        .and_then(|b| serde_json::from_slice::<Persisted>(&b).ok())
         .map(|p| p.checkpoint)
         .or_else(|| c.checkpoint.clone())
         .unwrap_or_default();
@@ -135,7 +136,6 @@ async fn header_source(config: &Config, dir: &Path) -> Result<HeaderSource, CliE
     let client = LightClient::start(spec, rpc, root, unix_now(), window, false).await?;
     Ok(HeaderSource::Light {
         client: Box::new(client),
-        state_file,
     })
 }
 
@@ -286,7 +286,7 @@ async fn node(config: Config, out: &Output) -> Result<(), CliError> {
             what: "execution RPC",
             message: e.to_string(),
         })?;
-    let source = header_source(&config, &dir).await?;
+    let source = header_source(&config, &state).await?;
     let watcher = Watcher::new(rpc, index, product, source, state.clone());
     let (seen, revoked) = match &coordinator {
         Some(c) => (Some(c.clone().recipient()), Some(c.clone().recipient())),
