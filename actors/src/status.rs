@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::fetcher::entry_name;
 use crate::messages::{FetchReport, ReleaseInstalled, StatusEvent};
-use crate::unix_now;
+use crate::{unix_now, unix_now_ms};
 
 /// How many rejections and publications `/status` lists.
 const KEEP: usize = 20;
@@ -43,6 +43,8 @@ pub struct InstallView {
     pub hash: Option<String>,
     pub reason: Option<String>,
     pub at: u64,
+    /// The same moment in milliseconds (for convergence measurements).
+    pub at_ms: u64,
 }
 
 /// Everything the Status actor knows.
@@ -172,6 +174,7 @@ impl Handler<StatusEvent> for Status {
                             hash: Some(hash.to_string()),
                             reason: None,
                             at: unix_now(),
+                            at_ms: unix_now_ms(),
                         }
                     }
                     ReleaseInstalled::RolledBack { sequence, reason } => {
@@ -182,6 +185,7 @@ impl Handler<StatusEvent> for Status {
                             hash: None,
                             reason: Some(reason),
                             at: unix_now(),
+                            at_ms: unix_now_ms(),
                         };
                         s.rollbacks.push(v.clone());
                         v

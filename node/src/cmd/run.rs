@@ -103,8 +103,35 @@ async fn start_p2p(config: &Config, dir: &Path) -> Result<P2p, CliError> {
         },
         ..defaults
     };
+    #[cfg(feature = "fault-injection")]
+    let cfg = P2pConfig {
+        fault: test_fault()?,
+        ..cfg
+    };
     let (p2p, _task) = P2p::start(cfg, key, store).await?;
     Ok(p2p)
+}
+
+/// A hostile peer for swarm tests (builds with the `fault-injection` feature only): FIRMCHAIN_TEST_FAULT.
+#[cfg(feature = "fault-injection")]
+fn test_fault() -> Result<Option<firmchain_p2p::bitswap::Fault>, CliError> {
+    use firmchain_p2p::bitswap::Fault;
+    let Ok(v) = std::env::var("FIRMCHAIN_TEST_FAULT") else {
+        return Ok(None);
+    };
+    let fault = match v.as_str() {
+        "corrupt" => Fault::CorruptBlocks,
+        "oversize" => Fault::OversizeBlocks,
+        "withhold" => Fault::Withhold,
+        "slow" => Fault::Slow(Duration::from_secs(2)),
+        other => {
+            return Err(CliError::Usage(format!(
+                "FIRMCHAIN_TEST_FAULT={other:?}: corrupt, oversize, withhold or slow"
+            )));
+        }
+    };
+    tracing::warn!(?fault, "this node misbehaves on purpose (FIRMCHAIN_TEST_FAULT)");
+    Ok(Some(fault))
 }
 
 async fn header_source(config: &Config, state: &NodeState) -> Result<HeaderSource, CliError> {

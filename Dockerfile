@@ -1,0 +1,36 @@
+# firmchain: one static binary in an otherwise empty image. `docker run IMAGE --version` prints the version.
+#
+# Two ways to build it:
+#
+# 1. From a binary built on the host (no registry needed; what tests/swarm/run.sh does):
+#      RUSTFLAGS="-C target-feature=+crt-static" cargo build --profile swarm --locked \
+#          --target x86_64-unknown-linux-gnu --bin firmchain
+#      mkdir -p ctx && cp target/x86_64-unknown-linux-gnu/swarm/firmchain ctx/
+#      docker build --target local -t firmchain -f Dockerfile ctx
+#
+# 2. Multi-stage, for a normal Docker setup that can pull the Rust image:
+#      docker build -t firmchain .
+#
+# The `local` stage comes first so that the classic builder stops there with `--target local` and never pulls
+# the Rust image.
+
+FROM scratch AS local
+COPY firmchain /firmchain
+VOLUME ["/data"]
+EXPOSE 4001/tcp 4001/udp 8420/tcp
+ENTRYPOINT ["/firmchain"]
+CMD ["run", "--data", "/data"]
+
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked \
+        --target x86_64-unknown-linux-gnu --bin firmchain \
+    && cp target/x86_64-unknown-linux-gnu/release/firmchain /firmchain
+
+FROM scratch AS image
+COPY --from=build /firmchain /firmchain
+VOLUME ["/data"]
+EXPOSE 4001/tcp 4001/udp 8420/tcp
+ENTRYPOINT ["/firmchain"]
+CMD ["run", "--data", "/data"]
