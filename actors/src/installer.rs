@@ -173,15 +173,15 @@ async fn run_script(
     what: &str,
     script: &str,
     args: &[&Path],
-    record: &ReleaseRecord,
+    (sequence, target): (Sequence, Blake3Hash),
     image: &Path,
     timeout: Duration,
 ) -> Result<(), String> {
     let mut cmd = tokio::process::Command::new("sh");
     cmd.arg("-c").arg(script).arg("sh").args(args);
     cmd.env("FIRMCHAIN_IMAGE", image)
-        .env("FIRMCHAIN_SEQUENCE", record.sequence.0.to_string())
-        .env("FIRMCHAIN_TARGET_HASH", record.target_hash.to_string())
+        .env("FIRMCHAIN_SEQUENCE", sequence.0.to_string())
+        .env("FIRMCHAIN_TARGET_HASH", target.to_string())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -276,7 +276,8 @@ async fn install(
     if let Some(command) = command {
         // Command mode: the external installer decides; our copy becomes the next base only if it succeeded.
         let script = format!("{command} \"$1\"");
-        run_script("installer", &script, &[&out], &record, &out, timeout).await?;
+        let what = (record.sequence, record.target_hash);
+        run_script("installer", &script, &[&out], what, &out, timeout).await?;
         let c = lock(&config)?;
         if let InstallTarget::Command { current, .. } = &c.target {
             std::fs::rename(&out, current).map_err(|e| format!("{}: {e}", current.display()))?;
@@ -292,7 +293,11 @@ async fn install(
         });
     }
 
-    // Slots mode: switch, check, and switch back if the new image is not healthy.
+    // Slots mode: switch, check, and switch back if the new image is not healthy. A crash between the switch and
+    // the end of the check leaves a marker, so the check runs at the next start.
+    if health.is_some() {
+        set_health_pending(&state, &record.product, Some(record.sequence)).map_err(|e| e.to_string())?;
+    }
     let image = {
         let config = config.clone();
         let sequence = record.sequence;
@@ -308,9 +313,13 @@ async fn install(
     };
     pause_if_asked("switched");
     let health = match &health {
-        Some(script) => run_script("health check", script, &[], &record, &image, timeout).await,
+        Some(script) => {
+            let what = (record.sequence, record.target_hash);
+            run_script("health check", script, &[], what, &image, timeout).await
+        }
         None => Ok(()),
     };
+    let _ = set_health_pending(&state, &record.product, None);
     if let Err(reason) = health {
         let config = config.clone();
         let rolled = blocking(move || {
@@ -428,6 +437,81 @@ pub fn prepare_command_mode(current: &Path, initial: Option<&Path>) -> Result<Bl
     std::io::copy(&mut f, &mut h).map_err(|e| format!("{}: {e}", current.display()))?;
     let _ = h.flush();
     Ok(Blake3Hash(*h.finalize().as_bytes()))
+}
+
+fn pending_key(product: &ProductId) -> String {
+    format!("health_pending/{product}")
+}
+
+fn set_health_pending(
+    state: &NodeState,
+    product: &ProductId,
+    sequence: Option<Sequence>,
+) -> Result<(), crate::state::StateError> {
+    let value = sequence.map_or_else(Vec::new, |s| s.0.to_le_bytes().to_vec());
+    state.set_meta(&pending_key(product), &value)
+}
+
+/// At start-up: if the node stopped after switching to a release and before its health check ended, run the
+/// check now and roll back when it fails. Returns the release rolled back and why.
+pub async fn check_after_restart(
+    slots: &mut Slots,
+    state: &NodeState,
+    product: &ProductId,
+    health: Option<&str>,
+    timeout: Duration,
+) -> Result<Option<(Sequence, String)>, String> {
+    let raw = state.meta(&pending_key(product)).map_err(|e| e.to_string())?;
+    let pending = raw
+        .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+        .map(|b| Sequence(u64::from_le_bytes(b)));
+    let active = slots.active();
+    let (Some(sequence), Some(script)) = (pending, health) else {
+        return Ok(None);
+    };
+    if active.sequence != sequence {
+        // The switch never happened: nothing to check.
+        set_health_pending(state, product, None).map_err(|e| e.to_string())?;
+        return Ok(None);
+    }
+    let image = slots.active_path();
+    let checked = run_script(
+        "health check",
+        script,
+        &[],
+        (sequence, active.hash),
+        &image,
+        timeout,
+    )
+    .await;
+    let outcome = match checked {
+        Ok(()) => None,
+        Err(reason) => {
+            record_rollback(state, product, sequence).map_err(|e| e.to_string())?;
+            let prev = slots
+                .rollback()
+                .map_err(|e| format!("{reason}; the rollback failed too: {e}"))?;
+            state
+                .set_product(
+                    product,
+                    ProductState {
+                        sequence: prev.sequence,
+                        hash: prev.hash,
+                        floor: Sequence(0),
+                    },
+                )
+                .map_err(|e| e.to_string())?;
+            Some((
+                sequence,
+                format!(
+                    "{reason} (checked after a restart); rolled back to release {} ({})",
+                    prev.sequence, prev.hash
+                ),
+            ))
+        }
+    };
+    set_health_pending(state, product, None).map_err(|e| e.to_string())?;
+    Ok(outcome)
 }
 
 fn rollback_key(product: &ProductId) -> String {

@@ -478,3 +478,44 @@ async fn command_mode_hands_the_verified_image_to_the_installer() {
         f.images[1]
     );
 }
+
+/// kill -9 after the slot switch and before the health check ended: the check runs at the next start, and a
+/// failing one rolls back there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_health_check_cut_short_by_a_crash_runs_at_the_next_start() {
+    let f = Fleet::new(1).await;
+    let repo = f.repository();
+    let unhealthy = vec![r#"install.health_check=test "$FIRMCHAIN_SEQUENCE" != 1"#.to_owned()];
+    let mut d = f.device(
+        "d",
+        &[&repo],
+        NodeSpec {
+            set: unhealthy.clone(),
+            env: vec![("FIRMCHAIN_TEST_PAUSE_AT".into(), "switched".into())],
+            ..NodeSpec::default()
+        },
+    );
+    repo.publish(&f.images[1]).unwrap();
+    d.wait_log("paused at switched", T).unwrap();
+    d.daemon.kill9();
+    assert_eq!(
+        active_image(&d.dir).unwrap(),
+        f.images[1],
+        "the pointer had switched"
+    );
+
+    let d = f.device(
+        "d",
+        &[&repo],
+        NodeSpec {
+            set: unhealthy,
+            ..NodeSpec::default()
+        },
+    );
+    let s = d.status().unwrap();
+    assert_eq!(s["installed"]["sequence"], 0);
+    let reason = s["rollbacks"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("after a restart"), "{reason}");
+    assert_eq!(s["rolled_back_releases"], serde_json::json!([1]));
+    assert_eq!(active_image(&d.dir).unwrap(), f.images[0]);
+}

@@ -166,19 +166,38 @@ async fn header_source(config: &Config, state: &NodeState) -> Result<HeaderSourc
     })
 }
 
+/// Where images go and what runs, at start-up.
+struct Opened {
+    target: InstallTarget,
+    installed: Installed,
+    /// A damaged slot that was found and left behind.
+    recovered: Option<String>,
+    /// A release rolled back by a health check that a crash had cut short.
+    checked: Option<(Sequence, String)>,
+}
+
 /// The installed image at start-up, reconciling the state store with the slots (the slot pointer is the truth:
 /// a crash between the switch and the state write leaves the store one step behind).
-fn open_install(
+async fn open_install(
     config: &Config,
     dir: &Path,
     state: &NodeState,
     product: &ProductId,
-) -> Result<(InstallTarget, Installed, Option<String>), CliError> {
+) -> Result<Opened, CliError> {
     let recorded = state.product(product).map_err(state_error)?;
     match config.install.mode {
         InstallMode::Slots => {
-            let slots = Slots::open(&dir.join("slots"), config.install.initial_image.as_deref())
+            let mut slots = Slots::open(&dir.join("slots"), config.install.initial_image.as_deref())
                 .map_err(|e| CliError::Demo(format!("image slots: {e}")))?;
+            let checked = firmchain_actors::installer::check_after_restart(
+                &mut slots,
+                state,
+                product,
+                config.install.health_check.as_deref(),
+                Duration::from_secs(config.install.health_timeout_secs),
+            )
+            .await
+            .map_err(|e| CliError::Demo(format!("health check after a restart: {e}")))?;
             let active = slots.active();
             if recorded.is_none_or(|r| r.sequence != active.sequence || r.hash != active.hash) {
                 state
@@ -197,7 +216,12 @@ fn open_install(
                 sequence: active.sequence,
                 hash: active.hash,
             };
-            Ok((InstallTarget::Slots(slots), installed, recovered))
+            Ok(Opened {
+                target: InstallTarget::Slots(slots),
+                installed,
+                recovered,
+                checked,
+            })
         }
         InstallMode::Command => {
             let current = dir.join("image").join("current.bin");
@@ -207,11 +231,12 @@ fn open_install(
                 .filter(|r| r.hash == hash)
                 .map_or(Sequence(0), |r| r.sequence);
             let command = config.install.command.clone().unwrap_or_default();
-            Ok((
-                InstallTarget::Command { command, current },
-                Installed { sequence, hash },
-                None,
-            ))
+            Ok(Opened {
+                target: InstallTarget::Command { command, current },
+                installed: Installed { sequence, hash },
+                recovered: None,
+                checked: None,
+            })
         }
     }
 }
@@ -233,16 +258,26 @@ async fn node(config: Config, out: &Output) -> Result<(), CliError> {
     let state = Arc::new(NodeState::open(&dir.join("state.redb")).map_err(state_error)?);
     let p2p = start_p2p(&config, &dir).await?;
 
-    let (install, recovered) = if config.repository {
-        (None, None)
+    let (install, recovered, checked) = if config.repository {
+        (None, None, None)
     } else {
-        let (target, installed, recovered) = open_install(&config, &dir, &state, &product)?;
-        if let Some(r) = &recovered {
+        let opened = open_install(&config, &dir, &state, &product).await?;
+        if let Some(r) = &opened.recovered {
             tracing::warn!("{r}");
         }
-        (Some((target, installed)), recovered)
+        (
+            Some((opened.target, opened.installed)),
+            opened.recovered,
+            opened.checked,
+        )
     };
     let status = Status::new(recovered.clone()).start();
+    if let Some((sequence, reason)) = checked {
+        tracing::warn!(sequence = sequence.0, %reason, "rolled back at start-up");
+        status.do_send(firmchain_actors::messages::StatusEvent::Installed(
+            firmchain_actors::messages::ReleaseInstalled::RolledBack { sequence, reason },
+        ));
+    }
 
     let publisher = if config.repository {
         let provider =
