@@ -325,20 +325,27 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
     Ok(Some(buf))
 }
 
-async fn writer(shared: Arc<Shared>, peer: PeerId, mut rx: mpsc::Receiver<Vec<Bytes>>) {
+async fn open_stream(shared: &Shared, peer: PeerId) -> Option<libp2p::Stream> {
     let mut control = lock(&shared.control).clone();
-    let opened = tokio::time::timeout(OPEN_TIMEOUT, control.open_stream(peer, PROTOCOLS[0].clone())).await;
-    let mut stream = match opened {
-        Ok(Ok(s)) => s,
+    match tokio::time::timeout(OPEN_TIMEOUT, control.open_stream(peer, PROTOCOLS[0].clone())).await {
+        Ok(Ok(s)) => Some(s),
         Ok(Err(e)) => {
             debug!(target: "firmchain::bitswap", %peer, error = %e, "cannot open a bitswap stream");
-            return close_writer(&shared, peer, rx).await;
+            None
         }
         Err(_) => {
             debug!(target: "firmchain::bitswap", %peer, "opening a bitswap stream timed out");
-            return close_writer(&shared, peer, rx).await;
+            None
         }
+    }
+}
+
+/// Write queued messages to `peer` on one stream.
+async fn writer(shared: Arc<Shared>, peer: PeerId, mut rx: mpsc::Receiver<Vec<Bytes>>) {
+    let Some(mut stream) = open_stream(&shared, peer).await else {
+        return close_writer(&shared, peer, rx).await;
     };
+    let mut reopened = false;
     loop {
         let msg = match tokio::time::timeout(WRITER_IDLE, rx.recv()).await {
             Ok(Some(m)) => m,
@@ -356,7 +363,17 @@ async fn writer(shared: Arc<Shared>, peer: PeerId, mut rx: mpsc::Receiver<Vec<By
                 return;
             }
         };
-        let written = tokio::time::timeout(WRITE_TIMEOUT, write_frame(&mut stream, &msg)).await;
+        let mut written = tokio::time::timeout(WRITE_TIMEOUT, write_frame(&mut stream, &msg)).await;
+        if !matches!(written, Ok(Ok(()))) && !reopened {
+            // The stream may have died with its connection while another connection to the peer lives (two peers
+            // that dial each other at once hold two): once, write on a new stream instead of giving the peer up.
+            reopened = true;
+            debug!(target: "firmchain::bitswap", %peer, "bitswap stream write failed; opening a new stream");
+            if let Some(s) = open_stream(&shared, peer).await {
+                stream = s;
+                written = tokio::time::timeout(WRITE_TIMEOUT, write_frame(&mut stream, &msg)).await;
+            }
+        }
         if !matches!(written, Ok(Ok(()))) {
             debug!(target: "firmchain::bitswap", %peer, "bitswap stream write failed");
             return close_writer(&shared, peer, rx).await;
