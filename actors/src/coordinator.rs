@@ -1,7 +1,7 @@
 //! The Coordinator: a thin shell over the pure [`UpdateMachine`]. It turns messages into machine inputs, sends
 //! the machine's actions to the fetcher and the installer, and ticks the machine for retries.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use actix::{Actor, AsyncContext, Context, Handler, Recipient};
 use firmchain_update::machine::{Action, Input, UpdateMachine};
@@ -10,12 +10,7 @@ use crate::messages::{
     CancelFetch, CoordinatorStatus, FetchRelease, GetStatus, InstallRelease, ReleaseFetched,
     ReleaseInstalled, ReleaseRevoked, ReleaseSeen,
 };
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+use crate::unix_now;
 
 /// Where the Coordinator's commands go.
 #[derive(Clone, Debug)]
@@ -61,7 +56,7 @@ impl Actor for Coordinator {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_interval(self.tick, |act, _| act.feed(Input::Tick { now: now() }));
+        ctx.run_interval(self.tick, |act, _| act.feed(Input::Tick { now: unix_now() }));
     }
 }
 
@@ -98,7 +93,7 @@ impl Handler<ReleaseFetched> for Coordinator {
             Err(_) => Input::FetchFailed {
                 sequence: msg.sequence,
                 payload: msg.payload,
-                now: now(),
+                now: unix_now(),
             },
         };
         self.feed(input);

@@ -91,7 +91,7 @@ async fn run_async(command: ChainCommand, out: &Output) -> Result<(), CliError> 
 }
 
 /// The consensus chain: a config file, or Ethereum mainnet.
-fn chain_spec(path: Option<&std::path::Path>) -> Result<ChainSpec, CliError> {
+pub(super) fn chain_spec(path: Option<&std::path::Path>) -> Result<ChainSpec, CliError> {
     match path {
         None => Ok(ChainSpec::mainnet()),
         Some(p) => {
@@ -110,13 +110,11 @@ struct Light {
     force: bool,
 }
 
-fn parse_root(checkpoint: &str) -> Result<[u8; 32], CliError> {
+/// A checkpoint (beacon block root) given as `what` (`--checkpoint`, `chain.checkpoint`).
+pub(super) fn parse_root(what: &str, checkpoint: &str) -> Result<[u8; 32], CliError> {
     let mut root = [0u8; 32];
-    alloy::hex::decode_to_slice(checkpoint.trim_start_matches("0x"), &mut root).map_err(|_| {
-        CliError::Usage(format!(
-            "--checkpoint {checkpoint:?} is not a 32-byte hex block root"
-        ))
-    })?;
+    alloy::hex::decode_to_slice(checkpoint.trim_start_matches("0x"), &mut root)
+        .map_err(|_| CliError::Usage(format!("{what} {checkpoint:?} is not a 32-byte hex block root")))?;
     Ok(root)
 }
 
@@ -133,7 +131,7 @@ async fn status(
     timeout: u64,
     out: &Output,
 ) -> Result<Persisted, CliError> {
-    let root = parse_root(&light.checkpoint)?;
+    let root = parse_root("--checkpoint", &light.checkpoint)?;
     let now = unix_now();
     let rpc = HttpRpc::new(light.endpoints, Duration::from_secs(timeout)).map_err(LightError::from)?;
     let mut client = LightClient::start(light.spec, rpc, root, now, window_seconds, light.force).await?;
@@ -189,7 +187,7 @@ async fn read_head(
         Some(light) => {
             let now = unix_now();
             let consensus = HttpRpc::new(light.endpoints, t).map_err(LightError::from)?;
-            let root = parse_root(&light.checkpoint)?;
+            let root = parse_root("--checkpoint", &light.checkpoint)?;
             let mut client = LightClient::start(
                 light.spec,
                 consensus,

@@ -146,17 +146,8 @@ async fn header_source(config: &Config, state: &NodeState) -> Result<HeaderSourc
         .map(|p| p.checkpoint)
         .or_else(|| c.checkpoint.clone())
         .unwrap_or_default();
-    let mut root = [0u8; 32];
-    alloy::hex::decode_to_slice(checkpoint.trim_start_matches("0x"), &mut root)
-        .map_err(|_| CliError::Usage(format!("chain.checkpoint {checkpoint:?} is not a block root")))?;
-    let spec = match &c.chain_config {
-        None => firmchain_lightclient::consensus::ChainSpec::mainnet(),
-        Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(CliError::file(p))?;
-            firmchain_lightclient::consensus::ChainSpec::from_config(&text)
-                .map_err(|e| CliError::Usage(format!("{}: {e}", p.display())))?
-        }
-    };
+    let root = super::chain::parse_root("chain.checkpoint", &checkpoint)?;
+    let spec = super::chain::chain_spec(c.chain_config.as_deref())?;
     let rpc = HttpRpc::new(c.consensus_rpc.clone(), Duration::from_secs(c.timeout_secs))
         .map_err(firmchain_lightclient::client::ClientError::from)?;
     let window = c.weak_subjectivity_days * 24 * 3600;
