@@ -11,7 +11,7 @@ use bytes::Bytes;
 use firmchain_actors::coordinator::Coordinator;
 use firmchain_actors::messages::GetStatus;
 use firmchain_actors::publisher::{Publish, Publisher};
-use firmchain_actors::status::{GetSnapshot, Status};
+use firmchain_actors::status::{GetSnapshot, Status, StatusSnapshot};
 use firmchain_actors::unix_now;
 use firmchain_p2p::P2p;
 use firmchain_update::ProductId;
@@ -60,6 +60,11 @@ fn error(code: StatusCode, message: impl std::fmt::Display) -> Reply {
 /// The `/status` document.
 pub async fn status(s: &ApiState) -> Value {
     let snapshot = s.status.send(GetSnapshot).await.unwrap_or_default();
+    status_of(s, snapshot).await
+}
+
+/// The `/status` document from a snapshot of the Status actor.
+async fn status_of(s: &ApiState, snapshot: StatusSnapshot) -> Value {
     let device = match &s.coordinator {
         Some(c) => c.send(GetStatus).await.ok(),
         None => None,
@@ -99,9 +104,9 @@ pub async fn status(s: &ApiState) -> Value {
 
 /// The `/metrics` text (Prometheus exposition format 0.0.4).
 pub async fn metrics(s: &ApiState) -> String {
-    let v = status(s).await;
     let snapshot = s.status.send(GetSnapshot).await.unwrap_or_default();
     let c = snapshot.counters;
+    let v = status_of(s, snapshot).await;
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
         out.push_str(&format!(

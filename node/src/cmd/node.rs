@@ -5,13 +5,13 @@ use std::time::Duration;
 use alloy::transports::http::reqwest;
 use serde_json::Value;
 
-use crate::cli::{ApiArgs, NodeCommand};
+use crate::cli::NodeCommand;
 use crate::error::CliError;
 use crate::output::{Output, human_bytes};
 
-fn client(api: &ApiArgs) -> Result<reqwest::Client, CliError> {
+fn client(timeout: u64) -> Result<reqwest::Client, CliError> {
     reqwest::Client::builder()
-        .timeout(Duration::from_secs(api.timeout))
+        .timeout(Duration::from_secs(timeout))
         .no_proxy()
         .build()
         .map_err(|e| CliError::Rpc {
@@ -37,7 +37,7 @@ pub fn run(command: NodeCommand, out: &Output) -> Result<(), CliError> {
         match command {
             NodeCommand::Status { api } => {
                 let url = format!("{}/status", api.api.trim_end_matches('/'));
-                let v = answer("GET /status", client(&api)?.get(&url).send().await).await?;
+                let v = answer("GET /status", client(api.timeout)?.get(&url).send().await).await?;
                 out.result(&v, || summary(&v));
                 Ok(())
             }
@@ -89,15 +89,7 @@ pub async fn publish(api: &str, timeout: u64, release: Release, out: &Output) ->
         }
         None => image,
     };
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(timeout))
-        .no_proxy()
-        .build()
-        .map_err(|e| CliError::Rpc {
-            what: "HTTP client",
-            message: e.to_string(),
-        })?;
-    let mut req = http.post(&url).body(body);
+    let mut req = client(timeout)?.post(&url).body(body);
     if let Ok(token) = std::env::var("FIRMCHAIN_API_TOKEN") {
         req = req.bearer_auth(token.trim());
     }
