@@ -214,6 +214,22 @@ fn lock(c: &Mutex<InstallerConfig>) -> Result<std::sync::MutexGuard<'_, Installe
     c.lock().map_err(|_| "installer state poisoned".to_owned())
 }
 
+/// Run `f` on the slots, off the async threads.
+async fn on_slots<T: Send + 'static>(
+    config: &Arc<Mutex<InstallerConfig>>,
+    f: impl FnOnce(&mut Slots) -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    let config = config.clone();
+    blocking(move || {
+        let mut c = lock(&config)?;
+        let InstallTarget::Slots(slots) = &mut c.target else {
+            return Err("not in slots mode".into());
+        };
+        f(slots)
+    })
+    .await
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, String> + Send + 'static,
 ) -> Result<T, String> {
@@ -298,19 +314,12 @@ async fn install(
     if health.is_some() {
         set_health_pending(&state, &record.product, Some(record.sequence)).map_err(|e| e.to_string())?;
     }
-    let image = {
-        let config = config.clone();
-        let sequence = record.sequence;
-        blocking(move || {
-            let mut c = lock(&config)?;
-            let InstallTarget::Slots(slots) = &mut c.target else {
-                return Err("not in slots mode".into());
-            };
-            slots.commit(sequence, hash).map_err(|e| e.to_string())?;
-            Ok(slots.active_path())
-        })
-        .await?
-    };
+    let sequence = record.sequence;
+    let image = on_slots(&config, move |slots| {
+        slots.commit(sequence, hash).map_err(|e| e.to_string())?;
+        Ok(slots.active_path())
+    })
+    .await?;
     pause_if_asked("switched");
     let health = match &health {
         Some(script) => {
@@ -321,35 +330,13 @@ async fn install(
     };
     let _ = set_health_pending(&state, &record.product, None);
     if let Err(reason) = health {
-        let config = config.clone();
-        let rolled = blocking(move || {
-            let mut c = lock(&config)?;
-            let InstallTarget::Slots(slots) = &mut c.target else {
-                return Err("not in slots mode".into());
-            };
-            slots.rollback().map_err(|e| e.to_string())
-        })
-        .await;
-        if let Err(e) = record_rollback(&state, &record.product, record.sequence) {
-            tracing::warn!(error = %e, "cannot record the rollback");
-        }
+        let (state, product) = (state.clone(), record.product);
+        let rolled = on_slots(&config, move |slots| roll_back(slots, &state, &product, sequence)).await;
         let reason = match rolled {
-            Ok(prev) => {
-                state
-                    .set_product(
-                        &record.product,
-                        ProductState {
-                            sequence: prev.sequence,
-                            hash: prev.hash,
-                            floor: Sequence(0),
-                        },
-                    )
-                    .map_err(|e| e.to_string())?;
-                format!(
-                    "{reason}; rolled back to release {} ({})",
-                    prev.sequence, prev.hash
-                )
-            }
+            Ok(prev) => format!(
+                "{reason}; rolled back to release {} ({})",
+                prev.sequence, prev.hash
+            ),
             Err(e) => format!("{reason}; the rollback failed too: {e}"),
         };
         return Ok(ReleaseInstalled::RolledBack {
@@ -487,20 +474,8 @@ pub async fn check_after_restart(
     let outcome = match checked {
         Ok(()) => None,
         Err(reason) => {
-            record_rollback(state, product, sequence).map_err(|e| e.to_string())?;
-            let prev = slots
-                .rollback()
+            let prev = roll_back(slots, state, product, sequence)
                 .map_err(|e| format!("{reason}; the rollback failed too: {e}"))?;
-            state
-                .set_product(
-                    product,
-                    ProductState {
-                        sequence: prev.sequence,
-                        hash: prev.hash,
-                        floor: Sequence(0),
-                    },
-                )
-                .map_err(|e| e.to_string())?;
             Some((
                 sequence,
                 format!(
@@ -512,6 +487,27 @@ pub async fn check_after_restart(
     };
     set_health_pending(state, product, None).map_err(|e| e.to_string())?;
     Ok(outcome)
+}
+
+/// Switch back to the previous image after release `sequence` failed its health check, remember never to try that
+/// release again, and record what runs now.
+fn roll_back(
+    slots: &mut Slots,
+    state: &NodeState,
+    product: &ProductId,
+    sequence: Sequence,
+) -> Result<crate::slots::Image, String> {
+    if let Err(e) = record_rollback(state, product, sequence) {
+        tracing::warn!(error = %e, "cannot record the rollback");
+    }
+    let prev = slots.rollback().map_err(|e| e.to_string())?;
+    let running = ProductState {
+        sequence: prev.sequence,
+        hash: prev.hash,
+        floor: Sequence(0),
+    };
+    state.set_product(product, running).map_err(|e| e.to_string())?;
+    Ok(prev)
 }
 
 fn rollback_key(product: &ProductId) -> String {
