@@ -194,10 +194,7 @@ impl Schedule {
             .pending
             .iter()
             .copied()
-            .filter(|cid| {
-                let refused = self.refused.get(cid);
-                self.peers.iter().all(|p| refused.is_some_and(|r| r.contains(p)))
-            })
+            .filter(|cid| self.refused_by_all(cid))
             .collect();
         for cid in &stuck {
             self.refused.remove(cid);
@@ -210,10 +207,13 @@ impl Schedule {
         if !self.in_flight.is_empty() {
             return None;
         }
-        self.pending.iter().copied().find(|cid| {
-            let refused = self.refused.get(cid);
-            self.peers.iter().all(|p| refused.is_some_and(|r| r.contains(p)))
-        })
+        self.pending.iter().copied().find(|cid| self.refused_by_all(cid))
+    }
+
+    /// Every peer in play refused `cid`.
+    fn refused_by_all(&self, cid: &Cid) -> bool {
+        let refused = self.refused.get(cid);
+        self.peers.iter().all(|p| refused.is_some_and(|r| r.contains(p)))
     }
 
     fn tier(&self, peer: &PeerId) -> u8 {
