@@ -11,6 +11,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod coordinator;
+pub mod error;
 pub mod fetcher;
 pub mod installer;
 pub mod messages;

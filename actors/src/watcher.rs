@@ -23,9 +23,6 @@ use crate::messages::{ChainHead, ReleaseRevoked, ReleaseSeen, StatusEvent, Wake}
 use crate::state::NodeState;
 use crate::unix_now;
 
-/// The node-state key of the light client's progress ([`firmchain_lightclient::client::Persisted`], JSON).
-pub const LIGHT_CLIENT_KEY: &str = "light_client";
-
 /// Where verified headers come from.
 #[derive(Debug)]
 pub enum HeaderSource {
@@ -118,8 +115,7 @@ impl Watcher {
             }
             HeaderSource::Light { client } => {
                 client.sync(unix_now()).await?;
-                let saved = serde_json::to_vec(&client.persisted()).unwrap_or_default();
-                self.state.set_meta(LIGHT_CLIENT_KEY, &saved)?;
+                self.state.set_light_client(&client.persisted())?;
                 let header = &client.store.optimistic_header;
                 let execution = header.execution.as_ref().ok_or_else(|| {
                     WatchError::Header(format!(
@@ -153,7 +149,7 @@ impl Watcher {
             proven::read_head(&self.rpc, self.index, &self.product, at.number, at.state_root).await?;
         let installed = self
             .state
-            .product(&self.product)?
+            .installed(&self.product)?
             .map_or(Sequence(0), |p| p.sequence);
         self.pending = self.pending.split_off(&Sequence(installed.0 + 1));
         let after = self.seen.max(installed);

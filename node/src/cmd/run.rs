@@ -15,12 +15,12 @@ use firmchain_actors::fetcher::{BlockFetcher, Verifier};
 use firmchain_actors::installer::{InstallTarget, Installer, InstallerConfig, Patcher, prepare_command_mode};
 use firmchain_actors::publisher::Publisher;
 use firmchain_actors::slots::Slots;
-use firmchain_actors::state::{NodeState, ProductState};
+use firmchain_actors::state::NodeState;
 use firmchain_actors::status::Status;
 use firmchain_actors::unix_now;
-use firmchain_actors::watcher::{HeaderSource, IndexWatcher, LIGHT_CLIENT_KEY, Watcher};
+use firmchain_actors::watcher::{HeaderSource, IndexWatcher, Watcher};
 use firmchain_config::{ChainMode, Config, InstallMode, Sources};
-use firmchain_lightclient::client::{LightClient, Persisted};
+use firmchain_lightclient::client::LightClient;
 use firmchain_lightclient::execution_rpc::HttpExecutionRpc;
 use firmchain_lightclient::rpc::HttpRpc;
 use firmchain_p2p::{Blockstore, P2p, P2pConfig};
@@ -140,9 +140,8 @@ async fn header_source(config: &Config, state: &NodeState) -> Result<HeaderSourc
         return Ok(HeaderSource::Rpc);
     }
     // Resume from the last verified finalized header, else start from the configured checkpoint.
-    let saved = state.meta(LIGHT_CLIENT_KEY).map_err(state_error)?;
+    let saved = state.light_client().map_err(state_error)?;
     let checkpoint = saved
-        .and_then(|b| serde_json::from_slice::<Persisted>(&b).ok())
         .map(|p| p.checkpoint)
         .or_else(|| c.checkpoint.clone())
         .unwrap_or_default();
@@ -175,7 +174,7 @@ async fn open_install(
     state: &NodeState,
     product: &ProductId,
 ) -> Result<Opened, CliError> {
-    let recorded = state.product(product).map_err(state_error)?;
+    let recorded = state.installed(product).map_err(state_error)?;
     match config.install.mode {
         InstallMode::Slots => {
             let mut slots = Slots::open(&dir.join("slots"), config.install.initial_image.as_deref())
@@ -192,12 +191,11 @@ async fn open_install(
             let active = slots.active();
             if recorded.is_none_or(|r| r.sequence != active.sequence || r.hash != active.hash) {
                 state
-                    .set_product(
+                    .set_installed(
                         product,
-                        ProductState {
+                        Installed {
                             sequence: active.sequence,
                             hash: active.hash,
-                            floor: Sequence(0),
                         },
                     )
                     .map_err(state_error)?;
@@ -217,7 +215,7 @@ async fn open_install(
         InstallMode::Command => {
             let current = dir.join("image").join("current.bin");
             let hash = prepare_command_mode(&current, config.install.initial_image.as_deref())
-                .map_err(CliError::Demo)?;
+                .map_err(|e| CliError::Demo(e.to_string()))?;
             let sequence = recorded
                 .filter(|r| r.hash == hash)
                 .map_or(Sequence(0), |r| r.sequence);
@@ -246,7 +244,9 @@ async fn node(config: Config, out: &Output) -> Result<(), CliError> {
         ))
     })?;
     let timeout = Duration::from_secs(config.chain.timeout_secs);
-    let state = Arc::new(NodeState::open(&dir.join("state.redb")).map_err(state_error)?);
+    let state = NodeState::open(&dir.join("state.redb")).map_err(state_error)?;
+    state.check().map_err(state_error)?;
+    let state = Arc::new(state);
     let p2p = start_p2p(&config, &dir).await?;
 
     let (install, recovered, checked) = if config.repository {
@@ -285,8 +285,7 @@ async fn node(config: Config, out: &Output) -> Result<(), CliError> {
             let verifier = SyncArbiter::start(1, || Verifier);
             let patcher = SyncArbiter::start(1, || Patcher);
             let downloads = mkdir(&dir.join("downloads"))?;
-            let rolled_back =
-                firmchain_actors::installer::rolled_back(&state, &product).map_err(state_error)?;
+            let rolled_back = state.rolled_back(&product).map_err(state_error)?;
             let installer_config = InstallerConfig {
                 target,
                 health_check: config.install.health_check.clone(),
@@ -317,8 +316,10 @@ async fn node(config: Config, out: &Output) -> Result<(), CliError> {
                 )
                 .start();
                 let mut machine = UpdateMachine::new(product, installed, Policy::default());
-                for sequence in rolled_back {
-                    machine.handle(Input::RolledBack { sequence });
+                for r in rolled_back {
+                    machine.handle(Input::RolledBack {
+                        sequence: Sequence(r.sequence),
+                    });
                 }
                 Coordinator::new(
                     machine,
