@@ -196,3 +196,53 @@ fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     }
     Ok(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::io::Cursor;
+
+    fn code(seed: u64, len: usize) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                [0xE8, 0x0F, 0x85, 0x00, 0xFF, 0x94, 0x90, x as u8][(x >> 40) as usize % 8]
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        #[test]
+        fn random_reads_see_the_filtered_image(
+            seed in any::<u64>(),
+            len in 1usize..300_000,
+            cut in any::<(u64, u64)>(),
+            reads in proptest::collection::vec((any::<u64>(), 0usize..20_000), 1..40),
+        ) {
+            let (a, b) = (cut.0 % len as u64, cut.1 % len as u64);
+            let ranges = vec![(a.min(b), a.max(b) + 1)];
+            let image = code(seed, len);
+            for arch in [Arch::X86_64, Arch::Aarch64] {
+                let filter = Filter { arch, ranges: ranges.clone() };
+                let mut expected = image.clone();
+                branch::encode(&filter, &mut expected);
+                let mut base = Base::new(Cursor::new(&image), Some(filter));
+                prop_assert_eq!(base.verify().unwrap().1, len as u64);
+                for &(at, n) in &reads {
+                    let at = at % len as u64;
+                    let n = n.min(len - at as usize);
+                    base.seek_relative(at as i64 - base.pos as i64);
+                    let mut got = vec![0u8; n];
+                    base.read_exact(&mut got).unwrap();
+                    prop_assert!(got[..] == expected[at as usize..at as usize + n], "{:?} at {} len {}", arch, at, n);
+                }
+            }
+        }
+    }
+}

@@ -126,40 +126,34 @@ fn normalise(mut ranges: Vec<(u64, u64)>, len: u64) -> Vec<(u64, u64)> {
     merged
 }
 
-/// Convert one x86-64 instruction at `buf[i..]` (absolute position `pos`), if it is one; returns the
-/// instruction's length when converted.
+/// One x86-64 decision at `buf[i..]` (absolute position `pos`): the bytes to the next decision. An opcode
+/// whose rel32 fits in `buf` always takes its whole instruction, converted or not, so no later conversion
+/// touches the bytes this decision looked at, and the decoder sees the same opcodes and top bytes.
 #[inline]
-fn x86_at(buf: &mut [u8], i: usize, pos: u64, encode: bool) -> Option<usize> {
+fn x86_at(buf: &mut [u8], i: usize, pos: u64, encode: bool) -> usize {
     let op_len = match buf[i] {
         0xE8 | 0xE9 => 1,
         0x0F if buf.get(i + 1).is_some_and(|b| b & 0xF0 == 0x80) => 2,
-        _ => return None,
+        _ => return 1,
     };
     let at = i + op_len;
-    let word = buf.get(at..at + 4)?;
-    if word[3] != 0 && word[3] != 0xFF {
-        return None;
-    }
-    let v = u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
-    let end = pos.wrapping_add((op_len + 4) as u64) as u32;
-    let moved = if encode {
-        v.wrapping_add(end)
-    } else {
-        v.wrapping_sub(end)
-    } & 0x01FF_FFFF;
-    let out = if moved & 0x0100_0000 != 0 {
-        moved | 0xFE00_0000
-    } else {
-        moved
+    let Some(word) = buf.get(at..at + 4) else {
+        return 1;
     };
-    buf[at..at + 4].copy_from_slice(&out.to_le_bytes());
-    Some(op_len + 4)
+    if word[3] == 0 || word[3] == 0xFF {
+        let v = u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
+        let end = pos.wrapping_add((op_len + 4) as u64) as u32;
+        let moved = (if encode { v.wrapping_add(end) } else { v.wrapping_sub(end) }) & 0x01FF_FFFF;
+        let out = if moved & 0x0100_0000 != 0 { moved | 0xFE00_0000 } else { moved };
+        buf[at..at + 4].copy_from_slice(&out.to_le_bytes());
+    }
+    op_len + 4
 }
 
 /// Convert one aligned AArch64 word at absolute position `pos` (a multiple of 4).
 #[inline]
 fn arm64_word(w: u32, pos: u64, encode: bool) -> u32 {
-    let step = |v: u32, by: u32, mask: u32| if encode { v.wrapping_add(by) } else { v.wrapping_sub(by) } & mask;
+    let step = |v: u32, by: u32, mask: u32| (if encode { v.wrapping_add(by) } else { v.wrapping_sub(by) }) & mask;
     if w & 0x7C00_0000 == 0x1400_0000 {
         // B (000101) and BL (100101).
         (w & 0xFC00_0000) | step(w & 0x03FF_FFFF, (pos >> 2) as u32, 0x03FF_FFFF)
@@ -302,7 +296,7 @@ impl<W: Write> Unfilter<W> {
 /// Encode the x86-64 instruction at `buf[i]` (absolute position `pos`) if it is one; the bytes to the next
 /// decision.
 pub(super) fn x86_decide(buf: &mut [u8], i: usize, pos: u64) -> usize {
-    x86_at(buf, i, pos, true).unwrap_or(1)
+    x86_at(buf, i, pos, true)
 }
 
 /// Convert `buf` (at absolute position `pos`) for the decisions from `*next` up to, not including, `limit`;
@@ -313,10 +307,7 @@ pub(super) fn convert_until(arch: Arch, buf: &mut [u8], pos: u64, next: &mut u64
     match arch {
         Arch::X86_64 => {
             while i < stop {
-                match x86_at(buf, i, pos + i as u64, encode) {
-                    Some(n) => i += n,
-                    None => i += 1,
-                }
+                i += x86_at(buf, i, pos + i as u64, encode)
             }
         }
         Arch::Aarch64 => {
@@ -348,5 +339,122 @@ impl<W: Write> Write for Unfilter<W> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Code-like bytes: many branch opcodes and small displacements, so the filters convert a lot.
+    fn code(seed: u64, len: usize) -> Vec<u8> {
+        let mut x = seed | 1;
+        let mut out = Vec::with_capacity(len + 8);
+        while out.len() < len {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            match x % 5 {
+                0 => out.extend_from_slice(&[0xE8, x as u8, (x >> 8) as u8, 0, 0]),
+                1 => out.extend_from_slice(&[0x0F, 0x85, x as u8, (x >> 8) as u8, 0xFF, 0xFF]),
+                2 => out.extend_from_slice(&(0x9400_0000u32 | (x as u32 & 0x3FF_FFFF)).to_le_bytes()),
+                3 => out.extend_from_slice(&(0x9000_0000u32 | (x as u32 & 0x60FF_FFFF)).to_le_bytes()),
+                _ => out.push(x as u8),
+            }
+        }
+        out.truncate(len);
+        out
+    }
+
+    fn unfilter_in_chunks(filter: &Filter, data: &[u8], chunk: usize) -> Vec<u8> {
+        let mut w = Unfilter::new(Vec::new(), Some(filter.clone()));
+        for c in data.chunks(chunk.max(1)) {
+            w.write_all(c).unwrap();
+        }
+        w.finish().unwrap()
+    }
+
+    fn filters(len: u64, cuts: &[u64]) -> Vec<Filter> {
+        let mut pts: Vec<u64> = cuts.iter().map(|c| c % (len + 1)).collect();
+        pts.sort_unstable();
+        pts.dedup();
+        let ranges = normalise(pts.chunks(2).filter(|p| p.len() == 2).map(|p| (p[0], p[1])).collect(), len);
+        [Arch::X86_64, Arch::Aarch64]
+            .into_iter()
+            .flat_map(|arch| {
+                [
+                    Filter {
+                        arch,
+                        ranges: ranges.clone(),
+                    },
+                    Filter {
+                        arch,
+                        ranges: vec![(0, len)],
+                    },
+                ]
+            })
+            .filter(|f| !f.ranges.is_empty() && f.ranges[0].0 < f.ranges[0].1)
+            .collect()
+    }
+
+    #[test]
+    fn known_conversions() {
+        // call +0x10 at 0x100: target 0x115.
+        let mut b = vec![0u8; 0x200];
+        b[0x100..0x105].copy_from_slice(&[0xE8, 0x10, 0, 0, 0]);
+        let f = Filter {
+            arch: Arch::X86_64,
+            ranges: vec![(0, 0x200)],
+        };
+        encode(&f, &mut b);
+        assert_eq!(&b[0x100..0x105], &[0xE8, 0x15, 0x01, 0, 0]);
+        decode(&f, &mut b);
+        assert_eq!(&b[0x100..0x105], &[0xE8, 0x10, 0, 0, 0]);
+        // bl -4 at 0x1000: word target (0x1000 - 4) / 4 = 0x3FF.
+        assert_eq!(arm64_word(0x97FF_FFFF, 0x1000, true), 0x9400_03FF);
+        assert_eq!(arm64_word(0x9400_03FF, 0x1000, false), 0x97FF_FFFF);
+        // adrp x0, +1 page at page 2: page 3.
+        let adrp = 0x9000_0000 | (1 << 29);
+        assert_eq!(arm64_word(adrp, 0x2000, true), 0x9000_0000 | (3 << 29));
+        // Unrelated words and far displacements are left alone.
+        assert_eq!(arm64_word(0xD503_201F, 0x1000, true), 0xD503_201F);
+        let mut far = [0xE8, 0, 0, 0, 0x12];
+        encode(&f, &mut far);
+        assert_eq!(far, [0xE8, 0, 0, 0, 0x12]);
+    }
+
+    #[test]
+    fn detect_finds_executable_sections_only() {
+        assert_eq!(detect(b"not an elf at all, just some bytes of data of a length over sixty-four"), None);
+        assert_eq!(detect(&[]), None);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn unfilter_inverts_encode(seed in any::<u64>(), len in 0usize..70_000, cuts in proptest::collection::vec(any::<u64>(), 0..8), chunk in 1usize..40_000) {
+            let data = code(seed, len);
+            for f in filters(len as u64, &cuts) {
+                let mut enc = data.clone();
+                encode(&f, &mut enc);
+                prop_assert!(unfilter_in_chunks(&f, &enc, chunk) == data, "{:?}", f);
+                // Any bytes decode, and encoding undoes that too: the filter is a bijection.
+                let dec = unfilter_in_chunks(&f, &data, chunk);
+                let mut back = dec.clone();
+                encode(&f, &mut back);
+                prop_assert!(back == data);
+            }
+        }
+
+        #[test]
+        fn random_bytes_round_trip(data in proptest::collection::vec(any::<u8>(), 0..5000), chunk in 1usize..3000) {
+            for f in filters(data.len() as u64, &[0, data.len() as u64]) {
+                let mut enc = data.clone();
+                encode(&f, &mut enc);
+                prop_assert!(unfilter_in_chunks(&f, &enc, chunk) == data);
+            }
+        }
     }
 }

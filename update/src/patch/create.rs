@@ -156,6 +156,35 @@ fn smallest(
     Ok(best)
 }
 
+/// The three streams, each coded its smallest way.
+struct CodedStreams {
+    add_coding: AddCoding,
+    coded: [Coded; 3],
+}
+
+impl CodedStreams {
+    fn len(&self) -> usize {
+        self.coded.iter().map(|c| c.bytes.len()).sum()
+    }
+}
+
+fn code_streams(streams: &Streams, max_log: u8, opts: &PatchOptions) -> Result<CodedStreams, CreateError> {
+    let control = smallest(&streams.control, max_log, &[LzmaTuning::BYTES], opts)?;
+    // The add stream is coded raw or as zero runs, whichever compresses smaller.
+    let raw_add = smallest(&streams.add, max_log, &[LzmaTuning::BYTES], opts)?;
+    let runs_add = smallest(&zero_runs::encode(&streams.add), max_log, &[LzmaTuning::BYTES], opts)?;
+    let (add_coding, add) = if runs_add.bytes.len() < raw_add.bytes.len() {
+        (AddCoding::ZeroRuns, runs_add)
+    } else {
+        (AddCoding::Raw, raw_add)
+    };
+    let copy = smallest(&streams.copy, max_log, &[LzmaTuning::DEFAULT, LzmaTuning::BYTES], opts)?;
+    Ok(CodedStreams {
+        add_coding,
+        coded: [control, add, copy],
+    })
+}
+
 /// A patch file that turns `old` into `new`.
 ///
 /// ELF executables for x86-64 and AArch64 are diffed through their branch filter ([`super::branch`]); each
@@ -168,36 +197,28 @@ pub fn create_patch(old: &[u8], new: &[u8], opts: &PatchOptions) -> Result<Vec<u
         (Some(o), Some(n)) if o.arch == n.arch => Some((o, n)),
         _ => None,
     };
-    let streams = match &filters {
-        None => bidiff_streams(old, new),
-        Some((fo, fnew)) => {
-            let (mut o, mut n) = (old.to_vec(), new.to_vec());
-            branch::encode(fo, &mut o);
-            branch::encode(fnew, &mut n);
-            bidiff_streams(&o, &n)
+    // With a filter, diff both ways (in parallel) and keep the smaller: the filter wins on code that moved
+    // and loses where bsdiff's add stream already absorbs shifted displacements.
+    let (plain, filtered) = std::thread::scope(|scope| {
+        let filtered = filters.map(|(fo, fnew)| {
+            scope.spawn(move || {
+                let (mut o, mut n) = (old.to_vec(), new.to_vec());
+                branch::encode(&fo, &mut o);
+                branch::encode(&fnew, &mut n);
+                code_streams(&bidiff_streams(&o, &n), max_log, opts).map(|c| (c, Some((fo, fnew))))
+            })
+        });
+        let plain = code_streams(&bidiff_streams(old, new), max_log, opts).map(|c| (c, None));
+        (plain, filtered.map(|h| h.join()))
+    });
+    let mut best = plain?;
+    if let Some(joined) = filtered {
+        let candidate = joined.map_err(|_| CreateError::Compress(io::Error::other("diff thread panicked")))??;
+        if candidate.0.len() < best.0.len() {
+            best = candidate;
         }
-    };
-    let control = smallest(&streams.control, max_log, &[LzmaTuning::BYTES], opts)?;
-    // The add stream is coded raw or as zero runs, whichever compresses smaller.
-    let raw_add = smallest(&streams.add, max_log, &[LzmaTuning::BYTES], opts)?;
-    let runs_add = smallest(
-        &zero_runs::encode(&streams.add),
-        max_log,
-        &[LzmaTuning::BYTES],
-        opts,
-    )?;
-    let (add_coding, add) = if runs_add.bytes.len() < raw_add.bytes.len() {
-        (AddCoding::ZeroRuns, runs_add)
-    } else {
-        (AddCoding::Raw, raw_add)
-    };
-    let copy = smallest(
-        &streams.copy,
-        max_log,
-        &[LzmaTuning::DEFAULT, LzmaTuning::BYTES],
-        opts,
-    )?;
-    let coded = [control, add, copy];
+    }
+    let (CodedStreams { add_coding, coded }, filters) = best;
     let (old_filter, filter) = filters.unzip();
     let layout = Layout {
         filter,
