@@ -92,7 +92,7 @@ fn full_path_trie(
 
 fn set_nibble(key: &mut [u8; 32], i: usize, n: u8) {
     let b = &mut key[i / 2];
-    *b = if i % 2 == 0 {
+    *b = if i.is_multiple_of(2) {
         (*b & 0x0f) | (n << 4)
     } else {
         (*b & 0xf0) | n

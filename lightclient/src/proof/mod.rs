@@ -144,6 +144,24 @@ pub enum ProofError {
     },
 }
 
+impl ProofError {
+    /// Whether an honest peer could have sent this: a proof that is merely old (a head proof not newer than
+    /// the last accepted, an update of a past period) or signed in a period the receiver has no committee for
+    /// yet (it needs a committee chain first), or a signature slot ahead of the receiver's clock. Everything
+    /// else is garbage or a forgery, and the sender is to blame.
+    pub fn is_benign(&self) -> bool {
+        matches!(
+            self,
+            ProofError::NotNewer { .. }
+                | ProofError::Consensus(
+                    ConsensusError::WrongPeriod { .. }
+                        | ConsensusError::SlotOrder { .. }
+                        | ConsensusError::NotRelevant { .. }
+                )
+        )
+    }
+}
+
 /// The index contract's account and some of its storage, proven against an execution state root.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StateProof {

@@ -155,11 +155,21 @@ fn a_minority_signed_header_is_refused_and_two_thirds_is_the_line() {
             required: 22
         }
     );
+    assert!(!err.is_benign(), "the sender of a minority header is to blame");
     assert!(matches!(
         verify_release_proof(&store, &release_proof(&chain, &w, 2, 21), &expected(&chain)),
         Err(ProofError::Participation { participants: 21, .. })
     ));
     verify_release_proof(&store, &release_proof(&chain, &w, 2, 22), &expected(&chain)).unwrap();
+    // The 8 signatures are genuine: the sync protocol's own checks accept them, only the rule refuses.
+    let any = Expected {
+        participation: Participation {
+            numerator: 0,
+            denominator: 1,
+        },
+        ..expected(&chain)
+    };
+    verify_release_proof(&store, &release_proof(&chain, &w, 2, 8), &any).unwrap();
 }
 
 #[test]
@@ -316,6 +326,7 @@ fn head_proofs_must_be_newer_than_the_last_accepted() {
             matches!(err, ProofError::NotNewer { last_slot, .. } if last_slot == SLOT + 5),
             "{err}"
         );
+        assert!(err.is_benign(), "a replay may be an honest peer's late copy");
     }
 }
 
@@ -658,9 +669,19 @@ fn the_builder_makes_proofs_that_verify_and_refuses_bad_records() {
     assert_eq!(head.revocations_from, 2);
     let v = verify_head_proof(&store, &head, &e, None).unwrap();
     assert_eq!(v.revoked, vec![(2, false), (3, false)]);
-    let all = rt.block_on(build_head_proof(&w, &store, header, &e, 64)).unwrap();
+    let all = rt
+        .block_on(build_head_proof(&w, &store, header.clone(), &e, 64))
+        .unwrap();
     let v = verify_head_proof(&store, &all, &e, None).unwrap();
     assert_eq!(v.revoked[0], (1, true));
+    // A product with nothing published yet: head 0, no digest, no flags.
+    let none = Expected {
+        product: B256::repeat_byte(0x52),
+        ..e
+    };
+    let empty = rt.block_on(build_head_proof(&w, &store, header, &none, 16)).unwrap();
+    let v = verify_head_proof(&store, &empty, &none, None).unwrap();
+    assert_eq!((v.head, v.digest, v.revoked.len()), (0, B256::ZERO, 0));
 }
 
 #[test]
