@@ -50,16 +50,16 @@ const records = [
   },
   {
     product: 'acme-gateway', sequence: 1n, baseHash: '0x' + '00'.repeat(32),
-    targetHash: '0x' + 'ab'.repeat(32), targetSize: 1n, patchCid: '0x0170' + '12'.repeat(40),
+    targetHash: '0x' + 'ab'.repeat(32), targetSize: 1n, patchCid: '0x01701220' + '12'.repeat(32),
     patchHash: '0x' + 'cd'.repeat(32), patchSize: 18446744073709551615n, kind: 1, minSequence: 0n,
     terms: { hardware: [], notAfter: 0n, rolloutStart: 10000, rolloutStep: 0, rolloutInterval: 0n, notesCid: '0x' },
   },
   {
     product: 'x', sequence: 18446744073709551615n, baseHash: '0x' + '11'.repeat(32), targetHash: '0x' + '22'.repeat(32),
-    targetSize: 7n, patchCid: '0x01' + '55'.repeat(127), patchHash: '0x' + '33'.repeat(32), patchSize: 9n, kind: 0,
+    targetSize: 7n, patchCid: '0x01551e20' + '55'.repeat(32), patchHash: '0x' + '33'.repeat(32), patchSize: 9n, kind: 0,
     minSequence: 18446744073709551615n,
     terms: { hardware: ['0x' + '01'.repeat(32)], notAfter: 18446744073709551615n, rolloutStart: 0, rolloutStep: 1,
-      rolloutInterval: 18446744073709551615n, notesCid: '0x' + 'ee'.repeat(128) },
+      rolloutInterval: 18446744073709551615n, notesCid: '0x01551340' + 'ee'.repeat(64) },
   },
 ]
 
