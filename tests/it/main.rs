@@ -6,3 +6,4 @@ mod helia_cid;
 mod lightclient_e2e;
 mod lightclient_sync;
 mod p2p_swarm;
+mod rollout;
