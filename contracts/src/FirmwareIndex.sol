@@ -298,7 +298,8 @@ contract FirmwareIndex {
         emit Paused(product, sequence, msg.sender, pausedUntil[product][sequence]);
     }
 
-    /// @notice Lift a pause: the owner at once, publishers of the product with the threshold.
+    /// @notice Lift a pause (it then ends at this block's time): the owner at once, publishers of the product
+    /// with the threshold.
     /// @return done whether this call lifted the pause.
     function resume(bytes32 product, uint64 sequence) external returns (bool done) {
         if (block.timestamp >= pausedUntil[product][sequence]) revert NotPaused(product, sequence);
@@ -311,7 +312,9 @@ contract FirmwareIndex {
                 if (count < threshold) return false;
             }
         }
-        pausedUntil[product][sequence] = 0;
+        // Ends the pause now rather than zeroing the slot: a slot stays in the trie, so its proof is a
+        // plain inclusion proof on every node implementation.
+        pausedUntil[product][sequence] = uint64(block.timestamp);
         resumeNonce[product][sequence] += 1;
         emit Resumed(product, sequence, msg.sender);
         return true;

@@ -100,7 +100,7 @@ contract AttacksTest is Harness {
         index.resume(SENSOR, 0);
         vm.prank(BOB);
         assertTrue(index.resume(SENSOR, 0), "two of two resume");
-        assertEq(index.pausedUntil(SENSOR, 0), 0, "resumed");
+        assertEq(index.pausedUntil(SENSOR, 0), block.timestamp, "resumed: the pause ends now");
     }
 
     function test_attack_an_old_resume_approval_does_not_lift_a_new_pause() public {

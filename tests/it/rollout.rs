@@ -127,6 +127,11 @@ async fn a_staged_rollout_with_a_delay_and_a_pause_admits_exactly_the_predicted_
         .map(|d| rollout::min_share(rollout::place(&d.id, &r.digest())))
         .collect();
     let expect = |share: u16| (0..20).filter(|i| needs[*i] <= share).collect::<Vec<_>>();
+    let (quarter, half) = (expect(2500).len(), expect(5000).len());
+    assert!(
+        0 < quarter && quarter < half && half < 20,
+        "a telling fleet: {quarter}, {half} of 20"
+    );
     advance(&anvil, 3600).await;
     let (now, gate, revoked) = proven_gate(&rpc, at, &r).await;
     assert_eq!(admitted(&r, &gate, revoked, &devices, now), expect(2500));
