@@ -7,3 +7,4 @@ mod lightclient_e2e;
 mod lightclient_sync;
 mod p2p_swarm;
 mod release_proofs;
+mod rollout;
