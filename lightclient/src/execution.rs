@@ -176,7 +176,7 @@ mod tests {
     fn fixture(name: &str) -> String {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/fixtures/lightclient/mainnet-execution/"
+            "/testdata/mainnet-execution/"
         );
         std::fs::read_to_string(format!("{path}{name}")).unwrap_or_else(|e| panic!("{name}: {e}"))
     }

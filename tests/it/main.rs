@@ -6,3 +6,5 @@ mod helia_cid;
 mod lightclient_e2e;
 mod lightclient_sync;
 mod p2p_swarm;
+mod release_proofs;
+mod rollout;

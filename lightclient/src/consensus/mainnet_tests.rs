@@ -5,7 +5,7 @@ use super::*;
 fn fixture<T: serde::de::DeserializeOwned>(name: &str) -> T {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/lightclient/mainnet-capella/"
+        "/testdata/mainnet-capella/"
     );
     let text = std::fs::read_to_string(format!("{path}{name}")).unwrap_or_else(|e| panic!("{name}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))

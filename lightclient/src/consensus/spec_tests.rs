@@ -128,7 +128,7 @@ fn run_case(dir: &Path, fork: Fork) -> usize {
 fn every_spec_test_case_replays_with_every_step_checked() {
     let root = PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/lightclient/spec-tests-minimal"
+        "/testdata/spec-tests-minimal"
     ));
     let mut cases = 0;
     let mut steps = 0;
