@@ -103,6 +103,7 @@ fn release(d: &Device, sequence: u64, new: &[u8]) -> ReleaseRecord {
         patch_size: full.len() as u64,
         kind: ReleaseKind::Full,
         min_sequence: 0,
+        terms: Default::default(),
     }
 }
 
