@@ -2,6 +2,7 @@
 //! Nothing here is trusted; [`crate::execution`] verifies headers, proofs and receipts against verified roots.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alloy::consensus::Header;
@@ -10,7 +11,7 @@ use alloy::primitives::{Address, B256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::{EIP1186AccountProofResponse, Filter, Log, TransactionReceipt};
 
-use crate::rpc::RpcError;
+use crate::rpc::{Demotion, Failover, RpcError, lock};
 
 /// The execution JSON-RPC calls the verifier needs.
 pub trait ExecutionRpc {
@@ -27,13 +28,28 @@ pub trait ExecutionRpc {
     fn block_receipts(&self, block: u64) -> impl Future<Output = Result<Vec<TransactionReceipt>, RpcError>>;
     /// Logs matching `filter` (`eth_getLogs`). Unverified: callers check what they read against proven state.
     fn logs(&self, filter: &Filter) -> impl Future<Output = Result<Vec<Log>, RpcError>>;
+    /// How many endpoints stand behind this client.
+    fn endpoint_count(&self) -> usize {
+        1
+    }
+    /// Demote the endpoint that gave the last answer (it failed verification) so the next one is asked
+    /// first; returns its name, or `None` if there is no other endpoint.
+    fn demote(&self, _reason: &str) -> Option<String> {
+        None
+    }
+    /// The endpoints demoted so far.
+    fn demotions(&self) -> Vec<Demotion> {
+        Vec::new()
+    }
 }
 
-/// Execution nodes over HTTP, tried in order until one answers.
+/// Execution nodes over HTTP, tried in order until one answers; one whose answer fails verification is
+/// demoted (see [`ExecutionRpc::demote`]). Clones share the order.
 #[derive(Clone, Debug)]
 pub struct HttpExecutionRpc {
     endpoints: Vec<(String, DynProvider)>,
     timeout: Duration,
+    failover: Arc<Mutex<Failover>>,
 }
 
 impl HttpExecutionRpc {
@@ -52,8 +68,13 @@ impl HttpExecutionRpc {
                 })?;
                 Ok((e, ProviderBuilder::new().connect_http(url).erased()))
             })
-            .collect::<Result<_, RpcError>>()?;
-        Ok(HttpExecutionRpc { endpoints, timeout })
+            .collect::<Result<Vec<_>, RpcError>>()?;
+        let failover = Arc::new(Mutex::new(Failover::new(endpoints.len())));
+        Ok(HttpExecutionRpc {
+            endpoints,
+            timeout,
+            failover,
+        })
     }
 
     async fn first<T, F, Fut, E>(&self, method: &str, call: F) -> Result<T, RpcError>
@@ -63,14 +84,19 @@ impl HttpExecutionRpc {
         E: std::fmt::Display,
     {
         let mut last = RpcError::NoEndpoint;
-        for (endpoint, provider) in &self.endpoints {
+        let order = lock(&self.failover).order();
+        for i in order {
+            let (endpoint, provider) = &self.endpoints[i];
             let fail = |message: String| RpcError::Http {
                 endpoint: endpoint.clone(),
                 path: format!(" {method}"),
                 message,
             };
             last = match tokio::time::timeout(self.timeout, call(provider.clone())).await {
-                Ok(Ok(Some(v))) => return Ok(v),
+                Ok(Ok(Some(v))) => {
+                    lock(&self.failover).answered(i);
+                    return Ok(v);
+                }
                 Ok(Ok(None)) => fail("no such block".into()),
                 Ok(Err(e)) => fail(e.to_string()),
                 Err(_) => fail(format!("timed out after {:?}", self.timeout)),
@@ -81,6 +107,19 @@ impl HttpExecutionRpc {
 }
 
 impl ExecutionRpc for HttpExecutionRpc {
+    fn endpoint_count(&self) -> usize {
+        self.endpoints.len()
+    }
+
+    fn demote(&self, reason: &str) -> Option<String> {
+        let i = lock(&self.failover).demote(|i| self.endpoints[i].0.clone(), reason)?;
+        Some(self.endpoints[i].0.clone())
+    }
+
+    fn demotions(&self) -> Vec<Demotion> {
+        lock(&self.failover).demotions()
+    }
+
     async fn header(&self, block: BlockNumberOrTag) -> Result<(Header, B256), RpcError> {
         self.first("eth_getBlockByNumber", |p| async move {
             p.get_block_by_number(block)
