@@ -35,6 +35,29 @@ pub enum ProvenError {
     Verify(#[from] ExecutionError),
 }
 
+/// Run `read` against `rpc`; when an answer fails verification, demote the endpoint that gave it (see
+/// [`ExecutionRpc::demote`]) and run `read` again, until every endpoint had its turn. Transport errors are
+/// already failed over inside the client.
+pub async fn with_failover<'a, R, T, F, Fut>(rpc: &'a R, read: F) -> Result<T, ProvenError>
+where
+    R: ExecutionRpc,
+    F: Fn(&'a R) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ProvenError>>,
+{
+    let mut attempts = rpc.endpoint_count().max(1);
+    loop {
+        match read(rpc).await {
+            Err(ProvenError::Verify(e)) => {
+                attempts -= 1;
+                if attempts == 0 || rpc.demote(&e.to_string()).is_none() {
+                    return Err(ProvenError::Verify(e));
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Read and prove `product`'s head at block `number`, whose state root is `state_root`.
 pub async fn read_head(
     rpc: &impl ExecutionRpc,

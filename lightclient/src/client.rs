@@ -177,6 +177,10 @@ impl<R: ConsensusRpc> LightClient<R> {
                 }
             }
         };
+        // Until the store has seen its committee sign, assume two thirds of it did (a healthy chain signs with
+        // well over 90 %), so a minority cannot move even the optimistic head of a freshly started store.
+        let mut store = store;
+        store.previous_max_active_participants = spec.sync_committee_size * 2 / 3;
         check_checkpoint_age(
             &spec,
             store.finalized_header.beacon.slot,
