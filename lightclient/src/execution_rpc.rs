@@ -10,6 +10,7 @@ use alloy::eips::BlockNumberOrTag;
 use alloy::primitives::{Address, B256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::{EIP1186AccountProofResponse, Filter, Log, TransactionReceipt};
+use alloy::transports::http::reqwest;
 
 use crate::rpc::{Demotion, Failover, RpcError, lock};
 
@@ -53,8 +54,34 @@ pub struct HttpExecutionRpc {
 }
 
 impl HttpExecutionRpc {
-    /// Clients of `endpoints` (URLs), each call bounded by `timeout`.
+    /// Clients of `endpoints` (URLs), each call bounded by `timeout`, trusting the default roots.
     pub fn new(endpoints: Vec<String>, timeout: Duration) -> Result<Self, RpcError> {
+        let options = crate::http::HttpOptions {
+            timeout: Some(timeout),
+            ca_file: None,
+        };
+        HttpExecutionRpc::with_options(endpoints, &options)
+    }
+
+    /// Clients of `endpoints` (`http://` or `https://` URLs) with the given HTTP options; each call is bounded
+    /// by the options' timeout (30 s if none).
+    pub fn with_options(
+        endpoints: Vec<String>,
+        options: &crate::http::HttpOptions,
+    ) -> Result<Self, RpcError> {
+        if endpoints.is_empty() {
+            return Err(RpcError::NoEndpoint);
+        }
+        let timeout = options.timeout.unwrap_or(Duration::from_secs(30));
+        HttpExecutionRpc::with_client(endpoints, crate::http::client(options)?, timeout)
+    }
+
+    /// Clients of `endpoints` over an HTTP client built by [`crate::http::client_with`].
+    pub fn with_client(
+        endpoints: Vec<String>,
+        client: reqwest::Client,
+        timeout: Duration,
+    ) -> Result<Self, RpcError> {
         if endpoints.is_empty() {
             return Err(RpcError::NoEndpoint);
         }
@@ -66,7 +93,10 @@ impl HttpExecutionRpc {
                     path: String::new(),
                     message: format!("not a URL: {err}"),
                 })?;
-                Ok((e, ProviderBuilder::new().connect_http(url).erased()))
+                let provider = ProviderBuilder::new()
+                    .connect_reqwest(client.clone(), url)
+                    .erased();
+                Ok((e, provider))
             })
             .collect::<Result<Vec<_>, RpcError>>()?;
         let failover = Arc::new(Mutex::new(Failover::new(endpoints.len())));
@@ -81,7 +111,7 @@ impl HttpExecutionRpc {
     where
         F: Fn(DynProvider) -> Fut,
         Fut: Future<Output = Result<Option<T>, E>>,
-        E: std::fmt::Display,
+        E: std::error::Error,
     {
         let mut last = RpcError::NoEndpoint;
         let order = lock(&self.failover).order();
@@ -98,7 +128,7 @@ impl HttpExecutionRpc {
                     return Ok(v);
                 }
                 Ok(Ok(None)) => fail("no such block".into()),
-                Ok(Err(e)) => fail(e.to_string()),
+                Ok(Err(e)) => fail(crate::http::error_chain(&e)),
                 Err(_) => fail(format!("timed out after {:?}", self.timeout)),
             };
         }

@@ -10,4 +10,5 @@ pub mod client;
 pub mod consensus;
 pub mod execution;
 pub mod execution_rpc;
+pub mod http;
 pub mod rpc;

@@ -25,6 +25,8 @@ pub enum RpcError {
     File { path: String, message: String },
     #[error("no RPC endpoint is configured")]
     NoEndpoint,
+    #[error(transparent)]
+    Setup(#[from] crate::http::HttpError),
 }
 
 /// An endpoint moved to the back of the list because an answer of it failed verification.
@@ -131,19 +133,31 @@ pub struct HttpRpc {
 }
 
 impl HttpRpc {
-    /// Clients of `endpoints` (base URLs), each request bounded by `timeout`.
+    /// Clients of `endpoints` (base URLs), each request bounded by `timeout`, trusting the default roots.
     pub fn new(endpoints: Vec<String>, timeout: Duration) -> Result<Self, RpcError> {
+        let options = crate::http::HttpOptions {
+            timeout: Some(timeout),
+            ca_file: None,
+        };
+        HttpRpc::with_options(endpoints, &options)
+    }
+
+    /// Clients of `endpoints` (base URLs, `http://` or `https://`) with the given HTTP options.
+    pub fn with_options(
+        endpoints: Vec<String>,
+        options: &crate::http::HttpOptions,
+    ) -> Result<Self, RpcError> {
         if endpoints.is_empty() {
             return Err(RpcError::NoEndpoint);
         }
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| RpcError::Http {
-                endpoint: String::new(),
-                path: String::new(),
-                message: e.to_string(),
-            })?;
+        HttpRpc::with_client(endpoints, crate::http::client(options)?)
+    }
+
+    /// Clients of `endpoints` over an HTTP client built by [`crate::http::client_with`].
+    pub fn with_client(endpoints: Vec<String>, client: reqwest::Client) -> Result<Self, RpcError> {
+        if endpoints.is_empty() {
+            return Err(RpcError::NoEndpoint);
+        }
         let endpoints: Vec<String> = endpoints
             .into_iter()
             .map(|e| e.trim_end_matches('/').to_owned())
@@ -172,7 +186,7 @@ impl HttpRpc {
                     .get(format!("{endpoint}{path}"))
                     .send()
                     .await
-                    .map_err(|e| fail(e.to_string()))?;
+                    .map_err(|e| fail(crate::http::error_chain(&e)))?;
                 let status = response.status();
                 if !status.is_success() {
                     return Err(fail(format!("HTTP {status}")));
