@@ -146,9 +146,17 @@ pub struct Installer {
     p2p: Option<P2p>,
     done: Recipient<ReleaseInstalled>,
     status: Recipient<StatusEvent>,
+    /// Others told of every outcome (the IndexWatcher).
+    also: Vec<Recipient<ReleaseInstalled>>,
 }
 
 impl Installer {
+    /// Tell `to` of every outcome too.
+    pub fn notify(mut self, to: Recipient<ReleaseInstalled>) -> Installer {
+        self.also.push(to);
+        self
+    }
+
     /// An installer; `p2p` (when given) provides the release's blocks after an install.
     pub fn new(
         config: InstallerConfig,
@@ -165,6 +173,7 @@ impl Installer {
             p2p,
             done,
             status,
+            also: Vec::new(),
         }
     }
 }
@@ -442,6 +451,9 @@ impl Handler<InstallRelease> for Installer {
                 }
             }
             act.status.do_send(StatusEvent::Installed(outcome.clone()));
+            for to in &act.also {
+                to.do_send(outcome.clone());
+            }
             act.done.do_send(outcome);
         }));
     }

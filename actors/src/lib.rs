@@ -11,6 +11,7 @@
 //! [`node::Node::start`] that wires them.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod chain;
 pub mod coordinator;
 pub mod error;
 pub mod fetcher;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, Addr, AsyncContext, SyncArbiter};
+use actix::{Actor, Addr, AsyncContext, Context, Recipient, SyncArbiter};
 use alloy::primitives::Address;
 use alloy::signers::local::PrivateKeySigner;
 use firmchain_config::{ChainMode, Config, InstallMode, Invalid};
@@ -33,7 +33,10 @@ use crate::slots::{SlotError, Slots};
 use crate::state::{NodeState, StateError};
 use crate::status::Status;
 use crate::unix_now;
-use crate::watcher::{HeaderSource, IndexWatcher, Watcher};
+use crate::watcher::{HeaderSource, IndexWatcher, LightHead, Watcher};
+
+/// The IndexWatcher of a running node (HTTP RPCs).
+pub type NodeWatcher = IndexWatcher<HttpExecutionRpc, HttpRpc>;
 
 /// Why the node did not start.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +47,8 @@ pub enum NodeError {
     File(#[from] FileError),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error(transparent)]
+    Watch(#[from] crate::watcher::WatchError),
     #[error("image slots: {0}")]
     Slots(#[from] SlotError),
     #[error("health check after a restart: {0}")]
@@ -123,7 +128,7 @@ pub struct NodeHandle {
     /// The publisher (repository role).
     pub publisher: Option<Addr<Publisher>>,
     /// The index watcher.
-    pub watcher: Addr<IndexWatcher>,
+    pub watcher: Addr<NodeWatcher>,
     /// A damaged slot found and left behind at start.
     pub recovered: Option<String>,
     /// How the index is read (`rpc` or `light`).
@@ -214,7 +219,7 @@ pub fn chain_spec(path: Option<&Path>) -> Result<ChainSpec, NodeError> {
             let text = std::fs::read_to_string(p).map_err(file(p))?;
             ChainSpec::from_config(&text).map_err(|message| NodeError::ChainSpec {
                 path: p.to_owned(),
-                message,
+                message: message.to_string(),
             })
         }
     }
@@ -224,7 +229,7 @@ async fn header_source(
     config: &Config,
     checkpoint: Option<[u8; 32]>,
     state: &NodeState,
-) -> Result<HeaderSource, NodeError> {
+) -> Result<HeaderSource<HttpRpc>, NodeError> {
     let c = &config.chain;
     if c.mode == ChainMode::Rpc {
         return Ok(HeaderSource::Rpc);
@@ -239,6 +244,7 @@ async fn header_source(
     let client = LightClient::start(spec, rpc, root, unix_now(), window, false).await?;
     Ok(HeaderSource::Light {
         client: Box::new(client),
+        head: LightHead::Optimistic,
     })
 }
 
@@ -290,29 +296,40 @@ impl Node {
             None
         };
 
+        // The watcher's address first: the Installer tells it of installs.
+        let watcher_ctx: Context<NodeWatcher> = Context::new();
+        let installed = match &opened {
+            Some(o) => o.installed.sequence,
+            None => state.installed(&product)?.map_or(Sequence(0), |i| i.sequence),
+        };
         let coordinator = match opened {
             None => None,
-            Some(opened) => Some(start_device(
-                &config, &dir, &state, &p2p, &status, product, opened,
-            )?),
+            Some(opened) => {
+                let device = Device {
+                    state: &state,
+                    p2p: &p2p,
+                    status: &status,
+                    to_watcher: watcher_ctx.address().recipient(),
+                };
+                Some(start_device(&config, &dir, product, opened, device)?)
+            }
         };
 
         let rpc =
             HttpExecutionRpc::new(config.chain.execution_rpc.clone(), timeout).map_err(NodeError::Rpc)?;
         let source = header_source(&config, settings.checkpoint, &state).await?;
-        let watcher = Watcher::new(rpc, index, product, source, state.clone());
+        let watcher = Watcher::new(rpc, index, product, source, state.clone(), installed)?;
         let (seen, revoked) = match &coordinator {
             Some(c) => (Some(c.clone().recipient()), Some(c.clone().recipient())),
             None => (None, None),
         };
-        let watcher = IndexWatcher::new(
+        let watcher = watcher_ctx.run(IndexWatcher::new(
             watcher,
             Duration::from_secs(config.chain.poll_interval_secs),
             seen,
             revoked,
             status.clone().recipient(),
-        )
-        .start();
+        ));
         let publisher = publisher.map(|(client, releases)| {
             Publisher::new(
                 p2p.clone(),
@@ -340,15 +357,27 @@ impl Node {
 
 /// The device's pipeline: Verifier, Patcher, BlockFetcher, Installer and the Coordinator, its machine seeded with
 /// what runs and what was rolled back here.
+/// What the device's pipeline shares with the rest of the node.
+struct Device<'a> {
+    state: &'a Arc<NodeState>,
+    p2p: &'a P2p,
+    status: &'a Addr<Status>,
+    to_watcher: Recipient<ReleaseInstalled>,
+}
+
 fn start_device(
     config: &Config,
     dir: &Path,
-    state: &Arc<NodeState>,
-    p2p: &P2p,
-    status: &Addr<Status>,
     product: ProductId,
     opened: Opened,
+    device: Device<'_>,
 ) -> Result<Addr<Coordinator>, NodeError> {
+    let Device {
+        state,
+        p2p,
+        status,
+        to_watcher,
+    } = device;
     let verifier = SyncArbiter::start(1, || Verifier);
     let patcher = SyncArbiter::start(1, || Patcher);
     let downloads = mkdir(&dir.join("downloads"))?;
@@ -382,6 +411,7 @@ fn start_device(
             me.clone().recipient(),
             status.recipient(),
         )
+        .notify(to_watcher)
         .start();
         let mut machine = UpdateMachine::new(product, installed, Policy::default());
         for r in rolled_back {

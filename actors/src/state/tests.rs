@@ -11,6 +11,9 @@ fn persisted(checkpoint: &str) -> Persisted {
         finalized_block: Some(7),
         optimistic_slot: 70,
         optimistic_block: Some(9),
+        period: Some(1),
+        previous_max_active_participants: None,
+        current_max_active_participants: Some(400),
     }
 }
 
