@@ -12,6 +12,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod client;
+pub mod events;
 pub mod proven;
 pub mod proven_rollout;
 mod rollout_client;

@@ -5,5 +5,8 @@ mod execution_proofs;
 mod helia_cid;
 mod lightclient_e2e;
 mod lightclient_sync;
+mod lightclient_tls;
+mod lightclient_trust;
 mod p2p_swarm;
+mod release_proofs;
 mod rollout;

@@ -6,6 +6,7 @@
 
 pub mod beacon;
 pub mod fleet;
+pub mod tls;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
