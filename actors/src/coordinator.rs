@@ -214,6 +214,7 @@ mod tests {
             patch_size: 5,
             kind: ReleaseKind::Patch,
             min_sequence: 0,
+            terms: Default::default(),
         }
     }
 

@@ -77,6 +77,7 @@ pub fn prepare(
         patch_size,
         kind: record_kind,
         min_sequence,
+        terms: Default::default(),
     };
     Ok(Prepared {
         record,

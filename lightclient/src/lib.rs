@@ -11,4 +11,5 @@ pub mod consensus;
 pub mod execution;
 pub mod execution_rpc;
 pub mod http;
+pub mod proof;
 pub mod rpc;

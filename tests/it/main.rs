@@ -9,3 +9,5 @@ mod lightclient_sync;
 mod lightclient_tls;
 mod lightclient_trust;
 mod p2p_swarm;
+mod release_proofs;
+mod rollout;

@@ -251,6 +251,7 @@ pub fn sample_release(seq: u64, image: &[u8]) -> firmchain_update::ReleaseRecord
         patch_size: image.len() as u64,
         kind: ReleaseKind::Full,
         min_sequence: 0,
+        terms: Default::default(),
     }
 }
 

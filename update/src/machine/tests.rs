@@ -26,6 +26,7 @@ fn rel(seq: u64, base: Option<u8>) -> ReleaseRecord {
             ReleaseKind::Full
         },
         min_sequence: 0,
+        terms: Default::default(),
     }
 }
 
