@@ -36,7 +36,10 @@ pub(crate) fn build_swarm(config: &P2pConfig, key: identity::Keypair) -> Result<
     // glibc resolver); without a usable file only host names fail to dial.
     let dns = hickory_resolver::system_conf::read_system_conf().unwrap_or_else(|e| {
         warn!(error = %e, "no DNS servers from /etc/resolv.conf: /dns addresses cannot be dialled");
-        (libp2p::dns::ResolverConfig::new(), libp2p::dns::ResolverOpts::default())
+        (
+            libp2p::dns::ResolverConfig::new(),
+            libp2p::dns::ResolverOpts::default(),
+        )
     });
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
