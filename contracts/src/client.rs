@@ -173,6 +173,12 @@ mod reqwest_url {
 /// A provider for `rpc`, signing with `signer` when given.
 pub fn provider(rpc: &str, signer: Option<PrivateKeySigner>) -> Result<DynProvider, ContractError> {
     let url = parse_url(rpc)?;
+    // HTTPS like the verifying clients: web PKI roots, SSL_CERT_FILE / SSL_CERT_DIR; host names via hickory.
+    let http =
+        firmchain_lightclient::http::client(&Default::default()).map_err(|e| ContractError::Transport {
+            what: "HTTPS setup",
+            message: e.to_string(),
+        })?;
     Ok(match signer {
         // Nonces come from the node for every transaction: a locally cached nonce goes out of step when a
         // call is refused after the nonce was reserved, and every later transaction would then wait forever.
@@ -182,9 +188,9 @@ pub fn provider(rpc: &str, signer: Option<PrivateKeySigner>) -> Result<DynProvid
             .with_simple_nonce_management()
             .fetch_chain_id()
             .wallet(EthereumWallet::from(s))
-            .connect_http(url)
+            .connect_reqwest(http, url)
             .erased(),
-        None => ProviderBuilder::new().connect_http(url).erased(),
+        None => ProviderBuilder::new().connect_reqwest(http, url).erased(),
     })
 }
 

@@ -189,6 +189,12 @@ impl Resolve for HickoryResolver {
     }
 }
 
+/// Make ring the process-wide rustls provider (idempotent). Every `reqwest` client needs one: the node's own
+/// HTTP clients (API calls between nodes) call this at start-up, [`client_with`] calls it too.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The HTTP client of the RPCs, trusting [`root_store`] of the process environment.
 pub fn client(options: &HttpOptions) -> Result<reqwest::Client, HttpError> {
     let roots = root_store(options.ca_file.as_deref(), |k| std::env::var_os(k))?;
@@ -197,6 +203,7 @@ pub fn client(options: &HttpOptions) -> Result<reqwest::Client, HttpError> {
 
 /// [`client`] with the given roots.
 pub fn client_with(options: &HttpOptions, roots: RootCertStore) -> Result<reqwest::Client, HttpError> {
+    install_crypto_provider();
     let mut builder = reqwest::Client::builder()
         .tls_backend_preconfigured(tls_config(roots)?)
         .dns_resolver(Arc::new(HickoryResolver::from_system()));

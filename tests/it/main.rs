@@ -3,6 +3,7 @@
 mod contract;
 mod execution_proofs;
 mod helia_cid;
+mod lightclient_dns;
 mod lightclient_e2e;
 mod lightclient_sync;
 mod lightclient_tls;
