@@ -289,11 +289,12 @@ impl Handler<FetchRelease> for BlockFetcher {
             ctx.cancel_future(old);
         }
         tracing::info!(sequence = sequence.0, payload = entry_name(payload), "fetching");
+        let out = download_path(&self.downloads, sequence, payload);
         let work = fetch(
             self.p2p.clone(),
             self.verifier.clone(),
             self.status.clone(),
-            download_path(&self.downloads, sequence, payload),
+            out.clone(),
             self.stall_timeout,
             msg.record,
             payload,
@@ -319,7 +320,7 @@ impl Handler<FetchRelease> for BlockFetcher {
             act.done.do_send(ReleaseFetched {
                 sequence,
                 payload,
-                outcome: result.map(|_| ()),
+                outcome: result.map(|_| out),
             });
         }));
         self.running.insert(sequence, handle);
