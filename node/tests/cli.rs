@@ -522,6 +522,7 @@ fn chain_read_head_reports_proven_values() {
             patch_size: 7,
             kind: firmchain_update::ReleaseKind::Full,
             min_sequence: 0,
+            terms: Default::default(),
         };
         index.publish(&record).await.unwrap();
         record

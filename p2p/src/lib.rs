@@ -10,6 +10,7 @@
 
 pub mod bitswap;
 pub mod blockstore;
+mod command;
 pub mod fetch;
 mod node;
 
@@ -20,12 +21,13 @@ use cid::Cid;
 use firmchain_update::dag::{self, DagOptions, DagRoot};
 
 pub use blockstore::{Blockstore, StoreError, StoreStats};
+pub use command::P2pError;
 pub use fetch::{
     FetchError, FetchLimits, FetchOptions, FetchProgress, FetchSummary, NoProviders, Rejection,
     ScheduleConfig,
 };
 pub use libp2p::{Multiaddr, PeerId, identity};
-pub use node::{Fetching, P2p, P2pConfig, P2pError, load_or_create_identity, peer_id_of, with_peer_id};
+pub use node::{Fetching, P2p, P2pConfig, load_or_create_identity, peer_id_of, with_peer_id};
 
 /// Why importing a file failed.
 #[derive(Debug, thiserror::Error)]

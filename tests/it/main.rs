@@ -3,7 +3,11 @@
 mod contract;
 mod execution_proofs;
 mod helia_cid;
+mod lightclient_dns;
 mod lightclient_e2e;
 mod lightclient_sync;
+mod lightclient_tls;
+mod lightclient_trust;
 mod p2p_swarm;
 mod release_proofs;
+mod rollout;

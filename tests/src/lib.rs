@@ -6,6 +6,7 @@
 
 pub mod beacon;
 pub mod fleet;
+pub mod tls;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -250,6 +251,7 @@ pub fn sample_release(seq: u64, image: &[u8]) -> firmchain_update::ReleaseRecord
         patch_size: image.len() as u64,
         kind: ReleaseKind::Full,
         min_sequence: 0,
+        terms: Default::default(),
     }
 }
 
@@ -335,9 +337,9 @@ impl Drop for Anvil {
     }
 }
 
-/// The recorded mainnet light-client data in `../shared/fixtures`.
+/// The recorded mainnet light-client data in `lightclient/testdata`.
 pub fn mainnet_lightclient_fixtures() -> PathBuf {
-    workspace().join("../shared/fixtures/lightclient/mainnet-capella")
+    workspace().join("lightclient/testdata/mainnet-capella")
 }
 
 /// A beacon light-client API on 127.0.0.1 that serves the recorded mainnet answers (`bootstrap.json`,

@@ -191,13 +191,19 @@ async fn run_async(command: ContractCommand, out: &Output) -> Result<(), CliErro
             sequence,
             reason,
         } => {
-            let tx = connect(&index, true)
+            let a = connect(&index, true)
                 .await?
                 .revoke(&product, Sequence(sequence), &reason)
                 .await?;
+            let tx = a.tx;
             out.result(
-                &json!({ "tx": tx.to_string(), "product": product.to_string(), "sequence": sequence }),
-                || format!("revoked {product} release {sequence} (tx {tx})"),
+                &json!({ "tx": tx.to_string(), "product": product.to_string(), "sequence": sequence, "revoked": a.done }),
+                || match a.done {
+                    true => format!("revoked {product} release {sequence} (tx {tx})"),
+                    false => format!(
+                        "approved revoking {product} release {sequence}; more publishers must approve (tx {tx})"
+                    ),
+                },
             );
         }
         ContractCommand::Latest { index, product } => {

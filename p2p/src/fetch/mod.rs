@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 use crate::bitswap::proto::{Entry, Message, WantType};
 use crate::bitswap::{Inbound, Shared};
 use crate::blockstore::StoreError;
-use crate::node::Command;
+use crate::command::Command;
 pub use schedule::ScheduleConfig;
 use schedule::{Received, Schedule};
 

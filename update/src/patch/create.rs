@@ -1,9 +1,11 @@
-//! Patch creation (publisher side): bidiff against the old image, then zstd.
+//! Patch creation (publisher side): branch filter, bidiff against the old image, then zstd or LZMA2 per stream.
 
 use std::io::{self, Write};
 
-use super::header::{AddCoding, HEADER_LEN, PatchHeader, PayloadKind};
-use super::{STREAM_WINDOW_LOG, zero_runs};
+use super::coder::{self, Coder, LzmaTuning};
+use super::header::{AddCoding, HEADER_LEN, PatchHeader, PayloadKind, VERSION_1, VERSION_2};
+use super::layout::{Layout, StreamEntry};
+use super::{STREAM_WINDOW_LOG, branch, zero_runs};
 use crate::hash::Blake3Hash;
 use crate::varint;
 
@@ -57,14 +59,14 @@ impl PatchOptions {
 /// The three streams of a bidiff patch, kept apart because they compress very differently: instructions,
 /// add bytes (new minus old, mostly zeros) and copy bytes (new data).
 #[derive(Default)]
-struct Streams {
-    control: Vec<u8>,
-    add: Vec<u8>,
-    copy: Vec<u8>,
+pub(super) struct Streams {
+    pub(super) control: Vec<u8>,
+    pub(super) add: Vec<u8>,
+    pub(super) copy: Vec<u8>,
 }
 
 /// The bidiff instructions that turn `old` into `new`, split into streams.
-fn bidiff_streams(old: &[u8], new: &[u8]) -> Streams {
+pub(super) fn bidiff_streams(old: &[u8], new: &[u8]) -> Streams {
     let mut s = Streams::default();
     let mut emit = |add: &[u8], copy: &[u8], seek: i64| {
         varint::encode(add.len() as u64, &mut s.control);
@@ -117,38 +119,133 @@ fn compress_into(
     enc.finish().map_err(CreateError::Compress)
 }
 
-/// A patch file that turns `old` into `new`.
-pub fn create_patch(old: &[u8], new: &[u8], opts: &PatchOptions) -> Result<Vec<u8>, CreateError> {
-    opts.check()?;
-    let window_log = opts.window_log.min(STREAM_WINDOW_LOG);
-    let streams = bidiff_streams(old, new);
+/// One candidate coding of a stream: its coder, window log and bytes.
+struct Coded {
+    coder: Coder,
+    window_log: u8,
+    bytes: Vec<u8>,
+}
+
+/// The smallest coding of `data` among zstd and LZMA2 (with each of `tunings`), each with the smallest
+/// window that holds the stream, at most 2^`max_log`.
+fn smallest(
+    data: &[u8],
+    max_log: u8,
+    tunings: &[LzmaTuning],
+    opts: &PatchOptions,
+) -> Result<Coded, CreateError> {
+    let zlog = coder::fitting_log(data.len(), 10, max_log);
+    let mut best = Coded {
+        coder: Coder::Zstd,
+        window_log: zlog,
+        bytes: compress_into(Vec::new(), data, zlog.into(), opts)?,
+    };
+    if max_log >= 12 {
+        let llog = coder::fitting_log(data.len(), 12, max_log);
+        for t in tunings {
+            let bytes = coder::lzma2_compress(data, llog, *t).map_err(CreateError::Compress)?;
+            if bytes.len() < best.bytes.len() {
+                best = Coded {
+                    coder: Coder::Lzma2,
+                    window_log: llog,
+                    bytes,
+                };
+            }
+        }
+    }
+    Ok(best)
+}
+
+/// The three streams, each coded its smallest way.
+struct CodedStreams {
+    add_coding: AddCoding,
+    coded: [Coded; 3],
+}
+
+impl CodedStreams {
+    fn len(&self) -> usize {
+        self.coded.iter().map(|c| c.bytes.len()).sum()
+    }
+}
+
+fn code_streams(streams: &Streams, max_log: u8, opts: &PatchOptions) -> Result<CodedStreams, CreateError> {
+    let control = smallest(&streams.control, max_log, &[LzmaTuning::BYTES], opts)?;
     // The add stream is coded raw or as zero runs, whichever compresses smaller.
-    let raw_add = compress_into(Vec::new(), &streams.add, window_log, opts)?;
-    let runs_add = compress_into(Vec::new(), &zero_runs::encode(&streams.add), window_log, opts)?;
-    let (add_coding, add_frame) = if runs_add.len() < raw_add.len() {
+    let raw_add = smallest(&streams.add, max_log, &[LzmaTuning::BYTES], opts)?;
+    let runs_add = smallest(&zero_runs::encode(&streams.add), max_log, &[LzmaTuning::BYTES], opts)?;
+    let (add_coding, add) = if runs_add.bytes.len() < raw_add.bytes.len() {
         (AddCoding::ZeroRuns, runs_add)
     } else {
         (AddCoding::Raw, raw_add)
     };
+    let copy = smallest(&streams.copy, max_log, &[LzmaTuning::DEFAULT, LzmaTuning::BYTES], opts)?;
+    Ok(CodedStreams {
+        add_coding,
+        coded: [control, add, copy],
+    })
+}
+
+/// A patch file that turns `old` into `new`.
+///
+/// ELF executables for x86-64 and AArch64 are diffed through their branch filter ([`super::branch`]); each
+/// stream gets whichever of zstd and LZMA2 codes it smallest, with a window of at most
+/// 2^min(`opts.window_log`, [`STREAM_WINDOW_LOG`]).
+pub fn create_patch(old: &[u8], new: &[u8], opts: &PatchOptions) -> Result<Vec<u8>, CreateError> {
+    opts.check()?;
+    let max_log = opts.window_log.min(STREAM_WINDOW_LOG) as u8;
+    let filters = match (branch::detect(old), branch::detect(new)) {
+        (Some(o), Some(n)) if o.arch == n.arch => Some((o, n)),
+        _ => None,
+    };
+    // With a filter, diff both ways (in parallel) and keep the smaller: the filter wins on code that moved
+    // and loses where bsdiff's add stream already absorbs shifted displacements.
+    let (plain, filtered) = std::thread::scope(|scope| {
+        let filtered = filters.map(|(fo, fnew)| {
+            scope.spawn(move || {
+                let (mut o, mut n) = (old.to_vec(), new.to_vec());
+                branch::encode(&fo, &mut o);
+                branch::encode(&fnew, &mut n);
+                code_streams(&bidiff_streams(&o, &n), max_log, opts).map(|c| (c, Some((fo, fnew))))
+            })
+        });
+        let plain = code_streams(&bidiff_streams(old, new), max_log, opts).map(|c| (c, None));
+        (plain, filtered.map(|h| h.join()))
+    });
+    let mut best = plain?;
+    if let Some(joined) = filtered {
+        let candidate = joined.map_err(|_| CreateError::Compress(io::Error::other("diff thread panicked")))??;
+        if candidate.0.len() < best.0.len() {
+            best = candidate;
+        }
+    }
+    let (CodedStreams { add_coding, coded }, filters) = best;
+    let (old_filter, filter) = filters.unzip();
+    let layout = Layout {
+        filter,
+        old_filter,
+        streams: [0, 1, 2].map(|i| StreamEntry {
+            coder: coded[i].coder,
+            window_log: coded[i].window_log,
+            len: coded[i].bytes.len() as u64,
+        }),
+    };
     let header = PatchHeader {
+        version: VERSION_2,
         kind: PayloadKind::Patch,
-        window_log: window_log as u8,
+        window_log: coded.iter().map(|c| c.window_log).max().unwrap_or(10).max(10),
         add_coding,
         base_hash: Blake3Hash::of(old),
         base_size: old.len() as u64,
         target_hash: Blake3Hash::of(new),
         target_size: new.len() as u64,
     };
-    let control = compress_into(Vec::new(), &streams.control, window_log, opts)?;
-    let copy = compress_into(Vec::new(), &streams.copy, window_log, opts)?;
-    let frames = [control, add_frame, copy];
-    let mut out = Vec::with_capacity(HEADER_LEN + 24 + frames.iter().map(Vec::len).sum::<usize>());
+    let table = layout.to_bytes();
+    let mut out =
+        Vec::with_capacity(HEADER_LEN + table.len() + coded.iter().map(|c| c.bytes.len()).sum::<usize>());
     out.extend_from_slice(&header.to_bytes());
-    for frame in &frames {
-        out.extend_from_slice(&(frame.len() as u64).to_le_bytes());
-    }
-    for frame in &frames {
-        out.extend_from_slice(frame);
+    out.extend_from_slice(&table);
+    for c in &coded {
+        out.extend_from_slice(&c.bytes);
     }
     Ok(out)
 }
@@ -157,6 +254,7 @@ pub fn create_patch(old: &[u8], new: &[u8], opts: &PatchOptions) -> Result<Vec<u
 pub fn create_full(new: &[u8], opts: &PatchOptions) -> Result<Vec<u8>, CreateError> {
     opts.check()?;
     let header = PatchHeader {
+        version: VERSION_1,
         kind: PayloadKind::Full,
         window_log: opts.window_log as u8,
         add_coding: AddCoding::Raw,

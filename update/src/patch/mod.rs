@@ -13,13 +13,18 @@
 //! 2^`window_log`; patches use 2 MiB windows) plus fixed buffers, whatever the image size.
 
 mod apply;
+mod base;
+pub mod branch;
+pub mod coder;
 mod create;
 mod header;
+pub mod layout;
 pub mod zero_runs;
 
 pub use apply::{Applied, ApplyError, ApplyLimits, ErrorClass, apply};
 pub use create::{Choice, CreateError, PatchOptions, create_best, create_full, create_patch};
-pub use header::{AddCoding, HEADER_LEN, HeaderError, PatchHeader, PayloadKind};
+pub use header::{AddCoding, HEADER_LEN, HeaderError, PatchHeader, PayloadKind, VERSION_1, VERSION_2};
+pub use layout::LayoutError;
 
 /// The largest zstd window a device accepts by default: 2^23 = 8 MiB.
 pub const DEFAULT_MAX_WINDOW_LOG: u32 = 23;
@@ -27,5 +32,7 @@ pub const DEFAULT_MAX_WINDOW_LOG: u32 = 23;
 /// The zstd window of each patch stream: 2^21 = 2 MiB. Split streams gain nothing from larger windows.
 pub const STREAM_WINDOW_LOG: u32 = 21;
 
+#[cfg(test)]
+mod lab;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,106 @@
+//! Building the `Swarm`: transports, the behaviours and their limits.
+
+use cid::Cid;
+use libp2p::kad::{self, store::MemoryStore};
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::{Swarm, allow_block_list, connection_limits, identify, identity, mdns, noise, ping, tcp, yamux};
+use tracing::warn;
+
+use super::P2pConfig;
+use crate::command::P2pError;
+
+pub(crate) const QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+const AGENT: &str = concat!("firmchain/", env!("CARGO_PKG_VERSION"));
+
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    pub(crate) limits: connection_limits::Behaviour,
+    pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    pub(crate) identify: identify::Behaviour,
+    pub(crate) ping: ping::Behaviour,
+    pub(crate) kad: kad::Behaviour<MemoryStore>,
+    pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
+    pub(crate) stream: libp2p_stream::Behaviour,
+}
+
+pub(crate) fn build_swarm(config: &P2pConfig, key: identity::Keypair) -> Result<Swarm<Behaviour>, P2pError> {
+    let t = |e: &dyn std::fmt::Display| P2pError::Transport(e.to_string());
+    let limits = connection_limits::ConnectionLimits::default()
+        .with_max_established(Some(config.max_connections))
+        .with_max_established_per_peer(Some(config.max_connections_per_peer))
+        .with_max_pending_incoming(Some(64));
+    let mdns_on = config.mdns;
+    let reprovide = config.reprovide_interval;
+    // `/dns4`, `/dns6` and `/dns` addresses, resolved by hickory from /etc/resolv.conf (a static binary has no
+    // glibc resolver); without a usable file only host names fail to dial.
+    let dns = hickory_resolver::system_conf::read_system_conf().unwrap_or_else(|e| {
+        warn!(error = %e, "no DNS servers from /etc/resolv.conf: /dns addresses cannot be dialled");
+        (
+            libp2p::dns::ResolverConfig::new(),
+            libp2p::dns::ResolverOpts::default(),
+        )
+    });
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, || {
+            // The legacy yamux configuration: a fixed 256 KiB window, so Helia's window-sized frames are
+            // accepted (the dynamic window rejects frames over 1 MiB and drops the connection).
+            let mut cfg = yamux::Config::default();
+            cfg.set_max_num_streams(512);
+            cfg
+        })
+        .map_err(|e| t(&e))?
+        .with_quic()
+        .with_dns_config(dns.0, dns.1)
+        .with_behaviour(|key| {
+            let peer_id = key.public().to_peer_id();
+            let mut kad_cfg = kad::Config::new(kad::PROTOCOL_NAME);
+            kad_cfg
+                .set_query_timeout(QUERY_TIMEOUT)
+                .set_provider_publication_interval(Some(reprovide))
+                .set_provider_record_ttl(Some(reprovide * 2));
+            let store_cfg = kad::store::MemoryStoreConfig {
+                max_provided_keys: 100_000,
+                max_providers_per_key: 64,
+                ..Default::default()
+            };
+            let mut kad =
+                kad::Behaviour::with_config(peer_id, MemoryStore::with_config(peer_id, store_cfg), kad_cfg);
+            kad.set_mode(Some(kad::Mode::Server));
+            let mdns = if mdns_on {
+                Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)?)
+            } else {
+                None
+            };
+            Ok(Behaviour {
+                limits: connection_limits::Behaviour::new(limits),
+                blocked: allow_block_list::Behaviour::default(),
+                identify: identify::Behaviour::new(
+                    identify::Config::new("/ipfs/id/1.0.0".into(), key.public())
+                        .with_agent_version(AGENT.into()),
+                ),
+                ping: ping::Behaviour::default(),
+                kad,
+                mdns: Toggle::from(mdns),
+                stream: libp2p_stream::Behaviour::new(),
+            })
+        })
+        .map_err(|e| t(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
+        .build();
+    Ok(swarm)
+}
+
+/// Announce `root`: the local provider record is stored at once; the query that puts it on the closest
+/// peers runs on (its id is returned).
+pub(crate) fn provide(swarm: &mut Swarm<Behaviour>, root: Cid) -> Option<kad::QueryId> {
+    let key = kad::RecordKey::new(&root.hash().to_bytes());
+    match swarm.behaviour_mut().kad.start_providing(key) {
+        Ok(id) => Some(id),
+        Err(e) => {
+            warn!(target: "firmchain::p2p", %root, error = %e, "cannot announce root");
+            None
+        }
+    }
+}
