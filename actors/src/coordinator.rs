@@ -107,6 +107,10 @@ impl Handler<ReleaseInstalled> for Coordinator {
         let input = match msg {
             ReleaseInstalled::Installed { sequence, hash } => Input::Installed { sequence, hash },
             ReleaseInstalled::RolledBack { sequence, .. } => Input::RolledBack { sequence },
+            ReleaseInstalled::Interrupted { sequence, .. } => Input::InstallFailed {
+                sequence,
+                now: unix_now(),
+            },
         };
         self.feed(input);
     }
@@ -132,6 +136,7 @@ mod tests {
     use actix::Addr;
     use firmchain_update::machine::{Installed, Payload, Policy};
     use firmchain_update::{Blake3Hash, ReleaseKind, ReleaseRecord, Sequence};
+    use std::sync::Arc;
     use tokio::sync::mpsc;
 
     /// An in-memory fetcher and installer: they report what they were asked on a channel, and answer the
@@ -166,7 +171,7 @@ mod tests {
                 .send(format!("fetch {} {:?}", msg.record.sequence, msg.payload));
             let outcome = if self.fail_fetches > 0 {
                 self.fail_fetches -= 1;
-                Err("no provider".into())
+                Err(Arc::new(crate::error::FetchError::BadCid("no provider".into())))
             } else {
                 Ok(())
             };

@@ -22,6 +22,7 @@ use firmchain_update::dag::{ReadLimits, read_file};
 use firmchain_update::machine::Payload;
 use firmchain_update::{Blake3Hash, ReleaseKind, ReleaseRecord, Sequence};
 
+use crate::error::{FetchError, PayloadMismatch, VerifyError, file};
 use crate::messages::{CancelFetch, FetchRelease, FetchReport, PeerShare, ReleaseFetched, StatusEvent};
 
 /// The bundle entry a payload lives in.
@@ -54,7 +55,7 @@ pub fn expectation(record: &ReleaseRecord, payload: Payload) -> (Option<(Blake3H
 
 /// Verifier ← BlockFetcher: write the file under `root` to `out`, checking it against the record.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<u64, String>")]
+#[rtype(result = "Result<u64, VerifyError>")]
 pub struct VerifyPayload {
     /// The store holding the blocks.
     pub store: Arc<Blockstore>,
@@ -94,34 +95,39 @@ impl<W: Write> Write for Hashing<W> {
 }
 
 /// Write the file under `root` from `store` to `out` and check it; on any failure `out` is removed.
-pub fn verify_payload(msg: &VerifyPayload) -> Result<u64, String> {
+pub fn verify_payload(msg: &VerifyPayload) -> Result<u64, VerifyError> {
     let result = (|| {
-        let file = File::create(&msg.out).map_err(|e| format!("{}: {e}", msg.out.display()))?;
+        let file_out = File::create(&msg.out).map_err(file(&msg.out))?;
         let mut w = Hashing {
-            inner: BufWriter::new(file),
+            inner: BufWriter::new(file_out),
             hasher: blake3::Hasher::new(),
         };
         let limits = ReadLimits {
             max_size: msg.max_size,
             ..ReadLimits::default()
         };
-        let size = read_file(&msg.root, &mut &*msg.store, &mut w, limits, |_| {})
-            .map_err(|e| format!("reading {} from the store: {e}", msg.root))?;
+        let size = read_file(&msg.root, &mut &*msg.store, &mut w, limits, |_| {}).map_err(|e| {
+            VerifyError::Read {
+                root: msg.root,
+                source: Box::new(e),
+            }
+        })?;
         let hash = Blake3Hash(*w.hasher.finalize().as_bytes());
-        let file = w
-            .inner
-            .into_inner()
-            .map_err(|e| format!("{}: {}", msg.out.display(), e.error()))?;
-        file.sync_all()
-            .map_err(|e| format!("{}: {e}", msg.out.display()))?;
+        let written = w.inner.into_inner().map_err(|e| {
+            let (e, _) = e.into_parts();
+            file(&msg.out)(e)
+        })?;
+        written.sync_all().map_err(file(&msg.out))?;
         if let Some((expected, expected_size)) = msg.expect
             && (hash != expected || size != expected_size)
         {
-            return Err(format!(
-                "payload {} is {size} bytes with blake3 {hash}; the release record says {expected_size} bytes with \
-                 blake3 {expected}",
-                msg.root
-            ));
+            return Err(VerifyError::Mismatch(Box::new(PayloadMismatch {
+                root: msg.root,
+                size,
+                hash,
+                expected_size,
+                expected,
+            })));
         }
         Ok(size)
     })();
@@ -132,9 +138,9 @@ pub fn verify_payload(msg: &VerifyPayload) -> Result<u64, String> {
 }
 
 impl Handler<VerifyPayload> for Verifier {
-    type Result = Result<u64, String>;
+    type Result = Result<u64, VerifyError>;
 
-    fn handle(&mut self, msg: VerifyPayload, _: &mut SyncContext<Self>) -> Result<u64, String> {
+    fn handle(&mut self, msg: VerifyPayload, _: &mut SyncContext<Self>) -> Result<u64, VerifyError> {
         verify_payload(&msg)
     }
 }
@@ -185,9 +191,8 @@ async fn fetch(
     stall_timeout: Duration,
     record: ReleaseRecord,
     payload: Payload,
-) -> Result<FetchReport, String> {
-    let root = Cid::try_from(record.patch_cid.as_slice())
-        .map_err(|e| format!("the record's patch_cid is not a CID: {e}"))?;
+) -> Result<FetchReport, FetchError> {
+    let root = Cid::try_from(record.patch_cid.as_slice()).map_err(|e| FetchError::BadCid(e.to_string()))?;
     let (expect, max_size) = expectation(&record, payload);
     let opts = FetchOptions {
         limits: FetchLimits::for_file_size(max_size),
@@ -214,13 +219,14 @@ async fn fetch(
     });
     let summary = fetching.finish().await;
     reporter.abort();
-    let summary = summary.map_err(|e| e.to_string())?;
+    let summary = summary?;
     for r in &summary.rejected {
         status.do_send(StatusEvent::Rejected(r.to_string()));
     }
-    let entry = summary
-        .entry
-        .ok_or_else(|| format!("bundle {root} has no entry {:?}", entry_name(payload)))?;
+    let entry = summary.entry.ok_or(FetchError::NoEntry {
+        root,
+        entry: entry_name(payload),
+    })?;
     verifier
         .send(VerifyPayload {
             store: p2p.store().clone(),
@@ -230,7 +236,7 @@ async fn fetch(
             max_size,
         })
         .await
-        .map_err(|e| format!("verifier: {e}"))??;
+        .map_err(FetchError::Verifier)??;
     Ok(FetchReport {
         sequence: record.sequence.0,
         payload: entry_name(payload).to_owned(),
@@ -283,7 +289,10 @@ impl Handler<FetchRelease> for BlockFetcher {
                 ),
                 Err(e) => tracing::warn!(sequence = sequence.0, payload = entry_name(payload), error = %e, "fetch failed"),
             }
-            act.status.do_send(StatusEvent::Fetched(result.clone()));
+            let result = result.map_err(Arc::new);
+            act.status.do_send(StatusEvent::Fetched(
+                result.clone().map_err(|e| e.to_string()),
+            ));
             act.done.do_send(ReleaseFetched {
                 sequence,
                 payload,

@@ -10,41 +10,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, Recipient, WrapFuture};
-use alloy::eips::BlockNumberOrTag;
-use alloy::primitives::{Address, B256};
+use alloy::primitives::Address;
 use firmchain_contracts::proven::{self, AtBlock, ProvenError};
-use firmchain_lightclient::client::{ClientError, LightClient};
-use firmchain_lightclient::execution::verify_header;
-use firmchain_lightclient::execution_rpc::{ExecutionRpc, HttpExecutionRpc};
-use firmchain_lightclient::rpc::HttpRpc;
+use firmchain_lightclient::execution_rpc::ExecutionRpc;
+use firmchain_lightclient::rpc::ConsensusRpc;
 use firmchain_update::{ProductId, Sequence};
 
-use crate::messages::{ChainHead, ReleaseRevoked, ReleaseSeen, StatusEvent, Wake};
+use crate::chain::verified_block;
+pub use crate::chain::{BlockError, HeaderSource, LightHead};
+use crate::messages::{ChainHead, ReleaseInstalled, ReleaseRevoked, ReleaseSeen, StatusEvent, Wake};
 use crate::state::NodeState;
 use crate::unix_now;
-
-/// The node-state key of the light client's progress ([`firmchain_lightclient::client::Persisted`], JSON).
-pub const LIGHT_CLIENT_KEY: &str = "light_client";
-
-/// Where verified headers come from.
-#[derive(Debug)]
-pub enum HeaderSource {
-    /// A trusted execution RPC: the latest header, checked against its hash (dev chains).
-    Rpc,
-    /// The embedded light client, following the optimistic head; its progress (the newest finalized
-    /// checkpoint) is saved in the node state after every sync.
-    Light { client: Box<LightClient<HttpRpc>> },
-}
 
 /// Why a poll failed.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
-    #[error("execution RPC: {0}")]
-    Rpc(String),
-    #[error("header verification failed: {0}")]
-    Header(String),
-    #[error("light client: {0}")]
-    Light(#[from] ClientError),
+    #[error(transparent)]
+    Block(#[from] BlockError),
     #[error("proof of the index failed: {0}")]
     Proof(#[from] ProvenError),
     #[error("node state: {0}")]
@@ -64,78 +46,62 @@ pub struct PollReport {
     pub rejected: Vec<String>,
 }
 
-/// The watcher's state between polls.
+/// The watcher's state between polls, over any execution RPC `E` and consensus RPC `C` (HTTP in the node,
+/// recorded answers in tests).
 #[derive(Debug)]
-pub struct Watcher {
-    rpc: HttpExecutionRpc,
+pub struct Watcher<E, C> {
+    rpc: E,
     index: Address,
     product: ProductId,
-    source: HeaderSource,
+    source: HeaderSource<C>,
     state: Arc<NodeState>,
+    /// What the device runs (from the start and then from [`ReleaseInstalled`] messages).
+    installed: Sequence,
+    /// The event cursor as last stored.
+    cursor: u64,
     /// Seen and not yet installed: sequence → block of its event.
     pending: BTreeMap<Sequence, u64>,
     seen: Sequence,
     revoked: BTreeSet<Sequence>,
 }
 
-impl Watcher {
-    /// A watcher of `product` in the index at `index`.
+impl<E: ExecutionRpc, C: ConsensusRpc> Watcher<E, C> {
+    /// A watcher of `product` in the index at `index`, on a device running release `installed`; the event
+    /// cursor is read from `state` once, here.
     pub fn new(
-        rpc: HttpExecutionRpc,
+        rpc: E,
         index: Address,
         product: ProductId,
-        source: HeaderSource,
+        source: HeaderSource<C>,
         state: Arc<NodeState>,
-    ) -> Watcher {
-        Watcher {
+        installed: Sequence,
+    ) -> Result<Watcher<E, C>, WatchError> {
+        let cursor = state.event_cursor()?;
+        Ok(Watcher {
             rpc,
             index,
             product,
             source,
             state,
+            installed,
+            cursor,
             pending: BTreeMap::new(),
             seen: Sequence(0),
             revoked: BTreeSet::new(),
-        }
+        })
+    }
+
+    /// The device now runs release `sequence`.
+    pub fn installed(&mut self, sequence: Sequence) {
+        self.installed = sequence;
     }
 
     async fn verified_block(&mut self) -> Result<ChainHead, WatchError> {
-        match &mut self.source {
-            HeaderSource::Rpc => {
-                let (header, hash) = self
-                    .rpc
-                    .header(BlockNumberOrTag::Latest)
-                    .await
-                    .map_err(|e| WatchError::Rpc(e.to_string()))?;
-                verify_header(&header, hash).map_err(|e| WatchError::Header(e.to_string()))?;
-                Ok(ChainHead {
-                    block: header.number,
-                    hash,
-                    state_root: header.state_root,
-                    timestamp: header.timestamp,
-                    mode: "rpc",
-                })
-            }
-            HeaderSource::Light { client } => {
-                client.sync(unix_now()).await?;
-                let saved = serde_json::to_vec(&client.persisted()).unwrap_or_default();
-                self.state.set_meta(LIGHT_CLIENT_KEY, &saved)?;
-                let header = &client.store.optimistic_header;
-                let execution = header.execution.as_ref().ok_or_else(|| {
-                    WatchError::Header(format!(
-                        "the verified header at slot {} has no execution payload",
-                        header.beacon.slot
-                    ))
-                })?;
-                Ok(ChainHead {
-                    block: execution.block_number,
-                    hash: B256::from(execution.block_hash),
-                    state_root: B256::from(execution.state_root),
-                    timestamp: execution.timestamp,
-                    mode: "light",
-                })
-            }
+        let head = verified_block(&self.rpc, &mut self.source, None, unix_now()).await?;
+        if let Some(client) = self.source.light_client() {
+            self.state.set_light_client(&client.persisted())?;
         }
+        Ok(head)
     }
 
     /// One round: verify a block, prove the head, read and check new releases and revocations.
@@ -151,13 +117,10 @@ impl Watcher {
         };
         let proven =
             proven::read_head(&self.rpc, self.index, &self.product, at.number, at.state_root).await?;
-        let installed = self
-            .state
-            .product(&self.product)?
-            .map_or(Sequence(0), |p| p.sequence);
+        let installed = self.installed;
         self.pending = self.pending.split_off(&Sequence(installed.0 + 1));
         let after = self.seen.max(installed);
-        let cursor = self.state.event_cursor()?;
+        let cursor = self.cursor;
         if proven.sequence > after {
             let releases = proven::read_releases(
                 &self.rpc,
@@ -215,15 +178,21 @@ impl Watcher {
             (None, true) => at.number + 1,
             (None, false) => cursor,
         };
-        self.state.set_event_cursor(next.max(cursor))?;
+        if next > cursor {
+            self.state.set_event_cursor(next)?;
+            self.cursor = next;
+        }
         Ok(report)
     }
 }
 
-/// The actor around a [`Watcher`]: polls on a timer and on [`Wake`], one poll at a time.
+/// The actor around a [`Watcher`]: polls on a timer and on [`Wake`], one poll at a time; learns of installs from
+/// [`ReleaseInstalled`].
 #[derive(Debug)]
-pub struct IndexWatcher {
-    watcher: Option<Watcher>,
+pub struct IndexWatcher<E, C> {
+    watcher: Option<Watcher<E, C>>,
+    /// An install reported while a poll was running.
+    installed: Option<Sequence>,
     interval: Duration,
     seen: Option<Recipient<ReleaseSeen>>,
     revoked: Option<Recipient<ReleaseRevoked>>,
@@ -231,17 +200,18 @@ pub struct IndexWatcher {
     again: bool,
 }
 
-impl IndexWatcher {
+impl<E: ExecutionRpc + Unpin + 'static, C: ConsensusRpc + Unpin + 'static> IndexWatcher<E, C> {
     /// Poll `watcher` every `interval`, telling `seen`/`revoked` (the Coordinator, on devices) and `status`.
     pub fn new(
-        watcher: Watcher,
+        watcher: Watcher<E, C>,
         interval: Duration,
         seen: Option<Recipient<ReleaseSeen>>,
         revoked: Option<Recipient<ReleaseRevoked>>,
         status: Recipient<StatusEvent>,
-    ) -> IndexWatcher {
+    ) -> IndexWatcher<E, C> {
         IndexWatcher {
             watcher: Some(watcher),
+            installed: None,
             interval,
             seen,
             revoked,
@@ -260,7 +230,10 @@ impl IndexWatcher {
             let report = watcher.poll().await;
             (watcher, report)
         };
-        ctx.spawn(work.into_actor(self).map(|(watcher, report), act, ctx| {
+        ctx.spawn(work.into_actor(self).map(|(mut watcher, report), act, ctx| {
+            if let Some(sequence) = act.installed.take() {
+                watcher.installed(sequence);
+            }
             act.watcher = Some(watcher);
             match report {
                 Ok(report) => {
@@ -301,7 +274,7 @@ impl IndexWatcher {
     }
 }
 
-impl Actor for IndexWatcher {
+impl<E: ExecutionRpc + Unpin + 'static, C: ConsensusRpc + Unpin + 'static> Actor for IndexWatcher<E, C> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
@@ -310,10 +283,28 @@ impl Actor for IndexWatcher {
     }
 }
 
-impl Handler<Wake> for IndexWatcher {
+impl<E: ExecutionRpc + Unpin + 'static, C: ConsensusRpc + Unpin + 'static> Handler<Wake>
+    for IndexWatcher<E, C>
+{
     type Result = ();
 
     fn handle(&mut self, _: Wake, ctx: &mut Context<Self>) {
         self.poll(ctx);
+    }
+}
+
+impl<E: ExecutionRpc + Unpin + 'static, C: ConsensusRpc + Unpin + 'static> Handler<ReleaseInstalled>
+    for IndexWatcher<E, C>
+{
+    type Result = ();
+
+    fn handle(&mut self, msg: ReleaseInstalled, _: &mut Context<Self>) {
+        if let ReleaseInstalled::Installed { sequence, .. } = msg {
+            match &mut self.watcher {
+                Some(w) => w.installed(sequence),
+                // A poll is running: apply it when the poll hands the watcher back.
+                None => self.installed = Some(sequence),
+            }
+        }
     }
 }

@@ -158,6 +158,11 @@ contract RolloutTest is Harness {
         setThreshold(3);
         vm.prank(GUARD);
         index.pause(SENSOR, 0);
+        vm.prank(ALICE);
+        assertTrue(!index.resume(SENSOR, 0), "one of three");
+        bytes32 action = keccak256(abi.encode("resume", SENSOR, uint64(0), uint256(1)));
+        expectRevertAs(ALICE, abi.encodeWithSelector(FirmwareIndex.DuplicateApproval.selector, ALICE, action));
+        index.resume(SENSOR, 0);
         vm.prank(OWNER);
         assertTrue(index.resume(SENSOR, 0), "the owner resumes at once");
         assertEq(index.resumeNonce(SENSOR, 0), 2, "one nonce per resume");

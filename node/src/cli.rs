@@ -105,6 +105,9 @@ pub enum Command {
     /// them; with --repository also publish (POST /publish). Configuration: --config FILE, FIRMCHAIN_* variables,
     /// --set SECTION.FIELD=VALUE (later wins).
     Run(RunArgs),
+    /// Show or reset what a node persists (`<data>/state.redb`); stop the node first.
+    #[command(subcommand)]
+    State(StateCommand),
     /// Talk to a running node's HTTP API.
     #[command(subcommand)]
     Node(NodeCommand),
@@ -303,6 +306,35 @@ pub struct RunArgs {
     /// Check and print the merged configuration, then exit.
     #[arg(long)]
     pub check: bool,
+}
+
+/// Where a node keeps its data.
+#[derive(Debug, clap::Args)]
+pub struct DataArgs {
+    /// The node's data folder (its `data_dir`).
+    #[arg(long, env = "FIRMCHAIN_DATA_DIR", default_value = "/var/lib/firmchain")]
+    pub data: PathBuf,
+}
+
+/// The node's state store.
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Print every stored fact: installed/<product>, rolled_back/<product>, health_pending/<product>,
+    /// light_client, event_cursor. A value that does not decode is named as damaged.
+    Show {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Remove one key, the way out of a damaged value (the node refuses to start on one). What a reset means:
+    /// installed/* is rebuilt from the slot pointer at the next start; rolled_back/* lets those releases be tried
+    /// again; health_pending/* skips the check after a crash; light_client starts again from chain.checkpoint;
+    /// event_cursor reads the index's events again from the first block (each is checked again).
+    Reset {
+        /// The key, as `state show` prints it.
+        key: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
 }
 
 /// A running node's API.

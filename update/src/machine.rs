@@ -82,6 +82,10 @@ pub enum Input {
     Installed { sequence: Sequence, hash: Blake3Hash },
     /// Installing a release failed (health check, or the image did not verify) and the old image runs again.
     RolledBack { sequence: Sequence },
+    /// Installing a release stopped on a transient fault (I/O, a full disk) before the slot switch; the old image
+    /// runs. Retried with backoff (the payload is fetched again, from the local store, then installed); never
+    /// counted as a rollback.
+    InstallFailed { sequence: Sequence, now: u64 },
     /// Time passed.
     Tick { now: u64 },
     /// Storage proofs at a verified header say this about a release's rollout (timing and pauses).
@@ -269,6 +273,19 @@ impl UpdateMachine {
                     self.job = None;
                 }
             }
+            Input::InstallFailed { sequence, now: t } => {
+                now = Some(t);
+                let delay = |failures: u32| self.retry_delay(failures);
+                let delay = self
+                    .job
+                    .as_ref()
+                    .filter(|j| j.sequence == sequence && j.stage == Stage::Installing)
+                    .map(|j| delay(j.failures + 1));
+                if let (Some(job), Some(delay)) = (self.job.as_mut(), delay) {
+                    job.failures += 1;
+                    job.stage = Stage::Waiting { until: t + delay };
+                }
+            }
             Input::Tick { now: t } => now = Some(t),
             Input::RolloutProven { sequence, gate } => {
                 if sequence > self.installed.sequence {
@@ -279,6 +296,12 @@ impl UpdateMachine {
         }
         self.plan(now, &mut out);
         out
+    }
+
+    /// The wait before retrying after `failures` failed attempts: doubling from `retry_base_secs`, capped.
+    fn retry_delay(&self, failures: u32) -> u64 {
+        let shift = failures.saturating_sub(1).min(20);
+        (self.policy.retry_base_secs << shift).min(self.policy.retry_max_secs)
     }
 
     /// May this release be installed from what the device runs now?

@@ -149,5 +149,50 @@ pub fn check(record: &ReleaseRecord, gate: &ReleaseGate, device: &Device, now: u
     Ok(())
 }
 
+/// Where a release's rollout stands at chain time `now`, for operators (`rollout-status`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RolloutStatus {
+    /// The share of the fleet the schedule allows now (0 before the release is installable).
+    pub share_bps: u16,
+    /// When the share grows next (None: it does not).
+    pub next_step_at: Option<u64>,
+    /// Why no device installs now, when that is so for every device (pause, delay, expiry).
+    pub held: Option<Hold>,
+    /// For each device: whether the rules admit it now.
+    pub admitted: Vec<bool>,
+}
+
+/// The rollout of `record` with proven `gate` at `now` for `devices` (revocation is the caller's).
+pub fn status(record: &ReleaseRecord, gate: &ReleaseGate, devices: &[Device], now: u64) -> RolloutStatus {
+    let terms = &record.terms;
+    let held = if terms.expired_at(now) {
+        Some(Hold::Expired {
+            not_after: terms.not_after,
+        })
+    } else if now < gate.held_until() {
+        Some(Hold::Paused {
+            until: gate.held_until(),
+        })
+    } else if now < gate.installable_at {
+        Some(Hold::Delay {
+            until: gate.installable_at,
+        })
+    } else {
+        None
+    };
+    let share_bps = terms.rollout.share_at(gate.installable_at, now);
+    let digest = record.digest();
+    let admitted = devices
+        .iter()
+        .map(|d| held.is_none() && terms.admits(d.class.as_ref()) && inside(place(&d.id, &digest), share_bps))
+        .collect();
+    RolloutStatus {
+        share_bps,
+        next_step_at: terms.rollout.next_step_at(gate.installable_at, now),
+        held,
+        admitted,
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -288,4 +288,26 @@ proptest! {
             prop_assert_eq!(r.abi_encode(), bytes);
         }
     }
+
+    /// Damage near the canonical encoding (a changed byte, a cut, extra bytes): the decoder refuses it, or
+    /// what it decodes re-encodes to exactly the damaged bytes (only a value changed, never the layout).
+    #[test]
+    fn damaged_encodings_never_decode_to_something_else(
+        vector in 0usize..3, at in any::<prop::sample::Index>(), byte in any::<u8>(),
+        cut in any::<prop::sample::Index>(), extra in proptest::collection::vec(any::<u8>(), 0..64),
+    ) {
+        let good = record_of(&vectors()[vector]).abi_encode();
+        let mut changed = good.clone();
+        changed[at.index(good.len())] = byte;
+        let mut longer = good.clone();
+        longer.extend_from_slice(&extra);
+        let shorter = &good[..cut.index(good.len())];
+        for bytes in [&changed[..], &longer[..], shorter] {
+            if let Ok(r) = ReleaseRecord::abi_decode(bytes) {
+                prop_assert_eq!(r.abi_encode(), bytes);
+            }
+        }
+        prop_assert!(ReleaseRecord::abi_decode(shorter).is_err());
+        prop_assert_eq!(ReleaseRecord::abi_decode(&longer).is_ok(), extra.is_empty());
+    }
 }

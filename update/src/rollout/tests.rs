@@ -247,6 +247,54 @@ fn a_device_outside_the_share_waits_for_its_step() {
     assert_eq!(check(&r, &gate, &dev, at_step), Ok(()));
 }
 
+#[test]
+fn over_a_fleet_the_admitted_share_follows_the_schedule_and_status_agrees_with_check() {
+    let r = record(ReleaseTerms {
+        rollout: "10%,+20%/1h".parse().unwrap(),
+        ..Default::default()
+    });
+    let gate = ReleaseGate {
+        live_at: 0,
+        installable_at: 3_600,
+        ..Default::default()
+    };
+    let devices: Vec<Device> = (0..1000)
+        .map(|i| Device {
+            id: DeviceId::from_name(&format!("sensor-{i:04}")),
+            class: None,
+        })
+        .collect();
+    let mut before = vec![false; devices.len()];
+    for (step, now) in (0..6).map(|k| (k, 3_600 + k * 3_600)) {
+        let s = status(&r, &gate, &devices, now);
+        let want = (1000 + 2000 * step as u16).min(FULL_SHARE);
+        assert_eq!(s.share_bps, want);
+        assert_eq!(s.held, None);
+        let n = s.admitted.iter().filter(|a| **a).count() as f64;
+        let p = f64::from(want) / f64::from(FULL_SHARE);
+        let sd = (1000.0 * p * (1.0 - p)).sqrt();
+        assert!(
+            (n - 1000.0 * p).abs() <= 4.0 * sd + 1.0,
+            "{n} of 1000 at {want} bps"
+        );
+        for (i, d) in devices.iter().enumerate() {
+            assert_eq!(
+                s.admitted[i],
+                check(&r, &gate, d, now).is_ok(),
+                "device {i} at {now}"
+            );
+            assert!(
+                !before[i] || s.admitted[i],
+                "device {i} left the rollout at {now}"
+            );
+        }
+        before = s.admitted;
+    }
+    let early = status(&r, &gate, &devices, 100);
+    assert_eq!(early.held, Some(Hold::Delay { until: 3_600 }));
+    assert!(early.admitted.iter().all(|a| !a));
+}
+
 proptest! {
     // Each case hashes a whole fleet: a few cases suffice (and keep the debug build fast).
     #![proptest_config(ProptestConfig::with_cases(12))]
