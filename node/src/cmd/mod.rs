@@ -11,12 +11,14 @@ use crate::output::Output;
 mod chain;
 mod contract;
 mod demo;
+mod fault;
 mod files;
 mod node;
 mod p2p;
 mod patch;
 mod publish;
 mod run;
+mod serve;
 mod state;
 mod swarm_demo;
 

@@ -1,18 +1,15 @@
-//! `firmchain run`: one node, device or repository role, from the configuration. A thin shell around
-//! [`Node::start`] (the composition root in `firmchain-actors`) that adds the HTTP API and waits for a signal.
+//! `firmchain run`: one node, device or repository role, from the configuration. A thin shell: load the
+//! configuration, [`Node::start`] (the composition root in `firmchain-actors`), serve the API from the handle
+//! (`serve.rs`), wait for a signal, stop. Test faults are switched on in `fault.rs`.
 //!
 //! The actors run on actix's local set; networking, the API and blocking file work run on a two-thread tokio
 //! runtime beside it. SIGTERM or Ctrl-C stops the node gracefully.
 
-use std::sync::Arc;
-
 use alloy::signers::local::PrivateKeySigner;
-use firmchain_actors::node::{Node, NodeConfig, NodeError, NodeHandle};
-use firmchain_actors::unix_now;
+use firmchain_actors::node::{Node, NodeConfig, NodeError};
 use firmchain_config::{ChainMode, Config, Flags, Sources};
 use serde_json::json;
 
-use crate::api::{self, ApiState};
 use crate::cli::RunArgs;
 use crate::error::CliError;
 use crate::output::Output;
@@ -61,72 +58,15 @@ fn repository_signer() -> Result<PrivateKeySigner, CliError> {
         .map_err(|_| CliError::Key("FIRMCHAIN_PRIVATE_KEY is not a 32-byte hex private key".into()))
 }
 
-/// A hostile peer for swarm tests (builds with the `fault-injection` feature only): FIRMCHAIN_TEST_FAULT.
-#[cfg(feature = "fault-injection")]
-fn test_fault() -> Result<Option<firmchain_p2p::bitswap::Fault>, CliError> {
-    use firmchain_p2p::bitswap::Fault;
-    let Ok(v) = std::env::var("FIRMCHAIN_TEST_FAULT") else {
-        return Ok(None);
-    };
-    let fault = match v.as_str() {
-        "corrupt" => Fault::CorruptBlocks,
-        "oversize" => Fault::OversizeBlocks,
-        "withhold" => Fault::Withhold,
-        "slow" => Fault::Slow(std::time::Duration::from_secs(2)),
-        other => {
-            return Err(CliError::Usage(format!(
-                "FIRMCHAIN_TEST_FAULT={other:?}: corrupt, oversize, withhold or slow"
-            )));
-        }
-    };
-    tracing::warn!(?fault, "this node misbehaves on purpose (FIRMCHAIN_TEST_FAULT)");
-    Ok(Some(fault))
-}
-
-/// Serve the API from the node's handle; returns its address.
-async fn start_api(config: &Config, node: &NodeHandle) -> Result<Option<std::net::SocketAddr>, CliError> {
-    let Some(listen) = config.validate().map_err(|e| CliError::Usage(e.to_string()))?.api else {
-        return Ok(None);
-    };
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| CliError::Usage(format!("api.listen {listen}: {e}")))?;
-    let addr = listener
-        .local_addr()
-        .map_err(CliError::file(std::path::Path::new("api socket")))?;
-    let api_state = Arc::new(ApiState {
-        repository: node.repository,
-        product: node.product,
-        p2p: node.p2p.clone(),
-        status: node.status.clone(),
-        coordinator: node.coordinator.clone(),
-        publisher: node.publisher.clone(),
-        token: config.api.token.clone(),
-        max_staleness: config.chain.max_staleness_secs,
-        recovered: node.recovered.clone(),
-        started: unix_now(),
-    });
-    tokio::spawn(api::serve(listener, api_state));
-    Ok(Some(addr))
-}
-
 async fn node(config: Config, out: &Output) -> Result<(), CliError> {
     let signer = if config.repository {
         Some(repository_signer()?)
     } else {
         None
     };
-    let node_config = NodeConfig::new(config.clone(), signer).map_err(node_error)?;
-    #[cfg(feature = "fault-injection")]
-    let node_config = NodeConfig {
-        p2p: firmchain_p2p::P2pConfig {
-            fault: test_fault()?,
-            ..node_config.p2p
-        },
-        ..node_config
-    };
+    let node_config = super::fault::inject(NodeConfig::new(config.clone(), signer).map_err(node_error)?)?;
     let node = Node::start(node_config).await.map_err(node_error)?;
-    let api_addr = start_api(&config, &node).await?;
+    let api_addr = super::serve::start_api(&config, &node).await?;
 
     let p2p = &node.p2p;
     let addrs: Vec<String> = p2p
