@@ -173,9 +173,14 @@ pub struct ChainArgs {
     /// A file whose first line is the keystore password.
     #[arg(long, requires = "keystore")]
     pub password_file: Option<PathBuf>,
-    /// Seconds to wait for each RPC call and for inclusion.
-    #[arg(long, default_value_t = 30)]
-    pub timeout: u64,
+    /// Seconds to wait for each RPC call, a transaction's receipt included (the node's `chain.timeout_secs`).
+    #[arg(
+        long,
+        alias = "timeout",
+        env = "FIRMCHAIN_CHAIN__TIMEOUT_SECS",
+        default_value_t = 30
+    )]
+    pub rpc_timeout: u64,
 }
 
 /// A deployed index.
@@ -347,9 +352,9 @@ pub struct ApiArgs {
     /// The node's API address.
     #[arg(long, env = "FIRMCHAIN_API", default_value = "http://127.0.0.1:8420")]
     pub api: String,
-    /// Seconds to wait for the answer.
-    #[arg(long, default_value_t = 600)]
-    pub timeout: u64,
+    /// Seconds to wait for the node's answer.
+    #[arg(long, alias = "timeout", default_value_t = 600)]
+    pub api_timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -428,9 +433,10 @@ pub enum P2pCommand {
         /// Refuse a file larger than this many bytes.
         #[arg(long, default_value_t = 1 << 30)]
         max_size: u64,
-        /// Give up after this many seconds without any peer that can serve a missing block.
-        #[arg(long, default_value_t = 60)]
-        timeout: u64,
+        /// Give up after this many seconds without any peer that can serve a missing block (what the node's
+        /// `p2p.stall_timeout_secs` is to a running node).
+        #[arg(long, alias = "timeout", default_value_t = 60)]
+        stall_timeout: u64,
         /// CID names a UnixFS directory (a release bundle): fetch only this entry, e.g. `patch` or `full`.
         #[arg(long)]
         entry: Option<String>,
@@ -471,9 +477,14 @@ pub enum ChainCommand {
         /// Ethereum mainnet.
         #[arg(long, env = "FIRMCHAIN_CHAIN__CHAIN_CONFIG")]
         chain_config: Option<PathBuf>,
-        /// Seconds to wait for each RPC call.
-        #[arg(long, default_value_t = 30)]
-        timeout: u64,
+        /// Seconds to wait for each RPC call (the node's `chain.timeout_secs`).
+        #[arg(
+            long,
+            alias = "timeout",
+            env = "FIRMCHAIN_CHAIN__TIMEOUT_SECS",
+            default_value_t = 30
+        )]
+        rpc_timeout: u64,
     },
     /// Read a product's newest release from the index, proven against a block's state root. In light mode
     /// (--consensus-rpc and --checkpoint) the light client verifies the block through the sync committee and
@@ -516,8 +527,13 @@ pub enum ChainCommand {
         /// Light mode: accept a checkpoint older than the weak-subjectivity window.
         #[arg(long)]
         force_checkpoint: bool,
-        /// Seconds to wait for each RPC call.
-        #[arg(long, default_value_t = 30)]
-        timeout: u64,
+        /// Seconds to wait for each RPC call (the node's `chain.timeout_secs`).
+        #[arg(
+            long,
+            alias = "timeout",
+            env = "FIRMCHAIN_CHAIN__TIMEOUT_SECS",
+            default_value_t = 30
+        )]
+        rpc_timeout: u64,
     },
 }

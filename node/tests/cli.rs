@@ -316,6 +316,37 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn each_timeout_has_its_own_name_and_the_old_one_still_parses() {
+    let cases: [(&[&str], &str); 5] = [
+        (&["contract", "deploy"], "--rpc-timeout"),
+        (&["chain", "status"], "--rpc-timeout"),
+        (&["chain", "read-head"], "--rpc-timeout"),
+        (&["p2p", "get"], "--stall-timeout"),
+        (&["node", "status"], "--api-timeout"),
+    ];
+    for (command, name) in cases {
+        let mut args: Vec<&std::ffi::OsStr> = command.iter().map(std::ffi::OsStr::new).collect();
+        args.push("--help".as_ref());
+        let help = String::from_utf8_lossy(&firmchain(&args).stdout).into_owned();
+        assert!(help.contains(name), "{command:?} --help lacks {name}:\n{help}");
+        assert!(
+            !help.contains("--timeout"),
+            "{command:?} --help still shows --timeout:\n{help}"
+        );
+    }
+    // The hidden alias: a usage error exits 2, a refused connection does not.
+    let api = "http://127.0.0.1:9";
+    assert_eq!(
+        code(&run!("node", "status", "--api", api, "--no-such-flag", "1")),
+        2
+    );
+    let old = run!("node", "status", "--api", api, "--timeout", "5");
+    assert_ne!(code(&old), 2, "--timeout is no longer accepted: {}", stderr(&old));
+    let new = run!("node", "status", "--api", api, "--api-timeout", "5");
+    assert_eq!(code(&new), code(&old));
+}
+
+#[test]
 fn demo_passes() {
     let dir = tempfile::tempdir().unwrap();
     let d = json(&run!(

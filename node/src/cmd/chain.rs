@@ -30,7 +30,7 @@ async fn run_async(command: ChainCommand, out: &Output) -> Result<(), CliError> 
             force_checkpoint,
             max_staleness,
             chain_config,
-            timeout,
+            rpc_timeout: timeout,
         } => {
             let spec = chain_spec(chain_config.as_deref())?;
             let window = weak_subjectivity_days * 24 * 3600;
@@ -67,7 +67,7 @@ async fn run_async(command: ChainCommand, out: &Output) -> Result<(), CliError> 
             chain_config,
             optimistic,
             force_checkpoint,
-            timeout,
+            rpc_timeout: timeout,
         } => {
             let light = match (consensus_rpc.is_empty(), checkpoint) {
                 (true, None) => None,

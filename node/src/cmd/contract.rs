@@ -65,7 +65,7 @@ pub async fn connect(index: &IndexArgs, sign: bool) -> Result<IndexClient, CliEr
     let contract = flag_or_legacy(index.contract.as_deref(), "FIRMCHAIN_CONTRACT")
         .ok_or_else(|| CliError::Usage("--contract (or FIRMCHAIN_CHAIN__CONTRACT) is required".into()))?;
     let at = address(&contract, "--contract")?;
-    Ok(IndexClient::connect(p, at, Duration::from_secs(index.chain.timeout)).await?)
+    Ok(IndexClient::connect(p, at, Duration::from_secs(index.chain.rpc_timeout)).await?)
 }
 
 #[derive(Serialize)]
@@ -110,7 +110,7 @@ async fn run_async(command: ContractCommand, out: &Output) -> Result<(), CliErro
                     "--threshold {threshold} needs at least {threshold} --publisher accounts"
                 )));
             }
-            let timeout = Duration::from_secs(chain.timeout);
+            let timeout = Duration::from_secs(chain.rpc_timeout);
             let index = IndexClient::deploy(provider(&rpc(&chain)?, Some(key))?, owner, 1, timeout).await?;
             for p in &publishers {
                 index.add_publisher(*p, None).await?;

@@ -37,7 +37,7 @@ pub fn run(command: NodeCommand, out: &Output) -> Result<(), CliError> {
         match command {
             NodeCommand::Status { api } => {
                 let url = format!("{}/status", api.api.trim_end_matches('/'));
-                let v = answer("GET /status", client(api.timeout)?.get(&url).send().await).await?;
+                let v = answer("GET /status", client(api.api_timeout)?.get(&url).send().await).await?;
                 out.result(&v, || summary(&v));
                 Ok(())
             }
@@ -54,7 +54,7 @@ pub fn run(command: NodeCommand, out: &Output) -> Result<(), CliError> {
                     product,
                     min_sequence,
                 };
-                publish(&api.api, api.timeout, release, out).await
+                publish(&api.api, api.api_timeout, release, out).await
             }
         }
     })

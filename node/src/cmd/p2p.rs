@@ -43,14 +43,17 @@ pub fn run(cmd: P2pCommand, out: &Output) -> Result<(), CliError> {
             peers,
             output,
             max_size,
-            timeout,
+            stall_timeout,
             entry,
             net,
         } => super::block_on_threads(get(
             &cid,
             peers,
             &output,
-            GetLimits { max_size, timeout },
+            GetLimits {
+                max_size,
+                stall_timeout,
+            },
             entry,
             net,
             out,
@@ -207,7 +210,7 @@ struct PeerBytes {
 /// What a `get` may cost.
 struct GetLimits {
     max_size: u64,
-    timeout: u64,
+    stall_timeout: u64,
 }
 
 async fn get(
@@ -219,7 +222,10 @@ async fn get(
     net: NetArgs,
     out: &Output,
 ) -> Result<(), CliError> {
-    let GetLimits { max_size, timeout } = limits;
+    let GetLimits {
+        max_size,
+        stall_timeout,
+    } = limits;
     let root = Cid::try_from(cid).map_err(|e| CliError::Usage(format!("invalid CID {cid:?}: {e}")))?;
     for p in &peers {
         if peer_id_of(p).is_none() {
@@ -239,7 +245,7 @@ async fn get(
     let opts = FetchOptions {
         limits: FetchLimits::for_file_size(max_size),
         peers: ids,
-        stall_timeout: Duration::from_secs(timeout),
+        stall_timeout: Duration::from_secs(stall_timeout),
         entry,
         ..p2p.fetch_defaults().clone()
     };
