@@ -2,10 +2,10 @@
 //! the machine's actions to the fetcher and the installer, and ticks the machine for retries.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use actix::{Actor, AsyncContext, Context, Handler, Recipient};
+use cid::Cid;
 use firmchain_update::Sequence;
 use firmchain_update::machine::{Action, Input, Payload, UpdateMachine};
 
@@ -33,7 +33,7 @@ pub struct Coordinator {
     ports: CoordinatorPorts,
     tick: Duration,
     /// Where each verified payload is (from the fetcher, for the installer).
-    fetched: HashMap<(Sequence, Payload), PathBuf>,
+    fetched: HashMap<(Sequence, Payload), Cid>,
 }
 
 impl Coordinator {
@@ -55,10 +55,10 @@ impl Coordinator {
                 }
                 Action::Install { record, payload } => {
                     match self.fetched.remove(&(record.sequence, payload)) {
-                        Some(file) => self.ports.install.do_send(InstallRelease {
+                        Some(root) => self.ports.install.do_send(InstallRelease {
                             record,
                             payload,
-                            file,
+                            root,
                         }),
                         // Not reachable: the machine installs only what was reported fetched.
                         None => {
@@ -106,8 +106,8 @@ impl Handler<ReleaseFetched> for Coordinator {
 
     fn handle(&mut self, msg: ReleaseFetched, _: &mut Context<Self>) {
         let input = match msg.outcome {
-            Ok(file) => {
-                self.fetched.insert((msg.sequence, msg.payload), file);
+            Ok(root) => {
+                self.fetched.insert((msg.sequence, msg.payload), root);
                 Input::Fetched {
                     sequence: msg.sequence,
                     payload: msg.payload,
@@ -196,7 +196,7 @@ mod tests {
                 self.fail_fetches -= 1;
                 Err(Arc::new(crate::error::FetchError::BadCid("no provider".into())))
             } else {
-                Ok(PathBuf::from(format!("/downloads/{}", msg.record.sequence)))
+                Ok(Cid::default())
             };
             if let Some(c) = &self.coordinator {
                 c.do_send(ReleaseFetched {

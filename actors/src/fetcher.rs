@@ -2,13 +2,14 @@
 //!
 //! The BlockFetcher fetches one entry (`patch` or `full`) of a release bundle over Bitswap: every block is
 //! checked against its CID before it is stored, and the DAG is capped by the sizes the record gives. The
-//! Verifier (CPU work on a `SyncArbiter`) then writes the entry out of the blockstore into the downloads folder,
-//! checking every block and size again, and compares blake3 and size with the record.
+//! Verifier (CPU work on a `SyncArbiter`) then reads the entry in the blockstore, checking every block and size
+//! again, and compares blake3 and size with the record. The payload stays in the blockstore (one copy on disk):
+//! the Installer's Patcher reads it there ([`firmchain_update::dag::DagFile`]).
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,11 +34,6 @@ pub fn entry_name(payload: Payload) -> &'static str {
     }
 }
 
-/// Where a verified payload of a release is kept until it is installed.
-pub fn download_path(dir: &Path, sequence: Sequence, payload: Payload) -> PathBuf {
-    dir.join(format!("{}-{}.bin", sequence.0, entry_name(payload)))
-}
-
 /// What the record says about a payload: its exact hash and size when the record names it, else a size cap.
 pub fn expectation(record: &ReleaseRecord, payload: Payload) -> (Option<(Blake3Hash, u64)>, u64) {
     let named = matches!(
@@ -53,7 +49,8 @@ pub fn expectation(record: &ReleaseRecord, payload: Payload) -> (Option<(Blake3H
     }
 }
 
-/// Verifier ← BlockFetcher: write the file under `root` to `out`, checking it against the record.
+/// Verifier ← BlockFetcher: read the file under `root`, checking it against the record, and write it to `out`
+/// if given (`firmchain p2p get`; the node's fetcher only checks).
 #[derive(Debug, Message)]
 #[rtype(result = "Result<u64, VerifyError>")]
 pub struct VerifyPayload {
@@ -61,8 +58,8 @@ pub struct VerifyPayload {
     pub store: Arc<Blockstore>,
     /// The entry's root.
     pub root: Cid,
-    /// Where to write the file.
-    pub out: PathBuf,
+    /// Where to write the file, if anywhere.
+    pub out: Option<PathBuf>,
     /// Exact blake3 and size, when the record names this payload.
     pub expect: Option<(Blake3Hash, u64)>,
     /// Most bytes the file may have.
@@ -94,10 +91,18 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
-/// Write the file under `root` from `store` to `out` and check it. The file is written beside `out` and renamed
-/// over it only once it checked out: on any failure `out` is as it was.
+/// Read the file under `root` from `store` and check it; with `out`, also write it there. The file is written
+/// beside `out` and renamed over it only once it checked out: on any failure `out` is as it was.
 pub fn verify_payload(msg: &VerifyPayload) -> Result<u64, VerifyError> {
-    let mut partial = msg.out.clone().into_os_string();
+    let Some(out) = &msg.out else {
+        let mut w = Hashing {
+            inner: std::io::sink(),
+            hasher: blake3::Hasher::new(),
+        };
+        let size = read_checked(msg, &mut w)?;
+        return check(msg, size, Blake3Hash(*w.hasher.finalize().as_bytes())).map(|()| size);
+    };
+    let mut partial = out.clone().into_os_string();
     partial.push(".partial");
     let partial = PathBuf::from(partial);
     let result = (|| {
@@ -106,40 +111,49 @@ pub fn verify_payload(msg: &VerifyPayload) -> Result<u64, VerifyError> {
             inner: BufWriter::new(file_out),
             hasher: blake3::Hasher::new(),
         };
-        let limits = ReadLimits {
-            max_size: msg.max_size,
-            ..ReadLimits::default()
-        };
-        let size = read_file(&msg.root, &mut &*msg.store, &mut w, limits, |_| {}).map_err(|e| {
-            VerifyError::Read {
-                root: msg.root,
-                source: Box::new(e),
-            }
-        })?;
+        let size = read_checked(msg, &mut w)?;
         let hash = Blake3Hash(*w.hasher.finalize().as_bytes());
         let written = w.inner.into_inner().map_err(|e| {
             let (e, _) = e.into_parts();
             file(&partial)(e)
         })?;
         written.sync_all().map_err(file(&partial))?;
-        if let Some((expected, expected_size)) = msg.expect
-            && (hash != expected || size != expected_size)
-        {
-            return Err(VerifyError::Mismatch(Box::new(PayloadMismatch {
-                root: msg.root,
-                size,
-                hash,
-                expected_size,
-                expected,
-            })));
-        }
-        std::fs::rename(&partial, &msg.out).map_err(file(&msg.out))?;
+        check(msg, size, hash)?;
+        std::fs::rename(&partial, out).map_err(file(out))?;
         Ok(size)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&partial);
     }
     result
+}
+
+/// Reassemble the file under `msg.root` into `w`, every block and size checked; returns its size.
+fn read_checked(msg: &VerifyPayload, w: &mut impl Write) -> Result<u64, VerifyError> {
+    let limits = ReadLimits {
+        max_size: msg.max_size,
+        ..ReadLimits::default()
+    };
+    read_file(&msg.root, &mut &*msg.store, w, limits, |_| {}).map_err(|e| VerifyError::Read {
+        root: msg.root,
+        source: Box::new(e),
+    })
+}
+
+/// Compare blake3 and size with what the record names, if it names them.
+fn check(msg: &VerifyPayload, size: u64, hash: Blake3Hash) -> Result<(), VerifyError> {
+    match msg.expect {
+        Some((expected, expected_size)) if hash != expected || size != expected_size => {
+            Err(VerifyError::Mismatch(Box::new(PayloadMismatch {
+                root: msg.root,
+                size,
+                hash,
+                expected_size,
+                expected,
+            })))
+        }
+        _ => Ok(()),
+    }
 }
 
 impl Handler<VerifyPayload> for Verifier {
@@ -155,7 +169,6 @@ impl Handler<VerifyPayload> for Verifier {
 pub struct BlockFetcher {
     p2p: P2p,
     verifier: Addr<Verifier>,
-    downloads: PathBuf,
     stall_timeout: Duration,
     done: Recipient<ReleaseFetched>,
     status: Recipient<StatusEvent>,
@@ -163,11 +176,10 @@ pub struct BlockFetcher {
 }
 
 impl BlockFetcher {
-    /// A fetcher over `p2p`, writing verified payloads to `downloads`.
+    /// A fetcher over `p2p`; verified payloads stay in its blockstore.
     pub fn new(
         p2p: P2p,
         verifier: Addr<Verifier>,
-        downloads: PathBuf,
         stall_timeout: Duration,
         done: Recipient<ReleaseFetched>,
         status: Recipient<StatusEvent>,
@@ -175,7 +187,6 @@ impl BlockFetcher {
         BlockFetcher {
             p2p,
             verifier,
-            downloads,
             stall_timeout,
             done,
             status,
@@ -221,11 +232,10 @@ async fn fetch(
     p2p: P2p,
     verifier: Addr<Verifier>,
     status: Recipient<StatusEvent>,
-    out: PathBuf,
     stall_timeout: Duration,
     record: ReleaseRecord,
     payload: Payload,
-) -> Result<FetchReport, FetchError> {
+) -> Result<(FetchReport, Cid), FetchError> {
     let root = Cid::try_from(record.patch_cid.as_slice()).map_err(|e| FetchError::BadCid(e.to_string()))?;
     let (expect, max_size) = expectation(&record, payload);
     let opts = FetchOptions {
@@ -254,13 +264,13 @@ async fn fetch(
         .send(VerifyPayload {
             store: p2p.store().clone(),
             root: entry,
-            out,
+            out: None,
             expect,
             max_size,
         })
         .await
         .map_err(FetchError::Verifier)??;
-    Ok(FetchReport {
+    let report = FetchReport {
         sequence: record.sequence.0,
         payload: entry_name(payload).to_owned(),
         blocks: summary.blocks,
@@ -276,7 +286,8 @@ async fn fetch(
             .collect(),
         rejected: summary.rejected.iter().map(|r| r.to_string()).collect(),
         seconds: summary.elapsed.as_secs_f64(),
-    })
+    };
+    Ok((report, entry))
 }
 
 impl Handler<FetchRelease> for BlockFetcher {
@@ -289,12 +300,10 @@ impl Handler<FetchRelease> for BlockFetcher {
             ctx.cancel_future(old);
         }
         tracing::info!(sequence = sequence.0, payload = entry_name(payload), "fetching");
-        let out = download_path(&self.downloads, sequence, payload);
         let work = fetch(
             self.p2p.clone(),
             self.verifier.clone(),
             self.status.clone(),
-            out.clone(),
             self.stall_timeout,
             msg.record,
             payload,
@@ -302,7 +311,7 @@ impl Handler<FetchRelease> for BlockFetcher {
         let handle = ctx.spawn(work.into_actor(self).map(move |result, act, _| {
             act.running.remove(&sequence);
             match &result {
-                Ok(r) => tracing::info!(
+                Ok((r, _)) => tracing::info!(
                     sequence = sequence.0,
                     payload = entry_name(payload),
                     blocks = r.blocks,
@@ -315,12 +324,12 @@ impl Handler<FetchRelease> for BlockFetcher {
             }
             let result = result.map_err(Arc::new);
             act.status.do_send(StatusEvent::Fetched(
-                result.clone().map_err(|e| e.to_string()),
+                result.clone().map(|(r, _)| r).map_err(|e| e.to_string()),
             ));
             act.done.do_send(ReleaseFetched {
                 sequence,
                 payload,
-                outcome: result.map(|_| out),
+                outcome: result.map(|(_, root)| root),
             });
         }));
         self.running.insert(sequence, handle);

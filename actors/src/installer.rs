@@ -1,6 +1,7 @@
 //! The Patcher and the Installer.
 //!
-//! The Patcher (CPU work on a `SyncArbiter`) applies a verified payload to the running image, streaming the
+//! The Patcher (CPU work on a `SyncArbiter`) applies a verified payload to the running image, reading the
+//! payload in place in the blockstore ([`DagFile`], every block checked against its CID again) and streaming the
 //! result into the inactive slot (or a staging file) with bounded memory and checking the result against the
 //! record's `target_hash` and `target_size`. The Installer then switches slots atomically, runs the health
 //! check and rolls back when it fails (slots mode), or hands the image to an external installer (command mode).
@@ -16,7 +17,8 @@ use actix::{
     Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, Recipient, SyncContext, WrapFuture,
 };
 use cid::Cid;
-use firmchain_p2p::P2p;
+use firmchain_p2p::{Blockstore, P2p};
+use firmchain_update::dag::{DagFile, ReadLimits};
 use firmchain_update::machine::Payload;
 use firmchain_update::patch::{self, ApplyError, ApplyLimits};
 use firmchain_update::{Blake3Hash, ProductId, ReleaseRecord, Sequence};
@@ -52,8 +54,10 @@ fn pause_if_asked(_point: &str) {}
 pub struct ApplyPayload {
     /// The running image.
     pub base: PathBuf,
-    /// The verified payload (a patch, or a compressed full image).
-    pub payload: PathBuf,
+    /// The blockstore holding the payload.
+    pub store: Arc<Blockstore>,
+    /// The verified payload's root there (a patch, or a compressed full image).
+    pub payload: Cid,
     /// Where the new image goes (truncated first).
     pub out: PathBuf,
     /// The record's target.
@@ -75,7 +79,12 @@ impl Actor for Patcher {
 pub fn apply_payload(msg: &ApplyPayload) -> Result<Blake3Hash, ApplyError> {
     let io = |context: &'static str| move |source: std::io::Error| ApplyError::Io { context, source };
     let base = File::open(&msg.base).map_err(io("opening the running image"))?;
-    let payload = File::open(&msg.payload).map_err(io("opening the payload"))?;
+    let store_fault = |e: &dyn std::fmt::Display| ApplyError::Io {
+        context: "reading the payload from the blockstore",
+        source: std::io::Error::other(e.to_string()),
+    };
+    let mut payload =
+        DagFile::open(msg.payload, &*msg.store, ReadLimits::default()).map_err(|e| store_fault(&e))?;
     let out = OpenOptions::new()
         .write(true)
         .create(true)
@@ -90,12 +99,18 @@ pub fn apply_payload(msg: &ApplyPayload) -> Result<Blake3Hash, ApplyError> {
     };
     let half = msg.target_size / 2;
     let mut paused = false;
-    let applied = patch::apply(base, payload, &mut w, &limits, |written| {
+    let applied = patch::apply(base, &mut payload, &mut w, &limits, |written| {
         if !paused && written >= half {
             paused = true;
             pause_if_asked("patching");
         }
-    })?;
+    });
+    // The payload was verified whole before: a block that now fails to read is the store's fault (transient,
+    // fetched again), never a verdict on the release.
+    if let Some(fault) = payload.failure() {
+        return Err(store_fault(&fault));
+    }
+    let applied = applied?;
     let out = w
         .into_inner()
         .map_err(|e| io("writing the new image")(e.into_parts().0))?;
@@ -132,6 +147,8 @@ pub struct InstallerConfig {
     pub health_timeout: Duration,
     /// A scratch file for command mode.
     pub staging: PathBuf,
+    /// The blockstore the verified payloads are read from.
+    pub store: Arc<Blockstore>,
 }
 
 /// The Installer actor.
@@ -257,9 +274,9 @@ async fn install(
     state: Arc<NodeState>,
     record: ReleaseRecord,
     payload: Payload,
-    payload_file: PathBuf,
+    payload_root: Cid,
 ) -> Result<ReleaseInstalled, InstallError> {
-    let (base, out, health, timeout, command) = {
+    let (base, out, health, timeout, command, store) = {
         let c = lock(&config)?;
         let (base, out, command) = match &c.target {
             InstallTarget::Slots(slots) => {
@@ -270,12 +287,21 @@ async fn install(
                 (current.clone(), c.staging.clone(), Some(command.clone()))
             }
         };
-        (base, out, c.health_check.clone(), c.health_timeout, command)
+        let store = c.store.clone();
+        (
+            base,
+            out,
+            c.health_check.clone(),
+            c.health_timeout,
+            command,
+            store,
+        )
     };
     let hash = patcher
         .send(ApplyPayload {
             base,
-            payload: payload_file.clone(),
+            store,
+            payload: payload_root,
             out: out.clone(),
             target_hash: record.target_hash,
             target_size: record.target_size,
@@ -309,7 +335,6 @@ async fn install(
             }
         }
         record_installed(&state, &record, installed);
-        let _ = std::fs::remove_file(&payload_file);
         return Ok(ReleaseInstalled::Installed {
             sequence: record.sequence,
             hash,
@@ -367,7 +392,6 @@ async fn install(
         });
     }
     record_installed(&state, &record, installed);
-    let _ = std::fs::remove_file(&payload_file);
     Ok(ReleaseInstalled::Installed {
         sequence: record.sequence,
         hash,
@@ -414,7 +438,7 @@ impl Handler<InstallRelease> for Installer {
             self.state.clone(),
             record,
             msg.payload,
-            msg.file,
+            msg.root,
         );
         // One install at a time: the actor handles nothing else until this one ends.
         ctx.wait(work.into_actor(self).map(move |result, act, ctx| {

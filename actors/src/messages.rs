@@ -1,9 +1,9 @@
 //! The typed messages between the actors. Commands are imperatives, events past tense.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix::Message;
+use cid::Cid;
 use firmchain_update::machine::Payload;
 use firmchain_update::{Blake3Hash, ReleaseRecord, Sequence};
 
@@ -45,8 +45,8 @@ pub struct ReleaseFetched {
     pub sequence: Sequence,
     /// Which payload.
     pub payload: Payload,
-    /// Where the verified payload is, or what failed (no provider, a hash mismatch, ...).
-    pub outcome: Result<PathBuf, Arc<FetchError>>,
+    /// The verified payload's root in the node's blockstore, or what failed (no provider, a hash mismatch, ...).
+    pub outcome: Result<Cid, Arc<FetchError>>,
 }
 
 /// Coordinator → Installer: apply the verified payload and install the result.
@@ -57,8 +57,8 @@ pub struct InstallRelease {
     pub record: ReleaseRecord,
     /// The payload that was fetched.
     pub payload: Payload,
-    /// Where the BlockFetcher left it, verified.
-    pub file: PathBuf,
+    /// Its root in the node's blockstore, where the BlockFetcher verified it.
+    pub root: Cid,
 }
 
 /// Installer → Coordinator: how an install ended.

@@ -149,6 +149,19 @@ struct Opened {
     checked: Option<(Sequence, String)>,
 }
 
+/// Payloads used to be copied out of the blockstore into `downloads/`; the Patcher now reads them in place.
+fn remove_old_downloads(dir: &Path) {
+    let old = dir.join("downloads");
+    if old.is_dir() {
+        match std::fs::remove_dir_all(&old) {
+            Ok(()) => tracing::info!(path = %old.display(), "removed the old downloads folder"),
+            Err(e) => {
+                tracing::warn!(path = %old.display(), error = %e, "cannot remove the old downloads folder")
+            }
+        }
+    }
+}
+
 fn mkdir(p: &Path) -> Result<PathBuf, FileError> {
     std::fs::create_dir_all(p).map_err(file(p))?;
     Ok(p.to_owned())
@@ -381,13 +394,14 @@ fn start_device(
     } = device;
     let verifier = SyncArbiter::start(1, || Verifier);
     let patcher = SyncArbiter::start(1, || Patcher);
-    let downloads = mkdir(&dir.join("downloads"))?;
+    remove_old_downloads(dir);
     let rolled_back = state.rolled_back(&product)?;
     let installer_config = InstallerConfig {
         target: opened.target,
         health_check: config.install.health_check.clone(),
         health_timeout: Duration::from_secs(config.install.health_timeout_secs),
         staging: dir.join("image").join("staging.bin"),
+        store: p2p.store().clone(),
     };
     let (p2p, state, status) = (p2p.clone(), state.clone(), status.clone());
     let stall = Duration::from_secs(config.p2p.stall_timeout_secs);
@@ -397,7 +411,6 @@ fn start_device(
         let fetcher = BlockFetcher::new(
             p2p.clone(),
             verifier,
-            downloads,
             stall,
             me.clone().recipient(),
             status.clone().recipient(),

@@ -114,6 +114,12 @@ async fn fleet_converges_catches_up_from_peers_and_falls_back_to_full_images() {
     let s1 = d1.wait_installed(3, T).unwrap();
     assert_eq!(s1["last_fetch"]["payload"], "patch");
     assert_eq!(active_image(&d1.dir).unwrap(), f.images[3]);
+    // One copy of each payload on disk: the Patcher read it in the blockstore, nothing was copied out.
+    assert!(
+        !d1.dir.join("downloads").exists(),
+        "a downloads folder in {}",
+        d1.dir.display()
+    );
     d3.wait_installed(3, T).unwrap();
 
     // A device running an image that is no release's base: the full image of the newest release.

@@ -271,7 +271,7 @@ async fn get(
     let verify = VerifyPayload {
         store: p2p.store().clone(),
         root: file_root,
-        out: output.to_owned(),
+        out: Some(output.to_owned()),
         expect: None,
         max_size,
     };

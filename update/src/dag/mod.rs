@@ -9,6 +9,7 @@
 mod builder;
 pub mod pb;
 mod reader;
+mod seek;
 
 use cid::Cid;
 use cid::multihash::Multihash;
@@ -16,6 +17,7 @@ use sha2::Digest;
 
 pub use builder::{DagBuilder, DagOptions, DagRoot, LeafHash, build_from_reader, directory, read_full};
 pub use reader::{BlockSource, ReadError, ReadLimits, read_file};
+pub use seek::DagFile;
 
 /// The multicodec of raw blocks.
 pub const RAW: u64 = 0x55;
