@@ -399,7 +399,6 @@ fn start_device(
         target: opened.target,
         health_check: config.install.health_check.clone(),
         health_timeout: Duration::from_secs(config.install.health_timeout_secs),
-        downloads: downloads.clone(),
         staging: dir.join("image").join("staging.bin"),
     };
     let (p2p, state, status) = (p2p.clone(), state.clone(), status.clone());

@@ -423,3 +423,6 @@ impl<E: ExecutionRpc + Unpin + 'static, C: ConsensusRpc + Unpin + 'static> Handl
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
