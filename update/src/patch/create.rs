@@ -126,34 +126,47 @@ struct Coded {
     bytes: Vec<u8>,
 }
 
-/// The smallest coding of `data` among zstd and LZMA2 (with each of `tunings`), each with the smallest
-/// window that holds the stream, at most 2^`max_log`.
+/// Raw add streams up to this size also try LZMA2.
+const RAW_ADD_LZMA: usize = 8 << 20;
+
+/// Streams up to this size also try zstd (cheap there; on larger streams LZMA2 has always won).
+const ZSTD_TRIAL: usize = 4 << 20;
+
+/// The smallest coding of `data` among LZMA2 with each of `tunings` and (for small streams, or with no
+/// tunings) zstd, each with the smallest window that holds the stream, at most 2^`max_log`.
 fn smallest(
     data: &[u8],
     max_log: u8,
     tunings: &[LzmaTuning],
     opts: &PatchOptions,
 ) -> Result<Coded, CreateError> {
-    let zlog = coder::fitting_log(data.len(), 10, max_log);
-    let mut best = Coded {
-        coder: Coder::Zstd,
-        window_log: zlog,
-        bytes: compress_into(Vec::new(), data, zlog.into(), opts)?,
+    let mut best: Option<Coded> = None;
+    let mut keep = |c: Coded| {
+        if best.as_ref().is_none_or(|b| c.bytes.len() < b.bytes.len()) {
+            best = Some(c);
+        }
     };
     if max_log >= 12 {
-        let llog = coder::fitting_log(data.len(), 12, max_log);
+        let log = coder::fitting_log(data.len(), 12, max_log);
         for t in tunings {
-            let bytes = coder::lzma2_compress(data, llog, *t).map_err(CreateError::Compress)?;
-            if bytes.len() < best.bytes.len() {
-                best = Coded {
-                    coder: Coder::Lzma2,
-                    window_log: llog,
-                    bytes,
-                };
-            }
+            let bytes =
+                coder::lzma2_compress(data, log, *t, opts.level >= 19).map_err(CreateError::Compress)?;
+            keep(Coded {
+                coder: Coder::Lzma2,
+                window_log: log,
+                bytes,
+            });
         }
     }
-    Ok(best)
+    if data.len() <= ZSTD_TRIAL || tunings.is_empty() || max_log < 12 {
+        let log = coder::fitting_log(data.len(), 10, max_log);
+        keep(Coded {
+            coder: Coder::Zstd,
+            window_log: log,
+            bytes: compress_into(Vec::new(), data, log.into(), opts)?,
+        });
+    }
+    best.ok_or_else(|| CreateError::Compress(io::Error::other("no coder for the stream")))
 }
 
 /// The three streams, each coded its smallest way.
@@ -169,19 +182,35 @@ impl CodedStreams {
 }
 
 fn code_streams(streams: &Streams, max_log: u8, opts: &PatchOptions) -> Result<CodedStreams, CreateError> {
-    let control = smallest(&streams.control, max_log, &[LzmaTuning::BYTES], opts)?;
-    // The add stream is coded raw or as zero runs, whichever compresses smaller.
-    let raw_add = smallest(&streams.add, max_log, &[LzmaTuning::BYTES], opts)?;
-    let runs_add = smallest(&zero_runs::encode(&streams.add), max_log, &[LzmaTuning::BYTES], opts)?;
-    let (add_coding, add) = if runs_add.bytes.len() < raw_add.bytes.len() {
-        (AddCoding::ZeroRuns, runs_add)
+    use LzmaTuning as T;
+    let control = smallest(&streams.control, max_log, &[T::DEFAULT, T::BYTES], opts)?;
+    // The add stream is coded as zero runs, or raw when that is smaller. LZMA2 on a large raw add stream
+    // (mostly zeros) takes many times as long as on its zero runs for about 1% less, so large ones try zstd
+    // only.
+    let runs = smallest(
+        &zero_runs::encode(&streams.add),
+        max_log,
+        &[T::RUNS, T::BYTES],
+        opts,
+    )?;
+    let raw_tunings: &[LzmaTuning] = if streams.add.len() <= RAW_ADD_LZMA {
+        &[T::BYTES]
     } else {
-        (AddCoding::Raw, raw_add)
+        &[]
     };
-    let copy = smallest(&streams.copy, max_log, &[LzmaTuning::DEFAULT, LzmaTuning::BYTES], opts)?;
+    let raw = if streams.add.len() <= ZSTD_TRIAL || !raw_tunings.is_empty() {
+        Some(smallest(&streams.add, max_log, raw_tunings, opts)?)
+    } else {
+        None
+    };
+    let add = match raw {
+        Some(raw) if raw.bytes.len() < runs.bytes.len() => (AddCoding::Raw, raw),
+        _ => (AddCoding::ZeroRuns, runs),
+    };
+    let copy = smallest(&streams.copy, max_log, &[T::DEFAULT, T::CODE], opts)?;
     Ok(CodedStreams {
-        add_coding,
-        coded: [control, add, copy],
+        add_coding: add.0,
+        coded: [control, add.1, copy],
     })
 }
 
@@ -213,7 +242,8 @@ pub fn create_patch(old: &[u8], new: &[u8], opts: &PatchOptions) -> Result<Vec<u
     });
     let mut best = plain?;
     if let Some(joined) = filtered {
-        let candidate = joined.map_err(|_| CreateError::Compress(io::Error::other("diff thread panicked")))??;
+        let candidate =
+            joined.map_err(|_| CreateError::Compress(io::Error::other("diff thread panicked")))??;
         if candidate.0.len() < best.0.len() {
             best = candidate;
         }
