@@ -138,18 +138,23 @@ for spec in "${pairs[@]}"; do
     "$diff_s" "$hdiffz_s" "$apply_s" "$apply_kib" "$(size "$o.full")" >> "$tsv"
 done
 
-say "64 MiB image: apply peak RSS (patch and full image)"
-"$fc" --quiet demo --size-mib 64 --dir "$work/demo64" >/dev/null
-"$fc" --quiet diff "$work/demo64/firmware-v1.bin" "$work/demo64/firmware-v2.bin" -o "$work/demo64/full.update" --kind full
-read -r big_patch_s big_patch_kib < <(measure "$fc" --quiet apply "$work/demo64/firmware-v1.bin" "$work/demo64/v1-to-v2.patch" -o "$work/demo64/out.bin")
-cmp -s "$work/demo64/out.bin" "$work/demo64/firmware-v2.bin"
-read -r big_full_s big_full_kib < <(measure "$fc" --quiet apply "$work/demo64/firmware-v1.bin" "$work/demo64/full.update" -o "$work/demo64/out-full.bin")
-cmp -s "$work/demo64/out-full.bin" "$work/demo64/firmware-v2.bin"
-read -r _ hash_kib < <(measure "$fc" --quiet hash "$work/demo64/firmware-v2.bin")
+big_patch_s=- big_patch_kib=0 big_full_s=- big_full_kib=0 hash_kib=0
+if "$fc" demo --help >/dev/null 2>&1; then
+  say "64 MiB image: apply peak RSS (patch and full image)"
+  "$fc" --quiet demo --size-mib 64 --dir "$work/demo64" >/dev/null
+  "$fc" --quiet diff "$work/demo64/firmware-v1.bin" "$work/demo64/firmware-v2.bin" -o "$work/demo64/full.update" --kind full
+  read -r big_patch_s big_patch_kib < <(measure "$fc" --quiet apply "$work/demo64/firmware-v1.bin" "$work/demo64/v1-to-v2.patch" -o "$work/demo64/out.bin")
+  cmp -s "$work/demo64/out.bin" "$work/demo64/firmware-v2.bin"
+  read -r big_full_s big_full_kib < <(measure "$fc" --quiet apply "$work/demo64/firmware-v1.bin" "$work/demo64/full.update" -o "$work/demo64/out-full.bin")
+  cmp -s "$work/demo64/out-full.bin" "$work/demo64/firmware-v2.bin"
+  read -r _ hash_kib < <(measure "$fc" --quiet hash "$work/demo64/firmware-v2.bin")
+else
+  say "$fc has no demo command: 64 MiB section skipped"
+fi
 
-python3 - "$tsv" "$results" "$big_patch_s" "$big_patch_kib" "$big_full_s" "$big_full_kib" "$hash_kib" <<'PY'
+python3 - "$tsv" "$results" "$big_patch_s" "$big_patch_kib" "$big_full_s" "$big_full_kib" "$hash_kib" "$(basename "$fc")" <<'PY'
 import csv, math, sys, datetime, platform, os
-tsv, out, bps, bpk, bfs, bfk, hk = sys.argv[1:]
+tsv, out, bps, bpk, bfs, bfk, hk, binary = sys.argv[1:]
 rows = list(csv.DictReader(open(tsv), delimiter='\t'))
 tools = ['ours', 'bsdiff', 'xdelta3', 'zstd', 'hdiffz']
 pct = lambda r, t: 100.0 * int(r[t]) / int(r['new'])
@@ -162,7 +167,7 @@ lines = [
     "and the smaller kept, each stream zstd -19 or raw LZMA2, whichever is smaller, with a window of at most 2^21);",
     "bsdiff 4.3; xdelta3 `-9 -S djw`; zstd 1.5 `-19 --patch-from`;",
     "hdiffz 5.1.3 (HDiffPatch in the hdiffpatch 2.6.0 sdist) `-m-6 -SD -c-zstd-21-24`. Times and RSS (GNU time, peak",
-    "RSS = VmHWM) are for `firmchain`, except the hdiffz diff time.", "",
+    f"RSS = VmHWM) are for `{binary}`, except the hdiffz diff time.", "",
     "| pair | old | new | ours | bsdiff | xdelta3 | zstd | hdiffz | ours ÷ hdiffz | full image | diff s | hdiffz s | apply s | apply peak RSS |",
     "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
 ]
@@ -183,10 +188,10 @@ lines += ["",
     f"({float(largest['diff_s']) / max(float(largest['hdiffz_s']), 0.01):.2f}×)",
     f"- apply peak RSS, largest pair: {int(largest['apply_kib']) / 1024:.1f} MiB; any pair: "
     f"{max(int(r['apply_kib']) for r in rows) / 1024:.1f} MiB",
-    "", "## 64 MiB image", "",
+    ] + ([] if bps == "-" else ["", "## 64 MiB image", "",
     f"`firmchain apply` of a 64 MiB generated image (`firmchain demo --size-mib 64`): patch {bps} s at "
     f"{int(bpk) / 1024:.1f} MiB peak RSS; full image {bfs} s at {int(bfk) / 1024:.1f} MiB peak RSS. "
-    f"For scale, `firmchain hash` of the same file peaks at {int(hk) / 1024:.1f} MiB.", ""]
+    f"For scale, `firmchain hash` of the same file peaks at {int(hk) / 1024:.1f} MiB."]) + [""]
 open(out, 'w').write("\n".join(lines))
 print("\n".join(lines))
 PY
