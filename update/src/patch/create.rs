@@ -175,49 +175,69 @@ struct CodedStreams {
     coded: [Coded; 3],
 }
 
-impl CodedStreams {
-    fn len(&self) -> usize {
-        self.coded.iter().map(|c| c.bytes.len()).sum()
-    }
-}
-
+/// Code the three streams, the candidates of each on their own thread.
 fn code_streams(streams: &Streams, max_log: u8, opts: &PatchOptions) -> Result<CodedStreams, CreateError> {
     use LzmaTuning as T;
-    let control = smallest(&streams.control, max_log, &[T::DEFAULT, T::BYTES], opts)?;
-    // The add stream is coded as zero runs, or raw when that is smaller. LZMA2 on a large raw add stream
-    // (mostly zeros) takes many times as long as on its zero runs for about 1% less, so large ones try zstd
-    // only.
-    let runs = smallest(
-        &zero_runs::encode(&streams.add),
-        max_log,
-        &[T::RUNS, T::BYTES],
-        opts,
-    )?;
-    let raw_tunings: &[LzmaTuning] = if streams.add.len() <= RAW_ADD_LZMA {
-        &[T::BYTES]
-    } else {
-        &[]
+    let joined = |h: std::thread::ScopedJoinHandle<'_, Result<Coded, CreateError>>| {
+        h.join()
+            .map_err(|_| CreateError::Compress(io::Error::other("coding thread panicked")))?
     };
-    let raw = if streams.add.len() <= ZSTD_TRIAL || !raw_tunings.is_empty() {
-        Some(smallest(&streams.add, max_log, raw_tunings, opts)?)
-    } else {
-        None
-    };
+    let (control, runs, raw, copy) = std::thread::scope(|scope| {
+        let control = scope.spawn(|| smallest(&streams.control, max_log, &[T::DEFAULT, T::BYTES], opts));
+        // The add stream is coded as zero runs, or raw when that is smaller. LZMA2 on a large raw add
+        // stream (mostly zeros) takes many times as long as on its zero runs for about 1% less, so large
+        // ones try zstd only, and the largest nothing.
+        let runs = scope.spawn(|| {
+            smallest(
+                &zero_runs::encode(&streams.add),
+                max_log,
+                &[T::RUNS, T::BYTES],
+                opts,
+            )
+        });
+        let raw = scope.spawn(|| {
+            let tunings: &[LzmaTuning] = if streams.add.len() <= RAW_ADD_LZMA {
+                &[T::BYTES]
+            } else {
+                &[]
+            };
+            (streams.add.len() <= ZSTD_TRIAL || !tunings.is_empty())
+                .then(|| smallest(&streams.add, max_log, tunings, opts))
+                .transpose()
+        });
+        let copy = smallest(&streams.copy, max_log, &[T::DEFAULT, T::CODE], opts);
+        let raw = raw
+            .join()
+            .map_err(|_| CreateError::Compress(io::Error::other("coding thread panicked")))
+            .and_then(|r| r);
+        (joined(control), joined(runs), raw, copy)
+    });
+    let (control, runs, raw, copy) = (control?, runs?, raw?, copy?);
     let add = match raw {
         Some(raw) if raw.bytes.len() < runs.bytes.len() => (AddCoding::Raw, raw),
         _ => (AddCoding::ZeroRuns, runs),
     };
-    let copy = smallest(&streams.copy, max_log, &[T::DEFAULT, T::CODE], opts)?;
     Ok(CodedStreams {
         add_coding: add.0,
         coded: [control, add.1, copy],
     })
 }
 
+/// A quick measure of how well streams will code (zstd level 3), to choose between diffs before the slow
+/// coders run.
+fn estimate(streams: &Streams) -> usize {
+    [&streams.control, &zero_runs::encode(&streams.add), &streams.copy]
+        .iter()
+        .map(|s| zstd::bulk::compress(s, 3).map_or(s.len(), |c| c.len()))
+        .sum()
+}
+
 /// A patch file that turns `old` into `new`.
 ///
-/// ELF executables for x86-64 and AArch64 are diffed through their branch filter ([`super::branch`]); each
-/// stream gets whichever of zstd and LZMA2 codes it smallest, with a window of at most
+/// ELF executables for x86-64 and AArch64 are also diffed through their branch filter ([`super::branch`]),
+/// in parallel, and the diff whose streams code smaller (by a quick estimate) is kept: the filter wins on code
+/// that moved and loses where bsdiff's add stream already absorbs shifted displacements. Each stream then
+/// gets whichever of zstd and LZMA2 codes it smallest, with a window of at most
 /// 2^min(`opts.window_log`, [`STREAM_WINDOW_LOG`]).
 pub fn create_patch(old: &[u8], new: &[u8], opts: &PatchOptions) -> Result<Vec<u8>, CreateError> {
     opts.check()?;
@@ -226,28 +246,25 @@ pub fn create_patch(old: &[u8], new: &[u8], opts: &PatchOptions) -> Result<Vec<u
         (Some(o), Some(n)) if o.arch == n.arch => Some((o, n)),
         _ => None,
     };
-    // With a filter, diff both ways (in parallel) and keep the smaller: the filter wins on code that moved
-    // and loses where bsdiff's add stream already absorbs shifted displacements.
     let (plain, filtered) = std::thread::scope(|scope| {
         let filtered = filters.map(|(fo, fnew)| {
             scope.spawn(move || {
                 let (mut o, mut n) = (old.to_vec(), new.to_vec());
                 branch::encode(&fo, &mut o);
                 branch::encode(&fnew, &mut n);
-                code_streams(&bidiff_streams(&o, &n), max_log, opts).map(|c| (c, Some((fo, fnew))))
+                let streams = bidiff_streams(&o, &n);
+                (estimate(&streams), streams, (fo, fnew))
             })
         });
-        let plain = code_streams(&bidiff_streams(old, new), max_log, opts).map(|c| (c, None));
-        (plain, filtered.map(|h| h.join()))
+        let streams = bidiff_streams(old, new);
+        ((estimate(&streams), streams), filtered.map(|h| h.join()))
     });
-    let mut best = plain?;
-    if let Some(joined) = filtered {
-        let candidate =
-            joined.map_err(|_| CreateError::Compress(io::Error::other("diff thread panicked")))??;
-        if candidate.0.len() < best.0.len() {
-            best = candidate;
-        }
-    }
+    let (streams, filters) = match filtered {
+        Some(Ok((size, streams, f))) if size < plain.0 => (streams, Some(f)),
+        Some(Err(_)) => return Err(CreateError::Compress(io::Error::other("diff thread panicked"))),
+        _ => (plain.1, None),
+    };
+    let best = (code_streams(&streams, max_log, opts)?, filters);
     let (CodedStreams { add_coding, coded }, filters) = best;
     let (old_filter, filter) = filters.unzip();
     let layout = Layout {
