@@ -481,7 +481,8 @@ fn executables_diff_through_their_branch_filter_and_round_trip() {
     for machine in [62u16, 183] {
         let old = elf(machine, &calls(machine, 40_000, usize::MAX, 0));
         let new = elf(machine, &calls(machine, 40_000, 1_000, 8));
-        let patch = create_patch(&old, &new, &opts()).unwrap();
+        let both = [branch::Arch::X86_64, branch::Arch::Aarch64];
+        let patch = super::create::create_patch_trying(&old, &new, &opts(), &both).unwrap();
         assert_eq!(
             patch[HEADER_LEN],
             if machine == 62 { 1 } else { 2 },
@@ -622,7 +623,8 @@ proptest! {
             let i = f.index(new.len());
             new[i] ^= 0x5A;
         }
-        let patch = create_patch(&old, &new, &opts()).unwrap();
+        let both = [branch::Arch::X86_64, branch::Arch::Aarch64];
+        let patch = super::create::create_patch_trying(&old, &new, &opts(), &both).unwrap();
         prop_assert!(run(&old, &patch, &ApplyLimits::default()).unwrap() == new);
     }
 }
