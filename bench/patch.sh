@@ -9,8 +9,8 @@
 #   FC=path/to/firmchain bash bench/patch.sh   # measure a given binary instead of building one
 #
 # Needs network access to the npm registry, PyPI and Debian; installs bsdiff, xdelta3, zstd, e2fsprogs and
-# GNU time. The Debian pair pins versions from bookworm, bookworm-updates and bookworm-security: when a pinned
-# version leaves the archive, move both pins to the two newest versions that `apt-cache madison` lists.
+# GNU time. The Debian pair takes, per package, the oldest and the newest version that `apt-cache madison` lists
+# (bookworm, bookworm-updates, bookworm-security): the archive moves, so the results file names the versions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -64,12 +64,21 @@ pairs=(
   "orjson-arm64|pypi-aarch64|orjson|3.12.0|3.13.0|orjson/orjson.cpython-311-aarch64-linux-gnu.so"
   "biome-arm64|npm|@biomejs/cli-linux-arm64|1.9.3|1.9.4|package/biome"
   "uv|pypi|uv|0.13.8|0.13.9|uv-*.data/scripts/uv"
-  "rootfs-ext4|debian|libssl3 openssl libcurl4 curl tzdata|3.0.17-1~deb12u2 3.0.17-1~deb12u2 7.88.1-10+deb12u5 7.88.1-10+deb12u5 2025b-0+deb12u1|3.0.20-1~deb12u1 3.0.20-1~deb12u1 7.88.1-10+deb12u14 7.88.1-10+deb12u14 2026b-0+deb12u1|ext4"
+  "rootfs-ext4|debian|libssl3 openssl libcurl4 curl tzdata|oldest|newest|ext4"
 )
 
 fetch() { # source package version file -> path of the extracted file
   local src=$1 pkg=$2 ver=$3 file=$4 dir
+  if [ "$src" = debian ]; then # oldest|newest -> one version per package
+    local p v=()
+    for p in $pkg; do
+      if [ "$ver" = oldest ]; then v+=("$(apt-cache madison "$p" | awk '{print $3}' | sort -V | head -n1)")
+      else v+=("$(apt-cache madison "$p" | awk '{print $3}' | sort -V | tail -n1)"); fi
+    done
+    ver="${v[*]}"
+  fi
   dir=$work/pkgs/$(echo "$pkg" | tr '/@ ' '___')-$(echo "$ver" | tr ' ~+' '_..')
+  [ "$src" = pypi-aarch64 ] && dir=$dir-aarch64
   if [ ! -d "$dir" ]; then
     mkdir -p "$dir.tmp"
     case $src in
@@ -92,7 +101,7 @@ fetch() { # source package version file -> path of the extracted file
         E2FSPROGS_FAKE_TIME=1700000000 mke2fs -q -F -t ext4 -b 4096 -N 4096 -O ^has_journal,^metadata_csum \
           -U 6f0b2a9c-1d3e-4c5b-9a7f-0e1d2c3b4a59 \
           -E hash_seed=1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0,root_owner=0:0,lazy_itable_init=0,nodiscard \
-          -d "$dir.tmp/root" "$dir.tmp/image.ext4" 32M
+          -d "$dir.tmp/root" "$dir.tmp/image.ext4" 32M >/dev/null
         rm -rf "$dir.tmp/root" ;;
       sdist)
         python3 -m pip download --quiet --disable-pip-version-check --no-deps --no-binary=:all: \
@@ -106,6 +115,15 @@ fetch() { # source package version file -> path of the extracted file
     ext4) echo "$dir/image.ext4" ;;
     *) compgen -G "$dir/$file" | head -n1 ;;
   esac
+}
+
+fetch_versions() { # packages oldest|newest -> "pkg=version ..."
+  local p out=()
+  for p in $1; do
+    if [ "$2" = oldest ]; then out+=("$p=$(apt-cache madison "$p" | awk '{print $3}' | sort -V | head -n1)")
+    else out+=("$p=$(apt-cache madison "$p" | awk '{print $3}' | sort -V | tail -n1)"); fi
+  done
+  echo "${out[*]}"
 }
 
 measure() { # out-file command... -> "seconds peak_kib"
@@ -137,7 +155,7 @@ for spec in "${pairs[@]}"; do
   read -r hdiffz_s _ < "$o.hdiffz.time"
   size() { stat -c %s "$1"; }
   label="$name ($pkg $v1→$v2)"
-  [ "$src" = debian ] && label="$name (ext4 of Debian $pkg, bookworm point releases)"
+  [ "$src" = debian ] && label="$name (ext4 image of Debian bookworm $pkg: $(fetch_versions "$pkg" oldest) → $(fetch_versions "$pkg" newest))"
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$(size "$old")" "$(size "$new")" \
     "$(size "$o.fc")" "$(size "$o.bsdiff")" "$(size "$o.xdelta3")" "$(size "$o.zstd")" "$(size "$o.hdiffz")" \
     "$diff_s" "$hdiffz_s" "$apply_s" "$apply_kib" "$(size "$o.full")" >> "$tsv"
