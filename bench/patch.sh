@@ -7,6 +7,7 @@
 #
 #   bash bench/patch.sh            # writes bench/results/patch.md (work files in bench/work/)
 #   FC=path/to/firmchain bash bench/patch.sh   # measure a given binary instead of building one
+#   ONLY="uv rootfs-ext4" bash bench/patch.sh  # remeasure some pairs, keep the other rows of the last run
 #
 # Needs network access to the npm registry, PyPI and Debian; installs bsdiff, xdelta3, zstd, e2fsprogs and
 # GNU time. The Debian pair takes, per package, the oldest and the newest version that `apt-cache madison` lists
@@ -133,9 +134,22 @@ measure() { # out-file command... -> "seconds peak_kib"
 }
 
 tsv=$work/out/results.tsv
-printf 'pair\told\tnew\tours\tbsdiff\txdelta3\tzstd\thdiffz\tdiff_s\thdiffz_s\tapply_s\tapply_kib\tfull\n' > "$tsv"
+# ONLY="name ..." remeasures those pairs and keeps the other rows of the last run.
+if [ -n "${ONLY:-}" ] && [ -s "$tsv" ]; then
+  keep=$(mktemp)
+  head -n1 "$tsv" > "$keep"
+  tail -n +2 "$tsv" | while IFS= read -r row; do
+    skip=
+    for n in $ONLY; do [[ $row == "$n ("* ]] && skip=1; done
+    [ -z "$skip" ] && printf '%s\n' "$row"
+  done >> "$keep"
+  mv "$keep" "$tsv"
+else
+  printf 'pair\told\tnew\tours\tbsdiff\txdelta3\tzstd\thdiffz\tdiff_s\thdiffz_s\tapply_s\tapply_kib\tfull\n' > "$tsv"
+fi
 for spec in "${pairs[@]}"; do
   IFS='|' read -r name src pkg v1 v2 file <<<"$spec"
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then continue; fi
   say "$name: $pkg $v1 -> $v2"
   old=$(fetch "$src" "$pkg" "$v1" "$file")
   new=$(fetch "$src" "$pkg" "$v2" "$file")
@@ -186,8 +200,9 @@ lines = [
     "# Patch benchmark", "",
     f"Made by `bash bench/patch.sh` on {datetime.date.today()} ({os.cpu_count()} cores, {platform.machine()}).",
     "Patch size as % of the new file (smaller is better). ours = `firmchain diff --kind patch` (format 2: bidiff",
-    "instructions split into control/add/copy streams, diffed with and without the x86-64/AArch64 branch filter",
-    "and the smaller kept, each stream zstd -19 or raw LZMA2, whichever is smaller, with a window of at most 2^21);",
+    "instructions split into control/add/copy streams; AArch64 ELF pairs are also diffed through the branch filter",
+    "and the diff whose streams code smaller by a quick estimate is kept; each stream zstd -19 or raw LZMA2 (xz 9e),",
+    "whichever is smaller, with a window of at most 2^20);",
     "bsdiff 4.3; xdelta3 `-9 -S djw`; zstd 1.5 `-19 --patch-from`;",
     "hdiffz 5.1.3 (HDiffPatch in the hdiffpatch 2.6.0 sdist) `-m-6 -SD -c-zstd-21-24`. Times and RSS (GNU time, peak",
     f"RSS = VmHWM) are for `{binary}`, except the hdiffz diff time.", "",
