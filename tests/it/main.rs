@@ -3,6 +3,8 @@
 mod contract;
 mod execution_proofs;
 mod helia_cid;
+mod hostile_bitswap;
+mod hostile_peer;
 mod lightclient_e2e;
 mod lightclient_sync;
 mod p2p_swarm;

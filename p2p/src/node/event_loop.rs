@@ -115,6 +115,9 @@ impl EventLoop {
                 self.swarm.behaviour_mut().blocked.block_peer(peer);
                 self.bans.push((Instant::now() + self.ban_duration, peer));
             }
+            Command::Banned(reply) => {
+                let _ = reply.send(self.bans.iter().map(|(_, p)| *p).collect());
+            }
             Command::Shutdown(_) => {}
         }
     }

@@ -152,9 +152,11 @@ impl P2p {
         let peer_id = key.public().to_peer_id();
         let mut swarm = build_swarm(&config, key)?;
         let mut control = swarm.behaviour().stream.new_control();
+        let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let shared = Shared::new(
             store.clone(),
             control.clone(),
+            cmd_tx.clone(),
             config.seed_window,
             #[cfg(feature = "fault-injection")]
             config.fault,
@@ -206,7 +208,6 @@ impl P2p {
         for root in store.pinned_roots().unwrap_or_default() {
             let _ = provide(&mut swarm, root);
         }
-        let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let handle = P2p {
             peer_id,
             cmd: cmd_tx,
@@ -272,6 +273,11 @@ impl P2p {
     /// Peers connected now.
     pub async fn connected_peers(&self) -> Result<Vec<PeerId>, P2pError> {
         self.ask("connected peers", Command::ConnectedPeers).await
+    }
+
+    /// Peers banned now (for misbehaving), each until its ban expires.
+    pub async fn banned_peers(&self) -> Result<Vec<PeerId>, P2pError> {
+        self.ask("banned peers", Command::Banned).await
     }
 
     /// Connect to `addr` and wait until the connection is up.

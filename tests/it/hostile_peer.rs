@@ -1,0 +1,135 @@
+//! A hostile libp2p peer for tests: a bare swarm (TCP, noise, yamux) with only libp2p-stream, so a test can
+//! write any bytes it likes on Bitswap streams, and the memory high-water mark of this process.
+
+use std::time::Duration;
+
+use cid::Cid;
+use firmchain_p2p::bitswap::PROTOCOLS;
+use firmchain_p2p::bitswap::proto::{Entry, Message, WantType};
+use firmchain_p2p::{Multiaddr, PeerId};
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Stream, noise, tcp, yamux};
+
+/// A connected hostile peer. Whatever the node sends back on Bitswap is read and thrown away, so the node is
+/// never slowed down by a full window: the attack costs it all it can.
+pub struct HostilePeer {
+    pub peer_id: PeerId,
+    pub node: PeerId,
+    control: libp2p_stream::Control,
+    _swarm: tokio::task::JoinHandle<()>,
+}
+
+impl HostilePeer {
+    /// Connect to the node at `addr`.
+    pub async fn connect(addr: &Multiaddr) -> HostilePeer {
+        let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .unwrap()
+            .with_behaviour(|_| libp2p_stream::Behaviour::new())
+            .unwrap()
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
+            .build();
+        let peer_id = *swarm.local_peer_id();
+        let mut control = swarm.behaviour().new_control();
+        for protocol in PROTOCOLS {
+            let mut incoming = control.accept(protocol).unwrap();
+            tokio::spawn(async move {
+                while let Some((_, mut s)) = incoming.next().await {
+                    tokio::spawn(async move {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        while let Ok(n) = s.read(&mut buf).await {
+                            if n == 0 {
+                                break;
+                            }
+                        }
+                    });
+                }
+            });
+        }
+        swarm.dial(addr.clone()).unwrap();
+        let node = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                match swarm.select_next_some().await {
+                    SwarmEvent::ConnectionEstablished { peer_id, .. } => break peer_id,
+                    SwarmEvent::OutgoingConnectionError { error, .. } => panic!("dialing {addr}: {error}"),
+                    _ => {}
+                }
+            }
+        })
+        .await
+        .expect("connecting timed out");
+        let task = tokio::spawn(async move {
+            loop {
+                swarm.select_next_some().await;
+            }
+        });
+        HostilePeer {
+            peer_id,
+            node,
+            control,
+            _swarm: task,
+        }
+    }
+
+    /// Open a Bitswap 1.2.0 stream to the node.
+    pub async fn open(&self) -> Result<Stream, String> {
+        let mut control = self.control.clone();
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            control.open_stream(self.node, PROTOCOLS[0].clone()),
+        )
+        .await
+        .map_err(|_| "opening a stream timed out".to_string())?
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// Write `msg` with its length prefix.
+pub async fn write_message(s: &mut Stream, msg: &Message) -> std::io::Result<()> {
+    let body = msg.encode();
+    let mut frame = Vec::with_capacity(body.len() + 5);
+    firmchain_update::varint::encode(body.len() as u64, &mut frame);
+    frame.extend_from_slice(&body);
+    s.write_all(&frame).await?;
+    s.flush().await
+}
+
+/// A message of want-block entries (with `send_dont_have`) for `cids`, repeats and all.
+pub fn wants(cids: impl IntoIterator<Item = Cid>) -> Message {
+    Message {
+        wantlist: cids
+            .into_iter()
+            .map(|cid| Entry {
+                cid,
+                priority: 1,
+                cancel: false,
+                want: WantType::Block,
+                send_dont_have: true,
+            })
+            .collect(),
+        ..Message::default()
+    }
+}
+
+/// The peak resident set of this process (`VmHWM`), in bytes.
+pub fn vm_hwm() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .expect("no VmHWM in /proc/self/status");
+    let kib: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap();
+    kib * 1024
+}
