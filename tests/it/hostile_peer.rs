@@ -133,3 +133,102 @@ pub fn vm_hwm() -> u64 {
         .unwrap();
     kib * 1024
 }
+
+fn put_varint(mut v: u64, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_bytes(field: u64, bytes: &[u8], out: &mut Vec<u8>) {
+    put_varint((field << 3) | 2, out);
+    put_varint(bytes.len() as u64, out);
+    out.extend_from_slice(bytes);
+}
+
+/// A length-prefixed Kademlia `ADD_PROVIDER` message: `provider` provides `key` at `addrs`.
+pub fn add_provider(key: &[u8], provider: PeerId, addrs: &[Multiaddr]) -> Vec<u8> {
+    let mut peer = Vec::new();
+    put_bytes(1, &provider.to_bytes(), &mut peer);
+    for a in addrs {
+        put_bytes(2, &a.to_vec(), &mut peer);
+    }
+    let mut msg = vec![0x08, 2]; // type = ADD_PROVIDER
+    put_bytes(2, key, &mut msg);
+    put_bytes(9, &peer, &mut msg);
+    let mut frame = Vec::with_capacity(msg.len() + 3);
+    put_varint(msg.len() as u64, &mut frame);
+    frame.extend_from_slice(&msg);
+    frame
+}
+
+/// A length-prefixed Kademlia `GET_PROVIDERS` message for `key`.
+pub fn get_providers(key: &[u8]) -> Vec<u8> {
+    let mut msg = vec![0x08, 3];
+    put_bytes(2, key, &mut msg);
+    let mut frame = Vec::new();
+    put_varint(msg.len() as u64, &mut frame);
+    frame.extend_from_slice(&msg);
+    frame
+}
+
+impl HostilePeer {
+    /// Open a stream of `protocol` to the node.
+    pub async fn open_protocol(&self, protocol: &'static str) -> Result<Stream, String> {
+        let mut control = self.control.clone();
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            control.open_stream(self.node, libp2p::StreamProtocol::new(protocol)),
+        )
+        .await
+        .map_err(|_| "opening a stream timed out".to_string())?
+        .map_err(|e| e.to_string())
+    }
+
+    /// Ask the node to store `count` provider records of ours, for random keys, each with `addrs` addresses,
+    /// then wait until it has read them all (it answers a `GET_PROVIDERS` sent after them). Returns how many
+    /// messages were written before the node closed the stream.
+    pub async fn flood_provider_records(&self, count: usize, addrs: usize) -> usize {
+        let addrs: Vec<Multiaddr> = (0..addrs)
+            .map(|i| {
+                format!("/ip4/10.0.{}.{}/tcp/4001", i / 250, i % 250 + 1)
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        let mut written = 0;
+        let mut s = None;
+        let mut key = [0u8; 34];
+        key[0] = 0x12;
+        key[1] = 32;
+        while written < count {
+            if s.is_none() {
+                // The node may close a stream (a limit, an idle timeout): open another.
+                match self.open_protocol("/ipfs/kad/1.0.0").await {
+                    Ok(st) => s = Some(st),
+                    Err(_) => break,
+                }
+            }
+            let Some(st) = s.as_mut() else { break };
+            let mut batch = Vec::new();
+            for _ in 0..256.min(count - written) {
+                key[2..10].copy_from_slice(&(written as u64).to_le_bytes());
+                key[10..18].copy_from_slice(&self.peer_id.to_bytes()[6..14]);
+                batch.extend_from_slice(&add_provider(&key, self.peer_id, &addrs));
+                written += 1;
+            }
+            if st.write_all(&batch).await.is_err() {
+                s = None;
+            }
+        }
+        if let Some(mut st) = s {
+            let _ = st.write_all(&get_providers(&key)).await;
+            let _ = st.flush().await;
+            let mut b = [0u8; 1];
+            let _ = tokio::time::timeout(Duration::from_secs(60), st.read(&mut b)).await;
+        }
+        written
+    }
+}

@@ -16,7 +16,7 @@ use cid::Cid;
 use libp2p::PeerId;
 use tracing::{debug, warn};
 
-use super::proto::{self, Entry, Message, Presence, SPLIT_MESSAGE_SIZE, WantType, WireBlock};
+use super::proto::{self, Entry, Presence, SPLIT_MESSAGE_SIZE, WantType, WireBlock};
 use super::{Shared, lock};
 
 /// The most wants one peer may hold with us at once (the most a single message may carry, too).
@@ -292,9 +292,9 @@ async fn send_answers(
             for b in blocks {
                 tokio::time::sleep(d).await;
                 let len = b.data.len() as u64;
-                let msg = Message {
+                let msg = proto::Message {
                     blocks: vec![b],
-                    ..Message::default()
+                    ..proto::Message::default()
                 };
                 shared.send_written(peer, &msg).await;
                 count_upload(shared, len, 1);

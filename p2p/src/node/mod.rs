@@ -8,6 +8,7 @@
 
 mod event_loop;
 mod identity;
+pub mod providers;
 mod swarm;
 
 use std::collections::HashMap;
@@ -205,7 +206,9 @@ impl P2p {
                 warn!(target: "firmchain::p2p", %addr, error = %e, "cannot dial bootstrap peer");
             }
         }
+        let mut quota = providers::ProviderQuota::default();
         for root in store.pinned_roots().unwrap_or_default() {
+            quota.know(swarm::record_key(&root));
             let _ = provide(&mut swarm, root);
         }
         let handle = P2p {
@@ -225,6 +228,7 @@ impl P2p {
             bans: Vec::new(),
             ban_duration: config.ban_duration,
             bootstrapped: config.bootstrap.is_empty(),
+            quota,
         };
         let task = tokio::spawn(event_loop.run());
         info!(target: "firmchain::p2p", %peer_id, "p2p node started");

@@ -7,7 +7,7 @@ use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{Swarm, allow_block_list, connection_limits, identify, identity, mdns, noise, ping, tcp, yamux};
 use tracing::warn;
 
-use super::P2pConfig;
+use super::{P2pConfig, providers};
 use crate::command::P2pError;
 
 pub(crate) const QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -50,10 +50,14 @@ pub(crate) fn build_swarm(config: &P2pConfig, key: identity::Keypair) -> Result<
                 .set_query_timeout(QUERY_TIMEOUT)
                 .set_provider_publication_interval(Some(reprovide))
                 .set_provider_record_ttl(Some(reprovide * 2));
+            // Received records are filtered (see `providers`) before they reach the store: values are never
+            // stored, provider records only within the quotas.
+            kad_cfg.set_record_filtering(kad::StoreInserts::FilterBoth);
             let store_cfg = kad::store::MemoryStoreConfig {
-                max_provided_keys: 100_000,
-                max_providers_per_key: 64,
-                ..Default::default()
+                max_records: 64,
+                max_value_bytes: 1024,
+                max_provided_keys: providers::MAX_STORED_KEYS,
+                max_providers_per_key: providers::MAX_PROVIDERS_PER_KEY,
             };
             let mut kad =
                 kad::Behaviour::with_config(peer_id, MemoryStore::with_config(peer_id, store_cfg), kad_cfg);
@@ -82,10 +86,15 @@ pub(crate) fn build_swarm(config: &P2pConfig, key: identity::Keypair) -> Result<
     Ok(swarm)
 }
 
+/// The DHT key of `root` (its multihash, as IPFS has it).
+pub(crate) fn record_key(root: &Cid) -> kad::RecordKey {
+    kad::RecordKey::new(&root.hash().to_bytes())
+}
+
 /// Announce `root`: the local provider record is stored at once; the query that puts it on the closest
 /// peers runs on (its id is returned).
 pub(crate) fn provide(swarm: &mut Swarm<Behaviour>, root: Cid) -> Option<kad::QueryId> {
-    let key = kad::RecordKey::new(&root.hash().to_bytes());
+    let key = record_key(&root);
     match swarm.behaviour_mut().kad.start_providing(key) {
         Ok(id) => Some(id),
         Err(e) => {
