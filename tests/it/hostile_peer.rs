@@ -23,6 +23,11 @@ pub struct HostilePeer {
 impl HostilePeer {
     /// Connect to the node at `addr`.
     pub async fn connect(addr: &Multiaddr) -> HostilePeer {
+        Self::try_connect(addr).await.unwrap()
+    }
+
+    /// Connect to the node at `addr`, or say why not.
+    pub async fn try_connect(addr: &Multiaddr) -> Result<HostilePeer, String> {
         let mut swarm = libp2p::SwarmBuilder::with_new_identity()
             .with_tokio()
             .with_tcp(
@@ -52,29 +57,31 @@ impl HostilePeer {
                 }
             });
         }
-        swarm.dial(addr.clone()).unwrap();
+        swarm.dial(addr.clone()).map_err(|e| e.to_string())?;
         let node = tokio::time::timeout(Duration::from_secs(20), async {
             loop {
                 match swarm.select_next_some().await {
-                    SwarmEvent::ConnectionEstablished { peer_id, .. } => break peer_id,
-                    SwarmEvent::OutgoingConnectionError { error, .. } => panic!("dialing {addr}: {error}"),
+                    SwarmEvent::ConnectionEstablished { peer_id, .. } => break Ok(peer_id),
+                    SwarmEvent::OutgoingConnectionError { error, .. } => {
+                        break Err(format!("dialing {addr}: {error}"));
+                    }
                     _ => {}
                 }
             }
         })
         .await
-        .expect("connecting timed out");
+        .map_err(|_| "connecting timed out".to_string())??;
         let task = tokio::spawn(async move {
             loop {
                 swarm.select_next_some().await;
             }
         });
-        HostilePeer {
+        Ok(HostilePeer {
             peer_id,
             node,
             control,
             _swarm: task,
-        }
+        })
     }
 
     /// Open a Bitswap 1.2.0 stream to the node.

@@ -4,6 +4,7 @@ mod contract;
 mod execution_proofs;
 mod helia_cid;
 mod hostile_bitswap;
+mod hostile_connections;
 mod hostile_dht;
 mod hostile_peer;
 mod lightclient_e2e;

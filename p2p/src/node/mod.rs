@@ -8,6 +8,7 @@
 
 mod event_loop;
 mod identity;
+mod ip_limit;
 pub mod providers;
 mod swarm;
 
@@ -45,6 +46,13 @@ pub struct P2pConfig {
     pub max_connections: u32,
     /// Most connections to one peer.
     pub max_connections_per_peer: u32,
+    /// Connections kept for the node's own dials (providers, bootstrap peers): inbound ones may take at most
+    /// `max_connections - reserved_outbound`, so a flood of inbound connections cannot lock the node out.
+    pub reserved_outbound: u32,
+    /// Most inbound connections from one IP address.
+    pub max_connections_per_ip: u32,
+    /// Apply `max_connections_per_ip` to loopback addresses too (off: fleets on one host connect over loopback).
+    pub limit_loopback: bool,
     /// Close connections idle this long.
     pub idle_timeout: Duration,
     /// Re-announce provided roots this often.
@@ -77,6 +85,9 @@ impl Default for P2pConfig {
             mdns: false,
             max_connections: 256,
             max_connections_per_peer: 4,
+            reserved_outbound: 32,
+            max_connections_per_ip: 16,
+            limit_loopback: false,
             idle_timeout: Duration::from_secs(120),
             reprovide_interval: Duration::from_secs(12 * 3600),
             ban_duration: Duration::from_secs(600),

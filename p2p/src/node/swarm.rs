@@ -15,6 +15,7 @@ const AGENT: &str = concat!("firmchain/", env!("CARGO_PKG_VERSION"));
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    pub(crate) per_ip: super::ip_limit::IpLimit,
     pub(crate) limits: connection_limits::Behaviour,
     pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub(crate) identify: identify::Behaviour,
@@ -28,9 +29,16 @@ pub(crate) fn build_swarm(config: &P2pConfig, key: identity::Keypair) -> Result<
     let t = |e: &dyn std::fmt::Display| P2pError::Transport(e.to_string());
     let limits = connection_limits::ConnectionLimits::default()
         .with_max_established(Some(config.max_connections))
+        .with_max_established_incoming(Some(
+            config
+                .max_connections
+                .saturating_sub(config.reserved_outbound)
+                .max(1),
+        ))
         .with_max_established_per_peer(Some(config.max_connections_per_peer))
         .with_max_pending_incoming(Some(64));
     let mdns_on = config.mdns;
+    let (per_ip, limit_loopback) = (config.max_connections_per_ip, config.limit_loopback);
     let reprovide = config.reprovide_interval;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
@@ -68,6 +76,7 @@ pub(crate) fn build_swarm(config: &P2pConfig, key: identity::Keypair) -> Result<
                 None
             };
             Ok(Behaviour {
+                per_ip: super::ip_limit::IpLimit::new(per_ip, limit_loopback),
                 limits: connection_limits::Behaviour::new(limits),
                 blocked: allow_block_list::Behaviour::default(),
                 identify: identify::Behaviour::new(
