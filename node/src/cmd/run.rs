@@ -384,6 +384,8 @@ async fn node(config: Config, out: &Output) -> Result<(), CliError> {
             max_staleness: config.chain.max_staleness_secs,
             recovered,
             started: unix_now(),
+            limits: api::ApiLimits::default(),
+            publishing: api::PublishGate::default(),
         });
         tokio::spawn(api::serve(listener, api_state));
         Some(addr)

@@ -1,8 +1,11 @@
 //! The node's HTTP API: `GET /status` (JSON), `GET /metrics` (Prometheus text), `POST /publish` (repository
 //! role; the body is the new image, the query names the product; a bearer token when `api.token` is set).
+//! Every route is served within [`ApiLimits`] (see [`limits`]).
+
+pub mod limits;
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -15,10 +18,12 @@ use firmchain_actors::status::{GetSnapshot, Status, StatusSnapshot};
 use firmchain_actors::unix_now;
 use firmchain_p2p::P2p;
 use firmchain_update::ProductId;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
+
+pub use limits::{ApiLimits, PublishGate};
 
 /// The largest image `POST /publish` accepts.
 pub const MAX_IMAGE_BYTES: usize = 1 << 30;
@@ -36,9 +41,13 @@ pub struct ApiState {
     pub max_staleness: u64,
     pub recovered: Option<String>,
     pub started: u64,
+    /// What one client may cost.
+    pub limits: ApiLimits,
+    /// One publish at a time.
+    pub publishing: PublishGate,
 }
 
-type Reply = Response<Full<Bytes>>;
+pub(crate) type Reply = Response<Full<Bytes>>;
 
 fn reply(code: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Reply {
     let mut r = Response::new(Full::new(body.into()));
@@ -263,26 +272,59 @@ async fn publish(s: &ApiState, req: Request<Incoming>) -> Reply {
             _ => return bad("unknown parameter (product, min_sequence, level, base_len)"),
         }
     }
-    let mut image = match Limited::new(req.into_body(), 2 * MAX_IMAGE_BYTES).collect().await {
-        Ok(b) => b.to_bytes().to_vec(),
-        Err(e) => return error(StatusCode::PAYLOAD_TOO_LARGE, format!("reading the image: {e}")),
+    let max = s.limits.max_body_bytes;
+    if let Some(n) = limits::declared_over(req.headers(), max) {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body of {n} bytes is over the limit of {max} bytes"),
+        );
+    }
+    let Some(_publishing) = s.publishing.try_enter() else {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "another publish is in flight; try again when it is done",
+        );
+    };
+    let (file, len) = match limits::spool(req.into_body(), &s.limits).await {
+        Ok(x) => x,
+        Err(e) => return error(e.status(), e),
     };
     // With base_len, the body is the base image followed by the new one.
-    let base = match base_len {
-        Some(n) if n < image.len() => {
-            let new = image.split_off(n);
-            Some(std::mem::replace(&mut image, new))
-        }
-        Some(n) => {
+    if let Some(n) = base_len
+        && n as u64 >= len
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("base_len={n} leaves no new image in a body of {len} bytes"),
+        );
+    }
+    if len - base_len.unwrap_or(0) as u64 > MAX_IMAGE_BYTES as u64 {
+        return error(StatusCode::PAYLOAD_TOO_LARGE, "the image is larger than 1 GiB");
+    }
+    let parts = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+        let mut f = file.reopen()?;
+        let base = match base_len {
+            Some(n) => {
+                let mut b = vec![0u8; n];
+                f.read_exact(&mut b)?;
+                Some(b)
+            }
+            None => None,
+        };
+        let mut image = Vec::with_capacity((len as usize).saturating_sub(base_len.unwrap_or(0)));
+        f.read_to_end(&mut image)?;
+        Ok((base, image))
+    })
+    .await;
+    let (base, image) = match parts {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => {
             return error(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "base_len={n} leaves no new image in a body of {} bytes",
-                    image.len()
-                ),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("reading the spooled body: {e}"),
             );
         }
-        None => None,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
     if image.len() > MAX_IMAGE_BYTES {
         return error(StatusCode::PAYLOAD_TOO_LARGE, "the image is larger than 1 GiB");
@@ -324,25 +366,8 @@ async fn handle(s: Arc<ApiState>, req: Request<Incoming>) -> Result<Reply, Infal
     })
 }
 
-/// Serve the API on `listener` until the task is dropped.
+/// Serve the API on `listener` until the task is dropped, within `state.limits`.
 pub async fn serve(listener: tokio::net::TcpListener, state: Arc<ApiState>) {
-    loop {
-        let (stream, peer): (_, SocketAddr) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!(error = %e, "API: accept failed");
-                continue;
-            }
-        };
-        let state = state.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%peer, error = %e, "API connection ended");
-            }
-        });
-    }
+    let limits = state.limits.clone();
+    limits::serve(listener, limits, move |req| handle(state.clone(), req)).await
 }
