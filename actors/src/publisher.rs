@@ -193,7 +193,8 @@ async fn publish(
     msg: Publish,
 ) -> Result<PublishedRelease, String> {
     let (head, _) = index.latest(&msg.product).await.map_err(|e| e.to_string())?;
-    let dir = releases.join(msg.product.to_string());
+    // Named by the id's hex, never by the name: a product is not a path.
+    let dir = releases.join(msg.product.hex());
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let old = match msg.base {
         Some(b) => Some(b),
