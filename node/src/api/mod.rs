@@ -95,6 +95,12 @@ async fn status_of(s: &ApiState, snapshot: StatusSnapshot) -> Value {
         "working_on": device.as_ref().and_then(|d| d.working_on.map(|(seq, payload, failures)| json!({
             "sequence": seq.0, "payload": firmchain_actors::fetcher::entry_name(payload), "failures": failures }))),
         "rolled_back_releases": device.as_ref().map(|d| d.rolled_back.iter().map(|s| s.0).collect::<Vec<_>>()),
+        // Plain words for monitoring: a node that never verified a head is not "fresh".
+        "chain_state": match &chain {
+            None => "never verified",
+            Some(c) if c["stale"] == true => "stale",
+            Some(_) => "verified",
+        },
         "chain": chain,
         "chain_error": snapshot.chain_error,
         "peers": peers,
@@ -116,6 +122,11 @@ pub async fn metrics(s: &ApiState) -> String {
     let snapshot = s.status.send(GetSnapshot).await.unwrap_or_default();
     let c = snapshot.counters;
     let v = status_of(s, snapshot).await;
+    render_metrics(&v, &c)
+}
+
+/// The metrics text of a `/status` document and the Status actor's counters.
+fn render_metrics(v: &Value, c: &firmchain_actors::status::Counters) -> String {
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
         out.push_str(&format!(
@@ -129,18 +140,25 @@ pub async fn metrics(s: &ApiState) -> String {
         "Sequence of the installed release.",
         num("/installed/sequence"),
     );
+    let verified = v.pointer("/chain/age_seconds").and_then(Value::as_u64);
+    if verified.is_some() {
+        metric(
+            "chain_block",
+            "gauge",
+            "Verified block the index was last read at.",
+            num("/chain/block"),
+        );
+    }
     metric(
-        "chain_block",
+        "chain_verified",
         "gauge",
-        "Verified block the index was last read at.",
-        num("/chain/block"),
+        "1 once a chain head has been verified, 0 before.",
+        u64::from(verified.is_some()),
     );
-    metric(
-        "chain_age_seconds",
-        "gauge",
-        "Age of the verified head.",
-        num("/chain/age_seconds"),
-    );
+    // No age before a head verified: a made-up 0 would read as perfectly fresh.
+    if let Some(age) = verified {
+        metric("chain_age_seconds", "gauge", "Age of the verified head.", age);
+    }
     metric("peers", "gauge", "Connected peers.", num("/peers"));
     metric(
         "uploaded_bytes_total",
@@ -192,7 +210,16 @@ pub async fn metrics(s: &ApiState) -> String {
         "Releases published by this node.",
         c.published,
     );
+    out.push_str(&build_info());
     out
+}
+
+/// `firmchain_build_info{version="…"} 1`.
+fn build_info() -> String {
+    format!(
+        "# HELP firmchain_build_info The running build.\n# TYPE firmchain_build_info gauge\nfirmchain_build_info{{version=\"{}\"}} 1\n",
+        env!("CARGO_PKG_VERSION")
+    )
 }
 
 fn query(req: &Request<Incoming>) -> Vec<(String, String)> {
@@ -370,4 +397,26 @@ async fn handle(s: Arc<ApiState>, req: Request<Incoming>) -> Result<Reply, Infal
 pub async fn serve(listener: tokio::net::TcpListener, state: Arc<ApiState>) {
     let limits = state.limits.clone();
     limits::serve(listener, limits, move |req| handle(state.clone(), req)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_chain_age_until_a_head_verified() {
+        let c = firmchain_actors::status::Counters::default();
+        let never = render_metrics(&json!({ "chain": null, "peers": 0 }), &c);
+        assert!(never.contains("firmchain_chain_verified 0\n"), "{never}");
+        assert!(!never.contains("firmchain_chain_age_seconds"), "{never}");
+        assert!(!never.contains("firmchain_chain_block"), "{never}");
+        assert!(never.contains(&format!(
+            "firmchain_build_info{{version=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        )));
+        let fresh = render_metrics(&json!({ "chain": { "age_seconds": 7, "block": 42 } }), &c);
+        assert!(fresh.contains("firmchain_chain_verified 1\n"), "{fresh}");
+        assert!(fresh.contains("firmchain_chain_age_seconds 7\n"), "{fresh}");
+        assert!(fresh.contains("firmchain_chain_block 42\n"), "{fresh}");
+    }
 }
