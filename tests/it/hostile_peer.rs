@@ -28,6 +28,15 @@ impl HostilePeer {
 
     /// Connect to the node at `addr`, or say why not.
     pub async fn try_connect(addr: &Multiaddr) -> Result<HostilePeer, String> {
+        Self::try_connect_with(addr, true).await
+    }
+
+    /// Connect without speaking Bitswap at all (a bare connection: the node cannot ask it for blocks).
+    pub async fn try_connect_bare(addr: &Multiaddr) -> Result<HostilePeer, String> {
+        Self::try_connect_with(addr, false).await
+    }
+
+    async fn try_connect_with(addr: &Multiaddr, bitswap: bool) -> Result<HostilePeer, String> {
         let mut swarm = libp2p::SwarmBuilder::with_new_identity()
             .with_tokio()
             .with_tcp(
@@ -42,7 +51,7 @@ impl HostilePeer {
             .build();
         let peer_id = *swarm.local_peer_id();
         let mut control = swarm.behaviour().new_control();
-        for protocol in PROTOCOLS {
+        for protocol in PROTOCOLS.into_iter().filter(|_| bitswap) {
             let mut incoming = control.accept(protocol).unwrap();
             tokio::spawn(async move {
                 while let Some((_, mut s)) = incoming.next().await {

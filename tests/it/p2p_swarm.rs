@@ -273,6 +273,22 @@ async fn very_slow_peer_is_dropped() {
     hostile_peer_is_dropped(Fault::Slow(Duration::from_secs(5)), "delivered nothing").await;
 }
 
+/// The 10 s stall: a want written into a stream that died with its connection got no answer, and the only
+/// provider was judged silent. A want that got no answer is asked again before the peer is judged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_want_is_asked_again_before_the_peer_is_judged() {
+    let data = pseudo_random(1024 * 1024 + 9, 13);
+    let (nodes, root) = providers(&data, &[Some(Fault::LoseFirstWants)]).await;
+    let (fetcher, peers) = fetcher_connected_to(&nodes).await;
+    let opts = FetchOptions {
+        stall_timeout: Duration::from_secs(3),
+        ..quick(&root, peers)
+    };
+    let summary = fetcher.fetch(&root, opts).await.unwrap();
+    assert_eq!(fetcher.read(&root), data);
+    assert!(summary.rejected.is_empty(), "{:?}", summary.rejected);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_hostile_peers_fail_the_fetch_naming_block_and_peers() {
     let data = pseudo_random(600 * 1024, 9);

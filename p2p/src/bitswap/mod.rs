@@ -56,6 +56,8 @@ pub enum Fault {
     Withhold,
     /// Wait this long before each block.
     Slow(Duration),
+    /// Lose the first message of wants, as if it had been written into a stream that died with its connection.
+    LoseFirstWants,
 }
 
 /// What the reader tasks tell a running fetch.
@@ -69,6 +71,8 @@ pub(crate) enum Inbound {
     Unwanted { peer: PeerId, cid: Option<Cid> },
     /// The peer broke the protocol.
     Violation { peer: PeerId, reason: String },
+    /// One of several connections to the peer closed (wants written on it may be lost).
+    ConnectionLost { peer: PeerId },
     /// The peer is gone (stream or connection failed).
     PeerGone { peer: PeerId },
 }
@@ -134,6 +138,8 @@ pub(crate) struct Shared {
     pub counters: Arc<Counters>,
     #[cfg(feature = "fault-injection")]
     pub fault: Option<Fault>,
+    #[cfg(feature = "fault-injection")]
+    lost_wants: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Shared {
@@ -169,6 +175,8 @@ impl Shared {
             counters: Arc::new(Counters::default()),
             #[cfg(feature = "fault-injection")]
             fault,
+            #[cfg(feature = "fault-injection")]
+            lost_wants: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -262,6 +270,17 @@ impl Shared {
         lock(&self.writers).remove(&peer);
         lock(&self.wantlists).remove(&peer);
         self.broadcast(|| Inbound::PeerGone { peer }).await;
+    }
+
+    /// Retire `peer`'s outbound stream: the next message opens a new one (on a live connection).
+    pub fn reset_writer(&self, peer: &PeerId) {
+        lock(&self.writers).remove(peer);
+    }
+
+    /// One of several connections to `peer` closed: its outbound stream may have been on it.
+    pub async fn connection_lost(&self, peer: PeerId) {
+        self.reset_writer(&peer);
+        self.broadcast(|| Inbound::ConnectionLost { peer }).await;
     }
 
     /// Queue a message for `peer`, opening a stream if needed. Waits while the peer's queue is full.
@@ -551,6 +570,13 @@ async fn read_stream(shared: Arc<Shared>, peer: PeerId, stream: libp2p::Stream, 
         if !msg.blocks.is_empty() || !msg.presences.is_empty() {
             receive(&shared, peer, msg.blocks, msg.presences).await;
         }
+        #[cfg(feature = "fault-injection")]
+        if shared.fault == Some(Fault::LoseFirstWants)
+            && !msg.wantlist.is_empty()
+            && !shared.lost_wants.swap(true, Ordering::Relaxed)
+        {
+            continue;
+        }
         if (!msg.wantlist.is_empty() || msg.full)
             && let Err(v) = serve::on_wants(&shared, peer, &msg.wantlist, msg.full)
         {
@@ -607,7 +633,7 @@ pub(crate) fn inject(fault: Fault, blocks: Vec<WireBlock>) -> Vec<WireBlock> {
                 }
             }
             Fault::OversizeBlocks => data.resize(3 * 1024 * 1024, 0xAA),
-            Fault::Slow(_) | Fault::Withhold => {}
+            Fault::Slow(_) | Fault::Withhold | Fault::LoseFirstWants => {}
         }
         out.push(WireBlock {
             prefix: b.prefix,

@@ -165,11 +165,15 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established: 0,
+                num_established,
                 ..
             } => {
                 let shared = self.shared.clone();
-                tokio::spawn(async move { shared.peer_gone(peer_id).await });
+                if num_established == 0 {
+                    tokio::spawn(async move { shared.peer_gone(peer_id).await });
+                } else {
+                    tokio::spawn(async move { shared.connection_lost(peer_id).await });
+                }
             }
             SwarmEvent::OutgoingConnectionError {
                 connection_id, error, ..
