@@ -3,6 +3,7 @@
 mod contract;
 mod execution_proofs;
 mod helia_cid;
+mod hostile_bench;
 mod hostile_bitswap;
 mod hostile_connections;
 mod hostile_dht;

@@ -58,6 +58,8 @@ pub struct Wantlist {
     order: VecDeque<Cid>,
     wants: HashMap<Cid, Want>,
     sent: HashMap<Cid, (u32, Instant)>,
+    /// Taken by the serving task and not answered yet: a repeat of one of these merges into it.
+    answering: HashSet<Cid>,
     /// A serving task runs for this peer.
     serving: bool,
 }
@@ -94,6 +96,9 @@ impl Wantlist {
                     window: REPEAT_WINDOW,
                 });
             }
+            if self.answering.contains(&e.cid) {
+                continue;
+            }
             let want = Want {
                 want: e.want,
                 send_dont_have: e.send_dont_have,
@@ -122,15 +127,24 @@ impl Wantlist {
         while out.len() < n {
             let Some(cid) = self.order.pop_front() else { break };
             if let Some(w) = self.wants.remove(&cid) {
+                self.answering.insert(cid);
                 out.push((cid, w));
             }
         }
         out
     }
 
+    /// The answers to these taken wants are written (or given up).
+    pub fn answered(&mut self, cids: impl IntoIterator<Item = Cid>) {
+        for c in cids {
+            self.answering.remove(&c);
+        }
+    }
+
     /// Put back taken wants that were not answered (unless the peer wanted them again meanwhile), first in line.
     pub fn put_back(&mut self, wants: Vec<(Cid, Want)>) {
         for (cid, w) in wants.into_iter().rev() {
+            self.answering.remove(&cid);
             if let std::collections::hash_map::Entry::Vacant(v) = self.wants.entry(cid) {
                 v.insert(w);
                 self.order.push_front(cid);
@@ -209,6 +223,7 @@ async fn serve_peer(shared: Arc<Shared>, peer: PeerId) {
         if shared.fault == Some(super::Fault::Withhold) {
             continue;
         }
+        let taken: Vec<Cid> = batch.iter().map(|(c, _)| *c).collect();
         let Some((blocks, presences, leftover)) = load(&shared, peer, batch).await else {
             lock(&shared.wantlists).remove(&peer);
             return;
@@ -225,6 +240,9 @@ async fn serve_peer(shared: Arc<Shared>, peer: PeerId) {
             }
         }
         send_answers(&shared, peer, blocks, presences).await;
+        if let Some(list) = lock(&shared.wantlists).get_mut(&peer) {
+            list.answered(taken);
+        }
     }
 }
 
@@ -407,6 +425,7 @@ mod tests {
             l.apply(&[want(cid(7))], false, t0).unwrap();
             assert_eq!(l.take(1).len(), 1);
             l.sent(cid(7), t0);
+            l.answered([cid(7)]);
         }
         let err = l.apply(&[want(cid(7))], false, t0).unwrap_err();
         assert!(
@@ -437,6 +456,19 @@ mod tests {
         assert!(l.is_empty());
         assert!(l.order.len() <= BATCH_WANTS + 1, "{}", l.order.len());
         assert!(l.take(10).is_empty());
+    }
+
+    #[test]
+    fn a_want_repeated_while_it_is_being_answered_merges_into_the_answer() {
+        let mut l = Wantlist::default();
+        let now = Instant::now();
+        l.apply(&[want(cid(1))], false, now).unwrap();
+        assert_eq!(l.take(10).len(), 1);
+        l.apply(&[want(cid(1))], false, now).unwrap();
+        assert!(l.is_empty(), "asked again while the answer is on its way");
+        l.answered([cid(1)]);
+        l.apply(&[want(cid(1))], false, now).unwrap();
+        assert_eq!(l.len(), 1, "asked again after the answer: a new want");
     }
 
     #[test]
