@@ -105,6 +105,8 @@ fn validation_names_the_key() {
         ("p2p.listen=not-a-multiaddr", "p2p.listen"),
         ("install.mode=command", "install.command"),
         ("api.listen=localhost", "api.listen"),
+        ("chain.network=goerli", "chain.network"),
+        ("chain.log_range=0", "chain.log_range"),
     ];
     for (set, key) in cases {
         let err = Config::load(&Sources {

@@ -23,6 +23,8 @@ pub fn api_state(config: &Config, node: &NodeHandle) -> ApiState {
         max_staleness: config.chain.max_staleness_secs,
         recovered: node.recovered.clone(),
         started: unix_now(),
+        limits: api::ApiLimits::default(),
+        publishing: api::PublishGate::default(),
     }
 }
 
