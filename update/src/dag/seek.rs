@@ -1,7 +1,10 @@
 //! A UnixFS file read in place: `Read + Seek` over its DAG, one leaf in memory at a time. A seek walks down from
 //! the root by the link sizes; every block is checked against its CID and every node's size against what its
-//! parent announced, as [`read_file`](super::read_file) does.
+//! parent announced, as [`read_file`](super::read_file) does. The last [`CACHED_LEAVES`] leaves stay in memory,
+//! so a reader that interleaves a few sections of the file (a patch's three streams) does not load a leaf again
+//! for every buffer it fills.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Seek, SeekFrom};
 
 use cid::Cid;
@@ -9,6 +12,9 @@ use cid::Cid;
 use super::pb::{PbNode, UnixFs, UnixFsType};
 use super::reader::{BlockSource, ReadError, ReadLimits};
 use super::{DAG_PB, RAW, verify_block};
+
+/// How many leaves a [`DagFile`] keeps in memory.
+pub const CACHED_LEAVES: usize = 4;
 
 /// The bytes of one leaf (raw block or a node's own data) and where they start in the file.
 struct Leaf {
@@ -22,7 +28,8 @@ pub struct DagFile<S: BlockSource> {
     root: Cid,
     size: u64,
     pos: u64,
-    leaf: Option<Leaf>,
+    /// Most recently used first.
+    leaves: VecDeque<Leaf>,
     max_depth: usize,
     failure: Option<String>,
 }
@@ -53,16 +60,16 @@ impl<S: BlockSource> DagFile<S> {
                 limit: limits.max_size,
             });
         }
-        let leaf = match node {
-            Node::Leaf(bytes) => Some(Leaf { start: 0, bytes }),
-            Node::Inner { .. } => None,
-        };
+        let mut leaves = VecDeque::with_capacity(CACHED_LEAVES);
+        if let Node::Leaf(bytes) = node {
+            leaves.push_front(Leaf { start: 0, bytes });
+        }
         Ok(DagFile {
             source,
             root,
             size,
             pos: 0,
-            leaf,
+            leaves,
             max_depth: limits.max_depth,
             failure: None,
         })
@@ -192,19 +199,27 @@ impl<S: BlockSource> Read for DagFile<S> {
         }
         let pos = self.pos;
         let cached = self
-            .leaf
-            .as_ref()
-            .is_some_and(|l| pos >= l.start && pos < l.start + l.bytes.len() as u64);
-        if !cached {
-            match self.find(pos) {
-                Ok(leaf) => self.leaf = Some(leaf),
+            .leaves
+            .iter()
+            .position(|l| pos >= l.start && pos < l.start + l.bytes.len() as u64);
+        match cached {
+            Some(i) => {
+                if let Some(leaf) = self.leaves.remove(i) {
+                    self.leaves.push_front(leaf);
+                }
+            }
+            None => match self.find(pos) {
+                Ok(leaf) => {
+                    self.leaves.truncate(CACHED_LEAVES - 1);
+                    self.leaves.push_front(leaf);
+                }
                 Err(e) => {
                     self.failure = Some(e.to_string());
                     return Err(io_error(e));
                 }
-            }
+            },
         }
-        let Some(leaf) = &self.leaf else {
+        let Some(leaf) = self.leaves.front() else {
             return Ok(0);
         };
         let from = (pos - leaf.start) as usize;
@@ -289,6 +304,67 @@ mod tests {
             f.read_to_end(&mut last).unwrap();
             assert_eq!(last, data[len.saturating_sub(1)..]);
         }
+    }
+
+    /// Counts the block bytes it hands out.
+    struct Counting<'a>(&'a Map, usize);
+
+    impl BlockSource for &mut Counting<'_> {
+        type Error = Missing;
+        fn get(&mut self, cid: &Cid) -> Result<Vec<u8>, Missing> {
+            let block = self.0.0.get(cid).cloned().ok_or(Missing)?;
+            self.1 += block.len();
+            Ok(block)
+        }
+    }
+
+    /// A patch applied straight from its DAG gives the same image as from its bytes, reading each block about once
+    /// (the inner nodes again for each leaf; they are small).
+    #[test]
+    fn a_patch_applies_from_its_dag_reading_each_block_about_once() {
+        use crate::patch::{ApplyLimits, PatchOptions, apply, create_best};
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let old: Vec<u8> = (0..512 * 1024)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let mut new = old.clone();
+        for i in (0..new.len()).step_by(997) {
+            new[i] = new[i].wrapping_add(1);
+        }
+        new.extend_from_slice(&old[..100_000]);
+        let fresh: Vec<u8> = (0..200 * 1024)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        new.extend_from_slice(&fresh);
+        let opts = PatchOptions {
+            level: 3,
+            ..PatchOptions::default()
+        };
+        let patch = create_best(Some(&old), &new, &opts).unwrap().patch.unwrap();
+        let (root, map) = build(&patch, 4096, 16);
+        let dag_bytes: usize = map.0.values().map(Vec::len).sum();
+        let mut counting = Counting(&map, 0);
+        let file = DagFile::open(root, &mut counting, ReadLimits::default()).unwrap();
+        let mut out = Vec::new();
+        let limits = ApplyLimits::default();
+        apply(io::Cursor::new(&old), file, &mut out, &limits, |_| {}).unwrap();
+        assert_eq!(out, new);
+        let read = counting.1;
+        assert!(
+            read < dag_bytes * 3 / 2,
+            "{read} block bytes read for a DAG of {dag_bytes} bytes ({} patch bytes)",
+            patch.len()
+        );
     }
 
     #[test]
