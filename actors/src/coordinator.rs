@@ -1,10 +1,13 @@
 //! The Coordinator: a thin shell over the pure [`UpdateMachine`]. It turns messages into machine inputs, sends
 //! the machine's actions to the fetcher and the installer, and ticks the machine for retries.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use actix::{Actor, AsyncContext, Context, Handler, Recipient};
-use firmchain_update::machine::{Action, Input, UpdateMachine};
+use firmchain_update::Sequence;
+use firmchain_update::machine::{Action, Input, Payload, UpdateMachine};
 
 use crate::messages::{
     CancelFetch, CoordinatorStatus, FetchRelease, GetStatus, InstallRelease, ReleaseFetched,
@@ -29,12 +32,19 @@ pub struct Coordinator {
     machine: UpdateMachine,
     ports: CoordinatorPorts,
     tick: Duration,
+    /// Where each verified payload is (from the fetcher, for the installer).
+    fetched: HashMap<(Sequence, Payload), PathBuf>,
 }
 
 impl Coordinator {
     /// A Coordinator over `machine`, ticking every `tick` for retries.
     pub fn new(machine: UpdateMachine, ports: CoordinatorPorts, tick: Duration) -> Coordinator {
-        Coordinator { machine, ports, tick }
+        Coordinator {
+            machine,
+            ports,
+            tick,
+            fetched: HashMap::new(),
+        }
     }
 
     fn feed(&mut self, input: Input) {
@@ -44,7 +54,17 @@ impl Coordinator {
                     self.ports.fetch.do_send(FetchRelease { record, payload })
                 }
                 Action::Install { record, payload } => {
-                    self.ports.install.do_send(InstallRelease { record, payload })
+                    match self.fetched.remove(&(record.sequence, payload)) {
+                        Some(file) => self.ports.install.do_send(InstallRelease {
+                            record,
+                            payload,
+                            file,
+                        }),
+                        // Not reachable: the machine installs only what was reported fetched.
+                        None => {
+                            tracing::warn!(sequence = record.sequence.0, "no verified payload to install")
+                        }
+                    }
                 }
                 Action::Cancel { sequence } => self.ports.cancel.do_send(CancelFetch { sequence }),
             }
@@ -86,10 +106,13 @@ impl Handler<ReleaseFetched> for Coordinator {
 
     fn handle(&mut self, msg: ReleaseFetched, _: &mut Context<Self>) {
         let input = match msg.outcome {
-            Ok(()) => Input::Fetched {
-                sequence: msg.sequence,
-                payload: msg.payload,
-            },
+            Ok(file) => {
+                self.fetched.insert((msg.sequence, msg.payload), file);
+                Input::Fetched {
+                    sequence: msg.sequence,
+                    payload: msg.payload,
+                }
+            }
             Err(_) => Input::FetchFailed {
                 sequence: msg.sequence,
                 payload: msg.payload,
@@ -107,6 +130,10 @@ impl Handler<ReleaseInstalled> for Coordinator {
         let input = match msg {
             ReleaseInstalled::Installed { sequence, hash } => Input::Installed { sequence, hash },
             ReleaseInstalled::RolledBack { sequence, .. } => Input::RolledBack { sequence },
+            ReleaseInstalled::Interrupted { sequence, .. } => Input::InstallFailed {
+                sequence,
+                now: unix_now(),
+            },
         };
         self.feed(input);
     }
@@ -132,6 +159,7 @@ mod tests {
     use actix::Addr;
     use firmchain_update::machine::{Installed, Payload, Policy};
     use firmchain_update::{Blake3Hash, ReleaseKind, ReleaseRecord, Sequence};
+    use std::sync::Arc;
     use tokio::sync::mpsc;
 
     /// An in-memory fetcher and installer: they report what they were asked on a channel, and answer the
@@ -166,9 +194,9 @@ mod tests {
                 .send(format!("fetch {} {:?}", msg.record.sequence, msg.payload));
             let outcome = if self.fail_fetches > 0 {
                 self.fail_fetches -= 1;
-                Err("no provider".into())
+                Err(Arc::new(crate::error::FetchError::BadCid("no provider".into())))
             } else {
-                Ok(())
+                Ok(PathBuf::from(format!("/downloads/{}", msg.record.sequence)))
             };
             if let Some(c) = &self.coordinator {
                 c.do_send(ReleaseFetched {
@@ -214,6 +242,7 @@ mod tests {
             patch_size: 5,
             kind: ReleaseKind::Patch,
             min_sequence: 0,
+            terms: Default::default(),
         }
     }
 

@@ -17,11 +17,12 @@ use actix::{
     SyncContext, WrapFuture,
 };
 use cid::Cid;
-use firmchain_p2p::{Blockstore, FetchLimits, FetchOptions, P2p};
+use firmchain_p2p::{Blockstore, FetchLimits, FetchOptions, FetchProgress, FetchSummary, P2p};
 use firmchain_update::dag::{ReadLimits, read_file};
 use firmchain_update::machine::Payload;
 use firmchain_update::{Blake3Hash, ReleaseKind, ReleaseRecord, Sequence};
 
+use crate::error::{FetchError, PayloadMismatch, VerifyError, file};
 use crate::messages::{CancelFetch, FetchRelease, FetchReport, PeerShare, ReleaseFetched, StatusEvent};
 
 /// The bundle entry a payload lives in.
@@ -54,7 +55,7 @@ pub fn expectation(record: &ReleaseRecord, payload: Payload) -> (Option<(Blake3H
 
 /// Verifier ← BlockFetcher: write the file under `root` to `out`, checking it against the record.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<u64, String>")]
+#[rtype(result = "Result<u64, VerifyError>")]
 pub struct VerifyPayload {
     /// The store holding the blocks.
     pub store: Arc<Blockstore>,
@@ -93,48 +94,58 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
-/// Write the file under `root` from `store` to `out` and check it; on any failure `out` is removed.
-pub fn verify_payload(msg: &VerifyPayload) -> Result<u64, String> {
+/// Write the file under `root` from `store` to `out` and check it. The file is written beside `out` and renamed
+/// over it only once it checked out: on any failure `out` is as it was.
+pub fn verify_payload(msg: &VerifyPayload) -> Result<u64, VerifyError> {
+    let mut partial = msg.out.clone().into_os_string();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
     let result = (|| {
-        let file = File::create(&msg.out).map_err(|e| format!("{}: {e}", msg.out.display()))?;
+        let file_out = File::create(&partial).map_err(file(&partial))?;
         let mut w = Hashing {
-            inner: BufWriter::new(file),
+            inner: BufWriter::new(file_out),
             hasher: blake3::Hasher::new(),
         };
         let limits = ReadLimits {
             max_size: msg.max_size,
             ..ReadLimits::default()
         };
-        let size = read_file(&msg.root, &mut &*msg.store, &mut w, limits, |_| {})
-            .map_err(|e| format!("reading {} from the store: {e}", msg.root))?;
+        let size = read_file(&msg.root, &mut &*msg.store, &mut w, limits, |_| {}).map_err(|e| {
+            VerifyError::Read {
+                root: msg.root,
+                source: Box::new(e),
+            }
+        })?;
         let hash = Blake3Hash(*w.hasher.finalize().as_bytes());
-        let file = w
-            .inner
-            .into_inner()
-            .map_err(|e| format!("{}: {}", msg.out.display(), e.error()))?;
-        file.sync_all()
-            .map_err(|e| format!("{}: {e}", msg.out.display()))?;
+        let written = w.inner.into_inner().map_err(|e| {
+            let (e, _) = e.into_parts();
+            file(&partial)(e)
+        })?;
+        written.sync_all().map_err(file(&partial))?;
         if let Some((expected, expected_size)) = msg.expect
             && (hash != expected || size != expected_size)
         {
-            return Err(format!(
-                "payload {} is {size} bytes with blake3 {hash}; the release record says {expected_size} bytes with \
-                 blake3 {expected}",
-                msg.root
-            ));
+            return Err(VerifyError::Mismatch(Box::new(PayloadMismatch {
+                root: msg.root,
+                size,
+                hash,
+                expected_size,
+                expected,
+            })));
         }
+        std::fs::rename(&partial, &msg.out).map_err(file(&msg.out))?;
         Ok(size)
     })();
     if result.is_err() {
-        let _ = std::fs::remove_file(&msg.out);
+        let _ = std::fs::remove_file(&partial);
     }
     result
 }
 
 impl Handler<VerifyPayload> for Verifier {
-    type Result = Result<u64, String>;
+    type Result = Result<u64, VerifyError>;
 
-    fn handle(&mut self, msg: VerifyPayload, _: &mut SyncContext<Self>) -> Result<u64, String> {
+    fn handle(&mut self, msg: VerifyPayload, _: &mut SyncContext<Self>) -> Result<u64, VerifyError> {
         verify_payload(&msg)
     }
 }
@@ -177,6 +188,35 @@ impl Actor for BlockFetcher {
     type Context = Context<Self>;
 }
 
+/// Fetch the DAG under `root` into the node's store, every block checked against its CID, telling `progress` as
+/// blocks arrive. Returns the summary and the root of the file to read: `opts.entry` of the bundle when one is
+/// named, else `root`. The first half of the one fetch → verify path of the BlockFetcher and `firmchain p2p get`
+/// (the second is [`verify_payload`]).
+pub async fn fetch_blocks(
+    p2p: &P2p,
+    root: Cid,
+    opts: FetchOptions,
+    mut progress: impl FnMut(FetchProgress) + Send + 'static,
+) -> Result<(FetchSummary, Cid), FetchError> {
+    let entry = opts.entry.clone();
+    let fetching = p2p.fetch(root, opts);
+    let mut changes = fetching.progress.clone();
+    let reporter = tokio::spawn(async move {
+        while changes.changed().await.is_ok() {
+            let p = *changes.borrow();
+            progress(p);
+        }
+    });
+    let summary = fetching.finish().await;
+    reporter.abort();
+    let summary = summary?;
+    let file = match entry {
+        None => root,
+        Some(entry) => summary.entry.ok_or(FetchError::NoEntry { root, entry })?,
+    };
+    Ok((summary, file))
+}
+
 async fn fetch(
     p2p: P2p,
     verifier: Addr<Verifier>,
@@ -185,9 +225,8 @@ async fn fetch(
     stall_timeout: Duration,
     record: ReleaseRecord,
     payload: Payload,
-) -> Result<FetchReport, String> {
-    let root = Cid::try_from(record.patch_cid.as_slice())
-        .map_err(|e| format!("the record's patch_cid is not a CID: {e}"))?;
+) -> Result<FetchReport, FetchError> {
+    let root = Cid::try_from(record.patch_cid.as_slice()).map_err(|e| FetchError::BadCid(e.to_string()))?;
     let (expect, max_size) = expectation(&record, payload);
     let opts = FetchOptions {
         limits: FetchLimits::for_file_size(max_size),
@@ -195,32 +234,22 @@ async fn fetch(
         entry: Some(entry_name(payload).to_owned()),
         ..p2p.fetch_defaults().clone()
     };
-    let fetching = p2p.fetch(root, opts);
-    let mut progress = fetching.progress.clone();
     let sequence = record.sequence;
     let forward = status.clone();
-    let reporter = tokio::spawn(async move {
-        while progress.changed().await.is_ok() {
-            let p = *progress.borrow();
-            forward.do_send(StatusEvent::Fetching {
-                sequence,
-                payload,
-                blocks: p.blocks,
-                known_blocks: p.known_blocks,
-                bytes: p.bytes,
-                peers: p.peers,
-            });
-        }
-    });
-    let summary = fetching.finish().await;
-    reporter.abort();
-    let summary = summary.map_err(|e| e.to_string())?;
+    let (summary, entry) = fetch_blocks(&p2p, root, opts, move |p| {
+        forward.do_send(StatusEvent::Fetching {
+            sequence,
+            payload,
+            blocks: p.blocks,
+            known_blocks: p.known_blocks,
+            bytes: p.bytes,
+            peers: p.peers,
+        })
+    })
+    .await?;
     for r in &summary.rejected {
         status.do_send(StatusEvent::Rejected(r.to_string()));
     }
-    let entry = summary
-        .entry
-        .ok_or_else(|| format!("bundle {root} has no entry {:?}", entry_name(payload)))?;
     verifier
         .send(VerifyPayload {
             store: p2p.store().clone(),
@@ -230,7 +259,7 @@ async fn fetch(
             max_size,
         })
         .await
-        .map_err(|e| format!("verifier: {e}"))??;
+        .map_err(FetchError::Verifier)??;
     Ok(FetchReport {
         sequence: record.sequence.0,
         payload: entry_name(payload).to_owned(),
@@ -260,11 +289,12 @@ impl Handler<FetchRelease> for BlockFetcher {
             ctx.cancel_future(old);
         }
         tracing::info!(sequence = sequence.0, payload = entry_name(payload), "fetching");
+        let out = download_path(&self.downloads, sequence, payload);
         let work = fetch(
             self.p2p.clone(),
             self.verifier.clone(),
             self.status.clone(),
-            download_path(&self.downloads, sequence, payload),
+            out.clone(),
             self.stall_timeout,
             msg.record,
             payload,
@@ -283,11 +313,14 @@ impl Handler<FetchRelease> for BlockFetcher {
                 ),
                 Err(e) => tracing::warn!(sequence = sequence.0, payload = entry_name(payload), error = %e, "fetch failed"),
             }
-            act.status.do_send(StatusEvent::Fetched(result.clone()));
+            let result = result.map_err(Arc::new);
+            act.status.do_send(StatusEvent::Fetched(
+                result.clone().map_err(|e| e.to_string()),
+            ));
             act.done.do_send(ReleaseFetched {
                 sequence,
                 payload,
-                outcome: result.map(|_| ()),
+                outcome: result.map(|_| out),
             });
         }));
         self.running.insert(sequence, handle);

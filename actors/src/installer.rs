@@ -7,7 +7,7 @@
 //! Every outcome is recorded in the node state and reported to the Coordinator.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,18 +18,22 @@ use actix::{
 use cid::Cid;
 use firmchain_p2p::P2p;
 use firmchain_update::machine::Payload;
-use firmchain_update::patch::{self, ApplyLimits};
+use firmchain_update::patch::{self, ApplyError, ApplyLimits};
 use firmchain_update::{Blake3Hash, ProductId, ReleaseRecord, Sequence};
 
-use crate::fetcher::download_path;
+use crate::error::{InstallError, ScriptError, file};
 use crate::messages::{InstallRelease, ReleaseInstalled, StatusEvent};
 use crate::slots::Slots;
-use crate::state::{NodeState, ProductState};
+use crate::state::NodeState;
+use firmchain_update::machine::Installed;
 
 /// The environment variable that pauses the node at a named point of an install (`patching`, `switched`), so
-/// tests can kill it there. The node prints `paused at <point>` to stderr and waits forever.
+/// tests can kill it there. The node prints `paused at <point>` to stderr and waits forever. Only in builds with
+/// the `test-hooks` feature (the tests' builds; release builds never enable it).
+#[cfg(feature = "test-hooks")]
 pub const PAUSE_ENV: &str = "FIRMCHAIN_TEST_PAUSE_AT";
 
+#[cfg(feature = "test-hooks")]
 fn pause_if_asked(point: &str) {
     if std::env::var(PAUSE_ENV).is_ok_and(|p| p == point) {
         eprintln!("firmchain: paused at {point}");
@@ -39,9 +43,12 @@ fn pause_if_asked(point: &str) {
     }
 }
 
+#[cfg(not(feature = "test-hooks"))]
+fn pause_if_asked(_point: &str) {}
+
 /// Patcher ← Installer: apply `payload` to `base`, writing the image to `out`.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Blake3Hash, String>")]
+#[rtype(result = "Result<Blake3Hash, ApplyError>")]
 pub struct ApplyPayload {
     /// The running image.
     pub base: PathBuf,
@@ -63,20 +70,18 @@ impl Actor for Patcher {
     type Context = SyncContext<Self>;
 }
 
-/// Apply a payload (see [`ApplyPayload`]); the output is synced to disk before this returns.
-pub fn apply_payload(msg: &ApplyPayload) -> Result<Blake3Hash, String> {
-    let io = |p: &Path| {
-        let p = p.display().to_string();
-        move |e: std::io::Error| format!("{p}: {e}")
-    };
-    let base = File::open(&msg.base).map_err(io(&msg.base))?;
-    let payload = File::open(&msg.payload).map_err(io(&msg.payload))?;
+/// Apply a payload (see [`ApplyPayload`]); the output is synced to disk before this returns. Errors other than
+/// [`InstallError::Apply`] name the file.
+pub fn apply_payload(msg: &ApplyPayload) -> Result<Blake3Hash, ApplyError> {
+    let io = |context: &'static str| move |source: std::io::Error| ApplyError::Io { context, source };
+    let base = File::open(&msg.base).map_err(io("opening the running image"))?;
+    let payload = File::open(&msg.payload).map_err(io("opening the payload"))?;
     let out = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .open(&msg.out)
-        .map_err(io(&msg.out))?;
+        .map_err(io("opening the new image"))?;
     let mut w = BufWriter::new(out);
     let limits = ApplyLimits {
         expect_target: Some(msg.target_hash),
@@ -90,19 +95,18 @@ pub fn apply_payload(msg: &ApplyPayload) -> Result<Blake3Hash, String> {
             paused = true;
             pause_if_asked("patching");
         }
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     let out = w
         .into_inner()
-        .map_err(|e| format!("{}: {}", msg.out.display(), e.error()))?;
-    out.sync_all().map_err(io(&msg.out))?;
+        .map_err(|e| io("writing the new image")(e.into_parts().0))?;
+    out.sync_all().map_err(io("syncing the new image"))?;
     Ok(applied.target_hash)
 }
 
 impl Handler<ApplyPayload> for Patcher {
-    type Result = Result<Blake3Hash, String>;
+    type Result = Result<Blake3Hash, ApplyError>;
 
-    fn handle(&mut self, msg: ApplyPayload, _: &mut SyncContext<Self>) -> Result<Blake3Hash, String> {
+    fn handle(&mut self, msg: ApplyPayload, _: &mut SyncContext<Self>) -> Result<Blake3Hash, ApplyError> {
         apply_payload(&msg)
     }
 }
@@ -126,8 +130,6 @@ pub struct InstallerConfig {
     pub health_check: Option<String>,
     /// How long the health check may take.
     pub health_timeout: Duration,
-    /// Where the BlockFetcher leaves verified payloads.
-    pub downloads: PathBuf,
     /// A scratch file for command mode.
     pub staging: PathBuf,
 }
@@ -141,9 +143,17 @@ pub struct Installer {
     p2p: Option<P2p>,
     done: Recipient<ReleaseInstalled>,
     status: Recipient<StatusEvent>,
+    /// Others told of every outcome (the IndexWatcher).
+    also: Vec<Recipient<ReleaseInstalled>>,
 }
 
 impl Installer {
+    /// Tell `to` of every outcome too.
+    pub fn notify(mut self, to: Recipient<ReleaseInstalled>) -> Installer {
+        self.also.push(to);
+        self
+    }
+
     /// An installer; `p2p` (when given) provides the release's blocks after an install.
     pub fn new(
         config: InstallerConfig,
@@ -160,6 +170,7 @@ impl Installer {
             p2p,
             done,
             status,
+            also: Vec::new(),
         }
     }
 }
@@ -170,13 +181,13 @@ impl Actor for Installer {
 
 /// Run `sh -c script` with the image's details in its environment; `Err` says why it failed.
 async fn run_script(
-    what: &str,
+    what: &'static str,
     script: &str,
     args: &[&Path],
     (sequence, target): (Sequence, Blake3Hash),
     image: &Path,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), ScriptError> {
     let mut cmd = tokio::process::Command::new("sh");
     cmd.arg("-c").arg(script).arg("sh").args(args);
     cmd.env("FIRMCHAIN_IMAGE", image)
@@ -186,12 +197,14 @@ async fn run_script(
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
-    let child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start the {what} {script:?}: {e}"))?;
+    let child = cmd.spawn().map_err(|source| ScriptError::Spawn {
+        what,
+        script: script.to_owned(),
+        source,
+    })?;
     match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Err(_) => Err(format!("the {what} did not finish within {timeout:?}")),
-        Ok(Err(e)) => Err(format!("the {what} failed to run: {e}")),
+        Err(_) => Err(ScriptError::Timeout { what, timeout }),
+        Ok(Err(source)) => Err(ScriptError::Wait { what, source }),
         Ok(Ok(out)) if out.status.success() => Ok(()),
         Ok(Ok(out)) => {
             let stderr = String::from_utf8_lossy(&out.stderr);
@@ -205,25 +218,25 @@ async fn run_script(
             } else {
                 format!(": {tail}")
             };
-            Err(format!("the {what} exited with {status}{tail}"))
+            Err(ScriptError::Failed { what, status, tail })
         }
     }
 }
 
-fn lock(c: &Mutex<InstallerConfig>) -> Result<std::sync::MutexGuard<'_, InstallerConfig>, String> {
-    c.lock().map_err(|_| "installer state poisoned".to_owned())
+fn lock(c: &Mutex<InstallerConfig>) -> Result<std::sync::MutexGuard<'_, InstallerConfig>, InstallError> {
+    c.lock().map_err(|_| InstallError::Poisoned)
 }
 
 /// Run `f` on the slots, off the async threads.
 async fn on_slots<T: Send + 'static>(
     config: &Arc<Mutex<InstallerConfig>>,
-    f: impl FnOnce(&mut Slots) -> Result<T, String> + Send + 'static,
-) -> Result<T, String> {
+    f: impl FnOnce(&mut Slots) -> Result<T, InstallError> + Send + 'static,
+) -> Result<T, InstallError> {
     let config = config.clone();
     blocking(move || {
         let mut c = lock(&config)?;
         let InstallTarget::Slots(slots) = &mut c.target else {
-            return Err("not in slots mode".into());
+            return Err(InstallError::NotSlots);
         };
         f(slots)
     })
@@ -231,11 +244,11 @@ async fn on_slots<T: Send + 'static>(
 }
 
 async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, String> + Send + 'static,
-) -> Result<T, String> {
+    f: impl FnOnce() -> Result<T, InstallError> + Send + 'static,
+) -> Result<T, InstallError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| format!("install task: {e}"))?
+        .map_err(|e| InstallError::Task(e.to_string()))?
 }
 
 async fn install(
@@ -244,28 +257,21 @@ async fn install(
     state: Arc<NodeState>,
     record: ReleaseRecord,
     payload: Payload,
-) -> Result<ReleaseInstalled, String> {
-    let (base, out, downloads, health, timeout, command) = {
+    payload_file: PathBuf,
+) -> Result<ReleaseInstalled, InstallError> {
+    let (base, out, health, timeout, command) = {
         let c = lock(&config)?;
         let (base, out, command) = match &c.target {
             InstallTarget::Slots(slots) => {
-                let (path, _file) = slots.begin().map_err(|e| e.to_string())?;
+                let (path, _file) = slots.begin()?;
                 (slots.active_path(), path, None)
             }
             InstallTarget::Command { command, current } => {
                 (current.clone(), c.staging.clone(), Some(command.clone()))
             }
         };
-        (
-            base,
-            out,
-            c.downloads.clone(),
-            c.health_check.clone(),
-            c.health_timeout,
-            command,
-        )
+        (base, out, c.health_check.clone(), c.health_timeout, command)
     };
-    let payload_file = download_path(&downloads, record.sequence, payload);
     let hash = patcher
         .send(ApplyPayload {
             base,
@@ -275,33 +281,34 @@ async fn install(
             target_size: record.target_size,
         })
         .await
-        .map_err(|e| format!("patcher: {e}"))?
-        .map_err(|e| {
-            format!(
-                "applying the {} of release {}: {e}",
-                crate::fetcher::entry_name(payload),
-                record.sequence
-            )
+        .map_err(InstallError::Patcher)?
+        .map_err(|source| InstallError::Apply {
+            entry: crate::fetcher::entry_name(payload),
+            sequence: record.sequence,
+            source,
         })?;
 
-    let installed = ProductState {
+    let installed = Installed {
         sequence: record.sequence,
         hash,
-        floor: Sequence(record.min_sequence),
     };
     if let Some(command) = command {
         // Command mode: the external installer decides; our copy becomes the next base only if it succeeded.
         let script = format!("{command} \"$1\"");
         let what = (record.sequence, record.target_hash);
-        run_script("installer", &script, &[&out], what, &out, timeout).await?;
-        let c = lock(&config)?;
-        if let InstallTarget::Command { current, .. } = &c.target {
-            std::fs::rename(&out, current).map_err(|e| format!("{}: {e}", current.display()))?;
+        if let Err(e) = run_script("installer", &script, &[&out], what, &out, timeout).await {
+            return Ok(ReleaseInstalled::RolledBack {
+                sequence: record.sequence,
+                reason: format!("{e}; the previous image still runs"),
+            });
         }
-        drop(c);
-        state
-            .set_product(&record.product, installed)
-            .map_err(|e| e.to_string())?;
+        {
+            let c = lock(&config)?;
+            if let InstallTarget::Command { current, .. } = &c.target {
+                std::fs::rename(&out, current).map_err(file(current))?;
+            }
+        }
+        record_installed(&state, &record, installed);
         let _ = std::fs::remove_file(&payload_file);
         return Ok(ReleaseInstalled::Installed {
             sequence: record.sequence,
@@ -312,14 +319,23 @@ async fn install(
     // Slots mode: switch, check, and switch back if the new image is not healthy. A crash between the switch and
     // the end of the check leaves a marker, so the check runs at the next start.
     if health.is_some() {
-        set_health_pending(&state, &record.product, Some(record.sequence)).map_err(|e| e.to_string())?;
+        state.set_health_pending(&record.product, Some(record.sequence))?;
     }
     let sequence = record.sequence;
     let image = on_slots(&config, move |slots| {
-        slots.commit(sequence, hash).map_err(|e| e.to_string())?;
+        slots.commit(sequence, hash)?;
         Ok(slots.active_path())
     })
-    .await?;
+    .await;
+    let image = match image {
+        Ok(image) => image,
+        Err(e) => {
+            // The switch did not happen: nothing to check after a restart.
+            let _ = state.set_health_pending(&record.product, None);
+            return Err(e);
+        }
+    };
+    // From here the slot pointer decides what runs; state writes that fail are caught up at the next start.
     pause_if_asked("switched");
     let health = match &health {
         Some(script) => {
@@ -328,10 +344,16 @@ async fn install(
         }
         None => Ok(()),
     };
-    let _ = set_health_pending(&state, &record.product, None);
-    if let Err(reason) = health {
-        let (state, product) = (state.clone(), record.product);
-        let rolled = on_slots(&config, move |slots| roll_back(slots, &state, &product, sequence)).await;
+    if let Err(e) = state.set_health_pending(&record.product, None) {
+        tracing::warn!(error = %e, "cannot clear the health-check marker; the check runs again at the next start");
+    }
+    if let Err(failed) = health {
+        let reason = failed.to_string();
+        let (state, product, why) = (state.clone(), record.product, reason.clone());
+        let rolled = on_slots(&config, move |slots| {
+            roll_back(slots, &state, &product, sequence, &why)
+        })
+        .await;
         let reason = match rolled {
             Ok(prev) => format!(
                 "{reason}; rolled back to release {} ({})",
@@ -344,14 +366,34 @@ async fn install(
             reason,
         });
     }
-    state
-        .set_product(&record.product, installed)
-        .map_err(|e| e.to_string())?;
+    record_installed(&state, &record, installed);
     let _ = std::fs::remove_file(&payload_file);
     Ok(ReleaseInstalled::Installed {
         sequence: record.sequence,
         hash,
     })
+}
+
+/// Record what runs after the switch; a failed write is caught up from the slot pointer at the next start.
+fn record_installed(state: &NodeState, record: &ReleaseRecord, installed: Installed) {
+    if let Err(e) = state.set_installed(&record.product, installed) {
+        tracing::warn!(error = %e, sequence = record.sequence.0, "cannot record the install; the next start catches up");
+    }
+}
+
+/// The outcome of an install that returned `Err`: a transient fault is retried, a verdict is final.
+fn failed(sequence: Sequence, error: InstallError) -> ReleaseInstalled {
+    if error.is_transient() {
+        ReleaseInstalled::Interrupted {
+            sequence,
+            error: Arc::new(error),
+        }
+    } else {
+        ReleaseInstalled::RolledBack {
+            sequence,
+            reason: format!("{error}; the previous image still runs"),
+        }
+    }
 }
 
 impl Handler<InstallRelease> for Installer {
@@ -372,13 +414,11 @@ impl Handler<InstallRelease> for Installer {
             self.state.clone(),
             record,
             msg.payload,
+            msg.file,
         );
         // One install at a time: the actor handles nothing else until this one ends.
         ctx.wait(work.into_actor(self).map(move |result, act, ctx| {
-            let outcome = result.unwrap_or_else(|reason| ReleaseInstalled::RolledBack {
-                sequence,
-                reason: format!("{reason}; the previous image still runs"),
-            });
+            let outcome = result.unwrap_or_else(|e| failed(sequence, e));
             match &outcome {
                 ReleaseInstalled::Installed { hash, .. } => {
                     tracing::info!(sequence = sequence.0, %hash, "installed");
@@ -397,46 +437,35 @@ impl Handler<InstallRelease> for Installer {
                 ReleaseInstalled::RolledBack { reason, .. } => {
                     tracing::warn!(sequence = sequence.0, %reason, "install failed")
                 }
+                ReleaseInstalled::Interrupted { error, .. } => {
+                    tracing::warn!(sequence = sequence.0, %error, "install interrupted; it is tried again later")
+                }
             }
             act.status.do_send(StatusEvent::Installed(outcome.clone()));
+            for to in &act.also {
+                to.do_send(outcome.clone());
+            }
             act.done.do_send(outcome);
         }));
     }
 }
 
 /// Command mode's base image: `current`, copied from `initial` on first start. Returns its blake3.
-pub fn prepare_command_mode(current: &Path, initial: Option<&Path>) -> Result<Blake3Hash, String> {
+pub fn prepare_command_mode(current: &Path, initial: Option<&Path>) -> Result<Blake3Hash, InstallError> {
     if !current.exists() {
-        let initial =
-            initial.ok_or("install.initial_image is needed on first start (no image installed yet)")?;
+        let initial = initial.ok_or(InstallError::NoInitialImage)?;
         if let Some(dir) = current.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(file(dir))?;
         }
         let tmp = current.with_extension("tmp");
-        std::fs::copy(initial, &tmp).map_err(|e| format!("{}: {e}", initial.display()))?;
-        File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| format!("{}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, current).map_err(|e| format!("{}: {e}", current.display()))?;
+        std::fs::copy(initial, &tmp).map_err(file(initial))?;
+        File::open(&tmp).and_then(|f| f.sync_all()).map_err(file(&tmp))?;
+        std::fs::rename(&tmp, current).map_err(file(current))?;
     }
-    let mut f = File::open(current).map_err(|e| format!("{}: {e}", current.display()))?;
+    let mut f = File::open(current).map_err(file(current))?;
     let mut h = blake3::Hasher::new();
-    std::io::copy(&mut f, &mut h).map_err(|e| format!("{}: {e}", current.display()))?;
-    let _ = h.flush();
+    std::io::copy(&mut f, &mut h).map_err(file(current))?;
     Ok(Blake3Hash(*h.finalize().as_bytes()))
-}
-
-fn pending_key(product: &ProductId) -> String {
-    format!("health_pending/{product}")
-}
-
-fn set_health_pending(
-    state: &NodeState,
-    product: &ProductId,
-    sequence: Option<Sequence>,
-) -> Result<(), crate::state::StateError> {
-    let value = sequence.map_or_else(Vec::new, |s| s.0.to_le_bytes().to_vec());
-    state.set_meta(&pending_key(product), &value)
 }
 
 /// At start-up: if the node stopped after switching to a release and before its health check ended, run the
@@ -447,18 +476,15 @@ pub async fn check_after_restart(
     product: &ProductId,
     health: Option<&str>,
     timeout: Duration,
-) -> Result<Option<(Sequence, String)>, String> {
-    let raw = state.meta(&pending_key(product)).map_err(|e| e.to_string())?;
-    let pending = raw
-        .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-        .map(|b| Sequence(u64::from_le_bytes(b)));
+) -> Result<Option<(Sequence, String)>, InstallError> {
+    let pending = state.health_pending(product)?;
     let active = slots.active();
     let (Some(sequence), Some(script)) = (pending, health) else {
         return Ok(None);
     };
     if active.sequence != sequence {
         // The switch never happened: nothing to check.
-        set_health_pending(state, product, None).map_err(|e| e.to_string())?;
+        state.set_health_pending(product, None)?;
         return Ok(None);
     }
     let image = slots.active_path();
@@ -473,68 +499,40 @@ pub async fn check_after_restart(
     .await;
     let outcome = match checked {
         Ok(()) => None,
-        Err(reason) => {
-            let prev = roll_back(slots, state, product, sequence)
-                .map_err(|e| format!("{reason}; the rollback failed too: {e}"))?;
+        Err(failed) => {
+            let reason = failed.to_string();
+            let why = format!("{reason} (checked after a restart)");
+            let prev = roll_back(slots, state, product, sequence, &why)?;
             Some((
                 sequence,
-                format!(
-                    "{reason} (checked after a restart); rolled back to release {} ({})",
-                    prev.sequence, prev.hash
-                ),
+                format!("{why}; rolled back to release {} ({})", prev.sequence, prev.hash),
             ))
         }
     };
-    set_health_pending(state, product, None).map_err(|e| e.to_string())?;
+    state.set_health_pending(product, None)?;
     Ok(outcome)
 }
 
 /// Switch back to the previous image after release `sequence` failed its health check, remember never to try that
-/// release again, and record what runs now.
+/// release again (and why), and record what runs now.
 fn roll_back(
     slots: &mut Slots,
     state: &NodeState,
     product: &ProductId,
     sequence: Sequence,
-) -> Result<crate::slots::Image, String> {
-    if let Err(e) = record_rollback(state, product, sequence) {
+    reason: &str,
+) -> Result<crate::slots::Image, InstallError> {
+    if let Err(e) = state.record_rollback(product, sequence, reason) {
         tracing::warn!(error = %e, "cannot record the rollback");
     }
-    let prev = slots.rollback().map_err(|e| e.to_string())?;
-    let running = ProductState {
+    let prev = slots.rollback()?;
+    let running = Installed {
         sequence: prev.sequence,
         hash: prev.hash,
-        floor: Sequence(0),
     };
-    state.set_product(product, running).map_err(|e| e.to_string())?;
+    state.set_installed(product, running)?;
     Ok(prev)
 }
 
-fn rollback_key(product: &ProductId) -> String {
-    format!("rolled_back/{product}")
-}
-
-/// Releases of `product` rolled back on this device (never retried, also after a restart).
-pub fn rolled_back(
-    state: &NodeState,
-    product: &ProductId,
-) -> Result<Vec<Sequence>, crate::state::StateError> {
-    let raw = state.meta(&rollback_key(product))?.unwrap_or_default();
-    let seqs: Vec<u64> = serde_json::from_slice(&raw).unwrap_or_default();
-    Ok(seqs.into_iter().map(Sequence).collect())
-}
-
-fn record_rollback(
-    state: &NodeState,
-    product: &ProductId,
-    sequence: Sequence,
-) -> Result<(), crate::state::StateError> {
-    let mut seqs: Vec<u64> = rolled_back(state, product)?.into_iter().map(|s| s.0).collect();
-    if !seqs.contains(&sequence.0) {
-        seqs.push(sequence.0);
-    }
-    state.set_meta(
-        &rollback_key(product),
-        &serde_json::to_vec(&seqs).unwrap_or_default(),
-    )
-}
+#[cfg(test)]
+mod tests;

@@ -7,13 +7,17 @@
 //!   health check, rollback; or an external installer command.
 //! - [`publisher::Publisher`] (repository role) and [`status::Status`].
 //!
-//! The installer's A/B image [`slots`] and the crash-safe node [`state`] live here too.
+//! The installer's A/B image [`slots`] and the crash-safe node [`state`] live here too, and the composition root
+//! [`node::Node::start`] that wires them.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod chain;
 pub mod coordinator;
+pub mod error;
 pub mod fetcher;
 pub mod installer;
 pub mod messages;
+pub mod node;
 pub mod publisher;
 pub mod slots;
 pub mod state;

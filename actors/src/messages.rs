@@ -1,8 +1,13 @@
 //! The typed messages between the actors. Commands are imperatives, events past tense.
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use actix::Message;
 use firmchain_update::machine::Payload;
 use firmchain_update::{Blake3Hash, ReleaseRecord, Sequence};
+
+use crate::error::{FetchError, InstallError};
 
 /// IndexWatcher → Coordinator: a release the index holds, read through verified proofs.
 #[derive(Clone, Debug, Message)]
@@ -40,8 +45,8 @@ pub struct ReleaseFetched {
     pub sequence: Sequence,
     /// Which payload.
     pub payload: Payload,
-    /// `Err` says what failed (no provider, a hash mismatch, ...).
-    pub outcome: Result<(), String>,
+    /// Where the verified payload is, or what failed (no provider, a hash mismatch, ...).
+    pub outcome: Result<PathBuf, Arc<FetchError>>,
 }
 
 /// Coordinator → Installer: apply the verified payload and install the result.
@@ -52,6 +57,8 @@ pub struct InstallRelease {
     pub record: ReleaseRecord,
     /// The payload that was fetched.
     pub payload: Payload,
+    /// Where the BlockFetcher left it, verified.
+    pub file: PathBuf,
 }
 
 /// Installer → Coordinator: how an install ended.
@@ -60,8 +67,15 @@ pub struct InstallRelease {
 pub enum ReleaseInstalled {
     /// The new image runs and passed its health check.
     Installed { sequence: Sequence, hash: Blake3Hash },
-    /// The install failed and the previous image runs again.
+    /// The install failed on a verdict (a failed health check or installer, an image that does not verify) and
+    /// the previous image runs again; the release is not tried again.
     RolledBack { sequence: Sequence, reason: String },
+    /// The install stopped on a transient fault (I/O, a full disk) before the slot switch: the previous image
+    /// runs and the install is tried again later.
+    Interrupted {
+        sequence: Sequence,
+        error: Arc<InstallError>,
+    },
 }
 
 /// Coordinator → BlockFetcher: stop working on a release.

@@ -19,6 +19,7 @@ use firmchain_update::patch::{self, PatchOptions, PayloadKind};
 use firmchain_update::{Blake3Hash, ProductId, ReleaseKind, ReleaseRecord, Sequence};
 use serde::Serialize;
 
+use crate::error::{PrepareError, PublishError, file};
 use crate::messages::{StatusEvent, Wake};
 
 /// A release made and stored, not yet on chain.
@@ -42,7 +43,7 @@ pub fn prepare(
     new: &[u8],
     min_sequence: u64,
     level: i32,
-) -> Result<Prepared, String> {
+) -> Result<Prepared, PrepareError> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
     let opts = PatchOptions {
         level,
@@ -50,7 +51,7 @@ pub fn prepare(
         long_distance: true,
         workers,
     };
-    let choice = patch::create_best(old, new, &opts).map_err(|e| format!("making the patch: {e}"))?;
+    let choice = patch::create_best(old, new, &opts)?;
     let kind = choice.smaller_kind();
     let mut entries: Vec<(&str, &[u8])> = vec![("full", &choice.full)];
     if let (PayloadKind::Patch, Some(p)) = (kind, &choice.patch) {
@@ -61,8 +62,7 @@ pub fn prepare(
         PayloadKind::Full => (entries[0].1, ReleaseKind::Full),
     };
     let (patch_hash, patch_size) = (Blake3Hash::of(payload), payload.len() as u64);
-    let (bundle, roots) = firmchain_p2p::import_bundle(store, entries, DagOptions::default())
-        .map_err(|e| format!("storing the bundle: {e}"))?;
+    let (bundle, roots) = firmchain_p2p::import_bundle(store, entries, DagOptions::default())?;
     let record = ReleaseRecord {
         product,
         sequence,
@@ -77,6 +77,7 @@ pub fn prepare(
         patch_size,
         kind: record_kind,
         min_sequence,
+        terms: Default::default(),
     };
     Ok(Prepared {
         record,
@@ -139,7 +140,7 @@ impl PublishedRelease {
 
 /// API → Publisher: publish `image` as the next release of `product`.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<PublishedRelease, String>")]
+#[rtype(result = "Result<PublishedRelease, PublishError>")]
 pub struct Publish {
     /// The product.
     pub product: ProductId,
@@ -191,14 +192,23 @@ async fn publish(
     index: IndexClient,
     releases: PathBuf,
     msg: Publish,
-) -> Result<PublishedRelease, String> {
-    let (head, _) = index.latest(&msg.product).await.map_err(|e| e.to_string())?;
+) -> Result<PublishedRelease, PublishError> {
+    let (head, _) = index.latest(&msg.product).await?;
     // Named by the id's hex, never by the name: a product is not a path.
     let dir = releases.join(msg.product.hex());
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(file(&dir))?;
     let old = match msg.base {
         Some(b) => Some(b),
-        None => std::fs::read(dir.join(format!("{}.bin", head.0))).ok(),
+        None => {
+            // The image this node published last; none (a first release, or one published elsewhere) makes a
+            // full-image release.
+            let last = dir.join(format!("{}.bin", head.0));
+            match std::fs::read(&last) {
+                Ok(b) => Some(b),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(file(&last)(e).into()),
+            }
+        }
     };
     let store: Arc<Blockstore> = p2p.store().clone();
     let product = msg.product;
@@ -216,21 +226,21 @@ async fn publish(
         )
     })
     .await
-    .map_err(|e| format!("publish task: {e}"))??;
+    .map_err(|e| PublishError::Task(e.to_string()))??;
     if let Err(e) = p2p.provide(prepared.bundle).await {
         tracing::warn!(error = %e, "announcing the bundle on the DHT failed; peers that dial this node still get it");
     }
-    let published = index.publish(&prepared.record).await.map_err(|e| e.to_string())?;
+    let published = index.publish(&prepared.record).await?;
     let path = dir.join(format!("{}.bin", prepared.record.sequence.0));
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, &*image)
         .and_then(|()| std::fs::rename(&tmp, &path))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(file(&path))?;
     Ok(PublishedRelease::new(&prepared, &published))
 }
 
 impl Handler<Publish> for Publisher {
-    type Result = AtomicResponse<Self, Result<PublishedRelease, String>>;
+    type Result = AtomicResponse<Self, Result<PublishedRelease, PublishError>>;
 
     fn handle(&mut self, msg: Publish, _: &mut Context<Self>) -> Self::Result {
         let work = publish(self.p2p.clone(), self.index.clone(), self.releases.clone(), msg);

@@ -190,6 +190,15 @@ impl Handler<StatusEvent> for Status {
                         s.rollbacks.push(v.clone());
                         v
                     }
+                    // A transient fault: the install is tried again; not a rollback.
+                    ReleaseInstalled::Interrupted { sequence, error } => InstallView {
+                        sequence: sequence.0,
+                        outcome: "interrupted",
+                        hash: None,
+                        reason: Some(error.to_string()),
+                        at: unix_now(),
+                        at_ms: unix_now_ms(),
+                    },
                 };
                 s.last_install = Some(view);
             }

@@ -10,41 +10,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, Recipient, WrapFuture};
-use alloy::eips::BlockNumberOrTag;
-use alloy::primitives::{Address, B256};
+use alloy::primitives::Address;
 use firmchain_contracts::proven::{self, AtBlock, ProvenError};
-use firmchain_lightclient::client::{ClientError, LightClient};
-use firmchain_lightclient::execution::verify_header;
-use firmchain_lightclient::execution_rpc::{ExecutionRpc, HttpExecutionRpc};
-use firmchain_lightclient::rpc::HttpRpc;
+use firmchain_lightclient::execution_rpc::ExecutionRpc;
+use firmchain_lightclient::rpc::ConsensusRpc;
 use firmchain_update::{ProductId, Sequence};
 
-use crate::messages::{ChainHead, ReleaseRevoked, ReleaseSeen, StatusEvent, Wake};
+use crate::chain::verified_block;
+pub use crate::chain::{BlockError, HeaderSource, LightHead};
+use crate::messages::{ChainHead, ReleaseInstalled, ReleaseRevoked, ReleaseSeen, StatusEvent, Wake};
 use crate::state::NodeState;
 use crate::unix_now;
-
-/// The node-state key of the light client's progress ([`firmchain_lightclient::client::Persisted`], JSON).
-pub const LIGHT_CLIENT_KEY: &str = "light_client";
-
-/// Where verified headers come from.
-#[derive(Debug)]
-pub enum HeaderSource {
-    /// A trusted execution RPC: the latest header, checked against its hash (dev chains).
-    Rpc,
-    /// The embedded light client, following the optimistic head; its progress (the newest finalized
-    /// checkpoint) is saved in the node state after every sync.
-    Light { client: Box<LightClient<HttpRpc>> },
-}
+use firmchain_contracts::events::{DEFAULT_LOG_RANGE, DEFAULT_LOOKBACK, next_cursor, scan_start};
 
 /// Why a poll failed.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
-    #[error("execution RPC: {0}")]
-    Rpc(String),
-    #[error("header verification failed: {0}")]
-    Header(String),
-    #[error("light client: {0}")]
-    Light(#[from] ClientError),
+    #[error(transparent)]
+    Block(#[from] BlockError),
     #[error("proof of the index failed: {0}")]
     Proof(#[from] ProvenError),
     #[error("node state: {0}")]
@@ -64,111 +47,191 @@ pub struct PollReport {
     pub rejected: Vec<String>,
 }
 
-/// The watcher's state between polls.
+/// The watcher's state between polls, over any execution RPC `E` and consensus RPC `C` (HTTP in the node,
+/// recorded answers in tests).
 #[derive(Debug)]
-pub struct Watcher {
-    rpc: HttpExecutionRpc,
+pub struct Watcher<E, C> {
+    rpc: E,
     index: Address,
     product: ProductId,
-    source: HeaderSource,
+    source: HeaderSource<C>,
     state: Arc<NodeState>,
+    /// What the device runs (from the start and then from [`ReleaseInstalled`] messages).
+    installed: Sequence,
+    /// The event cursor as last stored.
+    cursor: u64,
     /// Seen and not yet installed: sequence → block of its event.
     pending: BTreeMap<Sequence, u64>,
     seen: Sequence,
     revoked: BTreeSet<Sequence>,
+    /// The index's deployment block: where a full event scan starts.
+    from_block: u64,
+    /// Blocks per `eth_getLogs` call (halved when a provider refuses a range; the size that worked is kept).
+    log_range: u64,
+    /// Endpoint demotions already reported (of the execution and the consensus RPC).
+    demotions_reported: (usize, usize),
+    /// The slot of the minority-signed header last reported.
+    withheld_reported: Option<u64>,
+    /// Distrust noted by a failed poll, until the actor reports it.
+    distrust: Vec<String>,
 }
 
-impl Watcher {
-    /// A watcher of `product` in the index at `index`.
+impl<E: ExecutionRpc, C: ConsensusRpc> Watcher<E, C> {
+    /// A watcher of `product` in the index at `index`, on a device running release `installed`; the event
+    /// cursor is read from `state` once, here.
     pub fn new(
-        rpc: HttpExecutionRpc,
+        rpc: E,
         index: Address,
         product: ProductId,
-        source: HeaderSource,
+        source: HeaderSource<C>,
         state: Arc<NodeState>,
-    ) -> Watcher {
-        Watcher {
+        installed: Sequence,
+    ) -> Result<Watcher<E, C>, WatchError> {
+        let cursor = state.event_cursor()?;
+        Ok(Watcher {
             rpc,
             index,
             product,
             source,
             state,
+            installed,
+            cursor,
             pending: BTreeMap::new(),
             seen: Sequence(0),
             revoked: BTreeSet::new(),
+            from_block: 0,
+            log_range: DEFAULT_LOG_RANGE,
+            demotions_reported: (0, 0),
+            withheld_reported: None,
+            distrust: Vec::new(),
+        })
+    }
+
+    /// Scan events from `from_block` (the index's deployment block) in `eth_getLogs` ranges of `log_range`.
+    pub fn with_scan(mut self, from_block: u64, log_range: u64) -> Self {
+        self.from_block = from_block;
+        self.log_range = log_range.max(1);
+        self
+    }
+
+    /// What the RPCs did wrong since the last poll: endpoints demoted for answers that failed verification,
+    /// and a newer header that only a minority of the sync committee signed.
+    fn report_distrust(&mut self, report: &mut PollReport) {
+        let execution = self.rpc.demotions();
+        let consensus = self
+            .source
+            .light_client()
+            .map(|c| c.demotions())
+            .unwrap_or_default();
+        let (e, c) = self.demotions_reported;
+        for d in execution.iter().skip(e) {
+            report
+                .rejected
+                .push(format!("execution RPC {} demoted: {}", d.endpoint, d.reason));
+        }
+        for d in consensus.iter().skip(c) {
+            report
+                .rejected
+                .push(format!("consensus RPC {} demoted: {}", d.endpoint, d.reason));
+        }
+        self.demotions_reported = (execution.len(), consensus.len());
+        let withheld = self.source.light_client().and_then(|c| c.report(0).withheld);
+        if let Some(w) = withheld.filter(|w| self.withheld_reported != Some(w.slot)) {
+            report.rejected.push(format!("{w}: nothing is installed on it"));
+            self.withheld_reported = Some(w.slot);
         }
     }
 
+    /// The verified finalized block (light mode), or the verified head (rpc mode): the cursor stays below it.
+    fn safe_block(&self, head: u64) -> u64 {
+        self.source
+            .light_client()
+            .and_then(|c| c.store.finalized_header.execution.as_ref())
+            .map_or(head, |e| e.block_number.min(head))
+    }
+
+    /// The device now runs release `sequence`.
+    pub fn installed(&mut self, sequence: Sequence) {
+        self.installed = sequence;
+    }
+
     async fn verified_block(&mut self) -> Result<ChainHead, WatchError> {
-        match &mut self.source {
-            HeaderSource::Rpc => {
-                let (header, hash) = self
-                    .rpc
-                    .header(BlockNumberOrTag::Latest)
-                    .await
-                    .map_err(|e| WatchError::Rpc(e.to_string()))?;
-                verify_header(&header, hash).map_err(|e| WatchError::Header(e.to_string()))?;
-                Ok(ChainHead {
-                    block: header.number,
-                    hash,
-                    state_root: header.state_root,
-                    timestamp: header.timestamp,
-                    mode: "rpc",
-                })
-            }
-            HeaderSource::Light { client } => {
-                client.sync(unix_now()).await?;
-                let saved = serde_json::to_vec(&client.persisted()).unwrap_or_default();
-                self.state.set_meta(LIGHT_CLIENT_KEY, &saved)?;
-                let header = &client.store.optimistic_header;
-                let execution = header.execution.as_ref().ok_or_else(|| {
-                    WatchError::Header(format!(
-                        "the verified header at slot {} has no execution payload",
-                        header.beacon.slot
-                    ))
-                })?;
-                Ok(ChainHead {
-                    block: execution.block_number,
-                    hash: B256::from(execution.block_hash),
-                    state_root: B256::from(execution.state_root),
-                    timestamp: execution.timestamp,
-                    mode: "light",
-                })
-            }
+        let head = verified_block(&self.rpc, &mut self.source, None, unix_now()).await?;
+        if let Some(client) = self.source.light_client() {
+            self.state.set_light_client(&client.persisted())?;
         }
+        Ok(head)
     }
 
     /// One round: verify a block, prove the head, read and check new releases and revocations.
     pub async fn poll(&mut self) -> Result<PollReport, WatchError> {
+        let mut report = PollReport::default();
+        let result = self.poll_verified(&mut report).await;
+        self.report_distrust(&mut report);
+        match result {
+            Ok(()) => Ok(report),
+            Err(e) => {
+                // What the RPCs did wrong is news even when the poll failed.
+                self.distrust.extend(report.rejected);
+                Err(e)
+            }
+        }
+    }
+
+    /// Distrust noted by a poll that then failed (endpoints demoted, a minority-signed header), to report.
+    pub fn take_distrust(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.distrust)
+    }
+
+    async fn poll_verified(&mut self, report: &mut PollReport) -> Result<(), WatchError> {
         let head = self.verified_block().await?;
         let at = AtBlock {
             number: head.block,
             state_root: head.state_root,
         };
-        let mut report = PollReport {
-            head: Some(head),
-            ..PollReport::default()
-        };
-        let proven =
-            proven::read_head(&self.rpc, self.index, &self.product, at.number, at.state_root).await?;
-        let installed = self
-            .state
-            .product(&self.product)?
-            .map_or(Sequence(0), |p| p.sequence);
+        report.head = Some(head);
+        let (index, product) = (self.index, self.product);
+        let proven = proven::with_failover(&self.rpc, |r| {
+            proven::read_head(r, index, &product, at.number, at.state_root)
+        })
+        .await?;
+        let installed = self.installed;
         self.pending = self.pending.split_off(&Sequence(installed.0 + 1));
         let after = self.seen.max(installed);
-        let cursor = self.state.event_cursor()?;
+        let cursor = self.cursor;
+        let start = scan_start(cursor, self.from_block, at.number);
+        let mut all_delivered = true;
         if proven.sequence > after {
-            let releases = proven::read_releases(
-                &self.rpc,
-                self.index,
-                &self.product,
-                after,
-                proven.sequence,
-                cursor,
-                at,
-            )
+            let range = std::cell::Cell::new(self.log_range);
+            let releases = proven::with_failover(&self.rpc, |r| {
+                let (product, range) = (&product, &range);
+                async move {
+                    let mut n = range.get();
+                    let out = proven::read_releases_in(
+                        r,
+                        index,
+                        product,
+                        after,
+                        proven.sequence,
+                        start,
+                        at,
+                        &mut n,
+                    )
+                    .await;
+                    range.set(n);
+                    out
+                }
+            })
             .await?;
+            self.log_range = range.get();
+            for lie in &releases.lies {
+                let who = self
+                    .rpc
+                    .demote(lie)
+                    .map_or_else(String::new, |e| format!(" (execution RPC {e} demoted)"));
+                report.rejected.push(format!("{lie}{who}"));
+            }
+            all_delivered = releases.missing.is_empty();
             for (seq, why) in &releases.forged {
                 report
                     .rejected
@@ -209,21 +272,38 @@ impl Watcher {
                 report.revoked.push(seq);
             }
         }
-        // Events before the first release not yet installed are not needed again.
-        let next = match (self.pending.values().min(), report.rejected.is_empty()) {
-            (Some(first), _) => *first,
-            (None, true) => at.number + 1,
-            (None, false) => cursor,
-        };
-        self.state.set_event_cursor(next.max(cursor))?;
-        Ok(report)
+        // Events before the first release not yet installed are not needed again; the cursor moves only on
+        // verified block numbers, stays a lookback below the finalized block, and goes back to the deployment
+        // block when the index holds a release no event delivered. After a refused event it stays.
+        let pending_first = self
+            .pending
+            .values()
+            .min()
+            .copied()
+            .or((!report.rejected.is_empty()).then_some(cursor));
+        let next = next_cursor(
+            cursor,
+            self.from_block,
+            self.safe_block(at.number),
+            DEFAULT_LOOKBACK,
+            pending_first,
+            all_delivered.then_some(at.number),
+        );
+        if next != cursor {
+            self.state.set_event_cursor(next)?;
+            self.cursor = next;
+        }
+        Ok(())
     }
 }
 
-/// The actor around a [`Watcher`]: polls on a timer and on [`Wake`], one poll at a time.
+/// The actor around a [`Watcher`]: polls on a timer and on [`Wake`], one poll at a time; learns of installs from
+/// [`ReleaseInstalled`].
 #[derive(Debug)]
-pub struct IndexWatcher {
-    watcher: Option<Watcher>,
+pub struct IndexWatcher<E, C> {
+    watcher: Option<Watcher<E, C>>,
+    /// An install reported while a poll was running.
+    installed: Option<Sequence>,
     interval: Duration,
     seen: Option<Recipient<ReleaseSeen>>,
     revoked: Option<Recipient<ReleaseRevoked>>,
@@ -231,17 +311,18 @@ pub struct IndexWatcher {
     again: bool,
 }
 
-impl IndexWatcher {
+impl<E: ExecutionRpc + Unpin + 'static, C: ConsensusRpc + Unpin + 'static> IndexWatcher<E, C> {
     /// Poll `watcher` every `interval`, telling `seen`/`revoked` (the Coordinator, on devices) and `status`.
     pub fn new(
-        watcher: Watcher,
+        watcher: Watcher<E, C>,
         interval: Duration,
         seen: Option<Recipient<ReleaseSeen>>,
         revoked: Option<Recipient<ReleaseRevoked>>,
         status: Recipient<StatusEvent>,
-    ) -> IndexWatcher {
+    ) -> IndexWatcher<E, C> {
         IndexWatcher {
             watcher: Some(watcher),
+            installed: None,
             interval,
             seen,
             revoked,
@@ -260,7 +341,14 @@ impl IndexWatcher {
             let report = watcher.poll().await;
             (watcher, report)
         };
-        ctx.spawn(work.into_actor(self).map(|(watcher, report), act, ctx| {
+        ctx.spawn(work.into_actor(self).map(|(mut watcher, report), act, ctx| {
+            if let Some(sequence) = act.installed.take() {
+                watcher.installed(sequence);
+            }
+            for why in watcher.take_distrust() {
+                tracing::warn!("{why}");
+                act.status.do_send(StatusEvent::Rejected(why));
+            }
             act.watcher = Some(watcher);
             match report {
                 Ok(report) => {
@@ -301,7 +389,7 @@ impl IndexWatcher {
     }
 }
 
-impl Actor for IndexWatcher {
+impl<E: ExecutionRpc + Unpin + 'static, C: ConsensusRpc + Unpin + 'static> Actor for IndexWatcher<E, C> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
@@ -310,10 +398,31 @@ impl Actor for IndexWatcher {
     }
 }
 
-impl Handler<Wake> for IndexWatcher {
+impl<E: ExecutionRpc + Unpin + 'static, C: ConsensusRpc + Unpin + 'static> Handler<Wake>
+    for IndexWatcher<E, C>
+{
     type Result = ();
 
     fn handle(&mut self, _: Wake, ctx: &mut Context<Self>) {
         self.poll(ctx);
     }
 }
+
+impl<E: ExecutionRpc + Unpin + 'static, C: ConsensusRpc + Unpin + 'static> Handler<ReleaseInstalled>
+    for IndexWatcher<E, C>
+{
+    type Result = ();
+
+    fn handle(&mut self, msg: ReleaseInstalled, _: &mut Context<Self>) {
+        if let ReleaseInstalled::Installed { sequence, .. } = msg {
+            match &mut self.watcher {
+                Some(w) => w.installed(sequence),
+                // A poll is running: apply it when the poll hands the watcher back.
+                None => self.installed = Some(sequence),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

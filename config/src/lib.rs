@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use sources::{ConfigError, Sources};
+pub use sources::{ConfigError, Flags, Sources};
 
 /// The whole node configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,8 +58,19 @@ pub struct ChainConfig {
     pub consensus_rpc: Vec<String>,
     /// The trusted checkpoint, a beacon block root (light mode).
     pub checkpoint: Option<String>,
-    /// The consensus chain's config file (light mode); none means Ethereum mainnet.
+    /// A public network's built-in consensus parameters (light mode): `mainnet`, `sepolia` or `hoodi`. Without
+    /// it and without `chain_config`, Ethereum mainnet.
+    pub network: Option<String>,
+    /// The consensus chain's config file (light mode; `config.yaml` as published, plus `GENESIS_TIME` and
+    /// `GENESIS_VALIDATORS_ROOT`), for chains without a preset.
     pub chain_config: Option<PathBuf>,
+    /// Extra CA certificates (PEM) for HTTPS RPCs, beside the bundled web PKI roots and `SSL_CERT_FILE` /
+    /// `SSL_CERT_DIR`.
+    pub ca_file: Option<PathBuf>,
+    /// The block the index was deployed in (`contract deploy` prints it): where event scans start.
+    pub from_block: u64,
+    /// Blocks per `eth_getLogs` call (halved when a provider refuses a range).
+    pub log_range: u64,
     /// The FirmwareIndex contract address.
     pub contract: String,
     /// The product this device runs.
@@ -148,7 +159,11 @@ impl Default for ChainConfig {
             execution_rpc: Vec::new(),
             consensus_rpc: Vec::new(),
             checkpoint: None,
+            network: None,
             chain_config: None,
+            ca_file: None,
+            from_block: 0,
+            log_range: 2000,
             contract: String::new(),
             product: String::new(),
             poll_interval_secs: 12,
@@ -196,26 +211,59 @@ impl Default for ApiConfig {
     }
 }
 
-/// A setting that cannot work, naming its key.
+/// A setting that cannot work, naming its key (and, from [`Config::load`], the layer that set it).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{key}: {problem}")]
+#[error("{key}: {problem}{}", layer_suffix(.layer))]
 pub struct Invalid {
     /// The key, e.g. `chain.contract`.
     pub key: &'static str,
     /// What is wrong with it.
     pub problem: String,
+    /// Where the value came from: a file, `TOML`, an environment variable, `--set KEY`, a flag, or the defaults.
+    pub layer: Option<String>,
+}
+
+fn layer_suffix(layer: &Option<String>) -> String {
+    layer
+        .as_ref()
+        .map_or_else(String::new, |l| format!(" (set by {l})"))
 }
 
 fn invalid(key: &'static str, problem: impl Into<String>) -> Invalid {
     Invalid {
         key,
         problem: problem.into(),
+        layer: None,
     }
 }
 
-fn is_hex(s: &str, bytes: usize) -> bool {
-    s.strip_prefix("0x")
-        .is_some_and(|h| h.len() == 2 * bytes && h.bytes().all(|b| b.is_ascii_hexdigit()))
+/// The typed values of a valid configuration: what [`Config::validate`] parsed, so nothing parses them again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// `chain.product`.
+    pub product: firmchain_update::ProductId,
+    /// `chain.contract`, the FirmwareIndex's address.
+    pub contract: [u8; 20],
+    /// `chain.checkpoint` (light mode), a beacon block root.
+    pub checkpoint: Option<[u8; 32]>,
+    /// `p2p.listen`.
+    pub listen: Vec<multiaddr::Multiaddr>,
+    /// `p2p.bootstrap`, each ending in `/p2p/<peer id>`.
+    pub bootstrap: Vec<multiaddr::Multiaddr>,
+    /// `api.listen`; `None` turns the API off.
+    pub api: Option<SocketAddr>,
+}
+
+fn hex_bytes<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let digits = s.strip_prefix("0x")?;
+    if digits.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(digits.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
 }
 
 fn check_urls(key: &'static str, urls: &[String]) -> Result<(), Invalid> {
@@ -227,7 +275,12 @@ fn check_urls(key: &'static str, urls: &[String]) -> Result<(), Invalid> {
     Ok(())
 }
 
-fn check_multiaddrs(key: &'static str, addrs: &[String], need_peer_id: bool) -> Result<(), Invalid> {
+fn check_multiaddrs(
+    key: &'static str,
+    addrs: &[String],
+    need_peer_id: bool,
+) -> Result<Vec<multiaddr::Multiaddr>, Invalid> {
+    let mut out = Vec::with_capacity(addrs.len());
     for a in addrs {
         let parsed: multiaddr::Multiaddr = a
             .parse()
@@ -235,31 +288,41 @@ fn check_multiaddrs(key: &'static str, addrs: &[String], need_peer_id: bool) -> 
         if need_peer_id && !matches!(parsed.iter().last(), Some(multiaddr::Protocol::P2p(_))) {
             return Err(invalid(key, format!("{a:?} must end in /p2p/<peer id>")));
         }
+        out.push(parsed);
     }
-    Ok(())
+    Ok(out)
 }
 
 impl Config {
     /// Load from `sources` (defaults, TOML, environment, overrides) and validate.
     pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
-        let config = sources.merge()?;
-        config.validate().map_err(ConfigError::Invalid)?;
+        let (config, origins) = sources.merge()?;
+        config.validate().map_err(|mut i| {
+            i.layer = Some(
+                origins
+                    .get(i.key)
+                    .cloned()
+                    .unwrap_or_else(|| "the defaults".into()),
+            );
+            ConfigError::Invalid(i)
+        })?;
         Ok(config)
     }
 
-    /// Check what the types cannot: that the settings can work together.
-    pub fn validate(&self) -> Result<(), Invalid> {
+    /// Check what the types cannot (that the settings can work together) and return the parsed values.
+    pub fn validate(&self) -> Result<Settings, Invalid> {
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty"));
         }
         let c = &self.chain;
-        if !is_hex(&c.contract, 20) {
-            return Err(invalid(
+        let contract = hex_bytes::<20>(&c.contract).ok_or_else(|| {
+            invalid(
                 "chain.contract",
                 format!("{:?} is not a 0x-prefixed 20-byte address", c.contract),
-            ));
-        }
-        c.product
+            )
+        })?;
+        let product = c
+            .product
             .parse::<firmchain_update::ProductId>()
             .map_err(|e| invalid("chain.product", e.to_string()))?;
         if c.execution_rpc.is_empty() {
@@ -270,6 +333,23 @@ impl Config {
         }
         check_urls("chain.execution_rpc", &c.execution_rpc)?;
         check_urls("chain.consensus_rpc", &c.consensus_rpc)?;
+        if c.log_range == 0 {
+            return Err(invalid("chain.log_range", "must be at least 1 block"));
+        }
+        if let Some(n) = &c.network {
+            if !["mainnet", "sepolia", "hoodi"].contains(&n.as_str()) {
+                return Err(invalid(
+                    "chain.network",
+                    format!("{n:?} is not a known network (mainnet, sepolia or hoodi)"),
+                ));
+            }
+            if c.chain_config.is_some() {
+                return Err(invalid(
+                    "chain.network",
+                    "set chain.network or chain.chain_config, not both",
+                ));
+            }
+        }
         if c.mode == ChainMode::Light {
             if c.consensus_rpc.is_empty() {
                 return Err(invalid(
@@ -278,7 +358,7 @@ impl Config {
                 ));
             }
             match &c.checkpoint {
-                Some(cp) if is_hex(cp, 32) => {}
+                Some(cp) if hex_bytes::<32>(cp).is_some() => {}
                 Some(cp) => {
                     return Err(invalid(
                         "chain.checkpoint",
@@ -299,8 +379,9 @@ impl Config {
                 "intervals and timeouts must be positive",
             ));
         }
-        check_multiaddrs("p2p.listen", &self.p2p.listen, false)?;
-        check_multiaddrs("p2p.bootstrap", &self.p2p.bootstrap, true)?;
+        let checkpoint = c.checkpoint.as_deref().and_then(hex_bytes::<32>);
+        let listen = check_multiaddrs("p2p.listen", &self.p2p.listen, false)?;
+        let bootstrap = check_multiaddrs("p2p.bootstrap", &self.p2p.bootstrap, true)?;
         if self.p2p.store_budget_mib == 0 {
             return Err(invalid("p2p.store_budget_mib", "must be positive"));
         }
@@ -312,6 +393,7 @@ impl Config {
                 "command mode needs the installer command",
             ));
         }
+        let mut api = None;
         if !self.api.listen.is_empty() {
             let addr: SocketAddr = self.api.listen.parse().map_err(|_| {
                 invalid(
@@ -328,8 +410,16 @@ impl Config {
                     "a repository whose API listens beyond loopback needs a token for POST /publish",
                 ));
             }
+            api = Some(addr);
         }
-        Ok(())
+        Ok(Settings {
+            product,
+            contract,
+            checkpoint,
+            listen,
+            bootstrap,
+            api,
+        })
     }
 }
 

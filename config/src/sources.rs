@@ -1,5 +1,6 @@
 //! The layers of a configuration and how they merge: defaults, a TOML file, environment, overrides.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use toml::{Table, Value};
@@ -16,8 +17,39 @@ pub struct Sources {
     /// Environment variables (only `FIRMCHAIN_DATA_DIR`, `FIRMCHAIN_REPOSITORY` and `FIRMCHAIN_<SECTION>__<FIELD>`
     /// are configuration; other variables are ignored).
     pub env: Vec<(String, String)>,
-    /// `section.field=value` settings, e.g. from CLI flags.
+    /// `section.field=value` settings (`--set`).
     pub overrides: Vec<String>,
+    /// Typed CLI flags, the last layer.
+    pub flags: Flags,
+}
+
+/// The settings `firmchain run` takes as flags of their own (each the same setting as its key).
+#[derive(Clone, Debug, Default)]
+pub struct Flags {
+    /// `--repository`: `repository = true`.
+    pub repository: bool,
+    /// `--data DIR`: `data_dir`.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Which layer set each key (`chain.contract` → `FIRMCHAIN_CHAIN__CONTRACT`); unset keys are defaults.
+pub(crate) type Origins = BTreeMap<String, String>;
+
+/// Record `origin` for every leaf key of `table` under `prefix`.
+fn note(origins: &mut Origins, prefix: &str, table: &Table, origin: &str) {
+    for (k, v) in table {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            Value::Table(t) => note(origins, &key, t, origin),
+            _ => {
+                origins.insert(key, origin.to_owned());
+            }
+        }
+    }
 }
 
 /// Why a configuration could not be loaded.
@@ -109,8 +141,8 @@ fn check(table: &Table, origin: &str) -> Result<Config, ConfigError> {
 }
 
 impl Sources {
-    /// The file and overrides given, with this process's `FIRMCHAIN_*` environment.
-    pub fn with_process_env(file: Option<PathBuf>, overrides: Vec<String>) -> Sources {
+    /// The file, overrides and flags given, with this process's `FIRMCHAIN_*` environment.
+    pub fn with_process_env(file: Option<PathBuf>, overrides: Vec<String>, flags: Flags) -> Sources {
         Sources {
             file,
             toml: None,
@@ -118,11 +150,14 @@ impl Sources {
                 .filter(|(k, _)| k.starts_with("FIRMCHAIN_"))
                 .collect(),
             overrides,
+            flags,
         }
     }
 
-    /// Merge the layers, checking each against the schema so an error names the layer it came from.
-    pub(crate) fn merge(&self) -> Result<Config, ConfigError> {
+    /// Merge the layers, checking each against the schema so an error names the layer it came from; also says
+    /// which layer set each key.
+    pub(crate) fn merge(&self) -> Result<(Config, Origins), ConfigError> {
+        let mut origins = Origins::new();
         let mut table = match Value::try_from(Config::default()) {
             Ok(Value::Table(t)) => t,
             Ok(_) | Err(_) => Table::new(),
@@ -133,11 +168,15 @@ impl Sources {
                 source,
             })?;
             let origin = path.display().to_string();
-            merge(&mut table, text.parse::<Table>().map_err(|e| layer(&origin, e))?);
+            let parsed = text.parse::<Table>().map_err(|e| layer(&origin, e))?;
+            note(&mut origins, "", &parsed, &origin);
+            merge(&mut table, parsed);
             check(&table, &origin)?;
         }
         if let Some(text) = &self.toml {
-            merge(&mut table, text.parse::<Table>().map_err(|e| layer("TOML", e))?);
+            let parsed = text.parse::<Table>().map_err(|e| layer("TOML", e))?;
+            note(&mut origins, "", &parsed, "TOML");
+            merge(&mut table, parsed);
             check(&table, "TOML")?;
         }
         let mut env: Vec<_> = self
@@ -148,6 +187,7 @@ impl Sources {
         env.sort();
         for (key, path, value) in env {
             set(&mut table, &path, value);
+            origins.insert(path.join("."), key.clone());
             check(&table, key)?;
         }
         for o in &self.overrides {
@@ -156,8 +196,19 @@ impl Sources {
                 .ok_or_else(|| layer(format!("--set {o}"), "expected section.field=value"))?;
             let path: Vec<String> = key.trim().split('.').map(str::to_owned).collect();
             set(&mut table, &path, value);
-            check(&table, &format!("--set {key}"))?;
+            let origin = format!("--set {}", key.trim());
+            origins.insert(path.join("."), origin.clone());
+            check(&table, &origin)?;
         }
-        check(&table, "configuration")
+        let mut config = check(&table, "configuration")?;
+        if self.flags.repository {
+            config.repository = true;
+            origins.insert("repository".into(), "--repository".into());
+        }
+        if let Some(dir) = &self.flags.data_dir {
+            config.data_dir = dir.clone();
+            origins.insert("data_dir".into(), "--data".into());
+        }
+        Ok((config, origins))
     }
 }

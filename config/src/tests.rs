@@ -105,6 +105,8 @@ fn validation_names_the_key() {
         ("p2p.listen=not-a-multiaddr", "p2p.listen"),
         ("install.mode=command", "install.command"),
         ("api.listen=localhost", "api.listen"),
+        ("chain.network=goerli", "chain.network"),
+        ("chain.log_range=0", "chain.log_range"),
     ];
     for (set, key) in cases {
         let err = Config::load(&Sources {
@@ -157,4 +159,76 @@ fn a_missing_file_is_named() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("/nonexistent/firmchain.toml"), "{err}");
+}
+
+#[test]
+fn validation_names_the_layer_that_set_the_key() {
+    let layer_of = |sources: Sources| match Config::load(&sources).unwrap_err() {
+        ConfigError::Invalid(i) => (i.key, i.layer.clone().unwrap(), i.to_string()),
+        other => panic!("{other}"),
+    };
+    let (key, layer, msg) = layer_of(Sources {
+        env: vec![("FIRMCHAIN_CHAIN__CONTRACT".into(), "0x12".into())],
+        ..devnet()
+    });
+    assert_eq!(
+        (key, layer.as_str()),
+        ("chain.contract", "FIRMCHAIN_CHAIN__CONTRACT")
+    );
+    assert!(msg.contains("(set by FIRMCHAIN_CHAIN__CONTRACT)"), "{msg}");
+    let (_, layer, _) = layer_of(Sources {
+        overrides: vec!["chain.contract=0x12".into()],
+        ..devnet()
+    });
+    assert_eq!(layer, "--set chain.contract");
+    let (key, layer, _) = layer_of(Sources {
+        flags: Flags {
+            data_dir: Some(PathBuf::new()),
+            ..Flags::default()
+        },
+        ..devnet()
+    });
+    assert_eq!((key, layer.as_str()), ("data_dir", "--data"));
+    let (key, layer, _) = layer_of(Sources {
+        overrides: vec!["install.mode=command".into()],
+        ..devnet()
+    });
+    assert_eq!((key, layer.as_str()), ("install.command", "the defaults"));
+    let (_, layer, _) = layer_of(Sources {
+        toml: Some("[chain]\ncontract = \"0x12\"\n".into()),
+        ..devnet()
+    });
+    assert_eq!(layer, "TOML");
+    let (_, layer, _) = layer_of(Sources {
+        overrides: vec!["repository=true".into(), "api.listen=0.0.0.0:8420".into()],
+        ..devnet()
+    });
+    assert_eq!(layer, "the defaults", "api.token was never set");
+}
+
+#[test]
+fn validate_returns_the_typed_values_and_flags_are_typed() {
+    let c = Config::load(&Sources {
+        flags: Flags {
+            repository: true,
+            data_dir: Some(PathBuf::from("/tmp/fc-flags")),
+        },
+        ..devnet()
+    })
+    .unwrap();
+    assert!(c.repository);
+    assert_eq!(c.data_dir, PathBuf::from("/tmp/fc-flags"));
+    let s = c.validate().unwrap();
+    assert_eq!(s.product.to_string(), c.chain.product);
+    assert_eq!(
+        format!("0x{}", hex_lower(&s.contract)),
+        c.chain.contract.to_lowercase()
+    );
+    assert_eq!(s.listen.len(), c.p2p.listen.len());
+    assert_eq!(s.api.map(|a| a.to_string()), Some(c.api.listen.clone()));
+    assert_eq!(s.checkpoint, None, "rpc mode has no checkpoint");
+}
+
+fn hex_lower(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }

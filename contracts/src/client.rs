@@ -20,7 +20,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, PartialEq, Eq)]
 pub struct Revert(pub FirmwareIndexErrors);
 
-fn product(p: &FixedBytes<32>) -> ProductId {
+pub(crate) fn product(p: &FixedBytes<32>) -> ProductId {
     ProductId(p.0)
 }
 
@@ -84,6 +84,7 @@ impl fmt::Display for Revert {
                 e.sequence,
                 product(&e.product)
             ),
+            other => crate::rollout_client::describe(other, f),
         }
     }
 }
@@ -123,7 +124,7 @@ pub enum ContractError {
 }
 
 impl ContractError {
-    fn from_call(what: &'static str, e: alloy::contract::Error) -> Self {
+    pub(crate) fn from_call(what: &'static str, e: alloy::contract::Error) -> Self {
         match e.as_decoded_interface_error::<FirmwareIndexErrors>() {
             Some(decoded) => ContractError::Revert(Revert(decoded)),
             None => ContractError::Rpc {
@@ -157,8 +158,8 @@ pub struct PublisherChange {
 /// A client of one FirmwareIndex deployment.
 #[derive(Clone, Debug)]
 pub struct IndexClient {
-    contract: FirmwareIndexInstance<DynProvider>,
-    timeout: Duration,
+    pub(crate) contract: FirmwareIndexInstance<DynProvider>,
+    pub(crate) timeout: Duration,
 }
 
 fn parse_url(rpc: &str) -> Result<reqwest_url::Url, ContractError> {
@@ -172,6 +173,12 @@ mod reqwest_url {
 /// A provider for `rpc`, signing with `signer` when given.
 pub fn provider(rpc: &str, signer: Option<PrivateKeySigner>) -> Result<DynProvider, ContractError> {
     let url = parse_url(rpc)?;
+    // HTTPS like the verifying clients: web PKI roots, SSL_CERT_FILE / SSL_CERT_DIR; host names via hickory.
+    let http =
+        firmchain_lightclient::http::client(&Default::default()).map_err(|e| ContractError::Transport {
+            what: "HTTPS setup",
+            message: e.to_string(),
+        })?;
     Ok(match signer {
         // Nonces come from the node for every transaction: a locally cached nonce goes out of step when a
         // call is refused after the nonce was reserved, and every later transaction would then wait forever.
@@ -181,9 +188,9 @@ pub fn provider(rpc: &str, signer: Option<PrivateKeySigner>) -> Result<DynProvid
             .with_simple_nonce_management()
             .fetch_chain_id()
             .wallet(EthereumWallet::from(s))
-            .connect_http(url)
+            .connect_reqwest(http, url)
             .erased(),
-        None => ProviderBuilder::new().connect_http(url).erased(),
+        None => ProviderBuilder::new().connect_reqwest(http, url).erased(),
     })
 }
 
@@ -228,7 +235,7 @@ impl IndexClient {
         *self.contract.address()
     }
 
-    async fn send<C>(
+    pub(crate) async fn send<C>(
         &self,
         what: &'static str,
         call: C,
@@ -285,20 +292,21 @@ impl IndexClient {
         })
     }
 
-    /// Revoke a live release.
+    /// Revoke a live release: the owner at once, a publisher as one of the threshold's approvals.
     pub async fn revoke(
         &self,
         product: &ProductId,
         sequence: Sequence,
         reason: &str,
-    ) -> Result<B256, ContractError> {
+    ) -> Result<crate::Approval, ContractError> {
         let call = self
             .contract
             .revoke(FixedBytes(product.0), sequence.0, reason.to_owned());
-        Ok(self
-            .send("revoking", async { call.send().await })
-            .await?
-            .transaction_hash)
+        let receipt = self.send("revoking", async { call.send().await }).await?;
+        Ok(crate::Approval {
+            tx: receipt.transaction_hash,
+            done: receipt.decoded_log::<FirmwareIndex::ReleaseRevoked>().is_some(),
+        })
     }
 
     /// Allow `publisher` to publish `product` (`None`: every product).
@@ -398,7 +406,7 @@ impl IndexClient {
     }
 }
 
-async fn within<T>(
+pub(crate) async fn within<T>(
     after: Duration,
     what: &'static str,
     fut: impl IntoFuture<Output = T>,

@@ -2,18 +2,24 @@
 //!
 //! - [`FirmwareIndex`]: alloy bindings generated from the committed artifact (`artifacts/FirmwareIndex.json`,
 //!   rebuilt and checked against the source by `contracts/tools/build.mjs --check`).
-//! - [`slots`]: the storage slots of `head[product]`, `digest[product][sequence]` and
-//!   `revoked[product][sequence]`, for `eth_getProof`.
-//! - [`proven::read_head`]: a product's head, digest and revocation proven against a verified state root.
-//! - [`IndexClient`]: deploy, publish, approve, revoke, read, manage publishers; reverts come back as
-//!   [`ContractError::Revert`] naming the rule that refused the call.
+//! - [`slots`]: the storage slots of `head[product]`, `digest[product][sequence]`,
+//!   `revoked[product][sequence]`, `timing[product][sequence]` and `pausedUntil[product][sequence]`, for
+//!   `eth_getProof`.
+//! - [`proven::read_head`]: a product's head, digest and revocation proven against a verified state root;
+//!   [`proven_rollout::read_gates`]: the rollout state (go-live time, delay, pauses) of releases, proven.
+//! - [`IndexClient`]: deploy, publish, approve, revoke, read, manage publishers and guardians, pause, resume,
+//!   cancel, set delays; reverts come back as [`ContractError::Revert`] naming the rule that refused the call.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod client;
+pub mod events;
 pub mod proven;
+pub mod proven_rollout;
+mod rollout_client;
 pub mod slots;
 
 pub use client::{ContractError, DEFAULT_TIMEOUT, IndexClient, Published, PublisherChange, Revert, provider};
+pub use rollout_client::{Approval, RolloutState};
 
 alloy::sol!(
     #[sol(rpc)]
@@ -23,6 +29,7 @@ alloy::sol!(
 );
 
 use alloy::primitives::{Bytes, FixedBytes};
+use firmchain_update::record::{HardwareClass, ReleaseTerms, RolloutSchedule};
 use firmchain_update::{Blake3Hash, ProductId, ReleaseKind, ReleaseRecord, Sequence};
 
 /// The committed artifact (ABI, bytecode, storage layout).
@@ -41,6 +48,14 @@ impl From<&ReleaseRecord> for FirmwareIndex::Release {
             patchSize: r.patch_size,
             kind: r.kind as u8,
             minSequence: r.min_sequence,
+            terms: FirmwareIndex::Terms {
+                hardware: r.terms.hardware.iter().map(|c| FixedBytes(c.0)).collect(),
+                notAfter: r.terms.not_after,
+                rolloutStart: r.terms.rollout.start_bps,
+                rolloutStep: r.terms.rollout.step_bps,
+                rolloutInterval: r.terms.rollout.interval_secs,
+                notesCid: Bytes::copy_from_slice(&r.terms.notes_cid),
+            },
         }
     }
 }
@@ -69,6 +84,16 @@ impl TryFrom<&FirmwareIndex::Release> for ReleaseRecord {
                 k => return Err(UnknownKind(k)),
             },
             min_sequence: r.minSequence,
+            terms: Box::new(ReleaseTerms {
+                hardware: r.terms.hardware.iter().map(|c| HardwareClass(c.0)).collect(),
+                not_after: r.terms.notAfter,
+                rollout: RolloutSchedule {
+                    start_bps: r.terms.rolloutStart,
+                    step_bps: r.terms.rolloutStep,
+                    interval_secs: r.terms.rolloutInterval,
+                },
+                notes_cid: r.terms.notesCid.to_vec(),
+            }),
         })
     }
 }
@@ -90,6 +115,12 @@ mod tests {
             patch_size: 300,
             kind: ReleaseKind::Patch,
             min_sequence: 1,
+            terms: Box::new(ReleaseTerms {
+                hardware: vec!["rev-a".parse().unwrap(), "rev-b".parse().unwrap()],
+                not_after: 1_900_000_000,
+                rollout: "10%,+20%/1h".parse().unwrap(),
+                notes_cid: vec![1, 0x55, 0x12, 0x20, 9],
+            }),
         }
     }
 

@@ -11,6 +11,7 @@ use firmchain_lightclient::rpc::RpcError;
 use firmchain_update::{ProductId, ReleaseRecord, Sequence};
 
 use crate::FirmwareIndex;
+use crate::events::{DEFAULT_LOG_RANGE, logs_in_ranges};
 
 use crate::slots;
 
@@ -32,6 +33,29 @@ pub enum ProvenError {
     Rpc(#[from] RpcError),
     #[error("verification failed: {0}")]
     Verify(#[from] ExecutionError),
+}
+
+/// Run `read` against `rpc`; when an answer fails verification, demote the endpoint that gave it (see
+/// [`ExecutionRpc::demote`]) and run `read` again, until every endpoint had its turn. Transport errors are
+/// already failed over inside the client.
+pub async fn with_failover<'a, R, T, F, Fut>(rpc: &'a R, read: F) -> Result<T, ProvenError>
+where
+    R: ExecutionRpc,
+    F: Fn(&'a R) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ProvenError>>,
+{
+    let mut attempts = rpc.endpoint_count().max(1);
+    loop {
+        match read(rpc).await {
+            Err(ProvenError::Verify(e)) => {
+                attempts -= 1;
+                if attempts == 0 || rpc.demote(&e.to_string()).is_none() {
+                    return Err(ProvenError::Verify(e));
+                }
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Read and prove `product`'s head at block `number`, whose state root is `state_root`.
@@ -78,14 +102,15 @@ pub struct ProvenReleases {
     pub forged: Vec<(Sequence, String)>,
     /// Sequences for which no event was served.
     pub missing: Vec<Sequence>,
+    /// Events whose record is proven but whose position is not believable (a block number outside the
+    /// verified range): the endpoint that served them lies.
+    pub lies: Vec<String>,
 }
 
 /// The most releases one read looks at; a device further behind takes the newest ones (the full image).
 pub const MAX_RELEASES_PER_READ: u64 = 64;
 
-/// The releases of `product` after `after` up to `head`, from events in blocks `from_block..=at.number`, each
-/// checked against `digest[product][sequence]` proven at `at`. Events are
-/// untrusted: a record counts only if its keccak is the proven digest.
+/// [`read_releases_in`] with `eth_getLogs` ranges of [`DEFAULT_LOG_RANGE`] blocks.
 pub async fn read_releases(
     rpc: &impl ExecutionRpc,
     index: Address,
@@ -94,6 +119,26 @@ pub async fn read_releases(
     head: Sequence,
     from_block: u64,
     at: AtBlock,
+) -> Result<ProvenReleases, ProvenError> {
+    let mut range = DEFAULT_LOG_RANGE;
+    read_releases_in(rpc, index, product, after, head, from_block, at, &mut range).await
+}
+
+/// The releases of `product` after `after` up to `head`, from events in blocks `from_block..=at.number` (read
+/// in ranges of at most `*log_range` blocks, halved when the provider refuses one), each checked against
+/// `digest[product][sequence]` proven at `at`. Events are untrusted: a record counts only if its keccak is the
+/// proven digest, and only with a block number inside the scanned, verified range (the block returned for a
+/// found release is safe to move a cursor on).
+#[allow(clippy::too_many_arguments)]
+pub async fn read_releases_in(
+    rpc: &impl ExecutionRpc,
+    index: Address,
+    product: &ProductId,
+    after: Sequence,
+    head: Sequence,
+    from_block: u64,
+    at: AtBlock,
+    log_range: &mut u64,
 ) -> Result<ProvenReleases, ProvenError> {
     let AtBlock { number, state_root } = at;
     if head <= after {
@@ -104,10 +149,8 @@ pub async fn read_releases(
     let filter = Filter::new()
         .address(index)
         .event_signature(FirmwareIndex::ReleasePublished::SIGNATURE_HASH)
-        .topic1(B256::from(product.0))
-        .from_block(from_block)
-        .to_block(number);
-    let logs = rpc.logs(&filter).await?;
+        .topic1(B256::from(product.0));
+    let logs = logs_in_ranges(rpc, &filter, from_block.min(number), number, log_range).await?;
     let keys: Vec<B256> = seqs
         .iter()
         .flat_map(|s| [slots::digest(product, *s), slots::revoked(product, *s)])
@@ -121,7 +164,7 @@ pub async fn read_releases(
         let revoked = !values[2 * i + 1].is_zero();
         let mut problems = Vec::new();
         let mut hit = None;
-        for log in &logs {
+        for (log, verdict) in &logs {
             let Ok(event) = FirmwareIndex::ReleasePublished::decode_log_data(&log.inner.data) else {
                 problems.push("an undecodable ReleasePublished event".to_owned());
                 continue;
@@ -143,7 +186,17 @@ pub async fn read_releases(
                 ));
                 continue;
             }
-            hit = Some((log.block_number.unwrap_or(number), record));
+            // The record is proven; where the event sits is not. A block number outside the verified range
+            // is a lie: the release still counts, at the start of the range (so a cursor moved on it cannot
+            // skip anything), and the lie is reported.
+            let block = match verdict {
+                Ok(block) => *block,
+                Err(why) => {
+                    out.lies.push(format!("release {seq}: {why}"));
+                    from_block.min(number)
+                }
+            };
+            hit = Some((block, record));
             break;
         }
         match hit {

@@ -11,8 +11,13 @@ use firmchain_update::{ProductId, Sequence};
 pub const HEAD: u64 = 7;
 /// `mapping(bytes32 => mapping(uint64 => bytes32)) digest`.
 pub const DIGEST: u64 = 8;
-/// `mapping(bytes32 => mapping(uint64 => bool)) revoked`.
+/// `mapping(bytes32 => mapping(uint64 => bool)) revoked` (revoked by the threshold or cancelled by a guardian).
 pub const REVOKED: u64 = 9;
+/// `mapping(bytes32 => mapping(uint64 => Timing)) timing`: one word, `liveAt` in its low 8 bytes and
+/// `installableAt` in the 8 bytes above (see [`timing_of`]).
+pub const TIMING: u64 = 13;
+/// `mapping(bytes32 => mapping(uint64 => uint64)) pausedUntil`: sequence 0 is the whole product.
+pub const PAUSED_UNTIL: u64 = 14;
 
 fn mapping_slot(key: B256, slot: B256) -> B256 {
     let mut buf = [0u8; 64];
@@ -46,6 +51,26 @@ pub fn revoked(product: &ProductId, sequence: Sequence) -> B256 {
     )
 }
 
+/// The slot of `timing[product][sequence]`.
+pub fn timing(product: &ProductId, sequence: Sequence) -> B256 {
+    nested(product, sequence, TIMING)
+}
+
+/// The slot of `pausedUntil[product][sequence]` (`Sequence(0)`: the product's own pause).
+pub fn paused_until(product: &ProductId, sequence: Sequence) -> B256 {
+    nested(product, sequence, PAUSED_UNTIL)
+}
+
+fn nested(product: &ProductId, sequence: Sequence, base: u64) -> B256 {
+    mapping_slot(word(sequence.0), mapping_slot(B256::from(product.0), word(base)))
+}
+
+/// `(liveAt, installableAt)` from the word stored at [`timing`].
+pub fn timing_of(value: U256) -> (u64, u64) {
+    let limbs = value.as_limbs();
+    (limbs[0], limbs[1])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +90,14 @@ mod tests {
         assert_eq!(slot_of("head"), HEAD);
         assert_eq!(slot_of("digest"), DIGEST);
         assert_eq!(slot_of("revoked"), REVOKED);
+        assert_eq!(slot_of("timing"), TIMING);
+        assert_eq!(slot_of("pausedUntil"), PAUSED_UNTIL);
+    }
+
+    #[test]
+    fn timing_word_packs_two_u64() {
+        let v = (U256::from(7_000u64) << 64) | U256::from(3_000u64);
+        assert_eq!(timing_of(v), (3_000, 7_000));
     }
 
     #[test]

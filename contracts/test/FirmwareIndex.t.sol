@@ -3,81 +3,9 @@ pragma solidity 0.8.30;
 
 import {FirmwareIndex} from "../src/FirmwareIndex.sol";
 
-/// The few Foundry cheatcodes these tests use.
-interface Vm {
-    function prank(address who) external;
-    function expectRevert(bytes calldata revertData) external;
-    function readFile(string calldata path) external view returns (string memory);
-    function parseJsonString(string calldata json, string calldata key) external pure returns (string memory);
-    function parseJsonBytes32(string calldata json, string calldata key) external pure returns (bytes32);
-    function parseJsonBytes(string calldata json, string calldata key) external pure returns (bytes memory);
-    function parseJsonUint(string calldata json, string calldata key) external pure returns (uint256);
-    function toString(uint256 value) external pure returns (string memory);
-}
+import {Harness} from "./Harness.sol";
 
-contract FirmwareIndexTest {
-    Vm constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
-
-    FirmwareIndex index;
-    address constant OWNER = address(0x0A);
-    address constant ALICE = address(0xA1);
-    address constant BOB = address(0xB0);
-    address constant CAROL = address(0xC0);
-    address constant MALLORY = address(0xBAD);
-    bytes32 constant SENSOR = bytes32("acme-sensor");
-    bytes32 constant GATEWAY = bytes32("acme-gateway");
-
-    function setUp() public {
-        index = new FirmwareIndex(OWNER, 1);
-        vm.prank(OWNER);
-        index.addPublisher(ALICE, bytes32(0));
-        vm.prank(OWNER);
-        index.addPublisher(BOB, bytes32(0));
-        vm.prank(OWNER);
-        index.addPublisher(CAROL, SENSOR);
-    }
-
-    // ----- helpers ---------------------------------------------------------------------------------------
-
-    function assertEq(uint256 a, uint256 b, string memory what) internal pure {
-        require(a == b, string.concat(what, ": ", vm.toString(a), " != ", vm.toString(b)));
-    }
-
-    function assertTrue(bool ok, string memory what) internal pure {
-        require(ok, what);
-    }
-
-    function full(bytes32 product, uint64 seq, bytes32 target) internal pure returns (FirmwareIndex.Release memory) {
-        return FirmwareIndex.Release({
-            product: product,
-            sequence: seq,
-            baseHash: bytes32(0),
-            targetHash: target,
-            targetSize: 4096,
-            patchCid: hex"01551220404657c5de6e0befe97c9208541bb7d70a2fd6152b4d468bf8866ad76e912022",
-            patchHash: keccak256(abi.encode("payload", target)),
-            patchSize: 2000,
-            kind: FirmwareIndex.Kind.Full,
-            minSequence: 0
-        });
-    }
-
-    function patch(bytes32 product, uint64 seq, bytes32 base, bytes32 target)
-        internal
-        pure
-        returns (FirmwareIndex.Release memory r)
-    {
-        r = full(product, seq, target);
-        r.kind = FirmwareIndex.Kind.Patch;
-        r.baseHash = base;
-        r.patchSize = 300;
-    }
-
-    function publishAs(address who, FirmwareIndex.Release memory r) internal returns (bool) {
-        vm.prank(who);
-        return index.publish(r);
-    }
-
+contract FirmwareIndexTest is Harness {
     // ----- publishing ------------------------------------------------------------------------------------
 
     function test_publish_with_threshold_one_is_live_at_once() public {
@@ -167,11 +95,6 @@ contract FirmwareIndexTest {
     }
 
     // ----- m of n ----------------------------------------------------------------------------------------
-
-    function setThreshold(uint256 m) internal {
-        vm.prank(OWNER);
-        index.setThreshold(m);
-    }
 
     function test_single_compromised_publisher_cannot_move_head_with_threshold_two() public {
         setThreshold(2);
@@ -323,6 +246,17 @@ contract FirmwareIndexTest {
 
     // ----- the shared encoding ---------------------------------------------------------------------------
 
+    function vectorTerms(string memory json, string memory at) internal pure returns (FirmwareIndex.Terms memory) {
+        return FirmwareIndex.Terms({
+            hardware: vm.parseJsonBytes32Array(json, string.concat(at, "hardware")),
+            notAfter: uint64(vm.parseJsonUint(json, string.concat(at, "not_after"))),
+            rolloutStart: uint16(vm.parseJsonUint(json, string.concat(at, "rollout_start"))),
+            rolloutStep: uint16(vm.parseJsonUint(json, string.concat(at, "rollout_step"))),
+            rolloutInterval: uint64(vm.parseJsonUint(json, string.concat(at, "rollout_interval"))),
+            notesCid: vm.parseJsonBytes(json, string.concat(at, "notes_cid"))
+        });
+    }
+
     function test_digest_matches_the_shared_vectors() public view {
         string memory json = vm.readFile("../update/testdata/record-vectors.json");
         for (uint256 i = 0; i < 3; i++) {
@@ -337,7 +271,8 @@ contract FirmwareIndexTest {
                 patchHash: vm.parseJsonBytes32(json, string.concat(at, "patch_hash")),
                 patchSize: uint64(vm.parseJsonUint(json, string.concat(at, "patch_size"))),
                 kind: FirmwareIndex.Kind(vm.parseJsonUint(json, string.concat(at, "kind"))),
-                minSequence: uint64(vm.parseJsonUint(json, string.concat(at, "min_sequence")))
+                minSequence: uint64(vm.parseJsonUint(json, string.concat(at, "min_sequence"))),
+                terms: vectorTerms(json, at)
             });
             bytes memory encoded = vm.parseJsonBytes(json, string.concat(at, "encoded"));
             assertTrue(keccak256(abi.encode(r)) == keccak256(encoded), "abi.encode matches the vector");

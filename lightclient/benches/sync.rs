@@ -10,7 +10,7 @@ use firmchain_lightclient::consensus::{Bootstrap, ChainSpec, Update, Versioned, 
 use firmchain_lightclient::execution::verify_storage_values;
 
 fn fixture(path: &str) -> String {
-    let base = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/lightclient/");
+    let base = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/");
     std::fs::read_to_string(format!("{base}{path}")).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 

@@ -5,7 +5,7 @@ use crate::consensus::ssz::Root;
 use crate::consensus::{
     ChainSpec, ConsensusError, LightClientHeader, Store, bootstrap, force_update, process_update,
 };
-use crate::rpc::{ConsensusRpc, RpcError};
+use crate::rpc::{ConsensusRpc, Demotion, RpcError};
 
 /// How long a checkpoint stays acceptable by default: two weeks, as Helios does on mainnet.
 pub const DEFAULT_WEAK_SUBJECTIVITY_SECONDS: u64 = 14 * 24 * 3600;
@@ -26,6 +26,8 @@ pub enum ClientError {
         age_seconds: u64,
         window_seconds: u64,
     },
+    #[error("no checkpoint: configure chain.checkpoint (a recent finalized beacon block root)")]
+    NoCheckpoint,
 }
 
 /// What survives a restart: the newest finalized checkpoint and the verified heads, in a small JSON file.
@@ -37,6 +39,16 @@ pub struct Persisted {
     pub finalized_block: Option<u64>,
     pub optimistic_slot: u64,
     pub optimistic_block: Option<u64>,
+    /// The sync-committee period the participation maxima below belong to (absent in files written before
+    /// they were kept).
+    #[serde(default)]
+    pub period: Option<u64>,
+    /// Spec `previous_max_active_participants` at that period.
+    #[serde(default)]
+    pub previous_max_active_participants: Option<usize>,
+    /// Spec `current_max_active_participants` at that period.
+    #[serde(default)]
+    pub current_max_active_participants: Option<usize>,
 }
 
 impl Persisted {
@@ -76,14 +88,43 @@ pub struct SyncReport {
     pub optimistic_block: Option<u64>,
     /// Updates that verified and were applied or kept.
     pub accepted: usize,
+    /// The header that authorises installs: finalized, or attested by a supermajority of the committee.
+    pub authorised_slot: u64,
+    pub authorised_block: Option<u64>,
+    /// Signatures behind the authorised header, of the committee's size (`None`: it is the finalized header).
+    pub authorised_participation: Option<(usize, usize)>,
+    /// Why a newer header does not authorise installs (a minority of the committee signed it).
+    pub withheld: Option<Withheld>,
 }
 
-/// A light client over one consensus RPC.
+/// A newer header that only a minority of the sync committee signed: it moves nothing a device acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Withheld {
+    pub slot: u64,
+    pub participants: usize,
+    pub committee_size: usize,
+}
+
+impl std::fmt::Display for Withheld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the header at slot {} has {} of {} sync-committee signatures, below the two thirds that authorise \
+             an install",
+            self.slot, self.participants, self.committee_size
+        )
+    }
+}
+
+/// A light client over one consensus RPC (which may hold several endpoints).
 #[derive(Debug)]
 pub struct LightClient<R> {
     pub spec: ChainSpec,
     pub store: Store,
     rpc: R,
+    /// Apply the spec's force update after a period without finality: the best update seen, even one a
+    /// minority signed, becomes finalized. Off unless the operator turns it on.
+    pub force_update: bool,
 }
 
 fn block(h: &LightClientHeader) -> Option<u64> {
@@ -119,11 +160,27 @@ impl<R: ConsensusRpc> LightClient<R> {
         window_seconds: u64,
         force: bool,
     ) -> Result<Self, ClientError> {
-        let data = rpc.bootstrap(checkpoint).await?;
-        let store = bootstrap(&spec, &checkpoint, &data).map_err(|source| ClientError::Consensus {
-            what: "bootstrap".into(),
-            source,
-        })?;
+        let mut attempts = rpc.endpoint_count().max(1);
+        let store = loop {
+            let data = rpc.bootstrap(checkpoint).await?;
+            match bootstrap(&spec, &checkpoint, &data) {
+                Ok(store) => break store,
+                Err(source) => {
+                    let e = ClientError::Consensus {
+                        what: "bootstrap".into(),
+                        source,
+                    };
+                    attempts -= 1;
+                    if attempts == 0 || rpc.demote(&e.to_string()).is_none() {
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        // Until the store has seen its committee sign, assume two thirds of it did (a healthy chain signs with
+        // well over 90 %), so a minority cannot move even the optimistic head of a freshly started store.
+        let mut store = store;
+        store.previous_max_active_participants = spec.sync_committee_size * 2 / 3;
         check_checkpoint_age(
             &spec,
             store.finalized_header.beacon.slot,
@@ -131,12 +188,119 @@ impl<R: ConsensusRpc> LightClient<R> {
             window_seconds,
             force,
         )?;
-        Ok(LightClient { spec, store, rpc })
+        Ok(LightClient {
+            spec,
+            store,
+            rpc,
+            force_update: false,
+        })
+    }
+
+    /// Start from the newer of the configured checkpoint and the persisted one (an operator recovers a device
+    /// that was offline past the weak-subjectivity window by configuring a fresh checkpoint), then restore
+    /// the persisted participation maxima when they belong to the store's period. A checkpoint that cannot be
+    /// bootstrapped is skipped if the other one works.
+    pub async fn resume(
+        spec: ChainSpec,
+        rpc: R,
+        configured: Option<Root>,
+        persisted: Option<&Persisted>,
+        now_unix: u64,
+        window_seconds: u64,
+        force: bool,
+    ) -> Result<Self, ClientError>
+    where
+        R: Clone,
+    {
+        let saved = persisted.and_then(Persisted::checkpoint_root);
+        let candidates: Vec<Root> = [configured, saved].into_iter().flatten().collect();
+        let mut best: Option<LightClient<R>> = None;
+        let mut first_error = None;
+        for root in candidates {
+            if best
+                .as_ref()
+                .is_some_and(|b| b.store.finalized_header.beacon.hash_tree_root() == root)
+            {
+                continue;
+            }
+            match LightClient::start(spec.clone(), rpc.clone(), root, now_unix, window_seconds, force).await {
+                Ok(c) => {
+                    let newer = best.as_ref().is_none_or(|b| {
+                        c.store.finalized_header.beacon.slot > b.store.finalized_header.beacon.slot
+                    });
+                    if newer {
+                        best = Some(c);
+                    }
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        let mut client = match (best, first_error) {
+            (Some(c), _) => c,
+            (None, Some(e)) => return Err(e),
+            (None, None) => return Err(ClientError::NoCheckpoint),
+        };
+        if let Some(p) = persisted {
+            client.restore_participation(p);
+        }
+        Ok(client)
+    }
+
+    /// Take the persisted participation maxima if they belong to the store's period (or, for the previous
+    /// maximum, the period before), so a restart does not lower the safety threshold to 0.
+    pub fn restore_participation(&mut self, p: &Persisted) {
+        let period = self.spec.period(self.store.finalized_header.beacon.slot);
+        let (Some(saved), Some(prev), Some(cur)) = (
+            p.period,
+            p.previous_max_active_participants,
+            p.current_max_active_participants,
+        ) else {
+            return;
+        };
+        let size = self.spec.sync_committee_size;
+        let (prev, cur) = (prev.min(size), cur.min(size));
+        if saved == period {
+            self.store.previous_max_active_participants =
+                self.store.previous_max_active_participants.max(prev);
+            self.store.current_max_active_participants = self.store.current_max_active_participants.max(cur);
+        } else if saved + 1 == period {
+            self.store.previous_max_active_participants =
+                self.store.previous_max_active_participants.max(cur);
+        }
+    }
+
+    /// Endpoints demoted for answers that failed verification, oldest first.
+    pub fn demotions(&self) -> Vec<Demotion> {
+        self.rpc.demotions()
+    }
+
+    /// The header that authorises installs (see [`Store::authorised_header`]).
+    pub fn authorised_header(&self) -> &LightClientHeader {
+        self.store.authorised_header()
+    }
+
+    /// Like [`LightClient::sync_once`], but an endpoint whose answer fails verification is demoted and the
+    /// next one is asked, until every endpoint had its turn.
+    pub async fn sync(&mut self, now_unix: u64) -> Result<SyncReport, ClientError> {
+        let mut attempts = self.rpc.endpoint_count().max(1);
+        loop {
+            match self.sync_once(now_unix).await {
+                Err(e @ ClientError::Consensus { .. }) => {
+                    attempts -= 1;
+                    if attempts == 0 || self.rpc.demote(&e.to_string()).is_none() {
+                        return Err(e);
+                    }
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Catch up period by period, then take the latest finality and optimistic updates, then force an
     /// update if a whole period passed without finality. Updates that carry nothing new are skipped.
-    pub async fn sync(&mut self, now_unix: u64) -> Result<SyncReport, ClientError> {
+    pub async fn sync_once(&mut self, now_unix: u64) -> Result<SyncReport, ClientError> {
         let current_slot = self.spec.slot_at(now_unix);
         let current_period = self.spec.period(current_slot);
         let mut accepted = 0;
@@ -159,17 +323,43 @@ impl<R: ConsensusRpc> LightClient<R> {
         accepted += self.offer(&finality, current_slot, "finality update")?;
         let optimistic = self.rpc.optimistic_update().await?;
         accepted += self.offer(&optimistic, current_slot, "optimistic update")?;
-        force_update(&self.spec, &mut self.store, current_slot).map_err(|source| ClientError::Consensus {
-            what: "forced update".into(),
-            source,
-        })?;
-        Ok(SyncReport {
-            finalized_slot: self.store.finalized_header.beacon.slot,
-            finalized_block: block(&self.store.finalized_header),
-            optimistic_slot: self.store.optimistic_header.beacon.slot,
-            optimistic_block: block(&self.store.optimistic_header),
+        if self.force_update {
+            force_update(&self.spec, &mut self.store, current_slot).map_err(|source| {
+                ClientError::Consensus {
+                    what: "forced update".into(),
+                    source,
+                }
+            })?;
+        }
+        Ok(self.report(accepted))
+    }
+
+    /// What the store holds now.
+    pub fn report(&self, accepted: usize) -> SyncReport {
+        let s = &self.store;
+        let authorised = s.authorised_header();
+        let authorised_participation = s
+            .supermajority_header
+            .as_ref()
+            .filter(|a| a.header.beacon.slot > s.finalized_header.beacon.slot)
+            .map(|a| (a.participants, a.committee_size));
+        SyncReport {
+            finalized_slot: s.finalized_header.beacon.slot,
+            finalized_block: block(&s.finalized_header),
+            optimistic_slot: s.optimistic_header.beacon.slot,
+            optimistic_block: block(&s.optimistic_header),
             accepted,
-        })
+            authorised_slot: authorised.beacon.slot,
+            authorised_block: block(authorised),
+            authorised_participation,
+            withheld: s
+                .minority_seen
+                .map(|(slot, participants, committee_size)| Withheld {
+                    slot,
+                    participants,
+                    committee_size,
+                }),
+        }
     }
 
     /// Process one update: 1 if it verified, 0 if it is stale (nothing newer than the store knows, or from a
@@ -202,6 +392,9 @@ impl<R: ConsensusRpc> LightClient<R> {
             finalized_block: block(&self.store.finalized_header),
             optimistic_slot: self.store.optimistic_header.beacon.slot,
             optimistic_block: block(&self.store.optimistic_header),
+            period: Some(self.spec.period(self.store.finalized_header.beacon.slot)),
+            previous_max_active_participants: Some(self.store.previous_max_active_participants),
+            current_max_active_participants: Some(self.store.current_max_active_participants),
         }
     }
 

@@ -174,10 +174,7 @@ mod tests {
     use alloy::rpc::types::Block;
 
     fn fixture(name: &str) -> String {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/fixtures/lightclient/mainnet-execution/"
-        );
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/mainnet-execution/");
         std::fs::read_to_string(format!("{path}{name}")).unwrap_or_else(|e| panic!("{name}: {e}"))
     }
 

@@ -10,4 +10,6 @@ pub mod client;
 pub mod consensus;
 pub mod execution;
 pub mod execution_rpc;
+pub mod http;
+pub mod proof;
 pub mod rpc;

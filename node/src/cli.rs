@@ -105,6 +105,9 @@ pub enum Command {
     /// them; with --repository also publish (POST /publish). Configuration: --config FILE, FIRMCHAIN_* variables,
     /// --set SECTION.FIELD=VALUE (later wins).
     Run(RunArgs),
+    /// Show or reset what a node persists (`<data>/state.redb`); stop the node first.
+    #[command(subcommand)]
+    State(StateCommand),
     /// Talk to a running node's HTTP API.
     #[command(subcommand)]
     Node(NodeCommand),
@@ -157,8 +160,12 @@ pub enum Kind {
 /// Where the index lives and how to sign.
 #[derive(Debug, clap::Args)]
 pub struct ChainArgs {
-    /// Execution JSON-RPC URL.
-    #[arg(long, env = "FIRMCHAIN_RPC")]
+    /// Execution JSON-RPC URL (the node's `chain.execution_rpc`; FIRMCHAIN_RPC is still read).
+    #[arg(
+        long = "execution-rpc",
+        visible_alias = "rpc",
+        env = "FIRMCHAIN_CHAIN__EXECUTION_RPC"
+    )]
     pub rpc: Option<String>,
     /// An encrypted JSON keystore to sign with (password from FIRMCHAIN_KEYSTORE_PASSWORD or --password-file).
     #[arg(long)]
@@ -176,8 +183,8 @@ pub struct ChainArgs {
 pub struct IndexArgs {
     #[command(flatten)]
     pub chain: ChainArgs,
-    /// The FirmwareIndex contract address.
-    #[arg(long, env = "FIRMCHAIN_CONTRACT")]
+    /// The FirmwareIndex contract address (the node's `chain.contract`; FIRMCHAIN_CONTRACT is still read).
+    #[arg(long, env = "FIRMCHAIN_CHAIN__CONTRACT")]
     pub contract: Option<String>,
 }
 
@@ -305,6 +312,35 @@ pub struct RunArgs {
     pub check: bool,
 }
 
+/// Where a node keeps its data.
+#[derive(Debug, clap::Args)]
+pub struct DataArgs {
+    /// The node's data folder (its `data_dir`).
+    #[arg(long, env = "FIRMCHAIN_DATA_DIR", default_value = "/var/lib/firmchain")]
+    pub data: PathBuf,
+}
+
+/// The node's state store.
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Print every stored fact: installed/<product>, rolled_back/<product>, health_pending/<product>,
+    /// light_client, event_cursor. A value that does not decode is named as damaged.
+    Show {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Remove one key, the way out of a damaged value (the node refuses to start on one). What a reset means:
+    /// installed/* is rebuilt from the slot pointer at the next start; rolled_back/* lets those releases be tried
+    /// again; health_pending/* skips the check after a crash; light_client starts again from chain.checkpoint;
+    /// event_cursor reads the index's events again from the first block (each is checked again).
+    Reset {
+        /// The key, as `state show` prints it.
+        key: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
 /// A running node's API.
 #[derive(Debug, clap::Args)]
 pub struct ApiArgs {
@@ -411,13 +447,13 @@ pub enum ChainCommand {
         /// Beacon node base URLs with the light-client API, tried in order (comma-separated or repeated).
         #[arg(
             long = "consensus-rpc",
-            env = "FIRMCHAIN_CONSENSUS_RPC",
+            env = "FIRMCHAIN_CHAIN__CONSENSUS_RPC",
             value_delimiter = ',',
             required = true
         )]
         consensus_rpc: Vec<String>,
         /// The trusted checkpoint: a beacon block root (0x + 64 hex digits). Optional once --state holds one.
-        #[arg(long, env = "FIRMCHAIN_CHECKPOINT")]
+        #[arg(long, env = "FIRMCHAIN_CHAIN__CHECKPOINT")]
         checkpoint: Option<String>,
         /// Keep the newest finalized checkpoint and the verified heads in this file, and start from it.
         #[arg(long)]
@@ -433,7 +469,7 @@ pub enum ChainCommand {
         max_staleness: u64,
         /// The consensus chain: a config file in the beacon API's `KEY: value` form (see the README); default
         /// Ethereum mainnet.
-        #[arg(long, env = "FIRMCHAIN_CHAIN_CONFIG")]
+        #[arg(long, env = "FIRMCHAIN_CHAIN__CHAIN_CONFIG")]
         chain_config: Option<PathBuf>,
         /// Seconds to wait for each RPC call.
         #[arg(long, default_value_t = 30)]
@@ -445,10 +481,16 @@ pub enum ChainCommand {
     /// block header comes from the RPC and is checked against its hash; the storage is proven.
     ReadHead {
         /// Execution JSON-RPC URLs, tried in order (comma-separated or repeated).
-        #[arg(long, env = "FIRMCHAIN_RPC", value_delimiter = ',', required = true)]
+        #[arg(
+            long = "execution-rpc",
+            visible_alias = "rpc",
+            env = "FIRMCHAIN_CHAIN__EXECUTION_RPC",
+            value_delimiter = ',',
+            required = true
+        )]
         rpc: Vec<String>,
         /// The FirmwareIndex contract address.
-        #[arg(long, env = "FIRMCHAIN_CONTRACT")]
+        #[arg(long, env = "FIRMCHAIN_CHAIN__CONTRACT")]
         contract: String,
         /// The product.
         product: ProductId,
@@ -458,15 +500,15 @@ pub enum ChainCommand {
         /// Light mode: beacon node base URLs with the light-client API (comma-separated or repeated).
         #[arg(
             long = "consensus-rpc",
-            env = "FIRMCHAIN_CONSENSUS_RPC",
+            env = "FIRMCHAIN_CHAIN__CONSENSUS_RPC",
             value_delimiter = ','
         )]
         consensus_rpc: Vec<String>,
         /// Light mode: the trusted checkpoint (a beacon block root).
-        #[arg(long, env = "FIRMCHAIN_CHECKPOINT")]
+        #[arg(long, env = "FIRMCHAIN_CHAIN__CHECKPOINT")]
         checkpoint: Option<String>,
         /// Light mode: the consensus chain's config file (default Ethereum mainnet).
-        #[arg(long, env = "FIRMCHAIN_CHAIN_CONFIG")]
+        #[arg(long, env = "FIRMCHAIN_CHAIN__CHAIN_CONFIG")]
         chain_config: Option<PathBuf>,
         /// Light mode: read at the newest optimistic (attested) header instead of the finalized one.
         #[arg(long)]

@@ -12,6 +12,8 @@ mod output;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    // rustls (ring) for every HTTP client of the process.
+    firmchain_lightclient::http::install_crypto_provider();
     // Diagnostics go to stderr; FIRMCHAIN_LOG picks the level (error, warn, info, debug, trace or a filter).
     let filter = tracing_subscriber::EnvFilter::try_from_env("FIRMCHAIN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,libp2p_kad=error"));

@@ -26,6 +26,7 @@ fn full(product: &str, seq: u64, image: &[u8]) -> ReleaseRecord {
         patch_size: 100,
         kind: ReleaseKind::Full,
         min_sequence: 0,
+        terms: Default::default(),
     }
 }
 

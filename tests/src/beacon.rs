@@ -55,8 +55,14 @@ struct State {
     foreign: Vec<SecretKey>,
     committee: SyncCommittee,
     bootstrap: Value,
+    /// Bootstraps for the finalized headers served so far (by block root), so a client restarts from the
+    /// checkpoint it persisted.
+    bootstraps: std::collections::BTreeMap<String, Value>,
     head: Option<Head>,
 }
+
+/// The most finalized headers the harness keeps bootstraps for.
+const MAX_BOOTSTRAPS: usize = 256;
 
 /// A running server; it lives as long as the test process (its thread serves until then).
 pub struct BeaconHarness {
@@ -282,7 +288,8 @@ impl State {
             let (payload, payload_root) = payload(&latest)?;
             self.head = Some(Head {
                 block: number,
-                signature_slot: slot,
+                // A slot that has begun for every client, whose clock may be a little behind this one.
+                signature_slot: slot.saturating_sub(1),
                 payload,
                 payload_root,
             });
@@ -303,8 +310,16 @@ impl State {
             payload_root = forged.hash_tree_root();
         }
         let f_slot = head.signature_slot - 2;
-        let (finalized, finalized_root, _) =
+        let (finalized, finalized_root, f_levels) =
             header(f_slot, &payload, &payload_root, &committee_root, &[0; 32]);
+        if self.bootstraps.len() < MAX_BOOTSTRAPS {
+            let boot = json!({ "version": "deneb", "data": {
+                "header": finalized,
+                "current_sync_committee": committee_json(&self.committee),
+                "current_sync_committee_branch": roots_json(&branch(&f_levels, 22)),
+            }});
+            self.bootstraps.insert(hex(&finalized_root), boot);
+        }
         let (mut attested, attested_root, levels) = header(
             f_slot + 1,
             &payload,
@@ -343,8 +358,12 @@ impl State {
     fn answer(&mut self, path: &str) -> Result<Value, String> {
         let base = "/eth/v1/beacon/light_client/";
         let rest = path.strip_prefix(base).ok_or("unknown path")?;
-        if rest.starts_with("bootstrap/") {
-            Ok(self.bootstrap.clone())
+        if let Some(root) = rest.strip_prefix("bootstrap/") {
+            Ok(self
+                .bootstraps
+                .get(root)
+                .cloned()
+                .unwrap_or_else(|| self.bootstrap.clone()))
         } else if rest.starts_with("updates") {
             Ok(Value::Array(vec![self.update(true, true)?]))
         } else if rest.starts_with("finality_update") {
@@ -404,6 +423,7 @@ impl BeaconHarness {
             foreign,
             committee,
             bootstrap,
+            bootstraps: std::collections::BTreeMap::new(),
             head: None,
         }));
         let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;

@@ -8,6 +8,7 @@
 //! - [`dag`]: chunking into CIDv1 blocks and a UnixFS DAG that IPFS tools agree with, and reassembly.
 //! - [`car`]: CAR v1 export, import and indexing.
 //! - [`hash`]: blake3 helpers and the [`Blake3Hash`] newtype.
+//! - [`rollout`]: the rollout rules a device enforces (hardware class, expiry, pause, delay, share).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod car;
@@ -16,6 +17,7 @@ pub mod hash;
 pub mod machine;
 pub mod patch;
 pub mod record;
+pub mod rollout;
 pub mod varint;
 
 pub use hash::Blake3Hash;

@@ -11,9 +11,14 @@
 //! - A failed fetch is retried with exponential backoff; after `patch_attempts` failures of a patch the full
 //!   image is fetched instead. A newer target replaces one that is still being fetched.
 //! - An install that failed its health check (and was rolled back) is never tried again; a newer release is.
+//! - With rollouts enforced ([`UpdateMachine::with_rollout`]), a release (and every patch link on the way to it)
+//!   applies only when [`rollout::check`] passes: hardware class, expiry, pause, activation delay and the
+//!   device's share, against the release's proven [`ReleaseGate`] and chain time (the verified header's
+//!   timestamp, [`Input::ChainTime`]); a release without a proven gate is held.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::rollout::{self, Device, Hold, ReleaseGate};
 use crate::{Blake3Hash, ProductId, ReleaseKind, ReleaseRecord, Sequence};
 
 /// Which payload of a release to fetch.
@@ -77,8 +82,16 @@ pub enum Input {
     Installed { sequence: Sequence, hash: Blake3Hash },
     /// Installing a release failed (health check, or the image did not verify) and the old image runs again.
     RolledBack { sequence: Sequence },
+    /// Installing a release stopped on a transient fault (I/O, a full disk) before the slot switch; the old image
+    /// runs. Retried with backoff (the payload is fetched again, from the local store, then installed); never
+    /// counted as a rollback.
+    InstallFailed { sequence: Sequence, now: u64 },
     /// Time passed.
     Tick { now: u64 },
+    /// Storage proofs at a verified header say this about a release's rollout (timing and pauses).
+    RolloutProven { sequence: Sequence, gate: ReleaseGate },
+    /// A newer verified header: its timestamp is chain time. Chain time never goes back.
+    ChainTime { now: u64 },
 }
 
 /// What to do.
@@ -122,6 +135,12 @@ pub struct UpdateMachine {
     revoked: BTreeSet<u64>,
     rolled_back: BTreeSet<u64>,
     job: Option<Job>,
+    /// Set when rollout rules are enforced.
+    device: Option<Device>,
+    /// Proven rollout state per release.
+    gates: BTreeMap<u64, ReleaseGate>,
+    /// The newest verified header's timestamp.
+    chain_time: u64,
 }
 
 impl UpdateMachine {
@@ -135,7 +154,36 @@ impl UpdateMachine {
             revoked: BTreeSet::new(),
             rolled_back: BTreeSet::new(),
             job: None,
+            device: None,
+            gates: BTreeMap::new(),
+            chain_time: 0,
         }
+    }
+
+    /// Enforce rollout rules for `device`: from now on a release applies only when [`rollout::check`] passes
+    /// against its proven gate at chain time.
+    pub fn with_rollout(mut self, device: Device) -> UpdateMachine {
+        self.device = Some(device);
+        self
+    }
+
+    /// Chain time as the machine knows it (0 before the first [`Input::ChainTime`]).
+    pub fn chain_time(&self) -> u64 {
+        self.chain_time
+    }
+
+    /// Why a release the machine knows is held back by the rollout rules (None: it is not, or rules are off).
+    pub fn hold(&self, sequence: Sequence) -> Option<Hold> {
+        let device = self.device.as_ref()?;
+        let record = self.releases.get(&sequence.0)?;
+        match self.gates.get(&sequence.0) {
+            None => Some(Hold::Unproven),
+            Some(gate) => rollout::check(record, gate, device, self.chain_time).err(),
+        }
+    }
+
+    fn rollout_allows(&self, seq: u64) -> bool {
+        self.device.is_none() || (self.releases.contains_key(&seq) && self.hold(Sequence(seq)).is_none())
     }
 
     /// What the device runs.
@@ -217,6 +265,7 @@ impl UpdateMachine {
                 self.job = None;
                 self.releases = self.releases.split_off(&(sequence.0 + 1));
                 self.revoked = self.revoked.split_off(&(sequence.0 + 1));
+                self.gates = self.gates.split_off(&(sequence.0 + 1));
             }
             Input::RolledBack { sequence } => {
                 self.rolled_back.insert(sequence.0);
@@ -224,10 +273,35 @@ impl UpdateMachine {
                     self.job = None;
                 }
             }
+            Input::InstallFailed { sequence, now: t } => {
+                now = Some(t);
+                let delay = |failures: u32| self.retry_delay(failures);
+                let delay = self
+                    .job
+                    .as_ref()
+                    .filter(|j| j.sequence == sequence && j.stage == Stage::Installing)
+                    .map(|j| delay(j.failures + 1));
+                if let (Some(job), Some(delay)) = (self.job.as_mut(), delay) {
+                    job.failures += 1;
+                    job.stage = Stage::Waiting { until: t + delay };
+                }
+            }
             Input::Tick { now: t } => now = Some(t),
+            Input::RolloutProven { sequence, gate } => {
+                if sequence > self.installed.sequence {
+                    self.gates.insert(sequence.0, gate);
+                }
+            }
+            Input::ChainTime { now: t } => self.chain_time = self.chain_time.max(t),
         }
         self.plan(now, &mut out);
         out
+    }
+
+    /// The wait before retrying after `failures` failed attempts: doubling from `retry_base_secs`, capped.
+    fn retry_delay(&self, failures: u32) -> u64 {
+        let shift = failures.saturating_sub(1).min(20);
+        (self.policy.retry_base_secs << shift).min(self.policy.retry_max_secs)
     }
 
     /// May this release be installed from what the device runs now?
@@ -236,6 +310,7 @@ impl UpdateMachine {
             !self.revoked.contains(&seq)
                 && !self.rolled_back.contains(&seq)
                 && r.min_sequence <= self.installed.sequence.0
+                && self.rollout_allows(seq)
         })
     }
 
@@ -253,8 +328,10 @@ impl UpdateMachine {
         let mut first = None;
         let mut links = 0;
         for (&seq, r) in self.releases.range(..=target) {
-            let usable =
-                !self.revoked.contains(&seq) && !self.rolled_back.contains(&seq) && r.min_sequence <= at;
+            let usable = !self.revoked.contains(&seq)
+                && !self.rolled_back.contains(&seq)
+                && r.min_sequence <= at
+                && self.rollout_allows(seq);
             if !usable || r.kind != ReleaseKind::Patch || r.base_hash != hash {
                 continue;
             }
@@ -321,3 +398,6 @@ impl UpdateMachine {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod rollout_tests;

@@ -3,10 +3,7 @@
 use super::*;
 
 fn fixture<T: serde::de::DeserializeOwned>(name: &str) -> T {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/lightclient/mainnet-capella/"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/mainnet-capella/");
     let text = std::fs::read_to_string(format!("{path}{name}")).unwrap_or_else(|e| panic!("{name}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
@@ -171,4 +168,34 @@ fn finality_and_optimistic_updates_advance_the_heads() {
     let mut changed = optimistic.clone();
     changed.attested_header.beacon.slot += 1;
     assert!(validate_update(&spec, &store, &changed, changed.signature_slot + 1).is_err());
+}
+
+/// A config that schedules a fork this client does not know the headers of (Gloas, here before the
+/// recorded bootstrap): its headers are refused by name, not verified under Fulu's (or Capella's) rules.
+#[test]
+fn headers_of_a_fork_beyond_fulu_are_refused_by_name() {
+    let mut config = String::from(
+        "PRESET_BASE: mainnet\nGENESIS_TIME: 1606824023\n\
+         GENESIS_VALIDATORS_ROOT: 0x4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95\n",
+    );
+    for (fork, epoch, v) in ChainSpec::mainnet().forks {
+        let name = fork.config_name();
+        config += &format!("{name}_FORK_VERSION: 0x{}\n", alloy::hex::encode(v));
+        if fork != Fork::Phase0 {
+            config += &format!("{name}_FORK_EPOCH: {}\n", epoch.min(200_000));
+        }
+    }
+    config += "GLOAS_FORK_VERSION: 0x07000000\nGLOAS_FORK_EPOCH: 200000  # before the bootstrap\n";
+    let spec = ChainSpec::from_config(&config).unwrap();
+    assert_eq!(spec.fork_at(7069376), Fork::Gloas);
+    let err = bootstrap(&spec, &checkpoint(), &boot()).unwrap_err();
+    assert_eq!(
+        err,
+        ConsensusError::UnsupportedFork {
+            slot: 7069376,
+            fork: Fork::Gloas,
+            newest: Fork::Fulu
+        }
+    );
+    assert!(err.to_string().contains("gloas"), "{err}");
 }

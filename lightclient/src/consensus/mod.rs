@@ -3,6 +3,7 @@
 //! header proven into its block, so its `state_root` and `block_hash` can anchor execution proofs.
 
 pub mod bls;
+pub mod config;
 pub mod decode;
 pub mod spec;
 pub mod ssz;

@@ -1,9 +1,11 @@
 //! Chain parameters: fork schedule, preset sizes, generalized indices per fork.
 
+use super::config::{ConfigError, ConfigFile};
 use super::ssz::Root;
 
-/// Consensus forks the light client knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// Consensus forks, in order. The light client verifies headers from Altair to Fulu; a later fork's headers
+/// are refused by name (their light-client containers differ), never verified under another fork's rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Fork {
     Phase0,
     Altair,
@@ -12,6 +14,56 @@ pub enum Fork {
     Deneb,
     Electra,
     Fulu,
+    Gloas,
+    Heze,
+}
+
+impl Fork {
+    /// Every fork, in order.
+    pub const ALL: [Fork; 9] = [
+        Fork::Phase0,
+        Fork::Altair,
+        Fork::Bellatrix,
+        Fork::Capella,
+        Fork::Deneb,
+        Fork::Electra,
+        Fork::Fulu,
+        Fork::Gloas,
+        Fork::Heze,
+    ];
+
+    /// The newest fork whose light-client headers this client can verify.
+    pub const NEWEST_SUPPORTED: Fork = Fork::Fulu;
+
+    /// The name in config files (`<NAME>_FORK_VERSION`).
+    pub fn config_name(self) -> &'static str {
+        match self {
+            Fork::Phase0 => "GENESIS",
+            Fork::Altair => "ALTAIR",
+            Fork::Bellatrix => "BELLATRIX",
+            Fork::Capella => "CAPELLA",
+            Fork::Deneb => "DENEB",
+            Fork::Electra => "ELECTRA",
+            Fork::Fulu => "FULU",
+            Fork::Gloas => "GLOAS",
+            Fork::Heze => "HEZE",
+        }
+    }
+
+    /// The fork a config name stands for (not `GENESIS`).
+    pub fn from_config_name(name: &str) -> Option<Fork> {
+        Fork::ALL.into_iter().skip(1).find(|f| f.config_name() == name)
+    }
+}
+
+impl std::fmt::Display for Fork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            Fork::Phase0 => "phase0",
+            other => return f.write_str(&other.config_name().to_lowercase()),
+        };
+        f.write_str(name)
+    }
 }
 
 /// One chain's consensus parameters.
@@ -29,35 +81,103 @@ pub struct ChainSpec {
     pub forks: Vec<(Fork, u64, [u8; 4])>,
 }
 
+/// The public networks with built-in presets (`--network`, `chain.network`).
+pub const NETWORKS: [&str; 3] = ["mainnet", "sepolia", "hoodi"];
+
+fn v(a: u8, b: u8, c: u8, d: u8) -> [u8; 4] {
+    [a, b, c, d]
+}
+
 impl ChainSpec {
-    /// Ethereum mainnet.
-    pub fn mainnet() -> Self {
+    /// A network preset by name: `mainnet`, `sepolia` or `hoodi`.
+    pub fn network(name: &str) -> Option<Self> {
+        match name {
+            "mainnet" => Some(ChainSpec::mainnet()),
+            "sepolia" => Some(ChainSpec::sepolia()),
+            "hoodi" => Some(ChainSpec::hoodi()),
+            _ => None,
+        }
+    }
+
+    fn mainnet_preset(name: &str, root: &str, genesis_time: u64, forks: Vec<(Fork, u64, [u8; 4])>) -> Self {
         ChainSpec {
-            name: "mainnet".into(),
-            genesis_validators_root: hex32(
-                "4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95",
-            ),
-            genesis_time: 1_606_824_023,
+            name: name.into(),
+            genesis_validators_root: hex32(root),
+            genesis_time,
             seconds_per_slot: 12,
             slots_per_epoch: 32,
             epochs_per_period: 256,
             sync_committee_size: 512,
-            forks: vec![
-                (Fork::Phase0, 0, [0, 0, 0, 0]),
-                (Fork::Altair, 74240, [1, 0, 0, 0]),
-                (Fork::Bellatrix, 144896, [2, 0, 0, 0]),
-                (Fork::Capella, 194048, [3, 0, 0, 0]),
-                (Fork::Deneb, 269568, [4, 0, 0, 0]),
-                (Fork::Electra, 364032, [5, 0, 0, 0]),
-                (Fork::Fulu, 411392, [6, 0, 0, 0]),
-            ],
+            forks,
         }
     }
 
-    /// The minimal preset with the fork schedule of a `config.yaml` (flat `KEY: value` lines, as in the
-    /// consensus spec tests and `/eth/v1/config/spec`).
-    pub fn minimal_from_config(config: &str, genesis_validators_root: Root) -> Self {
-        let mut spec = ChainSpec {
+    /// Ethereum mainnet. Fork schedule from consensus-specs `configs/mainnet.yaml` (commit a08d8a6e, Aug
+    /// 2026; Gloas and Heze are not scheduled there), copied to `testdata/configs/mainnet.yaml` and checked
+    /// against this table by a test. Genesis time and validators root from the genesis state.
+    pub fn mainnet() -> Self {
+        ChainSpec::mainnet_preset(
+            "mainnet",
+            "4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95",
+            1_606_824_023,
+            vec![
+                (Fork::Phase0, 0, v(0, 0, 0, 0)),
+                (Fork::Altair, 74240, v(1, 0, 0, 0)),
+                (Fork::Bellatrix, 144896, v(2, 0, 0, 0)),
+                (Fork::Capella, 194048, v(3, 0, 0, 0)),
+                (Fork::Deneb, 269568, v(4, 0, 0, 0)),
+                (Fork::Electra, 364032, v(5, 0, 0, 0)),
+                (Fork::Fulu, 411392, v(6, 0, 0, 0)),
+            ],
+        )
+    }
+
+    /// Sepolia. Fork schedule from eth-clients/sepolia `metadata/config.yaml` as carried by
+    /// sigp/lighthouse `common/eth2_network_config/built_in_network_configs/sepolia/config.yaml` (commit
+    /// 09f4e255; Fulu at epoch 272640, Gloas not scheduled), copied to `testdata/configs/sepolia.yaml` and
+    /// checked against this table by a test. Genesis time and validators root from eth-clients/sepolia
+    /// `metadata/README.md`.
+    pub fn sepolia() -> Self {
+        ChainSpec::mainnet_preset(
+            "sepolia",
+            "d8ea171f3c94aea21ebc42a1ed61052acf3f9209c00e4efbaaddac09ed9b8078",
+            1_655_733_600,
+            vec![
+                (Fork::Phase0, 0, v(0x90, 0, 0, 0x69)),
+                (Fork::Altair, 50, v(0x90, 0, 0, 0x70)),
+                (Fork::Bellatrix, 100, v(0x90, 0, 0, 0x71)),
+                (Fork::Capella, 56832, v(0x90, 0, 0, 0x72)),
+                (Fork::Deneb, 132608, v(0x90, 0, 0, 0x73)),
+                (Fork::Electra, 222464, v(0x90, 0, 0, 0x74)),
+                (Fork::Fulu, 272640, v(0x90, 0, 0, 0x75)),
+            ],
+        )
+    }
+
+    /// Hoodi. Fork schedule from eth-clients/hoodi `metadata/config.yaml` as carried by sigp/lighthouse
+    /// `built_in_network_configs/hoodi/config.yaml` (commit 044b604f; Fulu at epoch 50688). Validators root
+    /// from eth-clients/hoodi `metadata/genesis_validators_root.txt`; genesis time `MIN_GENESIS_TIME +
+    /// GENESIS_DELAY` (1742212800 + 600).
+    pub fn hoodi() -> Self {
+        ChainSpec::mainnet_preset(
+            "hoodi",
+            "212f13fc4df078b6cb7db228f1c8307566dcecf900867401a92023d7ba99cb5f",
+            1_742_213_400,
+            vec![
+                (Fork::Phase0, 0, v(0x10, 0, 0x09, 0x10)),
+                (Fork::Altair, 0, v(0x20, 0, 0x09, 0x10)),
+                (Fork::Bellatrix, 0, v(0x30, 0, 0x09, 0x10)),
+                (Fork::Capella, 0, v(0x40, 0, 0x09, 0x10)),
+                (Fork::Deneb, 0, v(0x50, 0, 0x09, 0x10)),
+                (Fork::Electra, 2048, v(0x60, 0, 0x09, 0x10)),
+                (Fork::Fulu, 50688, v(0x70, 0, 0x09, 0x10)),
+            ],
+        )
+    }
+
+    /// The minimal preset with the fork schedule of a `config.yaml` (as in the consensus spec tests).
+    pub fn minimal_from_config(config: &str, genesis_validators_root: Root) -> Result<Self, ConfigError> {
+        Ok(ChainSpec {
             name: "minimal".into(),
             genesis_validators_root,
             genesis_time: 0,
@@ -65,63 +185,54 @@ impl ChainSpec {
             slots_per_epoch: 8,
             epochs_per_period: 8,
             sync_committee_size: 32,
-            forks: Vec::new(),
-        };
-        spec.forks = fork_schedule(config);
-        spec
+            forks: ConfigFile::parse(config)?.fork_schedule()?,
+        })
     }
 
-    /// A chain described by a config file in the beacon API's flat `KEY: value` form: `PRESET_BASE`
-    /// (`mainnet` or `minimal`, for the sizes), the fork versions and epochs, `SECONDS_PER_SLOT`, and the
-    /// chain's `GENESIS_TIME` and `GENESIS_VALIDATORS_ROOT` (both required; `CONFIG_NAME` names it).
+    /// A chain described by a config file (`config.yaml` as published, or `/eth/v1/config/spec` as flat
+    /// `KEY: value` lines): `PRESET_BASE` (`mainnet` or `minimal`, for the sizes), the fork versions and epochs,
+    /// `SECONDS_PER_SLOT`, and the chain's `GENESIS_TIME` and `GENESIS_VALIDATORS_ROOT` (both required: the
+    /// published files lack them, so public networks use [`ChainSpec::network`]; `CONFIG_NAME` names it).
     /// `SLOTS_PER_EPOCH`, `EPOCHS_PER_SYNC_COMMITTEE_PERIOD` and `SYNC_COMMITTEE_SIZE` override the preset.
-    pub fn from_config(config: &str) -> Result<Self, String> {
-        let get = |key: &str| config_value(config, key);
-        let num = |key: &str| -> Result<Option<u64>, String> {
-            get(key)
-                .map(|v| {
-                    v.parse::<u64>()
-                        .map_err(|_| format!("{key}: {v:?} is not a number"))
-                })
-                .transpose()
-        };
-        let mut spec = match get("PRESET_BASE").as_deref() {
-            Some("minimal") => ChainSpec::minimal_from_config(config, [0; 32]),
+    pub fn from_config(config: &str) -> Result<Self, ConfigError> {
+        let cfg = ConfigFile::parse(config)?;
+        let forks = cfg.fork_schedule()?;
+        let mut spec = match cfg.get("PRESET_BASE") {
+            Some("minimal") => ChainSpec::minimal_from_config(config, [0; 32])?,
             Some("mainnet") | None => ChainSpec {
-                forks: fork_schedule(config),
+                forks,
                 ..ChainSpec::mainnet()
             },
-            Some(other) => return Err(format!("PRESET_BASE: unknown preset {other:?}")),
+            Some(other) => return Err(ConfigError::UnknownPreset(other.to_owned())),
         };
-        let root = get("GENESIS_VALIDATORS_ROOT").ok_or("GENESIS_VALIDATORS_ROOT is missing")?;
-        alloy::hex::decode_to_slice(root.trim_start_matches("0x"), &mut spec.genesis_validators_root)
-            .map_err(|_| format!("GENESIS_VALIDATORS_ROOT: {root:?} is not 32 bytes of hex"))?;
-        spec.genesis_time = num("GENESIS_TIME")?.ok_or("GENESIS_TIME is missing")?;
-        if let Some(v) = num("SECONDS_PER_SLOT")? {
+        spec.genesis_validators_root =
+            cfg.bytes::<32>("GENESIS_VALIDATORS_ROOT")?
+                .ok_or_else(|| ConfigError::Missing {
+                    key: "GENESIS_VALIDATORS_ROOT".into(),
+                })?;
+        spec.genesis_time = cfg.number("GENESIS_TIME")?.ok_or_else(|| ConfigError::Missing {
+            key: "GENESIS_TIME".into(),
+        })?;
+        if let Some(v) = cfg.number("SECONDS_PER_SLOT")? {
             spec.seconds_per_slot = v;
         }
-        if let Some(v) = num("SLOTS_PER_EPOCH")? {
+        if let Some(v) = cfg.number("SLOTS_PER_EPOCH")? {
             spec.slots_per_epoch = v;
         }
-        if let Some(v) = num("EPOCHS_PER_SYNC_COMMITTEE_PERIOD")? {
+        if let Some(v) = cfg.number("EPOCHS_PER_SYNC_COMMITTEE_PERIOD")? {
             spec.epochs_per_period = v;
         }
-        if let Some(v) = num("SYNC_COMMITTEE_SIZE")? {
+        if let Some(v) = cfg.number("SYNC_COMMITTEE_SIZE")? {
             spec.sync_committee_size = v as usize;
         }
-        if let Some(name) = get("CONFIG_NAME") {
-            spec.name = name;
+        if let Some(name) = cfg.get("CONFIG_NAME") {
+            spec.name = name.to_owned();
         }
         if spec.forks.iter().all(|(f, _, _)| *f < Fork::Capella) {
-            return Err(
-                "the config schedules no Capella fork (CAPELLA_FORK_VERSION, CAPELLA_FORK_EPOCH)".into(),
-            );
+            return Err(ConfigError::NoCapella);
         }
         if spec.seconds_per_slot == 0 || spec.slots_per_epoch == 0 || spec.epochs_per_period == 0 {
-            return Err(
-                "SECONDS_PER_SLOT, SLOTS_PER_EPOCH and EPOCHS_PER_SYNC_COMMITTEE_PERIOD must be positive"
-                    .into(),
-            );
+            return Err(ConfigError::ZeroTiming);
         }
         Ok(spec)
     }
@@ -195,42 +306,6 @@ impl ChainSpec {
     }
 }
 
-fn config_value(config: &str, key: &str) -> Option<String> {
-    config.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        (k.trim() == key).then(|| v.trim().trim_matches('\'').trim_matches('"').to_owned())
-    })
-}
-
-/// The fork versions and epochs a config schedules (Phase 0 at epoch 0).
-fn fork_schedule(config: &str) -> Vec<(Fork, u64, [u8; 4])> {
-    let names = [
-        (Fork::Phase0, "GENESIS"),
-        (Fork::Altair, "ALTAIR"),
-        (Fork::Bellatrix, "BELLATRIX"),
-        (Fork::Capella, "CAPELLA"),
-        (Fork::Deneb, "DENEB"),
-        (Fork::Electra, "ELECTRA"),
-        (Fork::Fulu, "FULU"),
-    ];
-    let mut forks = Vec::new();
-    for (fork, name) in names {
-        let version = config_value(config, &format!("{name}_FORK_VERSION"));
-        let epoch = if fork == Fork::Phase0 {
-            Some("0".to_owned())
-        } else {
-            config_value(config, &format!("{name}_FORK_EPOCH"))
-        };
-        if let (Some(v), Some(Ok(e))) = (version, epoch.map(|e| e.parse::<u64>())) {
-            let mut bytes = [0u8; 4];
-            if alloy::hex::decode_to_slice(v.trim_start_matches("0x"), &mut bytes).is_ok() {
-                forks.push((fork, e, bytes));
-            }
-        }
-    }
-    forks
-}
-
 /// Generalized index of the execution payload (header) in a beacon block body, Capella and later.
 pub const EXECUTION_PAYLOAD_GINDEX: u64 = 25;
 
@@ -247,7 +322,9 @@ mod tests {
 
     const CONFIG: &str = "CONFIG_NAME: devnet\nPRESET_BASE: 'minimal'\nGENESIS_TIME: 1700000000\n\
         GENESIS_VALIDATORS_ROOT: 0x4242424242424242424242424242424242424242424242424242424242424242\n\
-        SECONDS_PER_SLOT: 2\nCAPELLA_FORK_VERSION: 0x03000001\nCAPELLA_FORK_EPOCH: 0\n\
+        SECONDS_PER_SLOT: 2\nGENESIS_FORK_VERSION: 0x00000001\nALTAIR_FORK_VERSION: 0x01000001\n\
+        ALTAIR_FORK_EPOCH: 0\nBELLATRIX_FORK_VERSION: 0x02000001\nBELLATRIX_FORK_EPOCH: 0\n\
+        CAPELLA_FORK_VERSION: 0x03000001\nCAPELLA_FORK_EPOCH: 0\n\
         DENEB_FORK_VERSION: 0x04000001\nDENEB_FORK_EPOCH: 10\n";
 
     #[test]
@@ -275,31 +352,54 @@ mod tests {
 
     #[test]
     fn incomplete_configs_are_refused_by_name() {
-        let no_time = CONFIG.replace("GENESIS_TIME: 1700000000\n", "");
-        assert!(
-            ChainSpec::from_config(&no_time)
-                .unwrap_err()
-                .contains("GENESIS_TIME")
-        );
-        let bad_root = CONFIG.replace("0x4242", "0xzz42");
-        assert!(
-            ChainSpec::from_config(&bad_root)
-                .unwrap_err()
-                .contains("GENESIS_VALIDATORS_ROOT")
-        );
+        let err = |c: &str| ChainSpec::from_config(c).unwrap_err().to_string();
+        assert!(err(&CONFIG.replace("GENESIS_TIME: 1700000000\n", "")).contains("GENESIS_TIME"));
+        assert!(err(&CONFIG.replace("0x4242", "0xzz42")).contains("GENESIS_VALIDATORS_ROOT"));
         let no_capella = CONFIG
-            .replace("CAPELLA_FORK_EPOCH: 0\n", "")
-            .replace("DENEB_FORK_EPOCH: 10\n", "");
-        assert!(
-            ChainSpec::from_config(&no_capella)
-                .unwrap_err()
-                .contains("Capella")
-        );
-        let bad_preset = CONFIG.replace("'minimal'", "gnosis");
-        assert!(
-            ChainSpec::from_config(&bad_preset)
-                .unwrap_err()
-                .contains("PRESET_BASE")
-        );
+            .replace(
+                "CAPELLA_FORK_EPOCH: 0\n",
+                "CAPELLA_FORK_EPOCH: 18446744073709551615\n",
+            )
+            .replace(
+                "DENEB_FORK_EPOCH: 10\n",
+                "DENEB_FORK_EPOCH: 18446744073709551615\n",
+            );
+        assert!(err(&no_capella).contains("Capella"));
+        assert!(err(&CONFIG.replace("'minimal'", "gnosis")).contains("PRESET_BASE"));
+    }
+
+    fn official(name: &str) -> Vec<(Fork, u64, [u8; 4])> {
+        let path = format!("{}/testdata/configs/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        ConfigFile::parse(&text).unwrap().fork_schedule().unwrap()
+    }
+
+    #[test]
+    fn the_official_mainnet_config_parses_to_the_mainnet_schedule() {
+        let forks = official("mainnet");
+        assert_eq!(forks, ChainSpec::mainnet().forks);
+        assert_eq!(forks.last(), Some(&(Fork::Fulu, 411392, [6, 0, 0, 0])));
+        // The file's fork lines carry inline comments ("364032  # May 7, 2025, ...").
+        let spec = ChainSpec::mainnet();
+        assert_eq!(spec.fork_at(364032 * 32), Fork::Electra);
+        assert_eq!(spec.fork_at(411392 * 32), Fork::Fulu);
+    }
+
+    #[test]
+    fn the_official_sepolia_config_parses_to_the_sepolia_schedule() {
+        let forks = official("sepolia");
+        assert_eq!(forks, ChainSpec::sepolia().forks);
+        assert_eq!(forks.last(), Some(&(Fork::Fulu, 272640, [0x90, 0, 0, 0x75])));
+    }
+
+    #[test]
+    fn presets_by_name() {
+        for name in NETWORKS {
+            let spec = ChainSpec::network(name).unwrap();
+            assert_eq!(spec.name, name);
+            assert_eq!(spec.forks.last().map(|f| f.0), Some(Fork::NEWEST_SUPPORTED));
+        }
+        assert!(ChainSpec::network("goerli").is_none());
+        assert_eq!(ChainSpec::hoodi().fork_at(50688 * 32), Fork::Fulu);
     }
 }

@@ -82,7 +82,7 @@ fn run_case(dir: &Path, fork: Fork) -> usize {
     let case = dir.display().to_string();
     let meta: Meta = serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
     let config = std::fs::read_to_string(dir.join("config.yaml")).unwrap();
-    let spec = ChainSpec::minimal_from_config(&config, root(&meta.genesis_validators_root));
+    let spec = ChainSpec::minimal_from_config(&config, root(&meta.genesis_validators_root)).unwrap();
     let boot = decode::bootstrap(&spec, &snappy(&dir.join("bootstrap.ssz_snappy")), fork).unwrap();
     let mut store = bootstrap(&spec, &root(&meta.trusted_block_root), &boot).unwrap();
     let steps: Vec<Step> =
@@ -128,7 +128,7 @@ fn run_case(dir: &Path, fork: Fork) -> usize {
 fn every_spec_test_case_replays_with_every_step_checked() {
     let root = PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/lightclient/spec-tests-minimal"
+        "/testdata/spec-tests-minimal"
     ));
     let mut cases = 0;
     let mut steps = 0;

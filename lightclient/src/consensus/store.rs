@@ -48,6 +48,11 @@ pub enum ConsensusError {
     #[error(transparent)]
     InvalidKey(#[from] InvalidKey),
     #[error(
+        "header at slot {slot} is from fork {fork}, which this light client cannot verify (it knows forks up to \
+         {newest}): update firmchain"
+    )]
+    UnsupportedFork { slot: u64, fork: Fork, newest: Fork },
+    #[error(
         "next sync committee is unknown and the update's finalized period {update} is not the store's {store}"
     )]
     CannotApply { update: u64, store: u64 },
@@ -67,7 +72,17 @@ impl Committee {
     }
 }
 
-/// `LightClientStore`.
+/// A header attested by a supermajority (at least two thirds) of its sync committee, and how many signed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attested {
+    pub header: LightClientHeader,
+    pub participants: usize,
+    pub committee_size: usize,
+}
+
+/// `LightClientStore`, plus what the sync protocol does not keep but a device must: the newest header a
+/// supermajority attested (installs are authorised by it or by the finalized header, never by the optimistic
+/// header alone) and the newest header that only a minority signed (to say why nothing moved).
 #[derive(Clone, Debug)]
 pub struct Store {
     pub finalized_header: LightClientHeader,
@@ -77,6 +92,27 @@ pub struct Store {
     pub best_valid_update: Option<Update>,
     pub previous_max_active_participants: usize,
     pub current_max_active_participants: usize,
+    /// The newest header attested with a supermajority of the committee.
+    pub supermajority_header: Option<Attested>,
+    /// The newest update newer than every authorised header that had fewer than two thirds of signatures:
+    /// (attested slot, participants, committee size).
+    pub minority_seen: Option<(u64, usize, usize)>,
+}
+
+/// Whether `participants` of a committee of `size` are a supermajority (`participants × 3 ≥ size × 2`).
+pub fn is_supermajority(participants: usize, size: usize) -> bool {
+    participants * 3 >= size * 2
+}
+
+impl Store {
+    /// The header that may authorise an install: the newest of the finalized header and the newest
+    /// supermajority-attested header.
+    pub fn authorised_header(&self) -> &LightClientHeader {
+        match &self.supermajority_header {
+            Some(a) if a.header.beacon.slot > self.finalized_header.beacon.slot => &a.header,
+            _ => &self.finalized_header,
+        }
+    }
 }
 
 fn is_zero_branch(branch: &[Root]) -> bool {
@@ -97,6 +133,13 @@ fn is_valid_normalized_branch(leaf: &Root, branch: &[Root], gindex: u64, root: &
 pub fn validate_header(spec: &ChainSpec, header: &LightClientHeader) -> Result<(), ConsensusError> {
     let slot = header.beacon.slot;
     let fork = spec.fork_at(slot);
+    if fork > Fork::NEWEST_SUPPORTED {
+        return Err(ConsensusError::UnsupportedFork {
+            slot,
+            fork,
+            newest: Fork::NEWEST_SUPPORTED,
+        });
+    }
     let invalid = |reason| Err(ConsensusError::InvalidHeader { slot, reason });
     let Some(execution) = &header.execution else {
         return if fork < Fork::Capella && header.execution_branch.is_empty() {
@@ -159,6 +202,8 @@ pub fn bootstrap(
         best_valid_update: None,
         previous_max_active_participants: 0,
         current_max_active_participants: 0,
+        supermajority_header: None,
+        minority_seen: None,
     })
 }
 
@@ -209,6 +254,15 @@ pub fn validate_update(
             signature: update.signature_slot,
             attested,
             finalized,
+        });
+    }
+    let signing_slot = update.signature_slot.max(1) - 1;
+    let signing_fork = spec.fork_at(signing_slot);
+    if signing_fork > Fork::NEWEST_SUPPORTED {
+        return Err(ConsensusError::UnsupportedFork {
+            slot: update.signature_slot,
+            fork: signing_fork,
+            newest: Fork::NEWEST_SUPPORTED,
         });
     }
     let store_period = spec.period(store.finalized_header.beacon.slot);
@@ -400,12 +454,30 @@ pub fn process_update(
         && has_next_committee(update)
         && has_finality(update)
         && spec.period(update.finalized_slot()) == spec.period(update.attested_header.beacon.slot);
-    let supermajority = participants * 3 >= update.sync_aggregate.sync_committee_bits.len() * 8 * 2;
+    let size = update.sync_aggregate.sync_committee_bits.len() * 8;
+    let supermajority = is_supermajority(participants, size);
+    let attested = update.attested_header.beacon.slot;
+    let authorised = store.authorised_header().beacon.slot;
+    if supermajority && attested > authorised {
+        store.supermajority_header = Some(Attested {
+            header: update.attested_header.clone(),
+            participants,
+            committee_size: size,
+        });
+    } else if !supermajority && attested > authorised {
+        store.minority_seen = Some((attested, participants, size));
+    }
     if supermajority
         && (update.finalized_slot() > store.finalized_header.beacon.slot || finalizes_next_committee)
     {
         apply_update(spec, store, update)?;
         store.best_valid_update = None;
+    }
+    if store
+        .minority_seen
+        .is_some_and(|(slot, _, _)| slot <= store.authorised_header().beacon.slot)
+    {
+        store.minority_seen = None;
     }
     Ok(())
 }

@@ -2,13 +2,12 @@
 
 use std::time::Duration;
 
-use alloy::eips::BlockNumberOrTag;
-use alloy::primitives::{Address, B256};
+use alloy::primitives::Address;
+use firmchain_actors::chain::{BlockError, HeaderSource, LightHead, verified_block};
 use firmchain_contracts::proven::{ProvenError, read_head as read_proven_head};
 use firmchain_lightclient::client::{ClientError as LightError, LightClient, Persisted};
 use firmchain_lightclient::consensus::ChainSpec;
-use firmchain_lightclient::execution::verify_header;
-use firmchain_lightclient::execution_rpc::{ExecutionRpc, HttpExecutionRpc};
+use firmchain_lightclient::execution_rpc::HttpExecutionRpc;
 use firmchain_lightclient::rpc::HttpRpc;
 use serde_json::json;
 
@@ -183,12 +182,12 @@ async fn read_head(
         what: "execution RPC",
         message: e.to_string(),
     })?;
-    let (number, block_hash, state_root, mode) = match light {
+    let now = unix_now();
+    let (mut source, mode) = match light {
         Some(light) => {
-            let now = unix_now();
             let consensus = HttpRpc::new(light.endpoints, t).map_err(LightError::from)?;
             let root = parse_root("--checkpoint", &light.checkpoint)?;
-            let mut client = LightClient::start(
+            let client = LightClient::start(
                 light.spec,
                 consensus,
                 root,
@@ -197,41 +196,32 @@ async fn read_head(
                 light.force,
             )
             .await?;
-            client.sync(now).await?;
-            let header = if light.optimistic {
-                &client.store.optimistic_header
+            let (head, mode) = if light.optimistic {
+                (LightHead::Optimistic, "light (optimistic)")
             } else {
-                &client.store.finalized_header
+                (LightHead::Finalized, "light (finalized)")
             };
-            let execution = header.execution.as_ref().ok_or_else(|| CliError::Rpc {
-                what: "light client",
-                message: format!(
-                    "the verified header at slot {} has no execution payload",
-                    header.beacon.slot
-                ),
-            })?;
-            let mode = if light.optimistic {
-                "light (optimistic)"
-            } else {
-                "light (finalized)"
-            };
-            (
-                execution.block_number,
-                B256::from(execution.block_hash),
-                B256::from(execution.state_root),
-                mode,
-            )
+            let client = Box::new(client);
+            (HeaderSource::Light { client, head }, mode)
         }
-        None => {
-            let tag = block.map_or(BlockNumberOrTag::Latest, BlockNumberOrTag::Number);
-            let (header, hash) = reader.header(tag).await.map_err(|e| CliError::Rpc {
-                what: "fetching the block header",
-                message: e.to_string(),
-            })?;
-            verify_header(&header, hash)?;
-            (header.number, hash, header.state_root, "rpc")
-        }
+        None => (HeaderSource::Rpc, "rpc"),
     };
+    // The same verified block as the node's IndexWatcher.
+    let verified = verified_block(&reader, &mut source, block, now)
+        .await
+        .map_err(|e| match e {
+            BlockError::Rpc(r) => CliError::Rpc {
+                what: "fetching the block header",
+                message: r.to_string(),
+            },
+            BlockError::Header(v) => CliError::Verify(v),
+            BlockError::Light(l) => CliError::Light(l),
+            e @ BlockError::NoExecution { .. } => CliError::Rpc {
+                what: "light client",
+                message: e.to_string(),
+            },
+        })?;
+    let (number, block_hash, state_root) = (verified.block, verified.hash, verified.state_root);
     let head = read_proven_head(&reader, address, &product, number, state_root)
         .await
         .map_err(|e| match e {

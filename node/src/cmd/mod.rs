@@ -17,6 +17,7 @@ mod p2p;
 mod patch;
 mod publish;
 mod run;
+mod state;
 mod swarm_demo;
 
 /// Run one command.
@@ -71,6 +72,7 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
         Command::Publish(args) => publish::run(args, out),
         Command::Run(args) => run::run(args, out),
         Command::Node(c) => node::run(c, out),
+        Command::State(c) => state::run(c, out),
     }
 }
 

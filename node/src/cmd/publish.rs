@@ -48,7 +48,7 @@ pub fn run(args: PublishArgs, out: &Output) -> Result<(), CliError> {
             args.level,
         );
         spinner.finish_and_clear();
-        let prepared = prepared.map_err(CliError::Demo)?;
+        let prepared = prepared.map_err(|e| CliError::Demo(e.to_string()))?;
         drop(store);
         let (record, bundle) = (&prepared.record, prepared.bundle);
         let published = index.publish(record).await?;

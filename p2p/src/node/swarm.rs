@@ -40,6 +40,15 @@ pub(crate) fn build_swarm(config: &P2pConfig, key: identity::Keypair) -> Result<
     let mdns_on = config.mdns;
     let (per_ip, limit_loopback) = (config.max_connections_per_ip, config.limit_loopback);
     let reprovide = config.reprovide_interval;
+    // `/dns4`, `/dns6` and `/dns` addresses, resolved by hickory from /etc/resolv.conf (a static binary has no
+    // glibc resolver); without a usable file only host names fail to dial.
+    let dns = hickory_resolver::system_conf::read_system_conf().unwrap_or_else(|e| {
+        warn!(error = %e, "no DNS servers from /etc/resolv.conf: /dns addresses cannot be dialled");
+        (
+            libp2p::dns::ResolverConfig::new(),
+            libp2p::dns::ResolverOpts::default(),
+        )
+    });
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, || {
@@ -51,6 +60,7 @@ pub(crate) fn build_swarm(config: &P2pConfig, key: identity::Keypair) -> Result<
         })
         .map_err(|e| t(&e))?
         .with_quic()
+        .with_dns_config(dns.0, dns.1)
         .with_behaviour(|key| {
             let peer_id = key.public().to_peer_id();
             let mut kad_cfg = kad::Config::new(kad::PROTOCOL_NAME);

@@ -26,6 +26,7 @@ fn rel(seq: u64, base: Option<u8>) -> ReleaseRecord {
             ReleaseKind::Full
         },
         min_sequence: 0,
+        terms: Default::default(),
     }
 }
 
@@ -260,6 +261,48 @@ fn a_rolled_back_release_is_not_retried_but_a_newer_one_is() {
         seen(&mut m, rel(3, Some(2))),
         vec![fetch(3, Payload::Full, Some(2))]
     );
+}
+
+/// A transient install fault (I/O, a full disk) is retried with backoff, from the fetch on, and never counts as a
+/// rollback.
+#[test]
+fn a_transient_install_failure_is_retried_with_backoff_not_rolled_back() {
+    let mut m = machine(1, 1);
+    seen(&mut m, rel(2, Some(1)));
+    m.handle(Input::Fetched {
+        sequence: Sequence(2),
+        payload: Payload::Patch,
+    });
+    let failed = m.handle(Input::InstallFailed {
+        sequence: Sequence(2),
+        now: 1000,
+    });
+    assert!(failed.is_empty(), "nothing before the backoff: {failed:?}");
+    assert_eq!(m.rolled_back().count(), 0);
+    assert_eq!(m.job().map(|j| j.failures), Some(1));
+    assert!(m.handle(Input::Tick { now: 1004 }).is_empty());
+    assert_eq!(
+        m.handle(Input::Tick { now: 1005 }),
+        vec![fetch(2, Payload::Patch, Some(1))]
+    );
+    m.handle(Input::Fetched {
+        sequence: Sequence(2),
+        payload: Payload::Patch,
+    });
+    // A second failure waits twice as long.
+    m.handle(Input::InstallFailed {
+        sequence: Sequence(2),
+        now: 2000,
+    });
+    assert!(m.handle(Input::Tick { now: 2009 }).is_empty());
+    assert_eq!(m.handle(Input::Tick { now: 2010 }).len(), 1);
+    // A stale report (no install in progress) changes nothing.
+    let job = m.job().cloned();
+    m.handle(Input::InstallFailed {
+        sequence: Sequence(2),
+        now: 3000,
+    });
+    assert_eq!(m.job().cloned(), job);
 }
 
 #[test]

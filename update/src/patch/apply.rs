@@ -4,9 +4,13 @@ use std::cell::RefCell;
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 
 use super::DEFAULT_MAX_WINDOW_LOG;
-use super::header::{AddCoding, HEADER_LEN, HeaderError, PatchHeader, PayloadKind};
+use super::base::Base;
+use super::branch::Unfilter;
+use super::coder::{self, Coder};
+use super::header::{AddCoding, HEADER_LEN, HeaderError, PatchHeader, PayloadKind, VERSION_1};
+use super::layout::{Layout, LayoutError, StreamEntry};
 use super::zero_runs::ZeroRunReader;
-use crate::hash::{Blake3Hash, HashingWriter, hash_reader};
+use crate::hash::{Blake3Hash, HashingWriter};
 use crate::varint::{self, ReadVarint};
 
 const BUF: usize = 64 * 1024;
@@ -14,7 +18,8 @@ const BUF: usize = 64 * 1024;
 /// What the device is willing to apply.
 #[derive(Clone, Debug)]
 pub struct ApplyLimits {
-    /// The largest zstd window (log2) accepted; bounds decompression memory at 2^this bytes.
+    /// The largest window (log2) accepted for any stream, zstd window or LZMA2 dictionary; bounds each
+    /// decoder's memory at 2^this bytes, checked before any decoder is built.
     pub max_window_log: u32,
     /// The target hash the caller expects (from a verified release record, or `--expect`).
     pub expect_target: Option<Blake3Hash>,
@@ -48,6 +53,8 @@ pub struct Applied {
 pub enum ApplyError {
     #[error("bad patch header: {0}")]
     Header(#[from] HeaderError),
+    #[error("bad stream table: {0}")]
+    Layout(#[from] LayoutError),
     #[error(
         "wrong base image: the patch applies to {expected} ({expected_size} bytes), this image is {actual} ({actual_size} bytes)"
     )]
@@ -64,7 +71,7 @@ pub enum ApplyError {
     },
     #[error("patch makes {announced} bytes, but {expected} bytes were expected")]
     UnexpectedSize { expected: u64, announced: u64 },
-    #[error("patch needs a zstd window of 2^{needed} bytes, this device allows 2^{limit}")]
+    #[error("patch needs a window of 2^{needed} bytes, this device allows 2^{limit}")]
     WindowTooLarge { needed: u32, limit: u32 },
     #[error("patch is truncated: {0}")]
     Truncated(String),
@@ -108,8 +115,12 @@ impl ApplyError {
     pub fn class(&self) -> ErrorClass {
         match self {
             ApplyError::WrongBase { .. } => ErrorClass::WrongBase,
-            ApplyError::Header(HeaderError::Truncated) | ApplyError::Truncated(_) => ErrorClass::Truncated,
-            ApplyError::Header(HeaderError::Io(_)) | ApplyError::Io { .. } => ErrorClass::Io,
+            ApplyError::Header(HeaderError::Truncated)
+            | ApplyError::Layout(LayoutError::Truncated)
+            | ApplyError::Truncated(_) => ErrorClass::Truncated,
+            ApplyError::Header(HeaderError::Io(_))
+            | ApplyError::Layout(LayoutError::Io(_))
+            | ApplyError::Io { .. } => ErrorClass::Io,
             ApplyError::UnexpectedTarget { .. }
             | ApplyError::UnexpectedSize { .. }
             | ApplyError::TargetHashMismatch { .. } => ErrorClass::HashMismatch,
@@ -179,30 +190,56 @@ impl<P: Read + Seek> Read for Section<'_, P> {
     }
 }
 
-type Frame<'a, P> = Capped<zstd::stream::read::Decoder<'static, BufReader<Section<'a, P>>>>;
+/// The decoder of one stream.
+enum Decoder<'a, P: Read + Seek> {
+    Zstd(zstd::stream::read::Decoder<'static, BufReader<Section<'a, P>>>),
+    Lzma2(liblzma::bufread::XzDecoder<BufReader<Section<'a, P>>>),
+}
 
-/// A decoder of the one zstd frame in `section`, limited to `window_log` and to `bound` decompressed bytes.
+impl<P: Read + Seek> Read for Decoder<'_, P> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Decoder::Zstd(d) => d.read(buf),
+            Decoder::Lzma2(d) => d.read(buf),
+        }
+    }
+}
+
+impl<'a, P: Read + Seek> Decoder<'a, P> {
+    /// What is left of the stream's section after the decoder stopped.
+    fn finish(self) -> BufReader<Section<'a, P>> {
+        match self {
+            Decoder::Zstd(d) => d.finish(),
+            Decoder::Lzma2(d) => d.into_inner(),
+        }
+    }
+}
+
+type Frame<'a, P> = Capped<Decoder<'a, P>>;
+
+/// A decoder of the one stream in `section`, with its coder and window (checked against the header's, and
+/// so the device's, limit when the table was read), limited to `bound` decompressed bytes.
 fn frame<P: Read + Seek>(
     section: Section<'_, P>,
-    window_log: u8,
+    entry: StreamEntry,
     bound: u64,
 ) -> Result<Frame<'_, P>, ApplyError> {
-    let mut decoder = zstd::stream::read::Decoder::new(section)
-        .map_err(|source| ApplyError::Io {
-            context: "starting zstd",
-            source,
-        })?
-        .single_frame();
-    decoder
-        .window_log_max(window_log.into())
-        .map_err(|source| ApplyError::Io {
-            context: "configuring zstd",
-            source,
-        })?;
-    Ok(Capped {
-        inner: decoder,
-        left: bound,
-    })
+    let io = |context| move |source| ApplyError::Io { context, source };
+    let inner = match entry.coder {
+        Coder::Zstd => {
+            let mut decoder = zstd::stream::read::Decoder::new(section)
+                .map_err(io("starting zstd"))?
+                .single_frame();
+            decoder
+                .window_log_max(entry.window_log.into())
+                .map_err(io("configuring zstd"))?;
+            Decoder::Zstd(decoder)
+        }
+        Coder::Lzma2 => Decoder::Lzma2(
+            coder::lzma2_decoder(BufReader::new(section), entry.window_log).map_err(io("starting lzma2"))?,
+        ),
+    };
+    Ok(Capped { inner, left: bound })
 }
 
 /// Check that a reader has nothing left.
@@ -234,9 +271,10 @@ fn finish_frame<P: Read + Seek>(mut frame: Frame<'_, P>, what: &str) -> Result<(
 
 /// Apply `patch` to `base`, writing the new image to `out`. `progress` gets the bytes written so far.
 ///
-/// Checks, in order: the header; the expectations in `limits`; the zstd window; the frame lengths against
-/// the file; the base image's hash (patches only); then streams the payload, never writing past the
-/// announced size; finally the result's hash. On error, whatever was written to `out` must be discarded.
+/// Checks, in order: the header; the expectations in `limits`; the window; the stream table (each stream's
+/// window within the header's) and the stream lengths against the file; the base image's hash (patches
+/// only); then streams the payload, never writing past the announced size; finally the result's hash. On
+/// error, whatever was written to `out` must be discarded.
 pub fn apply<B, P, W>(
     base: B,
     mut patch: P,
@@ -268,21 +306,31 @@ where
             limit: limits.max_window_log,
         });
     }
-    let patch_len = patch.seek(SeekFrom::End(0)).map_err(|source| ApplyError::Io {
-        context: "reading the patch",
-        source,
-    })?;
-    let lengths = match header.kind {
+    let io = |context| move |source| ApplyError::Io { context, source };
+    let patch_len = patch.seek(SeekFrom::End(0)).map_err(io("reading the patch"))?;
+    patch
+        .seek(SeekFrom::Start(HEADER_LEN as u64))
+        .map_err(io("reading the patch"))?;
+    let layout = match header.kind {
         PayloadKind::Full => None,
-        PayloadKind::Patch => Some(frame_lengths(&mut patch, patch_len)?),
+        PayloadKind::Patch if header.version == VERSION_1 => {
+            Some(Layout::read_v1(&mut patch, header.window_log)?)
+        }
+        PayloadKind::Patch => Some(Layout::read(
+            &mut patch,
+            header.base_size,
+            header.target_size,
+            header.window_log,
+        )?),
     };
+    let frames_at = patch.stream_position().map_err(io("reading the patch"))?;
+    if let Some(layout) = &layout {
+        check_lengths(layout, frames_at, patch_len)?;
+    }
 
-    let mut base = BufReader::with_capacity(BUF, base);
+    let mut base = Base::new(base, layout.as_ref().and_then(|l| l.old_filter.clone()));
     if header.kind == PayloadKind::Patch {
-        let (actual, actual_size) = hash_reader(&mut base, |_| {}).map_err(|source| ApplyError::Io {
-            context: "reading the base image",
-            source,
-        })?;
+        let (actual, actual_size) = base.verify().map_err(io("reading the base image"))?;
         if actual != header.base_hash || actual_size != header.base_size {
             return Err(ApplyError::WrongBase {
                 expected: header.base_hash,
@@ -291,32 +339,30 @@ where
                 actual_size,
             });
         }
-        base.seek(SeekFrom::Start(0)).map_err(|source| ApplyError::Io {
-            context: "rewinding the base image",
-            source,
-        })?;
     }
 
     let file = RefCell::new(patch);
-    let mut out = HashingWriter::new(out, header.target_size);
     let target = header.target_size;
-    let wlog = header.window_log;
-    match lengths {
+    let filter = layout.as_ref().and_then(|l| l.filter.clone());
+    let mut out = Unfilter::new(HashingWriter::new(out, target), filter);
+    match layout {
         None => {
-            let mut full = frame(
-                Section {
-                    file: &file,
-                    pos: HEADER_LEN as u64,
-                    end: patch_len,
-                },
-                wlog,
-                target,
-            )?;
+            let entry = StreamEntry {
+                coder: Coder::Zstd,
+                window_log: header.window_log,
+                len: patch_len - frames_at,
+            };
+            let section = Section {
+                file: &file,
+                pos: frames_at,
+                end: patch_len,
+            };
+            let mut full = frame(section, entry, target)?;
             copy_exact(&mut full, &mut out, u64::MAX, true, &mut progress)?;
             finish_frame(full, "image")?;
         }
-        Some([control, add, copy]) => {
-            let mut at = (HEADER_LEN + 24) as u64;
+        Some(layout) => {
+            let mut at = frames_at;
             let mut section = |len: u64| {
                 let s = Section {
                     file: &file,
@@ -326,23 +372,21 @@ where
                 at += len;
                 s
             };
+            let [control_e, add_e, copy_e] = layout.streams;
             // A valid control stream is at most a few varints per instruction; anything far larger is a
             // decompression bomb. The add and copy streams together are exactly the target.
             let mut control = frame(
-                section(control),
-                wlog,
+                section(control_e.len),
+                control_e,
                 target.saturating_mul(4).saturating_add(1 << 16),
             )?;
-            let mut add = match header.add_coding {
-                AddCoding::Raw => frame(section(add), wlog, target)?,
+            let add_bound = match header.add_coding {
+                AddCoding::Raw => target,
                 // Zero-run coding is at most a few varints per run on top of the literal bytes.
-                AddCoding::ZeroRuns => frame(
-                    section(add),
-                    wlog,
-                    target.saturating_mul(3).saturating_add(1 << 16),
-                )?,
+                AddCoding::ZeroRuns => target.saturating_mul(3).saturating_add(1 << 16),
             };
-            let mut copy = frame(section(copy), wlog, target)?;
+            let mut add = frame(section(add_e.len), add_e, add_bound)?;
+            let mut copy = frame(section(copy_e.len), copy_e, target)?;
             let mut run = |add: &mut dyn Read| {
                 apply_bidiff(
                     &mut base,
@@ -371,11 +415,10 @@ where
         }
     }
 
-    let (actual, written, mut sink) = out.finish();
-    sink.flush().map_err(|source| ApplyError::Io {
-        context: "flushing the result",
-        source,
-    })?;
+    let limit = out.get_ref().limit();
+    let hashing = out.finish().map_err(|e| write_error(e, limit))?;
+    let (actual, written, mut sink) = hashing.finish();
+    sink.flush().map_err(io("flushing the result"))?;
     if written != header.target_size {
         return Err(ApplyError::OutputTooShort {
             expected: header.target_size,
@@ -395,28 +438,12 @@ where
     })
 }
 
-/// The compressed lengths of a patch's three frames, checked against the file's length.
-fn frame_lengths<P: Read + Seek>(patch: &mut P, patch_len: u64) -> Result<[u64; 3], ApplyError> {
-    let mut raw = [0u8; 24];
-    patch
-        .seek(SeekFrom::Start(HEADER_LEN as u64))
-        .and_then(|_| patch.read_exact(&mut raw))
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::UnexpectedEof => ApplyError::Truncated("patch ends inside its frame table".into()),
-            _ => ApplyError::Io {
-                context: "reading the patch",
-                source: e,
-            },
-        })?;
-    let mut lengths = [0u64; 3];
-    for (i, len) in lengths.iter_mut().enumerate() {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&raw[i * 8..i * 8 + 8]);
-        *len = u64::from_le_bytes(b);
-    }
-    let needed = lengths
+/// Check that the streams, starting at `frames_at`, end exactly at the end of the file.
+fn check_lengths(layout: &Layout, frames_at: u64, patch_len: u64) -> Result<(), ApplyError> {
+    let needed = layout
+        .streams
         .iter()
-        .try_fold((HEADER_LEN + 24) as u64, |acc, l| acc.checked_add(*l))
+        .try_fold(frames_at, |acc, s| acc.checked_add(s.len))
         .ok_or_else(|| ApplyError::Corrupt("frame lengths overflow".into()))?;
     if needed > patch_len {
         return Err(ApplyError::Truncated(format!(
@@ -429,18 +456,18 @@ fn frame_lengths<P: Read + Seek>(patch: &mut P, patch_len: u64) -> Result<[u64; 
             patch_len - needed
         )));
     }
-    Ok(lengths)
+    Ok(())
 }
 
 /// Copy `len` bytes (or everything, when `to_end`) from the payload to the output.
 fn copy_exact<R: Read, W: Write>(
     from: &mut R,
-    to: &mut HashingWriter<W>,
+    to: &mut Unfilter<HashingWriter<W>>,
     len: u64,
     to_end: bool,
     progress: &mut impl FnMut(u64),
 ) -> Result<(), ApplyError> {
-    let limit = to.limit();
+    let limit = to.get_ref().limit();
     let mut buf = [0u8; 16 * 1024];
     let mut left = len;
     while left > 0 {
@@ -464,15 +491,15 @@ fn copy_exact<R: Read, W: Write>(
 }
 
 fn apply_bidiff<B: Read + Seek, R: Read, W: Write>(
-    base: &mut BufReader<B>,
+    base: &mut Base<B>,
     base_size: u64,
     control: &mut R,
     add: &mut dyn Read,
     copy: &mut R,
-    out: &mut HashingWriter<W>,
+    out: &mut Unfilter<HashingWriter<W>>,
     progress: &mut impl FnMut(u64),
 ) -> Result<(), ApplyError> {
-    let limit = out.limit();
+    let limit = out.get_ref().limit();
     let instruction =
         |control: &mut R| varint::read_required(control).map_err(|e| payload_error(e, "control stream"));
     let mut pos: u64 = 0;
@@ -522,12 +549,7 @@ fn apply_bidiff<B: Read + Seek, R: Read, W: Write>(
                 size: base_size,
             });
         }
-        if seek != 0 {
-            base.seek_relative(seek).map_err(|source| ApplyError::Io {
-                context: "seeking in the base image",
-                source,
-            })?;
-        }
+        base.seek_relative(seek);
         pos = target as u64;
     }
 }

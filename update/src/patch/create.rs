@@ -1,8 +1,11 @@
-//! Patch creation (publisher side): bidiff against the old image, then zstd.
+//! Patch creation (publisher side): branch filter, bidiff against the old image, then zstd or LZMA2 per stream.
 
 use std::io::{self, Write};
 
-use super::header::{AddCoding, HEADER_LEN, PatchHeader, PayloadKind};
+use super::branch::{self, Arch};
+use super::coder::{self, Coder, LzmaTuning};
+use super::header::{AddCoding, HEADER_LEN, PatchHeader, PayloadKind, VERSION_1, VERSION_2};
+use super::layout::{Layout, StreamEntry};
 use super::{STREAM_WINDOW_LOG, zero_runs};
 use crate::hash::Blake3Hash;
 use crate::varint;
@@ -57,14 +60,14 @@ impl PatchOptions {
 /// The three streams of a bidiff patch, kept apart because they compress very differently: instructions,
 /// add bytes (new minus old, mostly zeros) and copy bytes (new data).
 #[derive(Default)]
-struct Streams {
-    control: Vec<u8>,
-    add: Vec<u8>,
-    copy: Vec<u8>,
+pub(super) struct Streams {
+    pub(super) control: Vec<u8>,
+    pub(super) add: Vec<u8>,
+    pub(super) copy: Vec<u8>,
 }
 
 /// The bidiff instructions that turn `old` into `new`, split into streams.
-fn bidiff_streams(old: &[u8], new: &[u8]) -> Streams {
+pub(super) fn bidiff_streams(old: &[u8], new: &[u8]) -> Streams {
     let mut s = Streams::default();
     let mut emit = |add: &[u8], copy: &[u8], seek: i64| {
         varint::encode(add.len() as u64, &mut s.control);
@@ -117,38 +120,194 @@ fn compress_into(
     enc.finish().map_err(CreateError::Compress)
 }
 
+/// One candidate coding of a stream: its coder, window log and bytes.
+struct Coded {
+    coder: Coder,
+    window_log: u8,
+    bytes: Vec<u8>,
+}
+
+/// Raw add streams up to this size also try LZMA2.
+const RAW_ADD_LZMA: usize = 8 << 20;
+
+/// Streams up to this size also try zstd (cheap there; on larger streams LZMA2 has always won).
+const ZSTD_TRIAL: usize = 4 << 20;
+
+/// The smallest coding of `data` among LZMA2 with each of `tunings` and (for small streams, or with no
+/// tunings) zstd, each with the smallest window that holds the stream, at most 2^`max_log`.
+fn smallest(
+    data: &[u8],
+    max_log: u8,
+    tunings: &[LzmaTuning],
+    opts: &PatchOptions,
+) -> Result<Coded, CreateError> {
+    let mut best: Option<Coded> = None;
+    let mut keep = |c: Coded| {
+        if best.as_ref().is_none_or(|b| c.bytes.len() < b.bytes.len()) {
+            best = Some(c);
+        }
+    };
+    if max_log >= 12 {
+        let log = coder::fitting_log(data.len(), 12, max_log);
+        for t in tunings {
+            let bytes =
+                coder::lzma2_compress(data, log, *t, opts.level >= 19).map_err(CreateError::Compress)?;
+            keep(Coded {
+                coder: Coder::Lzma2,
+                window_log: log,
+                bytes,
+            });
+        }
+    }
+    if data.len() <= ZSTD_TRIAL || tunings.is_empty() || max_log < 12 {
+        let log = coder::fitting_log(data.len(), 10, max_log);
+        keep(Coded {
+            coder: Coder::Zstd,
+            window_log: log,
+            bytes: compress_into(Vec::new(), data, log.into(), opts)?,
+        });
+    }
+    best.ok_or_else(|| CreateError::Compress(io::Error::other("no coder for the stream")))
+}
+
+/// The three streams, each coded its smallest way.
+struct CodedStreams {
+    add_coding: AddCoding,
+    coded: [Coded; 3],
+}
+
+/// Code the three streams, the candidates of each on their own thread.
+fn code_streams(streams: &Streams, max_log: u8, opts: &PatchOptions) -> Result<CodedStreams, CreateError> {
+    use LzmaTuning as T;
+    let joined = |h: std::thread::ScopedJoinHandle<'_, Result<Coded, CreateError>>| {
+        h.join()
+            .map_err(|_| CreateError::Compress(io::Error::other("coding thread panicked")))?
+    };
+    let (control, runs, raw, copy) = std::thread::scope(|scope| {
+        let control = scope.spawn(|| smallest(&streams.control, max_log, &[T::DEFAULT, T::BYTES], opts));
+        // The add stream is coded as zero runs, or raw when that is smaller. LZMA2 on a large raw add
+        // stream (mostly zeros) takes many times as long as on its zero runs for about 1% less, so large
+        // ones try zstd only, and the largest nothing.
+        let runs = scope.spawn(|| {
+            smallest(
+                &zero_runs::encode(&streams.add),
+                max_log,
+                &[T::RUNS, T::BYTES],
+                opts,
+            )
+        });
+        let raw = scope.spawn(|| {
+            let tunings: &[LzmaTuning] = if streams.add.len() <= RAW_ADD_LZMA {
+                &[T::BYTES]
+            } else {
+                &[]
+            };
+            (streams.add.len() <= ZSTD_TRIAL || !tunings.is_empty())
+                .then(|| smallest(&streams.add, max_log, tunings, opts))
+                .transpose()
+        });
+        let copy = smallest(&streams.copy, max_log, &[T::DEFAULT, T::CODE], opts);
+        let raw = raw
+            .join()
+            .map_err(|_| CreateError::Compress(io::Error::other("coding thread panicked")))
+            .and_then(|r| r);
+        (joined(control), joined(runs), raw, copy)
+    });
+    let (control, runs, raw, copy) = (control?, runs?, raw?, copy?);
+    let add = match raw {
+        Some(raw) if raw.bytes.len() < runs.bytes.len() => (AddCoding::Raw, raw),
+        _ => (AddCoding::ZeroRuns, runs),
+    };
+    Ok(CodedStreams {
+        add_coding: add.0,
+        coded: [control, add.1, copy],
+    })
+}
+
+/// A quick measure of how well streams will code (zstd level 3), to choose between diffs before the slow
+/// coders run.
+fn estimate(streams: &Streams) -> usize {
+    [&streams.control, &zero_runs::encode(&streams.add), &streams.copy]
+        .iter()
+        .map(|s| zstd::bulk::compress(s, 3).map_or(s.len(), |c| c.len()))
+        .sum()
+}
+
+/// The branch filters the publisher tries. On every x86-64 pair of the bench corpus (bench/patch.sh) the
+/// plain diff coded smaller than the filtered one (bsdiff's add stream already absorbs the shifted rel32s),
+/// so only AArch64, where the filter won on every pair, is tried; devices decode both.
+pub(super) const TRIED_FILTERS: &[Arch] = &[Arch::Aarch64];
+
 /// A patch file that turns `old` into `new`.
+///
+/// ELF executables for the architectures of [`TRIED_FILTERS`] are also diffed through their branch filter
+/// ([`super::branch`]), in parallel, and the diff whose streams code smaller (by a quick estimate) is kept.
+/// Each stream then gets whichever of zstd and LZMA2 codes it smallest, with a window of at most
+/// 2^min(`opts.window_log`, [`STREAM_WINDOW_LOG`]).
 pub fn create_patch(old: &[u8], new: &[u8], opts: &PatchOptions) -> Result<Vec<u8>, CreateError> {
+    create_patch_trying(old, new, opts, TRIED_FILTERS)
+}
+
+/// [`create_patch`], trying the filters of `archs`.
+pub(super) fn create_patch_trying(
+    old: &[u8],
+    new: &[u8],
+    opts: &PatchOptions,
+    archs: &[Arch],
+) -> Result<Vec<u8>, CreateError> {
     opts.check()?;
-    let window_log = opts.window_log.min(STREAM_WINDOW_LOG);
-    let streams = bidiff_streams(old, new);
-    // The add stream is coded raw or as zero runs, whichever compresses smaller.
-    let raw_add = compress_into(Vec::new(), &streams.add, window_log, opts)?;
-    let runs_add = compress_into(Vec::new(), &zero_runs::encode(&streams.add), window_log, opts)?;
-    let (add_coding, add_frame) = if runs_add.len() < raw_add.len() {
-        (AddCoding::ZeroRuns, runs_add)
-    } else {
-        (AddCoding::Raw, raw_add)
+    let max_log = opts.window_log.min(STREAM_WINDOW_LOG) as u8;
+    let filters = match (branch::detect(old), branch::detect(new)) {
+        (Some(o), Some(n)) if o.arch == n.arch && archs.contains(&o.arch) => Some((o, n)),
+        _ => None,
+    };
+    let (plain, filtered) = std::thread::scope(|scope| {
+        let filtered = filters.map(|(fo, fnew)| {
+            scope.spawn(move || {
+                let (mut o, mut n) = (old.to_vec(), new.to_vec());
+                branch::encode(&fo, &mut o);
+                branch::encode(&fnew, &mut n);
+                let streams = bidiff_streams(&o, &n);
+                (estimate(&streams), streams, (fo, fnew))
+            })
+        });
+        let streams = bidiff_streams(old, new);
+        ((estimate(&streams), streams), filtered.map(|h| h.join()))
+    });
+    let (streams, filters) = match filtered {
+        Some(Ok((size, streams, f))) if size < plain.0 => (streams, Some(f)),
+        Some(Err(_)) => return Err(CreateError::Compress(io::Error::other("diff thread panicked"))),
+        _ => (plain.1, None),
+    };
+    let best = (code_streams(&streams, max_log, opts)?, filters);
+    let (CodedStreams { add_coding, coded }, filters) = best;
+    let (old_filter, filter) = filters.unzip();
+    let layout = Layout {
+        filter,
+        old_filter,
+        streams: [0, 1, 2].map(|i| StreamEntry {
+            coder: coded[i].coder,
+            window_log: coded[i].window_log,
+            len: coded[i].bytes.len() as u64,
+        }),
     };
     let header = PatchHeader {
+        version: VERSION_2,
         kind: PayloadKind::Patch,
-        window_log: window_log as u8,
+        window_log: coded.iter().map(|c| c.window_log).max().unwrap_or(10).max(10),
         add_coding,
         base_hash: Blake3Hash::of(old),
         base_size: old.len() as u64,
         target_hash: Blake3Hash::of(new),
         target_size: new.len() as u64,
     };
-    let control = compress_into(Vec::new(), &streams.control, window_log, opts)?;
-    let copy = compress_into(Vec::new(), &streams.copy, window_log, opts)?;
-    let frames = [control, add_frame, copy];
-    let mut out = Vec::with_capacity(HEADER_LEN + 24 + frames.iter().map(Vec::len).sum::<usize>());
+    let table = layout.to_bytes();
+    let mut out =
+        Vec::with_capacity(HEADER_LEN + table.len() + coded.iter().map(|c| c.bytes.len()).sum::<usize>());
     out.extend_from_slice(&header.to_bytes());
-    for frame in &frames {
-        out.extend_from_slice(&(frame.len() as u64).to_le_bytes());
-    }
-    for frame in &frames {
-        out.extend_from_slice(frame);
+    out.extend_from_slice(&table);
+    for c in &coded {
+        out.extend_from_slice(&c.bytes);
     }
     Ok(out)
 }
@@ -157,6 +316,7 @@ pub fn create_patch(old: &[u8], new: &[u8], opts: &PatchOptions) -> Result<Vec<u
 pub fn create_full(new: &[u8], opts: &PatchOptions) -> Result<Vec<u8>, CreateError> {
     opts.check()?;
     let header = PatchHeader {
+        version: VERSION_1,
         kind: PayloadKind::Full,
         window_log: opts.window_log as u8,
         add_coding: AddCoding::Raw,

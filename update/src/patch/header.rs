@@ -8,7 +8,10 @@ use crate::hash::Blake3Hash;
 /// Length of the header in bytes.
 pub const HEADER_LEN: usize = 88;
 const MAGIC: &[u8; 4] = b"FCPT";
-const VERSION: u8 = 1;
+/// The format of a full image, and of patches made before the stream table (version 1).
+pub const VERSION_1: u8 = 1;
+/// Patches with a stream table (branch filter, coder and window per stream): see [`super::layout`].
+pub const VERSION_2: u8 = 2;
 
 /// What follows the header.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -40,9 +43,11 @@ pub enum AddCoding {
 /// The header: what the patch applies to, what it makes, and how large a zstd window it needs.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct PatchHeader {
+    /// Format version: [`VERSION_1`] or [`VERSION_2`] (patches only).
+    pub version: u8,
     /// Patch or full image.
     pub kind: PayloadKind,
-    /// log2 of the zstd window the payload was compressed with.
+    /// log2 of the largest window (zstd) or dictionary (LZMA2) any stream of the payload needs.
     pub window_log: u8,
     /// How the add stream is coded (always `Raw` for a full image).
     pub add_coding: AddCoding,
@@ -61,13 +66,15 @@ pub struct PatchHeader {
 pub enum HeaderError {
     #[error("not a firmchain patch (magic {0:02x?}, expected \"FCPT\")")]
     Magic([u8; 4]),
-    #[error("unsupported patch format version {0} (this build reads version {VERSION})")]
+    #[error("unsupported patch format version {0} (this build reads versions 1 and 2)")]
     Version(u8),
+    #[error("format version {0} is for patches, not full images")]
+    FullVersion(u8),
     #[error("unknown payload kind {0}")]
     Kind(u8),
     #[error("unknown add-stream coding {0} for this payload kind")]
     AddCoding(u8),
-    #[error("zstd window log {0} is outside 10..=31")]
+    #[error("window log {0} is outside 10..=31")]
     WindowLog(u8),
     #[error("a full image must not name a base (base_hash {0})")]
     FullWithBase(Blake3Hash),
@@ -82,7 +89,7 @@ impl PatchHeader {
     pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
         b[..4].copy_from_slice(MAGIC);
-        b[4] = VERSION;
+        b[4] = self.version;
         b[5] = match self.kind {
             PayloadKind::Patch => 0,
             PayloadKind::Full => 1,
@@ -105,7 +112,7 @@ impl PatchHeader {
         if &magic != MAGIC {
             return Err(HeaderError::Magic(magic));
         }
-        if b[4] != VERSION {
+        if b[4] != VERSION_1 && b[4] != VERSION_2 {
             return Err(HeaderError::Version(b[4]));
         }
         let kind = match b[5] {
@@ -113,6 +120,9 @@ impl PatchHeader {
             1 => PayloadKind::Full,
             k => return Err(HeaderError::Kind(k)),
         };
+        if kind == PayloadKind::Full && b[4] != VERSION_1 {
+            return Err(HeaderError::FullVersion(b[4]));
+        }
         if !(10..=31).contains(&b[6]) {
             return Err(HeaderError::WindowLog(b[6]));
         }
@@ -132,6 +142,7 @@ impl PatchHeader {
             u64::from_le_bytes(v)
         };
         let header = PatchHeader {
+            version: b[4],
             kind,
             window_log: b[6],
             add_coding,
@@ -163,6 +174,7 @@ mod tests {
 
     fn sample() -> PatchHeader {
         PatchHeader {
+            version: VERSION_2,
             kind: PayloadKind::Patch,
             window_log: 23,
             add_coding: AddCoding::ZeroRuns,
@@ -192,6 +204,16 @@ mod tests {
             Err(HeaderError::Version(9))
         ));
         let mut b = good;
+        b[5] = 1;
+        b[7] = 0;
+        assert!(matches!(
+            PatchHeader::from_bytes(&b),
+            Err(HeaderError::FullVersion(2))
+        ));
+        let mut b = good;
+        b[4] = 1;
+        assert_eq!(PatchHeader::from_bytes(&b).unwrap().version, 1);
+        let mut b = good;
         b[5] = 7;
         assert!(matches!(PatchHeader::from_bytes(&b), Err(HeaderError::Kind(7))));
         let mut b = good;
@@ -201,6 +223,7 @@ mod tests {
             Err(HeaderError::WindowLog(40))
         ));
         let mut b = good;
+        b[4] = VERSION_1;
         b[5] = 1; // a full image cannot have a zero-run coded add stream
         assert!(matches!(
             PatchHeader::from_bytes(&b),

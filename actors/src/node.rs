@@ -1,0 +1,459 @@
+//! The composition root: [`Node::start`] opens the state, reconciles the slots once, seeds the `UpdateMachine`,
+//! starts P2P and the actors, and [`NodeHandle::stop`] stops them. `firmchain run` is a thin shell around it
+//! (it adds the HTTP API, which it builds from the handle).
+//!
+//! Call it inside an actix `System` on a multi-threaded tokio runtime: the actors run on actix's arbiter,
+//! networking and blocking file work on the runtime's threads.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr, AsyncContext, Context, Recipient, SyncArbiter};
+use alloy::primitives::Address;
+use alloy::signers::local::PrivateKeySigner;
+use firmchain_config::{ChainMode, Config, InstallMode, Invalid};
+use firmchain_lightclient::client::{ClientError, LightClient};
+use firmchain_lightclient::consensus::ChainSpec;
+use firmchain_lightclient::execution_rpc::HttpExecutionRpc;
+use firmchain_lightclient::rpc::{HttpRpc, RpcError};
+use firmchain_p2p::{Blockstore, P2p, P2pConfig};
+use firmchain_update::machine::{Input, Installed, Policy, UpdateMachine};
+use firmchain_update::{ProductId, Sequence};
+
+use crate::coordinator::{Coordinator, CoordinatorPorts};
+use crate::error::{FileError, InstallError, file};
+use crate::fetcher::{BlockFetcher, Verifier};
+use crate::installer::{
+    InstallTarget, Installer, InstallerConfig, Patcher, check_after_restart, prepare_command_mode,
+};
+use crate::messages::{ReleaseInstalled, StatusEvent};
+use crate::publisher::Publisher;
+use crate::slots::{SlotError, Slots};
+use crate::state::{NodeState, StateError};
+use crate::status::Status;
+use crate::unix_now;
+use crate::watcher::{HeaderSource, IndexWatcher, LightHead, Watcher};
+
+/// The IndexWatcher of a running node (HTTP RPCs).
+pub type NodeWatcher = IndexWatcher<HttpExecutionRpc, HttpRpc>;
+
+/// Why the node did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("configuration: {0}")]
+    Config(#[from] Invalid),
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Watch(#[from] crate::watcher::WatchError),
+    #[error("image slots: {0}")]
+    Slots(#[from] SlotError),
+    #[error("health check after a restart: {0}")]
+    Restart(Box<InstallError>),
+    #[error("installed image: {0}")]
+    Install(Box<InstallError>),
+    #[error(transparent)]
+    P2p(#[from] firmchain_p2p::P2pError),
+    #[error(transparent)]
+    Store(#[from] firmchain_p2p::StoreError),
+    #[error(transparent)]
+    Contract(#[from] firmchain_contracts::ContractError),
+    #[error("execution RPC: {0}")]
+    Rpc(RpcError),
+    #[error(transparent)]
+    Light(#[from] ClientError),
+    #[error("chain.chain_config {path}: {message}")]
+    ChainSpec { path: PathBuf, message: String },
+    #[error("a repository node signs releases: set FIRMCHAIN_PRIVATE_KEY")]
+    NoSigner,
+}
+
+/// What [`Node::start`] needs: a validated configuration, the libp2p settings made from it (callers may adjust
+/// them, e.g. tests of hostile peers), and the repository's signer.
+#[derive(Debug)]
+pub struct NodeConfig {
+    /// The configuration (already validated by `Config::load`).
+    pub config: Config,
+    /// The libp2p node's settings, from [`p2p_config`].
+    pub p2p: P2pConfig,
+    /// The repository role's signing key.
+    pub signer: Option<PrivateKeySigner>,
+}
+
+impl NodeConfig {
+    /// The settings of `config`, with the libp2p settings made from it.
+    pub fn new(config: Config, signer: Option<PrivateKeySigner>) -> Result<NodeConfig, NodeError> {
+        let p2p = p2p_config(&config)?;
+        Ok(NodeConfig { config, p2p, signer })
+    }
+}
+
+/// The libp2p settings of `config`.
+pub fn p2p_config(config: &Config) -> Result<P2pConfig, NodeError> {
+    let settings = config.validate()?;
+    let defaults = P2pConfig::default();
+    Ok(P2pConfig {
+        listen: settings.listen,
+        bootstrap: settings.bootstrap,
+        mdns: config.p2p.mdns,
+        max_connections: config.p2p.max_connections,
+        // A repository seeds each block once per second and lets the devices share it.
+        seed_window: config.repository.then_some(Duration::from_secs(1)),
+        fetch: firmchain_p2p::FetchOptions {
+            stall_timeout: Duration::from_secs(config.p2p.stall_timeout_secs),
+            ..defaults.fetch.clone()
+        },
+        ..defaults
+    })
+}
+
+/// A running node.
+#[derive(Debug)]
+pub struct NodeHandle {
+    /// The product it follows.
+    pub product: ProductId,
+    /// Whether it publishes too.
+    pub repository: bool,
+    /// Its data folder.
+    pub data_dir: PathBuf,
+    /// The libp2p node.
+    pub p2p: P2p,
+    /// What the actors report.
+    pub status: Addr<Status>,
+    /// The device's update policy (none on a repository).
+    pub coordinator: Option<Addr<Coordinator>>,
+    /// The publisher (repository role).
+    pub publisher: Option<Addr<Publisher>>,
+    /// The index watcher.
+    pub watcher: Addr<NodeWatcher>,
+    /// A damaged slot found and left behind at start.
+    pub recovered: Option<String>,
+    /// How the index is read (`rpc` or `light`).
+    pub chain_mode: ChainMode,
+}
+
+/// The composition root.
+#[derive(Debug)]
+pub struct Node;
+
+/// Where images go and what runs, at start-up.
+struct Opened {
+    target: InstallTarget,
+    installed: Installed,
+    /// A damaged slot that was found and left behind.
+    recovered: Option<String>,
+    /// A release rolled back by a health check that a crash had cut short.
+    checked: Option<(Sequence, String)>,
+}
+
+fn mkdir(p: &Path) -> Result<PathBuf, FileError> {
+    std::fs::create_dir_all(p).map_err(file(p))?;
+    Ok(p.to_owned())
+}
+
+/// The installed image at start-up, reconciling the state store with the slots once (the slot pointer is the
+/// truth: a crash between the switch and the state write leaves the store one step behind).
+async fn open_install(
+    config: &Config,
+    dir: &Path,
+    state: &NodeState,
+    product: &ProductId,
+) -> Result<Opened, NodeError> {
+    let recorded = state.installed(product)?;
+    let install = &config.install;
+    match install.mode {
+        InstallMode::Slots => {
+            let mut slots = Slots::open(&dir.join("slots"), install.initial_image.as_deref())?;
+            let timeout = Duration::from_secs(install.health_timeout_secs);
+            let checked = check_after_restart(
+                &mut slots,
+                state,
+                product,
+                install.health_check.as_deref(),
+                timeout,
+            )
+            .await
+            .map_err(|e| NodeError::Restart(Box::new(e)))?;
+            let active = slots.active();
+            let installed = Installed {
+                sequence: active.sequence,
+                hash: active.hash,
+            };
+            if recorded != Some(installed) {
+                state.set_installed(product, installed)?;
+            }
+            let recovered = slots.recovered.clone();
+            Ok(Opened {
+                target: InstallTarget::Slots(slots),
+                installed,
+                recovered,
+                checked,
+            })
+        }
+        InstallMode::Command => {
+            let current = dir.join("image").join("current.bin");
+            let hash = prepare_command_mode(&current, install.initial_image.as_deref())
+                .map_err(|e| NodeError::Install(Box::new(e)))?;
+            let sequence = recorded
+                .filter(|r| r.hash == hash)
+                .map_or(Sequence(0), |r| r.sequence);
+            let command = install.command.clone().unwrap_or_default();
+            Ok(Opened {
+                target: InstallTarget::Command { command, current },
+                installed: Installed { sequence, hash },
+                recovered: None,
+                checked: None,
+            })
+        }
+    }
+}
+
+/// The consensus chain: a config file, or Ethereum mainnet.
+pub fn chain_spec(path: Option<&Path>) -> Result<ChainSpec, NodeError> {
+    match path {
+        None => Ok(ChainSpec::mainnet()),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(file(p))?;
+            ChainSpec::from_config(&text).map_err(|message| NodeError::ChainSpec {
+                path: p.to_owned(),
+                message: message.to_string(),
+            })
+        }
+    }
+}
+
+/// HTTP settings of the RPC clients: the per-call timeout and the operator's CA file.
+fn http_options(config: &Config) -> firmchain_lightclient::http::HttpOptions {
+    firmchain_lightclient::http::HttpOptions {
+        timeout: Some(Duration::from_secs(config.chain.timeout_secs)),
+        ca_file: config.chain.ca_file.clone(),
+    }
+}
+
+async fn header_source(
+    config: &Config,
+    checkpoint: Option<[u8; 32]>,
+    state: &NodeState,
+) -> Result<HeaderSource<HttpRpc>, NodeError> {
+    let c = &config.chain;
+    if c.mode == ChainMode::Rpc {
+        return Ok(HeaderSource::Rpc);
+    }
+    // Resume from the newer of the persisted finalized header and the configured checkpoint (a fresh checkpoint
+    // recovers a device that was offline past the weak-subjectivity window), with the participation maxima.
+    let saved = state.light_client()?;
+    let spec = match c.network.as_deref().and_then(ChainSpec::network) {
+        Some(spec) => spec,
+        None => chain_spec(c.chain_config.as_deref())?,
+    };
+    let rpc =
+        HttpRpc::with_options(c.consensus_rpc.clone(), &http_options(config)).map_err(ClientError::from)?;
+    let window = c.weak_subjectivity_days * 24 * 3600;
+    let client =
+        LightClient::resume(spec, rpc, checkpoint, saved.as_ref(), unix_now(), window, false).await?;
+    Ok(HeaderSource::Light {
+        client: Box::new(client),
+        head: LightHead::Authorised,
+    })
+}
+
+impl Node {
+    /// Start a node: open its state (refusing a damaged one), reconcile the slots, start P2P and the actors.
+    pub async fn start(node: NodeConfig) -> Result<NodeHandle, NodeError> {
+        let NodeConfig { config, p2p, signer } = node;
+        let settings = config.validate()?;
+        if config.repository && signer.is_none() {
+            return Err(NodeError::NoSigner);
+        }
+        let product = settings.product;
+        let index = Address::from(settings.contract);
+        let dir = mkdir(&config.data_dir)?;
+        let timeout = Duration::from_secs(config.chain.timeout_secs);
+        let state = NodeState::open(&dir.join("state.redb"))?;
+        state.check()?;
+        let state = Arc::new(state);
+
+        let key = firmchain_p2p::load_or_create_identity(&dir.join("identity.key"))?;
+        let budget = config.p2p.store_budget_mib.saturating_mul(1 << 20);
+        let store = Arc::new(Blockstore::open(&dir.join("blocks.redb"), budget)?);
+        let (p2p, _task) = P2p::start(p2p, key, store).await?;
+
+        let opened = if config.repository {
+            None
+        } else {
+            Some(open_install(&config, &dir, &state, &product).await?)
+        };
+        let recovered = opened.as_ref().and_then(|o| o.recovered.clone());
+        if let Some(r) = &recovered {
+            tracing::warn!("{r}");
+        }
+        let status = Status::new(recovered.clone()).start();
+        if let Some((sequence, reason)) = opened.as_ref().and_then(|o| o.checked.clone()) {
+            tracing::warn!(sequence = sequence.0, %reason, "rolled back at start-up");
+            status.do_send(StatusEvent::Installed(ReleaseInstalled::RolledBack {
+                sequence,
+                reason,
+            }));
+        }
+
+        let publisher = if config.repository {
+            let signer = signer.ok_or(NodeError::NoSigner)?;
+            let provider = firmchain_contracts::provider(&config.chain.execution_rpc[0], Some(signer))?;
+            let client = firmchain_contracts::IndexClient::connect(provider, index, timeout).await?;
+            Some((client, mkdir(&dir.join("releases"))?))
+        } else {
+            None
+        };
+
+        // The watcher's address first: the Installer tells it of installs.
+        let watcher_ctx: Context<NodeWatcher> = Context::new();
+        let installed = match &opened {
+            Some(o) => o.installed.sequence,
+            None => state.installed(&product)?.map_or(Sequence(0), |i| i.sequence),
+        };
+        let coordinator = match opened {
+            None => None,
+            Some(opened) => {
+                let device = Device {
+                    state: &state,
+                    p2p: &p2p,
+                    status: &status,
+                    to_watcher: watcher_ctx.address().recipient(),
+                };
+                Some(start_device(&config, &dir, product, opened, device)?)
+            }
+        };
+
+        let rpc = HttpExecutionRpc::with_options(config.chain.execution_rpc.clone(), &http_options(&config))
+            .map_err(NodeError::Rpc)?;
+        let source = header_source(&config, settings.checkpoint, &state).await?;
+        let watcher = Watcher::new(rpc, index, product, source, state.clone(), installed)?
+            .with_scan(config.chain.from_block, config.chain.log_range);
+        let (seen, revoked) = match &coordinator {
+            Some(c) => (Some(c.clone().recipient()), Some(c.clone().recipient())),
+            None => (None, None),
+        };
+        let watcher = watcher_ctx.run(IndexWatcher::new(
+            watcher,
+            Duration::from_secs(config.chain.poll_interval_secs),
+            seen,
+            revoked,
+            status.clone().recipient(),
+        ));
+        let publisher = publisher.map(|(client, releases)| {
+            Publisher::new(
+                p2p.clone(),
+                client,
+                releases,
+                Some(watcher.clone().recipient()),
+                status.clone().recipient(),
+            )
+            .start()
+        });
+        Ok(NodeHandle {
+            product,
+            repository: config.repository,
+            data_dir: dir,
+            p2p,
+            status,
+            coordinator,
+            publisher,
+            watcher,
+            recovered,
+            chain_mode: config.chain.mode,
+        })
+    }
+}
+
+/// The device's pipeline: Verifier, Patcher, BlockFetcher, Installer and the Coordinator, its machine seeded with
+/// what runs and what was rolled back here.
+/// What the device's pipeline shares with the rest of the node.
+struct Device<'a> {
+    state: &'a Arc<NodeState>,
+    p2p: &'a P2p,
+    status: &'a Addr<Status>,
+    to_watcher: Recipient<ReleaseInstalled>,
+}
+
+fn start_device(
+    config: &Config,
+    dir: &Path,
+    product: ProductId,
+    opened: Opened,
+    device: Device<'_>,
+) -> Result<Addr<Coordinator>, NodeError> {
+    let Device {
+        state,
+        p2p,
+        status,
+        to_watcher,
+    } = device;
+    let verifier = SyncArbiter::start(1, || Verifier);
+    let patcher = SyncArbiter::start(1, || Patcher);
+    let downloads = mkdir(&dir.join("downloads"))?;
+    let rolled_back = state.rolled_back(&product)?;
+    let installer_config = InstallerConfig {
+        target: opened.target,
+        health_check: config.install.health_check.clone(),
+        health_timeout: Duration::from_secs(config.install.health_timeout_secs),
+        staging: dir.join("image").join("staging.bin"),
+    };
+    let (p2p, state, status) = (p2p.clone(), state.clone(), status.clone());
+    let stall = Duration::from_secs(config.p2p.stall_timeout_secs);
+    let installed = opened.installed;
+    Ok(Coordinator::create(move |ctx| {
+        let me = ctx.address();
+        let fetcher = BlockFetcher::new(
+            p2p.clone(),
+            verifier,
+            downloads,
+            stall,
+            me.clone().recipient(),
+            status.clone().recipient(),
+        )
+        .start();
+        let installer = Installer::new(
+            installer_config,
+            patcher,
+            state,
+            Some(p2p),
+            me.clone().recipient(),
+            status.recipient(),
+        )
+        .notify(to_watcher)
+        .start();
+        let mut machine = UpdateMachine::new(product, installed, Policy::default());
+        for r in rolled_back {
+            machine.handle(Input::RolledBack {
+                sequence: Sequence(r.sequence),
+            });
+        }
+        Coordinator::new(
+            machine,
+            CoordinatorPorts {
+                fetch: fetcher.clone().recipient(),
+                cancel: fetcher.recipient(),
+                install: installer.recipient(),
+            },
+            Duration::from_secs(1),
+        )
+    }))
+}
+
+impl NodeHandle {
+    /// Stop the node: the libp2p node shuts down, the actors stop with the actix system.
+    pub async fn stop(self) {
+        tracing::info!("stopping");
+        if let Err(e) = self.p2p.shutdown().await {
+            tracing::warn!(error = %e, "stopping the p2p node");
+        }
+        drop(self.watcher);
+        actix::System::current().stop();
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,131 @@
+//! Host names for both layers, resolved as a static binary does (hickory reading `/etc/resolv.conf`, no glibc):
+//! in a network namespace with only loopback, a private mount of `/etc/resolv.conf` naming dnsmasq on
+//! 127.0.0.1, the execution RPC is reached as `http://rpc.firmchain.test:PORT` and a peer is dialled at
+//! `/dns4/peer.firmchain.test/tcp/PORT/p2p/ID`; an unknown name fails with its name in the error.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alloy::eips::BlockNumberOrTag;
+use firmchain_lightclient::execution_rpc::{ExecutionRpc, HttpExecutionRpc};
+use firmchain_p2p::{Blockstore, P2p, P2pConfig, identity};
+use firmchain_tests::Anvil;
+
+const T: Duration = Duration::from_secs(30);
+const INNER: &str = "lightclient_dns::names_resolve_inside_the_namespace";
+
+/// The test proper, run by [`host_names_resolve_through_a_local_dns_server`] inside the namespace.
+#[tokio::test]
+#[ignore = "runs inside the namespace that host_names_resolve_through_a_local_dns_server makes"]
+async fn names_resolve_inside_the_namespace() {
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap();
+    assert_eq!(
+        resolv.trim(),
+        "nameserver 127.0.0.1",
+        "not inside the test namespace"
+    );
+    let anvil = Anvil::start().unwrap();
+    let port = anvil.url.rsplit(':').next().unwrap().to_owned();
+    let rpc = HttpExecutionRpc::new(
+        vec![format!("http://rpc.firmchain.test:{port}")],
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    // dnsmasq starts beside this process: retry until it answers.
+    let deadline = Instant::now() + T;
+    let header = loop {
+        match rpc.header(BlockNumberOrTag::Latest).await {
+            Ok((header, _)) => break header,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "rpc.firmchain.test: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert_eq!(header.number, 0);
+
+    let unknown = HttpExecutionRpc::new(
+        vec![format!("http://nowhere.firmchain.test:{port}")],
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let err = unknown
+        .header(BlockNumberOrTag::Latest)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nowhere.firmchain.test"), "{err}");
+
+    let node = |dir: &tempfile::TempDir| {
+        let store = Arc::new(Blockstore::open(&dir.path().join("blocks.redb"), 1 << 20).unwrap());
+        P2p::start(
+            P2pConfig::loopback(),
+            identity::Keypair::generate_ed25519(),
+            store,
+        )
+    };
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, _ta) = node(&da).await.unwrap();
+    let (b, _tb) = node(&db).await.unwrap();
+    let tcp = b.listen_addrs().await.unwrap().remove(0);
+    let text = tcp.to_string();
+    let parts: Vec<&str> = text.split('/').collect();
+    let at = parts.iter().position(|p| *p == "tcp").unwrap();
+    let port = parts[at + 1].to_owned();
+    let by_name: firmchain_p2p::Multiaddr =
+        format!("/dns4/peer.firmchain.test/tcp/{port}/p2p/{}", b.peer_id())
+            .parse()
+            .unwrap();
+    let peer = tokio::time::timeout(T, a.dial(by_name)).await.unwrap().unwrap();
+    assert_eq!(peer, b.peer_id());
+}
+
+#[test]
+fn host_names_resolve_through_a_local_dns_server() {
+    let allowed = Command::new("unshare")
+        .args(["-n", "-m", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !allowed {
+        eprintln!("skipped: this process may not make network and mount namespaces (unshare -n -m)");
+        return;
+    }
+    let dnsmasq = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("dnsmasq is missing: run scripts/setup (Debian package dnsmasq-base)");
+    let dir = tempfile::tempdir().unwrap();
+    let resolv = dir.path().join("resolv.conf");
+    std::fs::write(&resolv, "nameserver 127.0.0.1\n").unwrap();
+    let script = r#"set -e
+ip link set lo up
+mount --bind "$RESOLV" /etc/resolv.conf
+"$DNSMASQ" --keep-in-foreground --no-resolv --no-hosts --listen-address=127.0.0.1 --bind-interfaces \
+  --port=53 --user=root --address=/rpc.firmchain.test/127.0.0.1 --address=/peer.firmchain.test/127.0.0.1 \
+  --log-facility="$LOG" &
+dns=$!
+set +e
+"$0" "$@"
+rc=$?
+kill "$dns"
+exit "$rc"
+"#;
+    let exe = std::env::current_exe().unwrap();
+    let output = Command::new("unshare")
+        .args(["-n", "-m", "sh", "-c", script])
+        .arg(&exe)
+        .args([INNER, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .env("RESOLV", &resolv)
+        .env("DNSMASQ", dnsmasq)
+        .env("LOG", dir.path().join("dnsmasq.log"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "the inner test did not run:\n{text}");
+}
