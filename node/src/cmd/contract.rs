@@ -206,6 +206,13 @@ async fn run_async(command: ContractCommand, out: &Output) -> Result<(), CliErro
                 },
             );
         }
+        c @ (ContractCommand::Pause { .. }
+        | ContractCommand::Resume { .. }
+        | ContractCommand::Cancel { .. }
+        | ContractCommand::Guardian(_)
+        | ContractCommand::Delay { .. }
+        | ContractCommand::PauseBound { .. }
+        | ContractCommand::RolloutStatus { .. }) => super::rollout::run(c, out).await?,
         ContractCommand::Latest { index, product } => {
             let (seq, digest) = connect(&index, false).await?.latest(&product).await?;
             let digest = format!("0x{}", hex_of(&digest));

@@ -16,6 +16,7 @@ mod node;
 mod p2p;
 mod patch;
 mod publish;
+mod rollout;
 mod run;
 mod state;
 mod swarm_demo;

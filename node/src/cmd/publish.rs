@@ -22,6 +22,13 @@ fn read(path: &Path) -> Result<Vec<u8>, CliError> {
 
 pub fn run(args: PublishArgs, out: &Output) -> Result<(), CliError> {
     if let Some(api) = &args.api {
+        let t = &args.terms;
+        if !t.hardware.is_empty() || t.expires.is_some() || t.rollout.is_some() || t.notes.is_some() {
+            return Err(CliError::Usage(
+                "--hardware, --expires, --rollout and --notes need a standalone publish (without --api)"
+                    .into(),
+            ));
+        }
         let release = super::node::Release {
             to: args.to.clone(),
             from: args.from.clone(),
@@ -30,6 +37,7 @@ pub fn run(args: PublishArgs, out: &Output) -> Result<(), CliError> {
         };
         return super::block_on(super::node::publish(api, 600, release, out));
     }
+    let terms = super::rollout::terms(&args.terms)?;
     let old = args.from.as_deref().map(read).transpose()?;
     let new = read(&args.to)?;
     super::block_on_threads(async {
@@ -48,7 +56,8 @@ pub fn run(args: PublishArgs, out: &Output) -> Result<(), CliError> {
             args.level,
         );
         spinner.finish_and_clear();
-        let prepared = prepared.map_err(|e| CliError::Demo(e.to_string()))?;
+        let mut prepared = prepared.map_err(|e| CliError::Demo(e.to_string()))?;
+        prepared.record.terms = Box::new(terms);
         drop(store);
         let (record, bundle) = (&prepared.record, prepared.bundle);
         let published = index.publish(record).await?;
