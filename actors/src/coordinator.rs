@@ -29,15 +29,22 @@ pub struct Coordinator {
     machine: UpdateMachine,
     ports: CoordinatorPorts,
     tick: Duration,
+    /// Releases whose rollout gates the watcher proved last (for `/status`).
+    pub(crate) watching: Vec<firmchain_update::Sequence>,
 }
 
 impl Coordinator {
     /// A Coordinator over `machine`, ticking every `tick` for retries.
     pub fn new(machine: UpdateMachine, ports: CoordinatorPorts, tick: Duration) -> Coordinator {
-        Coordinator { machine, ports, tick }
+        Coordinator {
+            machine,
+            ports,
+            tick,
+            watching: Vec::new(),
+        }
     }
 
-    fn feed(&mut self, input: Input) {
+    pub(crate) fn feed(&mut self, input: Input) {
         for action in self.machine.handle(input) {
             match action {
                 Action::Fetch { record, payload } => {
@@ -126,6 +133,7 @@ impl Handler<GetStatus> for Coordinator {
             hash: installed.hash,
             working_on: self.machine.job().map(|j| (j.sequence, j.payload, j.failures)),
             rolled_back: self.machine.rolled_back().collect(),
+            waiting: crate::rollout::waiting(&self.machine, &self.watching),
         }
     }
 }

@@ -535,6 +535,8 @@ pub enum NodeCommand {
         /// Devices below this sequence must not install the release.
         #[arg(long, default_value_t = 0)]
         min_sequence: u64,
+        #[command(flatten)]
+        terms: TermsArgs,
     },
 }
 

@@ -83,7 +83,7 @@ fn rollout_commands_pause_resume_delay_cancel_and_status() {
     let out = publish(&["--rollout", "120%"]);
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     assert!(stderr(&out).contains("whole fleet"), "{}", stderr(&out));
-    let out = publish(&["--hardware", "board-a", "--api", "http://127.0.0.1:1"]);
+    let out = publish(&["--hardware", "has space"]);
     assert_eq!(code(&out), 2, "{}", stderr(&out));
 
     // A 25% canary for two classes: rollout-status names exactly the predicted devices.

@@ -22,18 +22,12 @@ fn read(path: &Path) -> Result<Vec<u8>, CliError> {
 
 pub fn run(args: PublishArgs, out: &Output) -> Result<(), CliError> {
     if let Some(api) = &args.api {
-        let t = &args.terms;
-        if !t.hardware.is_empty() || t.expires.is_some() || t.rollout.is_some() || t.notes.is_some() {
-            return Err(CliError::Usage(
-                "--hardware, --expires, --rollout and --notes need a standalone publish (without --api)"
-                    .into(),
-            ));
-        }
         let release = super::node::Release {
             to: args.to.clone(),
             from: args.from.clone(),
             product: Some(args.product),
             min_sequence: args.min_sequence,
+            terms: super::rollout::terms(&args.terms)?,
         };
         return super::block_on(super::node::publish(api, 600, release, out));
     }
