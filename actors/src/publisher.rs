@@ -229,7 +229,7 @@ async fn publish(
     })
     .await
     .map_err(|e| PublishError::Task(e.to_string()))??;
-    prepared.record.terms = Box::new(terms);
+    *prepared.record.terms = terms;
     if let Err(e) = p2p.provide(prepared.bundle).await {
         tracing::warn!(error = %e, "announcing the bundle on the DHT failed; peers that dial this node still get it");
     }

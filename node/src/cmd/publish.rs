@@ -51,7 +51,7 @@ pub fn run(args: PublishArgs, out: &Output) -> Result<(), CliError> {
         );
         spinner.finish_and_clear();
         let mut prepared = prepared.map_err(|e| CliError::Demo(e.to_string()))?;
-        prepared.record.terms = Box::new(terms);
+        *prepared.record.terms = terms;
         drop(store);
         let (record, bundle) = (&prepared.record, prepared.bundle);
         let published = index.publish(record).await?;
