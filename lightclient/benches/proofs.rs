@@ -429,11 +429,17 @@ fn main() {
          | committee chain: per period of lag (one update with the next committee) | {per_period} bytes | one update per period |\n\
          | device {lag} periods behind: proof + catch-up | {} bytes | ≤ 64 KB + {lag} updates |\n\
          | verify a release proof (decode, 2/3 check, BLS over 512 keys, trie proofs), median of 21 | {verify_ms:.2} ms | < 50 ms |\n\
-         | catch up {lag} periods (decode + {} updates, 512-key committee validation each) | {catch_up_ms:.1} ms | |\n",
+         | catch up {lag} periods (decode + {} updates, 512-key committee validation each) | {catch_up_ms:.1} ms | |\n\n\
+         A device in the current period needs only the release proof (and, the first time, the bootstrap of \
+         its checkpoint). A device {lag} periods behind its store needs {} updates: the one of its own period \
+         (which hands over the next committee) and one per period since. From Electra each branch into the \
+         beacon state is one node (32 bytes) longer. The head proof's 16 revocation flags are absent slots, \
+         each proven by its own path of full branch nodes, a worst case; most of its size is those paths.\n",
         release_bytes.len(),
         head_bytes.len(),
         boot_only.len(),
         release_bytes.len() + chain_bytes.len(),
+        lag + 1,
         lag + 1,
     );
     print!("{out}");

@@ -679,7 +679,9 @@ fn the_builder_makes_proofs_that_verify_and_refuses_bad_records() {
         product: B256::repeat_byte(0x52),
         ..e
     };
-    let empty = rt.block_on(build_head_proof(&w, &store, header, &none, 16)).unwrap();
+    let empty = rt
+        .block_on(build_head_proof(&w, &store, header, &none, 16))
+        .unwrap();
     let v = verify_head_proof(&store, &empty, &none, None).unwrap();
     assert_eq!((v.head, v.digest, v.revoked.len()), (0, B256::ZERO, 0));
 }
@@ -692,4 +694,17 @@ fn the_layout_follows_solidity() {
     let head = keccak256([PRODUCT.as_slice(), B256::from(U256::from(7)).as_slice()].concat());
     assert_eq!(FIRMWARE_INDEX.head(PRODUCT), head);
     assert_eq!(FIRMWARE_INDEX.head_slots(PRODUCT, 0, 1).len(), 2);
+}
+
+#[test]
+fn two_thirds_is_the_light_clients_supermajority() {
+    for size in [32, 512] {
+        for participants in 0..=size {
+            assert_eq!(
+                participants >= TWO_THIRDS.required(size),
+                crate::consensus::store::is_supermajority(participants, size),
+                "{participants} of {size}"
+            );
+        }
+    }
 }

@@ -143,8 +143,16 @@ fn x86_at(buf: &mut [u8], i: usize, pos: u64, encode: bool) -> usize {
     if word[3] == 0 || word[3] == 0xFF {
         let v = u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
         let end = pos.wrapping_add((op_len + 4) as u64) as u32;
-        let moved = (if encode { v.wrapping_add(end) } else { v.wrapping_sub(end) }) & 0x01FF_FFFF;
-        let out = if moved & 0x0100_0000 != 0 { moved | 0xFE00_0000 } else { moved };
+        let moved = (if encode {
+            v.wrapping_add(end)
+        } else {
+            v.wrapping_sub(end)
+        }) & 0x01FF_FFFF;
+        let out = if moved & 0x0100_0000 != 0 {
+            moved | 0xFE00_0000
+        } else {
+            moved
+        };
         buf[at..at + 4].copy_from_slice(&out.to_le_bytes());
     }
     op_len + 4
@@ -153,7 +161,13 @@ fn x86_at(buf: &mut [u8], i: usize, pos: u64, encode: bool) -> usize {
 /// Convert one aligned AArch64 word at absolute position `pos` (a multiple of 4).
 #[inline]
 fn arm64_word(w: u32, pos: u64, encode: bool) -> u32 {
-    let step = |v: u32, by: u32, mask: u32| (if encode { v.wrapping_add(by) } else { v.wrapping_sub(by) }) & mask;
+    let step = |v: u32, by: u32, mask: u32| {
+        (if encode {
+            v.wrapping_add(by)
+        } else {
+            v.wrapping_sub(by)
+        }) & mask
+    };
     if w & 0x7C00_0000 == 0x1400_0000 {
         // B (000101) and BL (100101).
         (w & 0xFC00_0000) | step(w & 0x03FF_FFFF, (pos >> 2) as u32, 0x03FF_FFFF)
@@ -379,7 +393,13 @@ mod tests {
         let mut pts: Vec<u64> = cuts.iter().map(|c| c % (len + 1)).collect();
         pts.sort_unstable();
         pts.dedup();
-        let ranges = normalise(pts.chunks(2).filter(|p| p.len() == 2).map(|p| (p[0], p[1])).collect(), len);
+        let ranges = normalise(
+            pts.chunks(2)
+                .filter(|p| p.len() == 2)
+                .map(|p| (p[0], p[1]))
+                .collect(),
+            len,
+        );
         [Arch::X86_64, Arch::Aarch64]
             .into_iter()
             .flat_map(|arch| {
@@ -426,7 +446,10 @@ mod tests {
 
     #[test]
     fn detect_finds_executable_sections_only() {
-        assert_eq!(detect(b"not an elf at all, just some bytes of data of a length over sixty-four"), None);
+        assert_eq!(
+            detect(b"not an elf at all, just some bytes of data of a length over sixty-four"),
+            None
+        );
         assert_eq!(detect(&[]), None);
     }
 

@@ -172,13 +172,23 @@ fn code_streams(streams: &Streams, max_log: u8, opts: &PatchOptions) -> Result<C
     let control = smallest(&streams.control, max_log, &[LzmaTuning::BYTES], opts)?;
     // The add stream is coded raw or as zero runs, whichever compresses smaller.
     let raw_add = smallest(&streams.add, max_log, &[LzmaTuning::BYTES], opts)?;
-    let runs_add = smallest(&zero_runs::encode(&streams.add), max_log, &[LzmaTuning::BYTES], opts)?;
+    let runs_add = smallest(
+        &zero_runs::encode(&streams.add),
+        max_log,
+        &[LzmaTuning::BYTES],
+        opts,
+    )?;
     let (add_coding, add) = if runs_add.bytes.len() < raw_add.bytes.len() {
         (AddCoding::ZeroRuns, runs_add)
     } else {
         (AddCoding::Raw, raw_add)
     };
-    let copy = smallest(&streams.copy, max_log, &[LzmaTuning::DEFAULT, LzmaTuning::BYTES], opts)?;
+    let copy = smallest(
+        &streams.copy,
+        max_log,
+        &[LzmaTuning::DEFAULT, LzmaTuning::BYTES],
+        opts,
+    )?;
     Ok(CodedStreams {
         add_coding,
         coded: [control, add, copy],
@@ -213,7 +223,8 @@ pub fn create_patch(old: &[u8], new: &[u8], opts: &PatchOptions) -> Result<Vec<u
     });
     let mut best = plain?;
     if let Some(joined) = filtered {
-        let candidate = joined.map_err(|_| CreateError::Compress(io::Error::other("diff thread panicked")))??;
+        let candidate =
+            joined.map_err(|_| CreateError::Compress(io::Error::other("diff thread panicked")))??;
         if candidate.0.len() < best.0.len() {
             best = candidate;
         }
