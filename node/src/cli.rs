@@ -134,6 +134,11 @@ pub enum Command {
         /// Only the in-process walk-through of the update pipeline (no chain, no network).
         #[arg(long)]
         pipeline: bool,
+        /// Show a staged rollout instead: one release under this schedule (START%[,+STEP%/INTERVAL]; a start
+        /// alone grows by the same share every hour), anvil's clock moved forward step by step, with a pause
+        /// and a resume on the way.
+        #[arg(long, conflicts_with = "pipeline")]
+        rollout: Option<RolloutSchedule>,
     },
 }
 

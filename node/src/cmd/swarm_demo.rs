@@ -29,19 +29,19 @@ pub struct DemoArgs {
     pub anvil: Option<PathBuf>,
 }
 
-fn fail(message: impl Into<String>) -> CliError {
+pub(super) fn fail(message: impl Into<String>) -> CliError {
     CliError::Demo(message.into())
 }
 
 /// A child process, stopped (SIGTERM, then SIGKILL) when dropped.
-struct Proc {
-    name: String,
+pub(super) struct Proc {
+    pub(super) name: String,
     child: Child,
     lines: mpsc::Receiver<String>,
 }
 
 impl Proc {
-    fn spawn(name: &str, mut cmd: Command, log: &Path) -> Result<Proc, CliError> {
+    pub(super) fn spawn(name: &str, mut cmd: Command, log: &Path) -> Result<Proc, CliError> {
         let log = std::fs::File::create(log).map_err(CliError::file(log))?;
         let mut child = cmd
             .stdin(Stdio::null())
@@ -64,7 +64,7 @@ impl Proc {
     }
 
     /// The first line for which `pick` returns something, within `timeout`.
-    fn wait_line<T>(
+    pub(super) fn wait_line<T>(
         &self,
         timeout: Duration,
         mut pick: impl FnMut(&str) -> Option<T>,
@@ -102,7 +102,7 @@ impl Drop for Proc {
 
 /// anvil: `--anvil`, FIRMCHAIN_ANVIL, the npm package that `scripts/setup` installs (looked up from the working
 /// folder and from this binary's folder upwards), or `anvil` on the PATH.
-fn find_anvil(given: Option<&Path>) -> PathBuf {
+pub(super) fn find_anvil(given: Option<&Path>) -> PathBuf {
     if let Some(p) = given {
         return p.to_owned();
     }
@@ -124,14 +124,14 @@ fn find_anvil(given: Option<&Path>) -> PathBuf {
     PathBuf::from("anvil")
 }
 
-struct Node {
-    proc: Proc,
-    api: String,
-    peer_id: String,
-    addrs: Vec<String>,
+pub(super) struct Node {
+    pub(super) proc: Proc,
+    pub(super) api: String,
+    pub(super) peer_id: String,
+    pub(super) addrs: Vec<String>,
 }
 
-fn node_command(exe: &Path, dir: &Path, rpc: &str, contract: &str, extra: &[String]) -> Command {
+pub(super) fn node_command(exe: &Path, dir: &Path, rpc: &str, contract: &str, extra: &[String]) -> Command {
     let mut cmd = Command::new(exe);
     cmd.args(["--json", "run", "--data"]).arg(dir);
     for s in [
@@ -152,7 +152,7 @@ fn node_command(exe: &Path, dir: &Path, rpc: &str, contract: &str, extra: &[Stri
     cmd
 }
 
-fn start_node(name: &str, cmd: Command, log: &Path) -> Result<Node, CliError> {
+pub(super) fn start_node(name: &str, cmd: Command, log: &Path) -> Result<Node, CliError> {
     let proc = Proc::spawn(name, cmd, log)?;
     let v: Value = proc.wait_line(Duration::from_secs(60), |l| serde_json::from_str(l).ok())?;
     let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
@@ -169,7 +169,7 @@ fn start_node(name: &str, cmd: Command, log: &Path) -> Result<Node, CliError> {
     })
 }
 
-async fn status(http: &reqwest::Client, node: &Node) -> Result<Value, CliError> {
+pub(super) async fn status(http: &reqwest::Client, node: &Node) -> Result<Value, CliError> {
     let r = http
         .get(format!("http://{}/status", node.api))
         .send()
