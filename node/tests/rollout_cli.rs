@@ -276,3 +276,31 @@ fn rollout_commands_pause_resume_delay_cancel_and_status() {
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     assert!(stderr(&out).contains("has no release 9"), "{}", stderr(&out));
 }
+
+#[test]
+fn the_rollout_demo_installs_wave_by_wave_with_a_pause() {
+    let out = Command::new(env!("CARGO_BIN_EXE_firmchain"))
+        .args([
+            "--json",
+            "demo",
+            "--devices",
+            "6",
+            "--rollout",
+            "40%,+30%/1h",
+            "--size-mib",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let v = json(&out);
+    assert_eq!(v["rollout"], "40%,+30%/1h");
+    let waves = v["waves"].as_array().unwrap();
+    // 40%, then (after the paused step) 70%, then 100%.
+    let shares: Vec<u64> = waves.iter().map(|w| w["share_bps"].as_u64().unwrap()).collect();
+    assert_eq!(shares, [4000, 7000, 10_000]);
+    let installed: usize = waves
+        .iter()
+        .map(|w| w["installed"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(installed, 6, "every device installed exactly once: {v}");
+}
