@@ -13,8 +13,11 @@ use crate::messages::ChainHead;
 /// Which sync-committee verified header a light-mode read is proven against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LightHead {
-    /// The newest header the committee signed (what the IndexWatcher follows).
+    /// The newest header the committee signed above the safety threshold.
     Optimistic,
+    /// The newest header that may authorise an install: the finalized header, or a header attested by at least
+    /// two thirds of the sync committee (what the IndexWatcher follows).
+    Authorised,
     /// The newest finalized header.
     Finalized,
 }
@@ -87,6 +90,7 @@ pub async fn verified_block<E: ExecutionRpc, C: ConsensusRpc>(
             client.sync(now).await?;
             let header = match head {
                 LightHead::Optimistic => &client.store.optimistic_header,
+                LightHead::Authorised => client.authorised_header(),
                 LightHead::Finalized => &client.store.finalized_header,
             };
             let execution = header.execution.as_ref().ok_or(BlockError::NoExecution {

@@ -1,10 +1,13 @@
 //! The Coordinator: a thin shell over the pure [`UpdateMachine`]. It turns messages into machine inputs, sends
 //! the machine's actions to the fetcher and the installer, and ticks the machine for retries.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use actix::{Actor, AsyncContext, Context, Handler, Recipient};
-use firmchain_update::machine::{Action, Input, UpdateMachine};
+use firmchain_update::Sequence;
+use firmchain_update::machine::{Action, Input, Payload, UpdateMachine};
 
 use crate::messages::{
     CancelFetch, CoordinatorStatus, FetchRelease, GetStatus, InstallRelease, ReleaseFetched,
@@ -31,6 +34,8 @@ pub struct Coordinator {
     tick: Duration,
     /// Releases whose rollout gates the watcher proved last (for `/status`).
     pub(crate) watching: Vec<firmchain_update::Sequence>,
+    /// Where each verified payload is (from the fetcher, for the installer).
+    fetched: HashMap<(Sequence, Payload), PathBuf>,
 }
 
 impl Coordinator {
@@ -41,6 +46,7 @@ impl Coordinator {
             ports,
             tick,
             watching: Vec::new(),
+            fetched: HashMap::new(),
         }
     }
 
@@ -51,7 +57,17 @@ impl Coordinator {
                     self.ports.fetch.do_send(FetchRelease { record, payload })
                 }
                 Action::Install { record, payload } => {
-                    self.ports.install.do_send(InstallRelease { record, payload })
+                    match self.fetched.remove(&(record.sequence, payload)) {
+                        Some(file) => self.ports.install.do_send(InstallRelease {
+                            record,
+                            payload,
+                            file,
+                        }),
+                        // Not reachable: the machine installs only what was reported fetched.
+                        None => {
+                            tracing::warn!(sequence = record.sequence.0, "no verified payload to install")
+                        }
+                    }
                 }
                 Action::Cancel { sequence } => self.ports.cancel.do_send(CancelFetch { sequence }),
             }
@@ -93,10 +109,13 @@ impl Handler<ReleaseFetched> for Coordinator {
 
     fn handle(&mut self, msg: ReleaseFetched, _: &mut Context<Self>) {
         let input = match msg.outcome {
-            Ok(()) => Input::Fetched {
-                sequence: msg.sequence,
-                payload: msg.payload,
-            },
+            Ok(file) => {
+                self.fetched.insert((msg.sequence, msg.payload), file);
+                Input::Fetched {
+                    sequence: msg.sequence,
+                    payload: msg.payload,
+                }
+            }
             Err(_) => Input::FetchFailed {
                 sequence: msg.sequence,
                 payload: msg.payload,
@@ -181,7 +200,7 @@ mod tests {
                 self.fail_fetches -= 1;
                 Err(Arc::new(crate::error::FetchError::BadCid("no provider".into())))
             } else {
-                Ok(())
+                Ok(PathBuf::from(format!("/downloads/{}", msg.record.sequence)))
             };
             if let Some(c) = &self.coordinator {
                 c.do_send(ReleaseFetched {

@@ -84,7 +84,7 @@ pub enum FetchError {
     #[error(transparent)]
     P2p(Box<firmchain_p2p::FetchError>),
     #[error("bundle {root} has no entry {entry:?}")]
-    NoEntry { root: Cid, entry: &'static str },
+    NoEntry { root: Cid, entry: String },
     #[error(transparent)]
     Verify(#[from] VerifyError),
     #[error("the verifier stopped: {0}")]

@@ -17,7 +17,7 @@ use actix::{
     SyncContext, WrapFuture,
 };
 use cid::Cid;
-use firmchain_p2p::{Blockstore, FetchLimits, FetchOptions, P2p};
+use firmchain_p2p::{Blockstore, FetchLimits, FetchOptions, FetchProgress, FetchSummary, P2p};
 use firmchain_update::dag::{ReadLimits, read_file};
 use firmchain_update::machine::Payload;
 use firmchain_update::{Blake3Hash, ReleaseKind, ReleaseRecord, Sequence};
@@ -94,10 +94,14 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
-/// Write the file under `root` from `store` to `out` and check it; on any failure `out` is removed.
+/// Write the file under `root` from `store` to `out` and check it. The file is written beside `out` and renamed
+/// over it only once it checked out: on any failure `out` is as it was.
 pub fn verify_payload(msg: &VerifyPayload) -> Result<u64, VerifyError> {
+    let mut partial = msg.out.clone().into_os_string();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
     let result = (|| {
-        let file_out = File::create(&msg.out).map_err(file(&msg.out))?;
+        let file_out = File::create(&partial).map_err(file(&partial))?;
         let mut w = Hashing {
             inner: BufWriter::new(file_out),
             hasher: blake3::Hasher::new(),
@@ -115,9 +119,9 @@ pub fn verify_payload(msg: &VerifyPayload) -> Result<u64, VerifyError> {
         let hash = Blake3Hash(*w.hasher.finalize().as_bytes());
         let written = w.inner.into_inner().map_err(|e| {
             let (e, _) = e.into_parts();
-            file(&msg.out)(e)
+            file(&partial)(e)
         })?;
-        written.sync_all().map_err(file(&msg.out))?;
+        written.sync_all().map_err(file(&partial))?;
         if let Some((expected, expected_size)) = msg.expect
             && (hash != expected || size != expected_size)
         {
@@ -129,10 +133,11 @@ pub fn verify_payload(msg: &VerifyPayload) -> Result<u64, VerifyError> {
                 expected,
             })));
         }
+        std::fs::rename(&partial, &msg.out).map_err(file(&msg.out))?;
         Ok(size)
     })();
     if result.is_err() {
-        let _ = std::fs::remove_file(&msg.out);
+        let _ = std::fs::remove_file(&partial);
     }
     result
 }
@@ -183,6 +188,35 @@ impl Actor for BlockFetcher {
     type Context = Context<Self>;
 }
 
+/// Fetch the DAG under `root` into the node's store, every block checked against its CID, telling `progress` as
+/// blocks arrive. Returns the summary and the root of the file to read: `opts.entry` of the bundle when one is
+/// named, else `root`. The first half of the one fetch → verify path of the BlockFetcher and `firmchain p2p get`
+/// (the second is [`verify_payload`]).
+pub async fn fetch_blocks(
+    p2p: &P2p,
+    root: Cid,
+    opts: FetchOptions,
+    mut progress: impl FnMut(FetchProgress) + Send + 'static,
+) -> Result<(FetchSummary, Cid), FetchError> {
+    let entry = opts.entry.clone();
+    let fetching = p2p.fetch(root, opts);
+    let mut changes = fetching.progress.clone();
+    let reporter = tokio::spawn(async move {
+        while changes.changed().await.is_ok() {
+            let p = *changes.borrow();
+            progress(p);
+        }
+    });
+    let summary = fetching.finish().await;
+    reporter.abort();
+    let summary = summary?;
+    let file = match entry {
+        None => root,
+        Some(entry) => summary.entry.ok_or(FetchError::NoEntry { root, entry })?,
+    };
+    Ok((summary, file))
+}
+
 async fn fetch(
     p2p: P2p,
     verifier: Addr<Verifier>,
@@ -200,33 +234,22 @@ async fn fetch(
         entry: Some(entry_name(payload).to_owned()),
         ..p2p.fetch_defaults().clone()
     };
-    let fetching = p2p.fetch(root, opts);
-    let mut progress = fetching.progress.clone();
     let sequence = record.sequence;
     let forward = status.clone();
-    let reporter = tokio::spawn(async move {
-        while progress.changed().await.is_ok() {
-            let p = *progress.borrow();
-            forward.do_send(StatusEvent::Fetching {
-                sequence,
-                payload,
-                blocks: p.blocks,
-                known_blocks: p.known_blocks,
-                bytes: p.bytes,
-                peers: p.peers,
-            });
-        }
-    });
-    let summary = fetching.finish().await;
-    reporter.abort();
-    let summary = summary?;
+    let (summary, entry) = fetch_blocks(&p2p, root, opts, move |p| {
+        forward.do_send(StatusEvent::Fetching {
+            sequence,
+            payload,
+            blocks: p.blocks,
+            known_blocks: p.known_blocks,
+            bytes: p.bytes,
+            peers: p.peers,
+        })
+    })
+    .await?;
     for r in &summary.rejected {
         status.do_send(StatusEvent::Rejected(r.to_string()));
     }
-    let entry = summary.entry.ok_or(FetchError::NoEntry {
-        root,
-        entry: entry_name(payload),
-    })?;
     verifier
         .send(VerifyPayload {
             store: p2p.store().clone(),
@@ -266,11 +289,12 @@ impl Handler<FetchRelease> for BlockFetcher {
             ctx.cancel_future(old);
         }
         tracing::info!(sequence = sequence.0, payload = entry_name(payload), "fetching");
+        let out = download_path(&self.downloads, sequence, payload);
         let work = fetch(
             self.p2p.clone(),
             self.verifier.clone(),
             self.status.clone(),
-            download_path(&self.downloads, sequence, payload),
+            out.clone(),
             self.stall_timeout,
             msg.record,
             payload,
@@ -296,7 +320,7 @@ impl Handler<FetchRelease> for BlockFetcher {
             act.done.do_send(ReleaseFetched {
                 sequence,
                 payload,
-                outcome: result.map(|_| ()),
+                outcome: result.map(|_| out),
             });
         }));
         self.running.insert(sequence, handle);

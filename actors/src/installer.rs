@@ -22,7 +22,6 @@ use firmchain_update::patch::{self, ApplyError, ApplyLimits};
 use firmchain_update::{Blake3Hash, ProductId, ReleaseRecord, Sequence};
 
 use crate::error::{InstallError, ScriptError, file};
-use crate::fetcher::download_path;
 use crate::messages::{InstallRelease, ReleaseInstalled, StatusEvent};
 use crate::slots::Slots;
 use crate::state::NodeState;
@@ -131,8 +130,6 @@ pub struct InstallerConfig {
     pub health_check: Option<String>,
     /// How long the health check may take.
     pub health_timeout: Duration,
-    /// Where the BlockFetcher leaves verified payloads.
-    pub downloads: PathBuf,
     /// A scratch file for command mode.
     pub staging: PathBuf,
 }
@@ -260,8 +257,9 @@ async fn install(
     state: Arc<NodeState>,
     record: ReleaseRecord,
     payload: Payload,
+    payload_file: PathBuf,
 ) -> Result<ReleaseInstalled, InstallError> {
-    let (base, out, downloads, health, timeout, command) = {
+    let (base, out, health, timeout, command) = {
         let c = lock(&config)?;
         let (base, out, command) = match &c.target {
             InstallTarget::Slots(slots) => {
@@ -272,16 +270,8 @@ async fn install(
                 (current.clone(), c.staging.clone(), Some(command.clone()))
             }
         };
-        (
-            base,
-            out,
-            c.downloads.clone(),
-            c.health_check.clone(),
-            c.health_timeout,
-            command,
-        )
+        (base, out, c.health_check.clone(), c.health_timeout, command)
     };
-    let payload_file = download_path(&downloads, record.sequence, payload);
     let hash = patcher
         .send(ApplyPayload {
             base,
@@ -424,6 +414,7 @@ impl Handler<InstallRelease> for Installer {
             self.state.clone(),
             record,
             msg.payload,
+            msg.file,
         );
         // One install at a time: the actor handles nothing else until this one ends.
         ctx.wait(work.into_actor(self).map(move |result, act, ctx| {

@@ -1,5 +1,6 @@
 //! The typed messages between the actors. Commands are imperatives, events past tense.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix::Message;
@@ -44,8 +45,8 @@ pub struct ReleaseFetched {
     pub sequence: Sequence,
     /// Which payload.
     pub payload: Payload,
-    /// `Err` says what failed (no provider, a hash mismatch, ...).
-    pub outcome: Result<(), Arc<FetchError>>,
+    /// Where the verified payload is, or what failed (no provider, a hash mismatch, ...).
+    pub outcome: Result<PathBuf, Arc<FetchError>>,
 }
 
 /// Coordinator → Installer: apply the verified payload and install the result.
@@ -56,6 +57,8 @@ pub struct InstallRelease {
     pub record: ReleaseRecord,
     /// The payload that was fetched.
     pub payload: Payload,
+    /// Where the BlockFetcher left it, verified.
+    pub file: PathBuf,
 }
 
 /// Installer → Coordinator: how an install ended.

@@ -234,17 +234,18 @@ async fn header_source(
     if c.mode == ChainMode::Rpc {
         return Ok(HeaderSource::Rpc);
     }
-    // Resume from the last verified finalized header, else start from the configured checkpoint.
-    let saved = state.light_client()?.and_then(|p| p.checkpoint_root());
-    let root = saved.or(checkpoint).unwrap_or_default();
+    // Resume from the newer of the persisted finalized header and the configured checkpoint (a fresh checkpoint
+    // recovers a device that was offline past the weak-subjectivity window), with the participation maxima.
+    let saved = state.light_client()?;
     let spec = chain_spec(c.chain_config.as_deref())?;
     let rpc = HttpRpc::new(c.consensus_rpc.clone(), Duration::from_secs(c.timeout_secs))
         .map_err(ClientError::from)?;
     let window = c.weak_subjectivity_days * 24 * 3600;
-    let client = LightClient::start(spec, rpc, root, unix_now(), window, false).await?;
+    let client =
+        LightClient::resume(spec, rpc, checkpoint, saved.as_ref(), unix_now(), window, false).await?;
     Ok(HeaderSource::Light {
         client: Box::new(client),
-        head: LightHead::Optimistic,
+        head: LightHead::Authorised,
     })
 }
 
@@ -402,7 +403,6 @@ fn start_device(
         target: opened.target,
         health_check: config.install.health_check.clone(),
         health_timeout: Duration::from_secs(config.install.health_timeout_secs),
-        downloads: downloads.clone(),
         staging: dir.join("image").join("staging.bin"),
     };
     let (p2p, state, status) = (p2p.clone(), state.clone(), status.clone());

@@ -21,6 +21,7 @@ pub use crate::chain::{BlockError, HeaderSource, LightHead};
 use crate::messages::{ChainHead, ReleaseInstalled, ReleaseRevoked, ReleaseSeen, StatusEvent, Wake};
 use crate::state::NodeState;
 use crate::unix_now;
+use firmchain_contracts::events::{DEFAULT_LOG_RANGE, DEFAULT_LOOKBACK, next_cursor, scan_start};
 
 /// Why a poll failed.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +66,16 @@ pub struct Watcher<E, C> {
     pending: BTreeMap<Sequence, u64>,
     seen: Sequence,
     revoked: BTreeSet<Sequence>,
+    /// The index's deployment block: where a full event scan starts.
+    from_block: u64,
+    /// Blocks per `eth_getLogs` call (halved when a provider refuses a range; the size that worked is kept).
+    log_range: u64,
+    /// Endpoint demotions already reported (of the execution and the consensus RPC).
+    demotions_reported: (usize, usize),
+    /// The slot of the minority-signed header last reported.
+    withheld_reported: Option<u64>,
+    /// Distrust noted by a failed poll, until the actor reports it.
+    distrust: Vec<String>,
 }
 
 impl<E: ExecutionRpc, C: ConsensusRpc> Watcher<E, C> {
@@ -90,7 +101,55 @@ impl<E: ExecutionRpc, C: ConsensusRpc> Watcher<E, C> {
             pending: BTreeMap::new(),
             seen: Sequence(0),
             revoked: BTreeSet::new(),
+            from_block: 0,
+            log_range: DEFAULT_LOG_RANGE,
+            demotions_reported: (0, 0),
+            withheld_reported: None,
+            distrust: Vec::new(),
         })
+    }
+
+    /// Scan events from `from_block` (the index's deployment block) in `eth_getLogs` ranges of `log_range`.
+    pub fn with_scan(mut self, from_block: u64, log_range: u64) -> Self {
+        self.from_block = from_block;
+        self.log_range = log_range.max(1);
+        self
+    }
+
+    /// What the RPCs did wrong since the last poll: endpoints demoted for answers that failed verification,
+    /// and a newer header that only a minority of the sync committee signed.
+    fn report_distrust(&mut self, report: &mut PollReport) {
+        let execution = self.rpc.demotions();
+        let consensus = self
+            .source
+            .light_client()
+            .map(|c| c.demotions())
+            .unwrap_or_default();
+        let (e, c) = self.demotions_reported;
+        for d in execution.iter().skip(e) {
+            report
+                .rejected
+                .push(format!("execution RPC {} demoted: {}", d.endpoint, d.reason));
+        }
+        for d in consensus.iter().skip(c) {
+            report
+                .rejected
+                .push(format!("consensus RPC {} demoted: {}", d.endpoint, d.reason));
+        }
+        self.demotions_reported = (execution.len(), consensus.len());
+        let withheld = self.source.light_client().and_then(|c| c.report(0).withheld);
+        if let Some(w) = withheld.filter(|w| self.withheld_reported != Some(w.slot)) {
+            report.rejected.push(format!("{w}: nothing is installed on it"));
+            self.withheld_reported = Some(w.slot);
+        }
+    }
+
+    /// The verified finalized block (light mode), or the verified head (rpc mode): the cursor stays below it.
+    fn safe_block(&self, head: u64) -> u64 {
+        self.source
+            .light_client()
+            .and_then(|c| c.store.finalized_header.execution.as_ref())
+            .map_or(head, |e| e.block_number.min(head))
     }
 
     /// The device now runs release `sequence`.
@@ -108,32 +167,73 @@ impl<E: ExecutionRpc, C: ConsensusRpc> Watcher<E, C> {
 
     /// One round: verify a block, prove the head, read and check new releases and revocations.
     pub async fn poll(&mut self) -> Result<PollReport, WatchError> {
+        let mut report = PollReport::default();
+        let result = self.poll_verified(&mut report).await;
+        self.report_distrust(&mut report);
+        match result {
+            Ok(()) => Ok(report),
+            Err(e) => {
+                // What the RPCs did wrong is news even when the poll failed.
+                self.distrust.extend(report.rejected);
+                Err(e)
+            }
+        }
+    }
+
+    /// Distrust noted by a poll that then failed (endpoints demoted, a minority-signed header), to report.
+    pub fn take_distrust(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.distrust)
+    }
+
+    async fn poll_verified(&mut self, report: &mut PollReport) -> Result<(), WatchError> {
         let head = self.verified_block().await?;
         let at = AtBlock {
             number: head.block,
             state_root: head.state_root,
         };
-        let mut report = PollReport {
-            head: Some(head),
-            ..PollReport::default()
-        };
-        let proven =
-            proven::read_head(&self.rpc, self.index, &self.product, at.number, at.state_root).await?;
+        report.head = Some(head);
+        let (index, product) = (self.index, self.product);
+        let proven = proven::with_failover(&self.rpc, |r| {
+            proven::read_head(r, index, &product, at.number, at.state_root)
+        })
+        .await?;
         let installed = self.installed;
         self.pending = self.pending.split_off(&Sequence(installed.0 + 1));
         let after = self.seen.max(installed);
         let cursor = self.cursor;
+        let start = scan_start(cursor, self.from_block, at.number);
+        let mut all_delivered = true;
         if proven.sequence > after {
-            let releases = proven::read_releases(
-                &self.rpc,
-                self.index,
-                &self.product,
-                after,
-                proven.sequence,
-                cursor,
-                at,
-            )
+            let range = std::cell::Cell::new(self.log_range);
+            let releases = proven::with_failover(&self.rpc, |r| {
+                let (product, range) = (&product, &range);
+                async move {
+                    let mut n = range.get();
+                    let out = proven::read_releases_in(
+                        r,
+                        index,
+                        product,
+                        after,
+                        proven.sequence,
+                        start,
+                        at,
+                        &mut n,
+                    )
+                    .await;
+                    range.set(n);
+                    out
+                }
+            })
             .await?;
+            self.log_range = range.get();
+            for lie in &releases.lies {
+                let who = self
+                    .rpc
+                    .demote(lie)
+                    .map_or_else(String::new, |e| format!(" (execution RPC {e} demoted)"));
+                report.rejected.push(format!("{lie}{who}"));
+            }
+            all_delivered = releases.missing.is_empty();
             for (seq, why) in &releases.forged {
                 report
                     .rejected
@@ -175,17 +275,28 @@ impl<E: ExecutionRpc, C: ConsensusRpc> Watcher<E, C> {
             }
         }
         report.gates = self.prove_gates(at).await?;
-        // Events before the first release not yet installed are not needed again.
-        let next = match (self.pending.values().min(), report.rejected.is_empty()) {
-            (Some(first), _) => *first,
-            (None, true) => at.number + 1,
-            (None, false) => cursor,
-        };
-        if next > cursor {
+        // Events before the first release not yet installed are not needed again; the cursor moves only on
+        // verified block numbers, stays a lookback below the finalized block, and goes back to the deployment
+        // block when the index holds a release no event delivered. After a refused event it stays.
+        let pending_first = self
+            .pending
+            .values()
+            .min()
+            .copied()
+            .or((!report.rejected.is_empty()).then_some(cursor));
+        let next = next_cursor(
+            cursor,
+            self.from_block,
+            self.safe_block(at.number),
+            DEFAULT_LOOKBACK,
+            pending_first,
+            all_delivered.then_some(at.number),
+        );
+        if next != cursor {
             self.state.set_event_cursor(next)?;
             self.cursor = next;
         }
-        Ok(report)
+        Ok(())
     }
 }
 
@@ -257,6 +368,10 @@ impl<E: ExecutionRpc + Unpin + 'static, C: ConsensusRpc + Unpin + 'static> Index
         ctx.spawn(work.into_actor(self).map(|(mut watcher, report), act, ctx| {
             if let Some(sequence) = act.installed.take() {
                 watcher.installed(sequence);
+            }
+            for why in watcher.take_distrust() {
+                tracing::warn!("{why}");
+                act.status.do_send(StatusEvent::Rejected(why));
             }
             act.watcher = Some(watcher);
             match report {
@@ -334,3 +449,6 @@ impl<E: ExecutionRpc + Unpin + 'static, C: ConsensusRpc + Unpin + 'static> Handl
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

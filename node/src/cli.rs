@@ -166,8 +166,12 @@ pub enum Kind {
 /// Where the index lives and how to sign.
 #[derive(Debug, clap::Args)]
 pub struct ChainArgs {
-    /// Execution JSON-RPC URL.
-    #[arg(long, env = "FIRMCHAIN_RPC")]
+    /// Execution JSON-RPC URL (the node's `chain.execution_rpc`; FIRMCHAIN_RPC is still read).
+    #[arg(
+        long = "execution-rpc",
+        visible_alias = "rpc",
+        env = "FIRMCHAIN_CHAIN__EXECUTION_RPC"
+    )]
     pub rpc: Option<String>,
     /// An encrypted JSON keystore to sign with (password from FIRMCHAIN_KEYSTORE_PASSWORD or --password-file).
     #[arg(long)]
@@ -185,8 +189,8 @@ pub struct ChainArgs {
 pub struct IndexArgs {
     #[command(flatten)]
     pub chain: ChainArgs,
-    /// The FirmwareIndex contract address.
-    #[arg(long, env = "FIRMCHAIN_CONTRACT")]
+    /// The FirmwareIndex contract address (the node's `chain.contract`; FIRMCHAIN_CONTRACT is still read).
+    #[arg(long, env = "FIRMCHAIN_CHAIN__CONTRACT")]
     pub contract: Option<String>,
 }
 
@@ -612,13 +616,13 @@ pub enum ChainCommand {
         /// Beacon node base URLs with the light-client API, tried in order (comma-separated or repeated).
         #[arg(
             long = "consensus-rpc",
-            env = "FIRMCHAIN_CONSENSUS_RPC",
+            env = "FIRMCHAIN_CHAIN__CONSENSUS_RPC",
             value_delimiter = ',',
             required = true
         )]
         consensus_rpc: Vec<String>,
         /// The trusted checkpoint: a beacon block root (0x + 64 hex digits). Optional once --state holds one.
-        #[arg(long, env = "FIRMCHAIN_CHECKPOINT")]
+        #[arg(long, env = "FIRMCHAIN_CHAIN__CHECKPOINT")]
         checkpoint: Option<String>,
         /// Keep the newest finalized checkpoint and the verified heads in this file, and start from it.
         #[arg(long)]
@@ -634,7 +638,7 @@ pub enum ChainCommand {
         max_staleness: u64,
         /// The consensus chain: a config file in the beacon API's `KEY: value` form (see the README); default
         /// Ethereum mainnet.
-        #[arg(long, env = "FIRMCHAIN_CHAIN_CONFIG")]
+        #[arg(long, env = "FIRMCHAIN_CHAIN__CHAIN_CONFIG")]
         chain_config: Option<PathBuf>,
         /// Seconds to wait for each RPC call.
         #[arg(long, default_value_t = 30)]
@@ -646,10 +650,16 @@ pub enum ChainCommand {
     /// block header comes from the RPC and is checked against its hash; the storage is proven.
     ReadHead {
         /// Execution JSON-RPC URLs, tried in order (comma-separated or repeated).
-        #[arg(long, env = "FIRMCHAIN_RPC", value_delimiter = ',', required = true)]
+        #[arg(
+            long = "execution-rpc",
+            visible_alias = "rpc",
+            env = "FIRMCHAIN_CHAIN__EXECUTION_RPC",
+            value_delimiter = ',',
+            required = true
+        )]
         rpc: Vec<String>,
         /// The FirmwareIndex contract address.
-        #[arg(long, env = "FIRMCHAIN_CONTRACT")]
+        #[arg(long, env = "FIRMCHAIN_CHAIN__CONTRACT")]
         contract: String,
         /// The product.
         product: ProductId,
@@ -659,15 +669,15 @@ pub enum ChainCommand {
         /// Light mode: beacon node base URLs with the light-client API (comma-separated or repeated).
         #[arg(
             long = "consensus-rpc",
-            env = "FIRMCHAIN_CONSENSUS_RPC",
+            env = "FIRMCHAIN_CHAIN__CONSENSUS_RPC",
             value_delimiter = ','
         )]
         consensus_rpc: Vec<String>,
         /// Light mode: the trusted checkpoint (a beacon block root).
-        #[arg(long, env = "FIRMCHAIN_CHECKPOINT")]
+        #[arg(long, env = "FIRMCHAIN_CHAIN__CHECKPOINT")]
         checkpoint: Option<String>,
         /// Light mode: the consensus chain's config file (default Ethereum mainnet).
-        #[arg(long, env = "FIRMCHAIN_CHAIN_CONFIG")]
+        #[arg(long, env = "FIRMCHAIN_CHAIN__CHAIN_CONFIG")]
         chain_config: Option<PathBuf>,
         /// Light mode: read at the newest optimistic (attested) header instead of the finalized one.
         #[arg(long)]

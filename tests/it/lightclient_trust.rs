@@ -293,3 +293,41 @@ async fn an_event_claiming_block_ten_to_the_twelve_cannot_move_the_cursor() {
     );
     assert!(again.lies.is_empty());
 }
+
+#[tokio::test]
+async fn a_newer_configured_checkpoint_wins_over_the_persisted_one() {
+    let anvil = Anvil::start().unwrap();
+    let index = deployed(&anvil).await;
+    let harness = BeaconHarness::start(&anvil.url, Behaviour::Honest).unwrap();
+    let mut c = start(&harness, &[&harness.url]).await;
+    let n1 = index.publish(&release(1)).await.unwrap().block.unwrap();
+    sync_to(&mut c, n1).await;
+    let old = c.persisted();
+    let n2 = index.publish(&release(2)).await.unwrap().block.unwrap();
+    sync_to(&mut c, n2).await;
+    // The operator configures a fresher checkpoint (say, after the device was offline too long).
+    let fresh = c.persisted();
+    assert!(fresh.finalized_slot > old.finalized_slot);
+    let spec = ChainSpec::from_config(&harness.config).unwrap();
+    let resumed = LightClient::resume(
+        spec,
+        rpc(&[&harness.url]),
+        fresh.checkpoint_root(),
+        Some(&old),
+        now(),
+        DEFAULT_WEAK_SUBJECTIVITY_SECONDS,
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(resumed.store.finalized_header.beacon.slot, fresh.finalized_slot);
+    assert!(
+        resumed
+            .authorised_header()
+            .execution
+            .as_ref()
+            .unwrap()
+            .block_number
+            >= n2
+    );
+}

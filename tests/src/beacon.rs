@@ -288,7 +288,8 @@ impl State {
             let (payload, payload_root) = payload(&latest)?;
             self.head = Some(Head {
                 block: number,
-                signature_slot: slot,
+                // A slot that has begun for every client, whose clock may be a little behind this one.
+                signature_slot: slot.saturating_sub(1),
                 payload,
                 payload_root,
             });

@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -81,50 +81,29 @@ impl NodeProc {
             .append(true)
             .open(spec.dir.join("node.log"))
             .map_err(|e| e.to_string())?;
-        let mut cmd = Command::new(bin);
-        cmd.args(["--json", "run", "--data"]).arg(&spec.dir);
-        let mut set = vec![
-            "chain.mode=rpc".to_owned(),
-            format!("chain.execution_rpc={chain_url}"),
-            format!("chain.contract={contract}"),
-            format!("chain.product={PRODUCT}"),
-            "chain.poll_interval_secs=1".into(),
-            "p2p.listen=/ip4/127.0.0.1/tcp/0".into(),
-            "p2p.stall_timeout_secs=20".into(),
-            "api.listen=127.0.0.1:0".into(),
-        ];
+        let mut extra = vec!["p2p.stall_timeout_secs=20".to_owned()];
         if !spec.bootstrap.is_empty() {
-            set.push(format!("p2p.bootstrap={}", spec.bootstrap.join(",")));
+            extra.push(format!("p2p.bootstrap={}", spec.bootstrap.join(",")));
         }
         if let Some(img) = &spec.initial_image {
-            set.push(format!("install.initial_image={}", img.display()));
+            extra.push(format!("install.initial_image={}", img.display()));
         }
-        set.extend(spec.set.iter().cloned());
-        for s in set {
-            cmd.arg("--set").arg(s);
-        }
+        extra.extend(spec.set.iter().cloned());
+        let mut cmd = firmchain_harness::node_command(bin, &spec.dir, chain_url, contract, PRODUCT, &extra);
         if spec.repository {
             cmd.arg("--repository");
         }
         if let Some(k) = &spec.key {
             cmd.env("FIRMCHAIN_PRIVATE_KEY", k);
         }
-        cmd.env("FIRMCHAIN_LOG", "info,libp2p_kad=error")
-            .envs(spec.env.iter().cloned())
-            .stderr(Stdio::from(stderr));
+        cmd.envs(spec.env.iter().cloned()).stderr(Stdio::from(stderr));
         let daemon = Daemon::spawn(cmd, Duration::from_secs(60))?;
-        let v: Value = serde_json::from_str(&daemon.first_line)
-            .map_err(|e| format!("start-up line {:?}: {e}", daemon.first_line))?;
-        let field = |k: &str| v[k].as_str().map(str::to_owned).ok_or(format!("no {k} in {v}"));
+        let start = firmchain_harness::NodeStart::parse(&daemon.first_line)
+            .ok_or_else(|| format!("{:?} is not a node's start-up line", daemon.first_line))?;
         Ok(NodeProc {
-            api: field("api")?,
-            peer_id: field("peer_id")?,
-            addrs: v["addrs"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|a| a.as_str().map(str::to_owned))
-                .collect(),
+            api: start.api,
+            peer_id: start.peer_id,
+            addrs: start.addrs,
             daemon,
             dir: spec.dir.clone(),
         })

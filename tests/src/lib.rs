@@ -139,11 +139,11 @@ impl Drop for Netns {
     }
 }
 
-/// A child process that is killed when dropped, with its stdout read line by line.
+/// A child process that is killed when dropped, with its stdout read line by line (a
+/// [`firmchain_harness::Proc`], the supervisor `firmchain demo` uses too).
 #[derive(Debug)]
 pub struct Daemon {
-    child: Child,
-    lines: mpsc::Receiver<String>,
+    proc: firmchain_harness::Proc,
     /// The first line the program printed.
     pub first_line: String,
 }
@@ -151,74 +151,33 @@ pub struct Daemon {
 impl Daemon {
     /// Spawn `cmd` (stdin and stdout piped) and wait up to `timeout` for its first line of output.
     pub fn spawn(mut cmd: Command, timeout: Duration) -> Result<Daemon, String> {
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("spawning {cmd:?}: {e}"))?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            // Keep reading, so the program never blocks on a full pipe.
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        match rx.recv_timeout(timeout) {
-            Ok(first_line) => Ok(Daemon {
-                child,
-                lines: rx,
-                first_line,
-            }),
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(format!("{cmd:?} printed nothing within {timeout:?}"))
-            }
-        }
+        let name = format!("{cmd:?}");
+        let proc =
+            firmchain_harness::Proc::spawn(&name, cmd.stdin(Stdio::piped())).map_err(|e| e.to_string())?;
+        let first_line = proc.next_line(timeout).map_err(|e| e.to_string())?;
+        Ok(Daemon { proc, first_line })
     }
 
     /// The next line the program prints, waiting up to `timeout`.
     pub fn next_line(&self, timeout: Duration) -> Result<String, String> {
-        self.lines
-            .recv_timeout(timeout)
+        self.proc
+            .next_line(timeout)
             .map_err(|_| format!("no further output within {timeout:?}"))
     }
 
     /// The process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.proc.pid()
     }
 
     /// Ask the program to stop (SIGTERM) and wait up to `timeout` for it to exit; returns its exit code.
     pub fn terminate(&mut self, timeout: Duration) -> Result<Option<i32>, String> {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .map_err(|e| format!("kill -TERM: {e}"))?;
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
-                return Ok(status.code());
-            }
-            if std::time::Instant::now() > deadline {
-                return Err(format!("the program did not stop within {timeout:?} of SIGTERM"));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.proc.terminate(timeout).map_err(|e| e.to_string())
     }
 
     /// Kill the program (SIGKILL, as a power cut would) and reap it.
     pub fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.proc.kill9();
     }
 }
 
@@ -275,7 +234,7 @@ pub async fn index_with_publisher(anvil: &Anvil) -> Result<firmchain_contracts::
 
 /// The anvil binary from the npm package that `scripts/setup` installs.
 pub fn anvil_bin() -> Result<PathBuf, String> {
-    let p = workspace().join("contracts/tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
+    let p = workspace().join(firmchain_harness::ANVIL_IN_WORKSPACE);
     if p.exists() {
         Ok(p)
     } else {

@@ -62,7 +62,6 @@ fn device(health: Option<&str>) -> Device {
         target: InstallTarget::Slots(slots),
         health_check: health.map(str::to_owned),
         health_timeout: Duration::from_secs(20),
-        downloads,
         staging: dir.path().join("staging.bin"),
     };
     let patcher = SyncArbiter::start(1, || Patcher);
@@ -112,6 +111,7 @@ async fn install(d: &mut Device, record: &ReleaseRecord) -> ReleaseInstalled {
         .send(InstallRelease {
             record: record.clone(),
             payload: Payload::Full,
+            file: download_path(&d.dir.path().join("downloads"), record.sequence, Payload::Full),
         })
         .await
         .unwrap();

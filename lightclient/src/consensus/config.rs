@@ -363,4 +363,22 @@ mod tests {
         );
         assert!(err.to_string().contains("FOO"));
     }
+
+    proptest::proptest! {
+        /// Arbitrary text never panics the parser, and a value written with an inline comment and quotes
+        /// reads back as written.
+        #[test]
+        fn any_text_parses_or_is_refused_and_values_round_trip(
+            text in "\\PC{0,200}",
+            key in "[A-Z][A-Z0-9_]{0,20}",
+            value in "[a-zA-Z0-9_.x]{1,20}",
+            comment in "[ -~]{0,20}",
+            quote in proptest::sample::select(vec!["", "'", "\""]),
+        ) {
+            let _ = ConfigFile::parse(&text).map(|c| c.fork_schedule());
+            let line = format!("{key}: {quote}{value}{quote}  # {comment}\n");
+            let cfg = ConfigFile::parse(&line).unwrap();
+            proptest::prop_assert_eq!(cfg.get(&key), Some(value.as_str()));
+        }
+    }
 }

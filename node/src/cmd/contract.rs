@@ -42,12 +42,16 @@ fn signer(chain: &ChainArgs) -> Result<PrivateKeySigner, CliError> {
     }
 }
 
+/// The value of a flag, else of the variable it had before it took the node's configuration name.
+fn flag_or_legacy(flag: Option<&str>, legacy: &str) -> Option<String> {
+    flag.map(str::to_owned).or_else(|| std::env::var(legacy).ok())
+}
+
 /// The execution RPC URL, which every chain command needs.
-fn rpc(chain: &ChainArgs) -> Result<&str, CliError> {
-    chain
-        .rpc
-        .as_deref()
-        .ok_or_else(|| CliError::Usage("--rpc (or FIRMCHAIN_RPC) is required".into()))
+fn rpc(chain: &ChainArgs) -> Result<String, CliError> {
+    flag_or_legacy(chain.rpc.as_deref(), "FIRMCHAIN_RPC").ok_or_else(|| {
+        CliError::Usage("--execution-rpc (or FIRMCHAIN_CHAIN__EXECUTION_RPC) is required".into())
+    })
 }
 
 fn address(text: &str, what: &str) -> Result<Address, CliError> {
@@ -57,12 +61,10 @@ fn address(text: &str, what: &str) -> Result<Address, CliError> {
 
 pub async fn connect(index: &IndexArgs, sign: bool) -> Result<IndexClient, CliError> {
     let key = if sign { Some(signer(&index.chain)?) } else { None };
-    let p = provider(rpc(&index.chain)?, key)?;
-    let contract = index
-        .contract
-        .as_deref()
-        .ok_or_else(|| CliError::Usage("--contract (or FIRMCHAIN_CONTRACT) is required".into()))?;
-    let at = address(contract, "--contract")?;
+    let p = provider(&rpc(&index.chain)?, key)?;
+    let contract = flag_or_legacy(index.contract.as_deref(), "FIRMCHAIN_CONTRACT")
+        .ok_or_else(|| CliError::Usage("--contract (or FIRMCHAIN_CHAIN__CONTRACT) is required".into()))?;
+    let at = address(&contract, "--contract")?;
     Ok(IndexClient::connect(p, at, Duration::from_secs(index.chain.timeout)).await?)
 }
 
@@ -109,7 +111,7 @@ async fn run_async(command: ContractCommand, out: &Output) -> Result<(), CliErro
                 )));
             }
             let timeout = Duration::from_secs(chain.timeout);
-            let index = IndexClient::deploy(provider(rpc(&chain)?, Some(key))?, owner, 1, timeout).await?;
+            let index = IndexClient::deploy(provider(&rpc(&chain)?, Some(key))?, owner, 1, timeout).await?;
             for p in &publishers {
                 index.add_publisher(*p, None).await?;
             }

@@ -5,12 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cid::Cid;
+use firmchain_actors::error::{FetchError, VerifyError};
+use firmchain_actors::fetcher::{VerifyPayload, fetch_blocks, verify_payload};
 use firmchain_p2p::{Blockstore, FetchLimits, FetchOptions, P2p, P2pConfig, peer_id_of};
-use firmchain_update::dag::{DagOptions, LeafHash, ReadLimits, read_file};
+use firmchain_update::dag::{DagOptions, LeafHash};
 use firmchain_update::patch::ErrorClass;
 use serde::Serialize;
 
-use super::{open, write_atomically};
+use super::open;
 use crate::cli::{LeafHashArg, NetArgs, P2pCommand};
 use crate::error::CliError;
 use crate::output::{Output, human_bytes};
@@ -241,44 +243,47 @@ async fn get(
         entry,
         ..p2p.fetch_defaults().clone()
     };
-    let fetching = p2p.fetch(root, opts);
-    let mut progress = fetching.progress.clone();
+    // The BlockFetcher's fetch → verify path: blocks checked against their CIDs into the store, then the file
+    // read out of it (every block and size checked again) and renamed over `output` only when complete.
     let bar = spinner.clone();
-    let watcher = tokio::spawn(async move {
-        while progress.changed().await.is_ok() {
-            let p = *progress.borrow();
-            bar.set_message(format!(
-                "fetching: {} blocks of {} known, {} from {} peers",
-                p.blocks,
-                p.known_blocks,
-                human_bytes(p.bytes),
-                p.peers
-            ));
-        }
-    });
-    let summary = fetching.finish().await;
-    watcher.abort();
-    spinner.finish_and_clear();
-    let summary = summary?;
-    let file_root = summary.entry.unwrap_or(root);
-
-    let store = p2p.store().clone();
-    let dest = output.to_owned();
-    let written = tokio::task::spawn_blocking(move || {
-        write_atomically(&dest, |w| {
-            let limits = ReadLimits {
-                max_size,
-                ..ReadLimits::default()
-            };
-            read_file(&file_root, &mut &*store, w, limits, |_| {}).map_err(|e| CliError::Unpack {
-                path: dest.clone(),
-                message: e.to_string(),
-                class: ErrorClass::Corrupt,
-            })
-        })
+    let fetched = fetch_blocks(&p2p, root, opts, move |p| {
+        bar.set_message(format!(
+            "fetching: {} blocks of {} known, {} from {} peers",
+            p.blocks,
+            p.known_blocks,
+            human_bytes(p.bytes),
+            p.peers
+        ))
     })
-    .await
-    .map_err(|e| CliError::Demo(e.to_string()))??;
+    .await;
+    spinner.finish_and_clear();
+    let (summary, file_root) = fetched.map_err(|e| match e {
+        FetchError::P2p(e) => CliError::Fetch(e),
+        other => CliError::Demo(other.to_string()),
+    })?;
+
+    let verify = VerifyPayload {
+        store: p2p.store().clone(),
+        root: file_root,
+        out: output.to_owned(),
+        expect: None,
+        max_size,
+    };
+    let dest = output.to_owned();
+    let written = tokio::task::spawn_blocking(move || verify_payload(&verify))
+        .await
+        .map_err(|e| CliError::Demo(e.to_string()))?
+        .map_err(|e| match e {
+            VerifyError::File(f) => CliError::File {
+                path: f.path,
+                source: f.source,
+            },
+            other => CliError::Unpack {
+                path: dest,
+                message: other.to_string(),
+                class: ErrorClass::Corrupt,
+            },
+        })?;
     p2p.shutdown().await?;
 
     let got = Got {

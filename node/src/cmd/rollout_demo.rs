@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 
 use super::demo::sample_firmware;
 use super::rollout::pct;
-use super::swarm_demo::{DemoArgs, Node, Proc, fail, find_anvil, node_command, start_node, status};
+use firmchain_harness::find_anvil;
+
+use super::swarm_demo::{DemoArgs, Node, fail, harness, node_command, spawn, start_node, status};
 use crate::error::CliError;
 use crate::output::Output;
 
@@ -72,7 +74,7 @@ async fn polled(
             if Instant::now() > deadline {
                 return Err(fail(format!(
                     "{} did not get there within 120 s: {s}",
-                    devices[i].proc.name
+                    devices[i].proc.name()
                 )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -118,20 +120,24 @@ async fn demo(args: DemoArgs, schedule: RolloutSchedule, out: &Output) -> Result
     step(format!("starting anvil ({})", anvil_bin.display()));
     let mut cmd = std::process::Command::new(&anvil_bin);
     cmd.args(["--host", "127.0.0.1", "--port", "0", "--accounts", "2"]);
-    let anvil = Proc::spawn("anvil", cmd, &dir.join("anvil.log")).map_err(|e| {
+    let anvil = spawn("anvil", cmd, &dir.join("anvil.log")).map_err(|e| {
         fail(format!(
             "{e}: install anvil with `bash scripts/setup`, or pass --anvil PATH"
         ))
     })?;
     let mut key = None;
-    let rpc = anvil.wait_line(Duration::from_secs(30), |l| {
-        let l = l.trim();
-        if key.is_none() && l.starts_with("(0)") && l.split_whitespace().nth(1).is_some_and(|k| k.len() == 66)
-        {
-            key = l.split_whitespace().nth(1).map(str::to_owned);
-        }
-        l.strip_prefix("Listening on ").map(|a| format!("http://{a}"))
-    })?;
+    let rpc = anvil
+        .wait_line(Duration::from_secs(30), |l| {
+            let l = l.trim();
+            if key.is_none()
+                && l.starts_with("(0)")
+                && l.split_whitespace().nth(1).is_some_and(|k| k.len() == 66)
+            {
+                key = l.split_whitespace().nth(1).map(str::to_owned);
+            }
+            l.strip_prefix("Listening on ").map(|a| format!("http://{a}"))
+        })
+        .map_err(harness)?;
     let key = key.ok_or_else(|| fail("anvil printed no private key"))?;
     let signer: PrivateKeySigner = key.parse().map_err(|_| fail("anvil's key does not parse"))?;
     let me = signer.address();

@@ -3,15 +3,14 @@
 //! convergence: sequence, hash, where its blocks came from. Everything it started is stopped at the end.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use alloy::signers::local::PrivateKeySigner;
 use alloy::transports::http::reqwest;
 use firmchain_contracts::{DEFAULT_TIMEOUT, IndexClient, provider};
+use firmchain_harness::{HarnessError, NodeStart, Proc, find_anvil};
 use firmchain_update::Blake3Hash;
 use serde_json::{Value, json};
 
@@ -33,97 +32,18 @@ pub(super) fn fail(message: impl Into<String>) -> CliError {
     CliError::Demo(message.into())
 }
 
-/// A child process, stopped (SIGTERM, then SIGKILL) when dropped.
-pub(super) struct Proc {
-    pub(super) name: String,
-    child: Child,
-    lines: mpsc::Receiver<String>,
+/// A process of the fleet, its stderr in `log`, stopped (SIGTERM, then SIGKILL) when dropped.
+pub(super) fn spawn(name: &str, mut cmd: Command, log: &Path) -> Result<Proc, CliError> {
+    let log = std::fs::File::create(log).map_err(CliError::file(log))?;
+    cmd.stdin(Stdio::null()).stderr(Stdio::from(log));
+    Ok(Proc::spawn(name, &mut cmd).map_err(harness)?.graceful())
 }
 
-impl Proc {
-    pub(super) fn spawn(name: &str, mut cmd: Command, log: &Path) -> Result<Proc, CliError> {
-        let log = std::fs::File::create(log).map_err(CliError::file(log))?;
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .map_err(|e| fail(format!("starting {name}: {e}")))?;
-        let stdout = child.stdout.take().ok_or_else(|| fail("no stdout"))?;
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Ok(Proc {
-            name: name.to_owned(),
-            child,
-            lines,
-        })
-    }
-
-    /// The first line for which `pick` returns something, within `timeout`.
-    pub(super) fn wait_line<T>(
-        &self,
-        timeout: Duration,
-        mut pick: impl FnMut(&str) -> Option<T>,
-    ) -> Result<T, CliError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(v) = pick(&line) {
-                        return Ok(v);
-                    }
-                }
-                Err(_) => return Err(fail(format!("{} did not start within {timeout:?}", self.name))),
-            }
-        }
-    }
+pub(super) fn harness(e: HarnessError) -> CliError {
+    fail(e.to_string())
 }
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// anvil: `--anvil`, FIRMCHAIN_ANVIL, the npm package that `scripts/setup` installs (looked up from the working
-/// folder and from this binary's folder upwards), or `anvil` on the PATH.
-pub(super) fn find_anvil(given: Option<&Path>) -> PathBuf {
-    if let Some(p) = given {
-        return p.to_owned();
-    }
-    if let Some(p) = std::env::var_os("FIRMCHAIN_ANVIL") {
-        return PathBuf::from(p);
-    }
-    let rel = Path::new("contracts/tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
-    let mut starts = vec![std::env::current_dir().unwrap_or_default()];
-    if let Ok(exe) = std::env::current_exe() {
-        starts.push(exe);
-    }
-    for start in starts {
-        for dir in start.ancestors() {
-            if dir.join(rel).exists() {
-                return dir.join(rel);
-            }
-        }
-    }
-    PathBuf::from("anvil")
-}
-
+/// A node of the fleet and what its start-up line said.
 pub(super) struct Node {
     pub(super) proc: Proc,
     pub(super) api: String,
@@ -132,39 +52,18 @@ pub(super) struct Node {
 }
 
 pub(super) fn node_command(exe: &Path, dir: &Path, rpc: &str, contract: &str, extra: &[String]) -> Command {
-    let mut cmd = Command::new(exe);
-    cmd.args(["--json", "run", "--data"]).arg(dir);
-    for s in [
-        "chain.mode=rpc".to_owned(),
-        format!("chain.execution_rpc={rpc}"),
-        format!("chain.contract={contract}"),
-        "chain.product=demo-sensor".into(),
-        "chain.poll_interval_secs=1".into(),
-        "p2p.listen=/ip4/127.0.0.1/tcp/0".into(),
-        "api.listen=127.0.0.1:0".into(),
-    ]
-    .iter()
-    .chain(extra)
-    {
-        cmd.arg("--set").arg(s);
-    }
-    cmd.env("FIRMCHAIN_LOG", "info,libp2p_kad=error");
-    cmd
+    firmchain_harness::node_command(exe, dir, rpc, contract, "demo-sensor", extra)
 }
 
 pub(super) fn start_node(name: &str, cmd: Command, log: &Path) -> Result<Node, CliError> {
-    let proc = Proc::spawn(name, cmd, log)?;
-    let v: Value = proc.wait_line(Duration::from_secs(60), |l| serde_json::from_str(l).ok())?;
-    let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+    let proc = spawn(name, cmd, log)?;
+    let s = proc
+        .wait_line(Duration::from_secs(60), NodeStart::parse)
+        .map_err(harness)?;
     Ok(Node {
-        api: s("api"),
-        peer_id: s("peer_id"),
-        addrs: v["addrs"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|a| a.as_str().map(str::to_owned))
-            .collect(),
+        api: s.api,
+        peer_id: s.peer_id,
+        addrs: s.addrs,
         proc,
     })
 }
@@ -174,10 +73,10 @@ pub(super) async fn status(http: &reqwest::Client, node: &Node) -> Result<Value,
         .get(format!("http://{}/status", node.api))
         .send()
         .await
-        .map_err(|e| fail(format!("{}: {e}", node.proc.name)))?;
+        .map_err(|e| fail(format!("{}: {e}", node.proc.name())))?;
     r.json()
         .await
-        .map_err(|e| fail(format!("{}: {e}", node.proc.name)))
+        .map_err(|e| fail(format!("{}: {e}", node.proc.name())))
 }
 
 pub fn run(args: DemoArgs, out: &Output) -> Result<(), CliError> {
@@ -212,20 +111,24 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
     step(format!("starting anvil ({})", anvil_bin.display()));
     let mut cmd = Command::new(&anvil_bin);
     cmd.args(["--host", "127.0.0.1", "--port", "0", "--accounts", "2"]);
-    let anvil = Proc::spawn("anvil", cmd, &dir.join("anvil.log")).map_err(|e| {
+    let anvil = spawn("anvil", cmd, &dir.join("anvil.log")).map_err(|e| {
         fail(format!(
             "{e}: install anvil with `bash scripts/setup`, or pass --anvil PATH"
         ))
     })?;
     let mut key = None;
-    let rpc = anvil.wait_line(Duration::from_secs(30), |l| {
-        let l = l.trim();
-        if key.is_none() && l.starts_with("(0)") && l.split_whitespace().nth(1).is_some_and(|k| k.len() == 66)
-        {
-            key = l.split_whitespace().nth(1).map(str::to_owned);
-        }
-        l.strip_prefix("Listening on ").map(|a| format!("http://{a}"))
-    })?;
+    let rpc = anvil
+        .wait_line(Duration::from_secs(30), |l| {
+            let l = l.trim();
+            if key.is_none()
+                && l.starts_with("(0)")
+                && l.split_whitespace().nth(1).is_some_and(|k| k.len() == 66)
+            {
+                key = l.split_whitespace().nth(1).map(str::to_owned);
+            }
+            l.strip_prefix("Listening on ").map(|a| format!("http://{a}"))
+        })
+        .map_err(harness)?;
     let key = key.ok_or_else(|| fail("anvil printed no private key"))?;
     let signer: PrivateKeySigner = key.parse().map_err(|_| fail("anvil's key does not parse"))?;
     let me = signer.address();
@@ -343,7 +246,7 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
                         .collect();
                     step(format!(
                         "{} installed release {seq} after {:.2} s: blake3 {} ({}, {})",
-                        d.proc.name,
+                        d.proc.name(),
                         published.elapsed().as_secs_f64(),
                         s["installed"]["hash"].as_str().unwrap_or("?"),
                         s["last_fetch"]["payload"].as_str().unwrap_or("?"),
@@ -354,11 +257,11 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
                         }
                     ));
                     if s["installed"]["hash"].as_str() != Some(target.to_string().as_str()) {
-                        return Err(fail(format!("{} installed the wrong image", d.proc.name)));
+                        return Err(fail(format!("{} installed the wrong image", d.proc.name())));
                     }
                     done[i] = Some(s);
                 } else if let Some(e) = s["rollbacks"].as_array().and_then(|r| r.last()) {
-                    return Err(fail(format!("{} rolled back: {}", d.proc.name, e["reason"])));
+                    return Err(fail(format!("{} rolled back: {}", d.proc.name(), e["reason"])));
                 }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
