@@ -39,8 +39,12 @@ pub async fn prove(
 }
 
 /// Send what a poll proved to the Coordinator, if this node has one.
-pub fn tell(to: Option<&Recipient<RolloutProven>>, now: Option<u64>, gates: Vec<(Sequence, ReleaseGate)>) {
-    if let (Some(to), Some(now)) = (to, now) {
+pub fn tell(
+    to: Option<&Recipient<RolloutProven>>,
+    now: Option<u64>,
+    gates: Option<Vec<(Sequence, ReleaseGate)>>,
+) {
+    if let (Some(to), Some(now), Some(gates)) = (to, now, gates) {
         to.do_send(RolloutProven { now, gates });
     }
 }

@@ -45,8 +45,9 @@ pub struct PollReport {
     pub revoked: Vec<Sequence>,
     /// Events that did not match the proven digest, or were missing.
     pub rejected: Vec<String>,
-    /// The proven rollout gates of the releases seen and not installed or revoked.
-    pub gates: Vec<(Sequence, firmchain_update::rollout::ReleaseGate)>,
+    /// The proven rollout gates of the releases seen and not installed or revoked (None: they could not be
+    /// proven this time; devices keep holding what they cannot prove).
+    pub gates: Option<Vec<(Sequence, firmchain_update::rollout::ReleaseGate)>>,
 }
 
 /// The watcher's state between polls, over any execution RPC `E` and consensus RPC `C` (HTTP in the node,
@@ -274,7 +275,13 @@ impl<E: ExecutionRpc, C: ConsensusRpc> Watcher<E, C> {
                 report.revoked.push(seq);
             }
         }
-        report.gates = self.prove_gates(at).await?;
+        report.gates = match self.prove_gates(at).await {
+            Ok(g) => Some(g),
+            Err(e) => {
+                tracing::warn!(error = %e, "proving the rollout state failed; releases stay held until it is proven");
+                None
+            }
+        };
         // Events before the first release not yet installed are not needed again; the cursor moves only on
         // verified block numbers, stays a lookback below the finalized block, and goes back to the deployment
         // block when the index holds a release no event delivered. After a refused event it stays.

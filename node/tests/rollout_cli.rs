@@ -26,7 +26,9 @@ fn firmchain(anvil: &firmchain_tests::Anvil, key: Option<&str>, args: &[&str]) -
         .args(args)
         .env("FIRMCHAIN_RPC", &anvil.url)
         .env_remove("FIRMCHAIN_PRIVATE_KEY")
-        .env_remove("FIRMCHAIN_CONTRACT");
+        .env_remove("FIRMCHAIN_CONTRACT")
+        .env_remove("FIRMCHAIN_CHAIN__CONTRACT")
+        .env_remove("FIRMCHAIN_CHAIN__EXECUTION_RPC");
     if let Some(k) = key {
         c.env("FIRMCHAIN_PRIVATE_KEY", k);
     }

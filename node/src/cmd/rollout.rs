@@ -249,16 +249,10 @@ async fn rollout_status(
     sequence: Option<Sequence>,
     devices: &[(String, Option<HardwareClass>)],
 ) -> Result<Value, CliError> {
-    let url = index
-        .chain
-        .rpc
-        .clone()
-        .ok_or_else(|| CliError::Usage("--rpc (or FIRMCHAIN_RPC) is required".into()))?;
-    let contract = index
-        .contract
-        .as_deref()
-        .ok_or_else(|| CliError::Usage("--contract (or FIRMCHAIN_CONTRACT) is required".into()))?;
-    let at_index = address(contract, "--contract")?;
+    let url = super::contract::rpc(&index.chain)?;
+    let contract = super::contract::flag_or_legacy(index.contract.as_deref(), "FIRMCHAIN_CONTRACT")
+        .ok_or_else(|| CliError::Usage("--contract (or FIRMCHAIN_CHAIN__CONTRACT) is required".into()))?;
+    let at_index = address(&contract, "--contract")?;
     let reader = HttpExecutionRpc::new(vec![url], Duration::from_secs(index.chain.timeout)).map_err(|e| {
         CliError::Rpc {
             what: "execution RPC",
