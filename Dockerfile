@@ -2,11 +2,11 @@
 #
 # Two ways to build it:
 #
-# 1. From a binary built on the host (no registry needed; what tests/swarm/run.sh does):
-#      RUSTFLAGS="-C target-feature=+crt-static" cargo build --profile swarm --locked \
-#          --target x86_64-unknown-linux-gnu --bin firmchain
-#      mkdir -p ctx && cp target/x86_64-unknown-linux-gnu/swarm/firmchain ctx/
+# 1. From a binary built on the host (no registry needed): the device binary of scripts/build-device
+#      bash scripts/build-device
+#      mkdir -p ctx && cp target/device/firmchain ctx/
 #      docker build --target local -t firmchain -f Dockerfile ctx
+#    (tests/swarm/run.sh does the same with a faster, fault-injecting `swarm` build.)
 #
 # 2. Multi-stage, for a normal Docker setup that can pull the Rust image:
 #      docker build -t firmchain .
@@ -24,9 +24,7 @@ CMD ["run", "--data", "/data"]
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked \
-        --target x86_64-unknown-linux-gnu --bin firmchain \
-    && cp target/x86_64-unknown-linux-gnu/release/firmchain /firmchain
+RUN bash scripts/build-device && cp target/device/firmchain /firmchain
 
 FROM scratch AS image
 COPY --from=build /firmchain /firmchain

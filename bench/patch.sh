@@ -7,10 +7,11 @@
 #
 #   bash bench/patch.sh            # writes bench/results/patch.md (work files in bench/work/)
 #   FC=path/to/firmchain bash bench/patch.sh   # measure a given binary instead of building one
+#   ONLY="uv rootfs-ext4" bash bench/patch.sh  # remeasure some pairs, keep the other rows of the last run
 #
 # Needs network access to the npm registry, PyPI and Debian; installs bsdiff, xdelta3, zstd, e2fsprogs and
-# GNU time. The Debian pair pins versions from bookworm, bookworm-updates and bookworm-security: when a pinned
-# version leaves the archive, move both pins to the two newest versions that `apt-cache madison` lists.
+# GNU time. The Debian pair takes, per package, the oldest and the newest version that `apt-cache madison` lists
+# (bookworm, bookworm-updates, bookworm-security): the archive moves, so the results file names the versions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -64,12 +65,21 @@ pairs=(
   "orjson-arm64|pypi-aarch64|orjson|3.12.0|3.13.0|orjson/orjson.cpython-311-aarch64-linux-gnu.so"
   "biome-arm64|npm|@biomejs/cli-linux-arm64|1.9.3|1.9.4|package/biome"
   "uv|pypi|uv|0.13.8|0.13.9|uv-*.data/scripts/uv"
-  "rootfs-ext4|debian|libssl3 openssl libcurl4 curl tzdata|3.0.17-1~deb12u2 3.0.17-1~deb12u2 7.88.1-10+deb12u5 7.88.1-10+deb12u5 2025b-0+deb12u1|3.0.20-1~deb12u1 3.0.20-1~deb12u1 7.88.1-10+deb12u14 7.88.1-10+deb12u14 2026b-0+deb12u1|ext4"
+  "rootfs-ext4|debian|libssl3 openssl libcurl4 curl tzdata|oldest|newest|ext4"
 )
 
 fetch() { # source package version file -> path of the extracted file
   local src=$1 pkg=$2 ver=$3 file=$4 dir
+  if [ "$src" = debian ]; then # oldest|newest -> one version per package
+    local p v=()
+    for p in $pkg; do
+      if [ "$ver" = oldest ]; then v+=("$(apt-cache madison "$p" | awk '{print $3}' | sort -V | head -n1)")
+      else v+=("$(apt-cache madison "$p" | awk '{print $3}' | sort -V | tail -n1)"); fi
+    done
+    ver="${v[*]}"
+  fi
   dir=$work/pkgs/$(echo "$pkg" | tr '/@ ' '___')-$(echo "$ver" | tr ' ~+' '_..')
+  [ "$src" = pypi-aarch64 ] && dir=$dir-aarch64
   if [ ! -d "$dir" ]; then
     mkdir -p "$dir.tmp"
     case $src in
@@ -92,7 +102,7 @@ fetch() { # source package version file -> path of the extracted file
         E2FSPROGS_FAKE_TIME=1700000000 mke2fs -q -F -t ext4 -b 4096 -N 4096 -O ^has_journal,^metadata_csum \
           -U 6f0b2a9c-1d3e-4c5b-9a7f-0e1d2c3b4a59 \
           -E hash_seed=1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0,root_owner=0:0,lazy_itable_init=0,nodiscard \
-          -d "$dir.tmp/root" "$dir.tmp/image.ext4" 32M
+          -d "$dir.tmp/root" "$dir.tmp/image.ext4" 32M >/dev/null
         rm -rf "$dir.tmp/root" ;;
       sdist)
         python3 -m pip download --quiet --disable-pip-version-check --no-deps --no-binary=:all: \
@@ -108,6 +118,15 @@ fetch() { # source package version file -> path of the extracted file
   esac
 }
 
+fetch_versions() { # packages oldest|newest -> "pkg=version ..."
+  local p out=()
+  for p in $1; do
+    if [ "$2" = oldest ]; then out+=("$p=$(apt-cache madison "$p" | awk '{print $3}' | sort -V | head -n1)")
+    else out+=("$p=$(apt-cache madison "$p" | awk '{print $3}' | sort -V | tail -n1)"); fi
+  done
+  echo "${out[*]}"
+}
+
 measure() { # out-file command... -> "seconds peak_kib"
   local t=$work/out/time.txt
   /usr/bin/time -f '%e %M' -o "$t" "$@" >/dev/null 2>&1 || { echo "fail fail"; return; }
@@ -115,9 +134,22 @@ measure() { # out-file command... -> "seconds peak_kib"
 }
 
 tsv=$work/out/results.tsv
-printf 'pair\told\tnew\tours\tbsdiff\txdelta3\tzstd\thdiffz\tdiff_s\thdiffz_s\tapply_s\tapply_kib\tfull\n' > "$tsv"
+# ONLY="name ..." remeasures those pairs and keeps the other rows of the last run.
+if [ -n "${ONLY:-}" ] && [ -s "$tsv" ]; then
+  keep=$(mktemp)
+  head -n1 "$tsv" > "$keep"
+  tail -n +2 "$tsv" | while IFS= read -r row; do
+    skip=
+    for n in $ONLY; do [[ $row == "$n ("* ]] && skip=1; done
+    [ -z "$skip" ] && printf '%s\n' "$row"
+  done >> "$keep"
+  mv "$keep" "$tsv"
+else
+  printf 'pair\told\tnew\tours\tbsdiff\txdelta3\tzstd\thdiffz\tdiff_s\thdiffz_s\tapply_s\tapply_kib\tfull\n' > "$tsv"
+fi
 for spec in "${pairs[@]}"; do
   IFS='|' read -r name src pkg v1 v2 file <<<"$spec"
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then continue; fi
   say "$name: $pkg $v1 -> $v2"
   old=$(fetch "$src" "$pkg" "$v1" "$file")
   new=$(fetch "$src" "$pkg" "$v2" "$file")
@@ -126,30 +158,40 @@ for spec in "${pairs[@]}"; do
   "$fc" --quiet diff "$old" "$new" -o "$o.full" --kind full >/dev/null
   read -r apply_s apply_kib < <(measure "$fc" --quiet apply "$old" "$o.fc" -o "$o.applied")
   cmp -s "$o.applied" "$new" || { say "$name: applied result differs from the new file"; exit 1; }
-  bsdiff "$old" "$new" "$o.bsdiff"
-  xdelta3 -e -9 -S djw -f -s "$old" "$new" "$o.xdelta3"
-  zstd -q -f -19 --patch-from="$old" "$new" -o "$o.zstd"
-  read -r hdiffz_s _ < <(measure "$hdiffz" -m-6 -SD -c-zstd-21-24 -f "$old" "$new" "$o.hdiffz")
+  # The other tools' results depend only on the pair: kept from an earlier run (REDO=1 to remake them).
+  if [ -n "${REDO:-}" ] || [ ! -s "$o.hdiffz.time" ] || [ "$(cat "$o.pair" 2>/dev/null)" != "$old $new" ]; then
+    bsdiff "$old" "$new" "$o.bsdiff"
+    xdelta3 -e -9 -S djw -f -s "$old" "$new" "$o.xdelta3"
+    zstd -q -f -19 --patch-from="$old" "$new" -o "$o.zstd"
+    measure "$hdiffz" -m-6 -SD -c-zstd-21-24 -f "$old" "$new" "$o.hdiffz" > "$o.hdiffz.time"
+    echo "$old $new" > "$o.pair"
+  fi
+  read -r hdiffz_s _ < "$o.hdiffz.time"
   size() { stat -c %s "$1"; }
   label="$name ($pkg $v1→$v2)"
-  [ "$src" = debian ] && label="$name (ext4 of Debian $pkg, bookworm point releases)"
+  [ "$src" = debian ] && label="$name (ext4 image of Debian bookworm $pkg: $(fetch_versions "$pkg" oldest) → $(fetch_versions "$pkg" newest))"
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$(size "$old")" "$(size "$new")" \
     "$(size "$o.fc")" "$(size "$o.bsdiff")" "$(size "$o.xdelta3")" "$(size "$o.zstd")" "$(size "$o.hdiffz")" \
     "$diff_s" "$hdiffz_s" "$apply_s" "$apply_kib" "$(size "$o.full")" >> "$tsv"
 done
 
-say "64 MiB image: apply peak RSS (patch and full image)"
-"$fc" --quiet demo --size-mib 64 --dir "$work/demo64" >/dev/null
-"$fc" --quiet diff "$work/demo64/firmware-v1.bin" "$work/demo64/firmware-v2.bin" -o "$work/demo64/full.update" --kind full
-read -r big_patch_s big_patch_kib < <(measure "$fc" --quiet apply "$work/demo64/firmware-v1.bin" "$work/demo64/v1-to-v2.patch" -o "$work/demo64/out.bin")
-cmp -s "$work/demo64/out.bin" "$work/demo64/firmware-v2.bin"
-read -r big_full_s big_full_kib < <(measure "$fc" --quiet apply "$work/demo64/firmware-v1.bin" "$work/demo64/full.update" -o "$work/demo64/out-full.bin")
-cmp -s "$work/demo64/out-full.bin" "$work/demo64/firmware-v2.bin"
-read -r _ hash_kib < <(measure "$fc" --quiet hash "$work/demo64/firmware-v2.bin")
+big_patch_s=- big_patch_kib=0 big_full_s=- big_full_kib=0 hash_kib=0
+if "$fc" demo --help >/dev/null 2>&1; then
+  say "64 MiB image: apply peak RSS (patch and full image)"
+  "$fc" --quiet demo --size-mib 64 --dir "$work/demo64" >/dev/null
+  "$fc" --quiet diff "$work/demo64/firmware-v1.bin" "$work/demo64/firmware-v2.bin" -o "$work/demo64/full.update" --kind full
+  read -r big_patch_s big_patch_kib < <(measure "$fc" --quiet apply "$work/demo64/firmware-v1.bin" "$work/demo64/v1-to-v2.patch" -o "$work/demo64/out.bin")
+  cmp -s "$work/demo64/out.bin" "$work/demo64/firmware-v2.bin"
+  read -r big_full_s big_full_kib < <(measure "$fc" --quiet apply "$work/demo64/firmware-v1.bin" "$work/demo64/full.update" -o "$work/demo64/out-full.bin")
+  cmp -s "$work/demo64/out-full.bin" "$work/demo64/firmware-v2.bin"
+  read -r _ hash_kib < <(measure "$fc" --quiet hash "$work/demo64/firmware-v2.bin")
+else
+  say "$fc has no demo command: 64 MiB section skipped"
+fi
 
-python3 - "$tsv" "$results" "$big_patch_s" "$big_patch_kib" "$big_full_s" "$big_full_kib" "$hash_kib" <<'PY'
+python3 - "$tsv" "$results" "$big_patch_s" "$big_patch_kib" "$big_full_s" "$big_full_kib" "$hash_kib" "$(basename "$fc")" <<'PY'
 import csv, math, sys, datetime, platform, os
-tsv, out, bps, bpk, bfs, bfk, hk = sys.argv[1:]
+tsv, out, bps, bpk, bfs, bfk, hk, binary = sys.argv[1:]
 rows = list(csv.DictReader(open(tsv), delimiter='\t'))
 tools = ['ours', 'bsdiff', 'xdelta3', 'zstd', 'hdiffz']
 pct = lambda r, t: 100.0 * int(r[t]) / int(r['new'])
@@ -158,11 +200,12 @@ lines = [
     "# Patch benchmark", "",
     f"Made by `bash bench/patch.sh` on {datetime.date.today()} ({os.cpu_count()} cores, {platform.machine()}).",
     "Patch size as % of the new file (smaller is better). ours = `firmchain diff --kind patch` (format 2: bidiff",
-    "instructions split into control/add/copy streams, diffed with and without the x86-64/AArch64 branch filter",
-    "and the smaller kept, each stream zstd -19 or raw LZMA2, whichever is smaller, with a window of at most 2^21);",
+    "instructions split into control/add/copy streams; AArch64 ELF pairs are also diffed through the branch filter",
+    "and the diff whose streams code smaller by a quick estimate is kept; each stream zstd -19 or raw LZMA2 (xz 9e),",
+    "whichever is smaller, with a window of at most 2^20);",
     "bsdiff 4.3; xdelta3 `-9 -S djw`; zstd 1.5 `-19 --patch-from`;",
     "hdiffz 5.1.3 (HDiffPatch in the hdiffpatch 2.6.0 sdist) `-m-6 -SD -c-zstd-21-24`. Times and RSS (GNU time, peak",
-    "RSS = VmHWM) are for `firmchain`, except the hdiffz diff time.", "",
+    f"RSS = VmHWM) are for `{binary}`, except the hdiffz diff time.", "",
     "| pair | old | new | ours | bsdiff | xdelta3 | zstd | hdiffz | ours ÷ hdiffz | full image | diff s | hdiffz s | apply s | apply peak RSS |",
     "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
 ]
@@ -183,10 +226,10 @@ lines += ["",
     f"({float(largest['diff_s']) / max(float(largest['hdiffz_s']), 0.01):.2f}×)",
     f"- apply peak RSS, largest pair: {int(largest['apply_kib']) / 1024:.1f} MiB; any pair: "
     f"{max(int(r['apply_kib']) for r in rows) / 1024:.1f} MiB",
-    "", "## 64 MiB image", "",
+    ] + ([] if bps == "-" else ["", "## 64 MiB image", "",
     f"`firmchain apply` of a 64 MiB generated image (`firmchain demo --size-mib 64`): patch {bps} s at "
     f"{int(bpk) / 1024:.1f} MiB peak RSS; full image {bfs} s at {int(bfk) / 1024:.1f} MiB peak RSS. "
-    f"For scale, `firmchain hash` of the same file peaks at {int(hk) / 1024:.1f} MiB.", ""]
+    f"For scale, `firmchain hash` of the same file peaks at {int(hk) / 1024:.1f} MiB."]) + [""]
 open(out, 'w').write("\n".join(lines))
 print("\n".join(lines))
 PY

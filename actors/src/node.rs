@@ -225,6 +225,14 @@ pub fn chain_spec(path: Option<&Path>) -> Result<ChainSpec, NodeError> {
     }
 }
 
+/// HTTP settings of the RPC clients: the per-call timeout and the operator's CA file.
+fn http_options(config: &Config) -> firmchain_lightclient::http::HttpOptions {
+    firmchain_lightclient::http::HttpOptions {
+        timeout: Some(Duration::from_secs(config.chain.timeout_secs)),
+        ca_file: config.chain.ca_file.clone(),
+    }
+}
+
 async fn header_source(
     config: &Config,
     checkpoint: Option<[u8; 32]>,
@@ -237,9 +245,12 @@ async fn header_source(
     // Resume from the newer of the persisted finalized header and the configured checkpoint (a fresh checkpoint
     // recovers a device that was offline past the weak-subjectivity window), with the participation maxima.
     let saved = state.light_client()?;
-    let spec = chain_spec(c.chain_config.as_deref())?;
-    let rpc = HttpRpc::new(c.consensus_rpc.clone(), Duration::from_secs(c.timeout_secs))
-        .map_err(ClientError::from)?;
+    let spec = match c.network.as_deref().and_then(ChainSpec::network) {
+        Some(spec) => spec,
+        None => chain_spec(c.chain_config.as_deref())?,
+    };
+    let rpc =
+        HttpRpc::with_options(c.consensus_rpc.clone(), &http_options(config)).map_err(ClientError::from)?;
     let window = c.weak_subjectivity_days * 24 * 3600;
     let client =
         LightClient::resume(spec, rpc, checkpoint, saved.as_ref(), unix_now(), window, false).await?;
@@ -325,10 +336,11 @@ impl Node {
             }
         };
 
-        let rpc =
-            HttpExecutionRpc::new(config.chain.execution_rpc.clone(), timeout).map_err(NodeError::Rpc)?;
+        let rpc = HttpExecutionRpc::with_options(config.chain.execution_rpc.clone(), &http_options(&config))
+            .map_err(NodeError::Rpc)?;
         let source = header_source(&config, settings.checkpoint, &state).await?;
-        let watcher = Watcher::new(rpc, index, product, source, state.clone(), installed)?;
+        let watcher = Watcher::new(rpc, index, product, source, state.clone(), installed)?
+            .with_scan(config.chain.from_block, config.chain.log_range);
         let (seen, revoked) = match &coordinator {
             Some(c) => (Some(c.clone().recipient()), Some(c.clone().recipient())),
             None => (None, None),

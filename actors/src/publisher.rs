@@ -196,7 +196,8 @@ async fn publish(
     msg: Publish,
 ) -> Result<PublishedRelease, PublishError> {
     let (head, _) = index.latest(&msg.product).await?;
-    let dir = releases.join(msg.product.to_string());
+    // Named by the id's hex, never by the name: a product is not a path.
+    let dir = releases.join(msg.product.hex());
     std::fs::create_dir_all(&dir).map_err(file(&dir))?;
     let old = match msg.base {
         Some(b) => Some(b),

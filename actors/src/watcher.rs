@@ -71,6 +71,8 @@ pub struct Watcher<E, C> {
     from_block: u64,
     /// Blocks per `eth_getLogs` call (halved when a provider refuses a range; the size that worked is kept).
     log_range: u64,
+    /// Blocks below the safe block the cursor stays (reorgs near the head do not skip events).
+    lookback: u64,
     /// Endpoint demotions already reported (of the execution and the consensus RPC).
     demotions_reported: (usize, usize),
     /// The slot of the minority-signed header last reported.
@@ -104,6 +106,7 @@ impl<E: ExecutionRpc, C: ConsensusRpc> Watcher<E, C> {
             revoked: BTreeSet::new(),
             from_block: 0,
             log_range: DEFAULT_LOG_RANGE,
+            lookback: DEFAULT_LOOKBACK,
             demotions_reported: (0, 0),
             withheld_reported: None,
             distrust: Vec::new(),
@@ -114,6 +117,12 @@ impl<E: ExecutionRpc, C: ConsensusRpc> Watcher<E, C> {
     pub fn with_scan(mut self, from_block: u64, log_range: u64) -> Self {
         self.from_block = from_block;
         self.log_range = log_range.max(1);
+        self
+    }
+
+    /// Keep the cursor `blocks` below the safe block ([`DEFAULT_LOOKBACK`] unless set).
+    pub fn with_lookback(mut self, blocks: u64) -> Self {
+        self.lookback = blocks;
         self
     }
 
@@ -295,7 +304,7 @@ impl<E: ExecutionRpc, C: ConsensusRpc> Watcher<E, C> {
             cursor,
             self.from_block,
             self.safe_block(at.number),
-            DEFAULT_LOOKBACK,
+            self.lookback,
             pending_first,
             all_delivered.then_some(at.number),
         );

@@ -72,8 +72,19 @@ pub struct ChainConfig {
     pub consensus_rpc: Vec<String>,
     /// The trusted checkpoint, a beacon block root (light mode).
     pub checkpoint: Option<String>,
-    /// The consensus chain's config file (light mode); none means Ethereum mainnet.
+    /// A public network's built-in consensus parameters (light mode): `mainnet`, `sepolia` or `hoodi`. Without
+    /// it and without `chain_config`, Ethereum mainnet.
+    pub network: Option<String>,
+    /// The consensus chain's config file (light mode; `config.yaml` as published, plus `GENESIS_TIME` and
+    /// `GENESIS_VALIDATORS_ROOT`), for chains without a preset.
     pub chain_config: Option<PathBuf>,
+    /// Extra CA certificates (PEM) for HTTPS RPCs, beside the bundled web PKI roots and `SSL_CERT_FILE` /
+    /// `SSL_CERT_DIR`.
+    pub ca_file: Option<PathBuf>,
+    /// The block the index was deployed in (`contract deploy` prints it): where event scans start.
+    pub from_block: u64,
+    /// Blocks per `eth_getLogs` call (halved when a provider refuses a range).
+    pub log_range: u64,
     /// The FirmwareIndex contract address.
     pub contract: String,
     /// The product this device runs.
@@ -163,7 +174,11 @@ impl Default for ChainConfig {
             execution_rpc: Vec::new(),
             consensus_rpc: Vec::new(),
             checkpoint: None,
+            network: None,
             chain_config: None,
+            ca_file: None,
+            from_block: 0,
+            log_range: 2000,
             contract: String::new(),
             product: String::new(),
             poll_interval_secs: 12,
@@ -338,6 +353,23 @@ impl Config {
         }
         check_urls("chain.execution_rpc", &c.execution_rpc)?;
         check_urls("chain.consensus_rpc", &c.consensus_rpc)?;
+        if c.log_range == 0 {
+            return Err(invalid("chain.log_range", "must be at least 1 block"));
+        }
+        if let Some(n) = &c.network {
+            if !["mainnet", "sepolia", "hoodi"].contains(&n.as_str()) {
+                return Err(invalid(
+                    "chain.network",
+                    format!("{n:?} is not a known network (mainnet, sepolia or hoodi)"),
+                ));
+            }
+            if c.chain_config.is_some() {
+                return Err(invalid(
+                    "chain.network",
+                    "set chain.network or chain.chain_config, not both",
+                ));
+            }
+        }
         if c.mode == ChainMode::Light {
             if c.consensus_rpc.is_empty() {
                 return Err(invalid(

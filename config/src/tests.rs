@@ -107,6 +107,8 @@ fn validation_names_the_key() {
         ("api.listen=localhost", "api.listen"),
         ("device.hardware_class=has space", "device.hardware_class"),
         ("device.name=a\u{7}b", "device.name"),
+        ("chain.network=goerli", "chain.network"),
+        ("chain.log_range=0", "chain.log_range"),
     ];
     for (set, key) in cases {
         let err = Config::load(&Sources {

@@ -101,6 +101,28 @@ impl Blockstore {
             .collect()
     }
 
+    /// Blocks in order, in one read transaction, until their bytes reach `budget`: the result covers a prefix
+    /// of `cids` (at least one CID when `cids` is not empty), so a caller loads no more than about `budget`
+    /// bytes whatever it is asked for. Missing ones are `None`.
+    pub fn get_within(&self, cids: &[Cid], budget: usize) -> Result<Vec<Option<Bytes>>, StoreError> {
+        let tx = self.db.begin_read().map_err(dberr)?;
+        let t = tx.open_table(BLOCKS).map_err(dberr)?;
+        let mut out = Vec::new();
+        let mut loaded = 0usize;
+        for c in cids {
+            if loaded >= budget {
+                break;
+            }
+            let block = t
+                .get(c.to_bytes().as_slice())
+                .map_err(dberr)?
+                .map(|v| Bytes::copy_from_slice(v.value()));
+            loaded += block.as_ref().map_or(0, Bytes::len);
+            out.push(block);
+        }
+        Ok(out)
+    }
+
     /// Whether each CID is held.
     pub fn has_many(&self, cids: &[Cid]) -> Result<Vec<bool>, StoreError> {
         let tx = self.db.begin_read().map_err(dberr)?;

@@ -34,6 +34,7 @@ pub(crate) enum Command {
     StopProviding(Cid),
     FindProviders(Cid, mpsc::Sender<PeerId>),
     Ban(PeerId, String),
+    Banned(oneshot::Sender<Vec<PeerId>>),
     Shutdown(oneshot::Sender<()>),
 }
 

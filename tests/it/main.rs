@@ -3,6 +3,11 @@
 mod contract;
 mod execution_proofs;
 mod helia_cid;
+mod hostile_bench;
+mod hostile_bitswap;
+mod hostile_connections;
+mod hostile_dht;
+mod hostile_peer;
 mod lightclient_dns;
 mod lightclient_e2e;
 mod lightclient_sync;

@@ -13,15 +13,15 @@ use firmchain_p2p::{
 use firmchain_tests::pseudo_random;
 use firmchain_update::dag::{DagOptions, DagRoot, ReadLimits, read_file};
 
-const TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(60);
 
-struct TestNode {
-    p2p: P2p,
+pub(crate) struct TestNode {
+    pub(crate) p2p: P2p,
     _dir: tempfile::TempDir,
 }
 
 impl TestNode {
-    async fn start(cfg: P2pConfig) -> TestNode {
+    pub(crate) async fn start(cfg: P2pConfig) -> TestNode {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Blockstore::open(&dir.path().join("blocks.redb"), 1 << 30).unwrap());
         let (p2p, _task) = P2p::start(cfg, identity::Keypair::generate_ed25519(), store)
@@ -30,16 +30,16 @@ impl TestNode {
         TestNode { p2p, _dir: dir }
     }
 
-    async fn addr(&self) -> firmchain_p2p::Multiaddr {
+    pub(crate) async fn addr(&self) -> firmchain_p2p::Multiaddr {
         self.p2p.listen_addrs().await.unwrap().remove(0)
     }
 
-    fn import(&self, data: &[u8]) -> DagRoot {
+    pub(crate) fn import(&self, data: &[u8]) -> DagRoot {
         firmchain_p2p::import(self.p2p.store(), data, DagOptions::default(), |_| {}).unwrap()
     }
 
     /// The file under `root`, read back from this node's store (every block verified again on the way).
-    fn read(&self, root: &DagRoot) -> Vec<u8> {
+    pub(crate) fn read(&self, root: &DagRoot) -> Vec<u8> {
         let mut out = Vec::new();
         let limits = ReadLimits {
             max_size: root.size,
@@ -49,14 +49,14 @@ impl TestNode {
         out
     }
 
-    async fn fetch(&self, root: &DagRoot, opts: FetchOptions) -> Result<FetchSummary, FetchError> {
+    pub(crate) async fn fetch(&self, root: &DagRoot, opts: FetchOptions) -> Result<FetchSummary, FetchError> {
         tokio::time::timeout(TIMEOUT, self.p2p.fetch(root.cid, opts).finish())
             .await
             .expect("fetch timed out")
     }
 }
 
-fn opts(root: &DagRoot) -> FetchOptions {
+pub(crate) fn opts(root: &DagRoot) -> FetchOptions {
     FetchOptions {
         limits: FetchLimits::for_file_size(root.size),
         stall_timeout: Duration::from_secs(20),
@@ -202,7 +202,7 @@ async fn fetcher_connected_to(nodes: &[TestNode]) -> (TestNode, Vec<PeerId>) {
 }
 
 /// Options with the default timeouts (a loaded CI machine can be slow), naming the peers to ask.
-fn with_peers(root: &DagRoot, peers: Vec<PeerId>) -> FetchOptions {
+pub(crate) fn with_peers(root: &DagRoot, peers: Vec<PeerId>) -> FetchOptions {
     FetchOptions { peers, ..opts(root) }
 }
 
@@ -271,6 +271,22 @@ async fn peer_withholding_blocks_is_dropped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn very_slow_peer_is_dropped() {
     hostile_peer_is_dropped(Fault::Slow(Duration::from_secs(5)), "delivered nothing").await;
+}
+
+/// The 10 s stall: a want written into a stream that died with its connection got no answer, and the only
+/// provider was judged silent. A want that got no answer is asked again before the peer is judged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_want_is_asked_again_before_the_peer_is_judged() {
+    let data = pseudo_random(1024 * 1024 + 9, 13);
+    let (nodes, root) = providers(&data, &[Some(Fault::LoseFirstWants)]).await;
+    let (fetcher, peers) = fetcher_connected_to(&nodes).await;
+    let opts = FetchOptions {
+        stall_timeout: Duration::from_secs(3),
+        ..quick(&root, peers)
+    };
+    let summary = fetcher.fetch(&root, opts).await.unwrap();
+    assert_eq!(fetcher.read(&root), data);
+    assert!(summary.rejected.is_empty(), "{:?}", summary.rejected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,8 +14,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_at = args.iter().position(|a| a == "-o").ok_or("missing -o")?;
     let out = &args[out_at + 1];
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    // WINDOW_LOG=n caps every stream's window (for measuring what smaller device windows cost).
+    let window_log = std::env::var("WINDOW_LOG").ok().and_then(|v| v.parse().ok());
     let opts = PatchOptions {
         workers,
+        window_log: window_log.unwrap_or(PatchOptions::default().window_log),
         ..PatchOptions::default()
     };
     match args[0].as_str() {

@@ -33,22 +33,38 @@ pub const MAX_CID_LEN: usize = 128;
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct ProductId(pub [u8; 32]);
 
-/// A product name that does not fit in 32 bytes of printable ASCII.
+/// A product name outside the allowed set.
 #[derive(Debug, thiserror::Error)]
-#[error("product name {0:?} must be 1 to 32 printable ASCII characters, or 0x followed by 64 hex digits")]
+#[error(
+    "product name {0:?} must be 1 to 32 of A-Z a-z 0-9 . _ - starting with a letter or digit, or 0x followed by 64 hex digits"
+)]
 pub struct ParseProductError(pub String);
 
+/// Whether `name` is a product name: 1 to 32 of `A-Z a-z 0-9 . _ -`, the first a letter or digit. So a name is
+/// never a path (`/`, `\`), never `.` or `..`, and never hidden.
+pub fn is_product_name(name: &[u8]) -> bool {
+    (1..=32).contains(&name.len())
+        && name[0].is_ascii_alphanumeric()
+        && name
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 impl ProductId {
-    /// The product as a name, when it is printable ASCII padded with zeros.
+    /// The product as a name, when it is a valid name ([`is_product_name`]) padded with zeros.
     pub fn name(&self) -> Option<&str> {
         let end = self.0.iter().position(|&b| b == 0).unwrap_or(32);
         let (name, pad) = self.0.split_at(end);
-        let printable = !name.is_empty() && name.iter().all(|b| b.is_ascii_graphic());
-        if printable && pad.iter().all(|&b| b == 0) {
+        if is_product_name(name) && pad.iter().all(|&b| b == 0) {
             std::str::from_utf8(name).ok()
         } else {
             None
         }
+    }
+
+    /// The 64 hex digits of the id: what names the product's folders on disk (never the name).
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
     }
 }
 
@@ -62,7 +78,7 @@ impl FromStr for ProductId {
             hex::decode_to_slice(digits, &mut out).map_err(|_| bad())?;
             return Ok(ProductId(out));
         }
-        if s.is_empty() || s.len() > 32 || !s.bytes().all(|b| b.is_ascii_graphic()) {
+        if !is_product_name(s.as_bytes()) {
             return Err(bad());
         }
         let mut out = [0u8; 32];

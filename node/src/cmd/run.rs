@@ -105,6 +105,8 @@ async fn start_api(config: &Config, node: &NodeHandle) -> Result<Option<std::net
         max_staleness: config.chain.max_staleness_secs,
         recovered: node.recovered.clone(),
         started: unix_now(),
+        limits: api::ApiLimits::default(),
+        publishing: api::PublishGate::default(),
     });
     tokio::spawn(api::serve(listener, api_state));
     Ok(Some(addr))

@@ -2,11 +2,14 @@
 //!
 //! Each direction has its own streams, as in every Bitswap implementation: we read length-prefixed messages
 //! from the streams peers open to us, and send ours on one stream per peer that we open (and close when idle).
-//! A reader task per inbound stream answers wants from the blockstore (blocks, `Have`, `DontHave`, cut into
-//! messages of about 2 MiB) and turns received blocks into CIDs by hashing them, then routes them to the fetch
-//! that wants them. Blocks are attributed to the peer whose stream carried them, so a peer that lies is named.
+//! A reader task per inbound stream (a few per peer) hands wants to the peer's bounded wantlist, which a serving
+//! task answers from the blockstore ([`serve`]: blocks, `Have`, `DontHave`, one message of about 2 MiB at a
+//! time), and turns received blocks into CIDs by hashing them, then routes them to the fetch that wants them.
+//! Blocks are attributed to the peer whose stream carried them, so a peer that lies is named; a peer that abuses
+//! the server is named, dropped and banned.
 
 pub mod proto;
+pub mod serve;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,11 +20,13 @@ use bytes::Bytes;
 use cid::Cid;
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::{PeerId, StreamProtocol};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::{debug, warn};
 
 use crate::blockstore::Blockstore;
-use proto::{Entry, MAX_MESSAGE_SIZE, Message, Presence, WantType, WireBlock};
+use crate::command::Command;
+use proto::{MAX_MESSAGE_SIZE, Message, Presence, WireBlock};
+use serve::{MAX_CONCURRENT_SERVES, Wantlist};
 
 /// The protocols we speak; we open streams with the first.
 pub const PROTOCOLS: [StreamProtocol; 3] = [
@@ -36,6 +41,8 @@ const READ_BODY_TIMEOUT: Duration = Duration::from_secs(60);
 const WRITER_IDLE: Duration = Duration::from_secs(30);
 const WRITER_QUEUE: usize = 32;
 const INBOUND_QUEUE: usize = 1024;
+/// The most Bitswap streams one peer may have open to us at once; more are reset unread.
+pub const MAX_INBOUND_STREAMS_PER_PEER: usize = 4;
 
 /// Misbehaviour for tests of what a fetching node does with hostile peers.
 #[cfg(feature = "fault-injection")]
@@ -49,6 +56,8 @@ pub enum Fault {
     Withhold,
     /// Wait this long before each block.
     Slow(Duration),
+    /// Lose the first message of wants, as if it had been written into a stream that died with its connection.
+    LoseFirstWants,
 }
 
 /// What the reader tasks tell a running fetch.
@@ -62,6 +71,8 @@ pub(crate) enum Inbound {
     Unwanted { peer: PeerId, cid: Option<Cid> },
     /// The peer broke the protocol.
     Violation { peer: PeerId, reason: String },
+    /// One of several connections to the peer closed (wants written on it may be lost).
+    ConnectionLost { peer: PeerId },
     /// The peer is gone (stream or connection failed).
     PeerGone { peer: PeerId },
 }
@@ -110,8 +121,16 @@ pub struct Counters {
 pub(crate) struct Shared {
     pub store: Arc<Blockstore>,
     control: Mutex<libp2p_stream::Control>,
-    writers: Mutex<HashMap<PeerId, mpsc::Sender<Vec<Bytes>>>>,
+    writers: Mutex<HashMap<PeerId, mpsc::Sender<Outgoing>>>,
     router: Mutex<Router>,
+    /// What each peer wants of us.
+    wantlists: Mutex<HashMap<PeerId, Wantlist>>,
+    /// Serving tasks that may load or write at once.
+    serve_slots: Arc<Semaphore>,
+    /// Inbound Bitswap streams open per peer.
+    inbound: Mutex<HashMap<PeerId, usize>>,
+    /// The event loop, for bans.
+    cmd: mpsc::Sender<Command>,
     /// Origin seeding (see [`Shared::defer_to_other_peer`]): how long a block just sent to one peer is refused
     /// to others, and when each block was last sent to whom.
     seed_window: Option<Duration>,
@@ -119,6 +138,8 @@ pub(crate) struct Shared {
     pub counters: Arc<Counters>,
     #[cfg(feature = "fault-injection")]
     pub fault: Option<Fault>,
+    #[cfg(feature = "fault-injection")]
+    lost_wants: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Shared {
@@ -136,6 +157,7 @@ impl Shared {
     pub fn new(
         store: Arc<Blockstore>,
         control: libp2p_stream::Control,
+        cmd: mpsc::Sender<Command>,
         seed_window: Option<Duration>,
         #[cfg(feature = "fault-injection")] fault: Option<Fault>,
     ) -> Arc<Shared> {
@@ -144,11 +166,17 @@ impl Shared {
             control: Mutex::new(control),
             writers: Mutex::new(HashMap::new()),
             router: Mutex::new(Router::default()),
+            wantlists: Mutex::new(HashMap::new()),
+            serve_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_SERVES)),
+            inbound: Mutex::new(HashMap::new()),
+            cmd,
             seed_window,
             sent: Mutex::new(HashMap::new()),
             counters: Arc::new(Counters::default()),
             #[cfg(feature = "fault-injection")]
             fault,
+            #[cfg(feature = "fault-injection")]
+            lost_wants: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -197,7 +225,7 @@ impl Shared {
     /// Origin seeding, for a publisher whose upload should not grow with the fleet: a block sent to one peer in
     /// the last `seed_window` is refused (DontHave) to other peers that accept DontHave, while the first one is
     /// still connected; they fetch it from that peer, or ask again after the window. Returns true to refuse.
-    fn defer_to_other_peer(&self, cid: &Cid, peer: PeerId, now: Instant) -> bool {
+    pub(crate) fn defer_to_other_peer(&self, cid: &Cid, peer: PeerId, now: Instant) -> bool {
         let Some(window) = self.seed_window else {
             return false;
         };
@@ -237,14 +265,45 @@ impl Shared {
 
     /// Tell every fetch that `peer` is gone.
     pub async fn peer_gone(&self, peer: PeerId) {
-        // Its writer's stream died with the connection; a reconnecting peer gets a new one.
+        // Its writer's stream died with the connection; a reconnecting peer gets a new one. Its wants died too
+        // (Bitswap peers send their whole wantlist again on a new connection).
         lock(&self.writers).remove(&peer);
+        lock(&self.wantlists).remove(&peer);
         self.broadcast(|| Inbound::PeerGone { peer }).await;
+    }
+
+    /// Retire `peer`'s outbound stream: the next message opens a new one (on a live connection).
+    pub fn reset_writer(&self, peer: &PeerId) {
+        lock(&self.writers).remove(peer);
+    }
+
+    /// One of several connections to `peer` closed: its outbound stream may have been on it.
+    pub async fn connection_lost(&self, peer: PeerId) {
+        self.reset_writer(&peer);
+        self.broadcast(|| Inbound::ConnectionLost { peer }).await;
     }
 
     /// Queue a message for `peer`, opening a stream if needed. Waits while the peer's queue is full.
     pub async fn send(self: &Arc<Self>, peer: PeerId, msg: &Message) {
-        let bytes = msg.encode_parts();
+        self.queue(peer, msg, None).await;
+    }
+
+    /// Send a message to `peer` and wait until it is written: true when it was.
+    pub async fn send_written(self: &Arc<Self>, peer: PeerId, msg: &Message) -> bool {
+        let (tx, rx) = oneshot::channel();
+        if !self.queue(peer, msg, Some(tx)).await {
+            return false;
+        }
+        matches!(tokio::time::timeout(2 * WRITE_TIMEOUT, rx).await, Ok(Ok(())))
+    }
+
+    async fn queue(
+        self: &Arc<Self>,
+        peer: PeerId,
+        msg: &Message,
+        mut done: Option<oneshot::Sender<()>>,
+    ) -> bool {
+        let parts = msg.encode_parts();
         for _ in 0..2 {
             let tx = {
                 let mut writers = lock(&self.writers);
@@ -257,15 +316,39 @@ impl Shared {
                     })
                     .clone()
             };
-            match tokio::time::timeout(WRITE_TIMEOUT, tx.send(bytes.clone())).await {
-                Ok(Ok(())) => return,
+            let out = Outgoing {
+                parts: parts.clone(),
+                done: done.take(),
+            };
+            match tokio::time::timeout(WRITE_TIMEOUT, tx.send(out)).await {
+                Ok(Ok(())) => return true,
                 // The writer closed between lookup and send: retry once with a new one.
-                Ok(Err(_)) => continue,
+                Ok(Err(mpsc::error::SendError(out))) => {
+                    done = out.done;
+                    continue;
+                }
                 Err(_) => {
                     debug!(target: "firmchain::bitswap", %peer, "send queue stuck, dropping message");
-                    return;
+                    return false;
                 }
             }
+        }
+        false
+    }
+
+    /// Name, drop and ban a peer that broke the protocol.
+    async fn violation(self: &Arc<Self>, peer: PeerId, reason: String) {
+        self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        warn!(target: "firmchain::bitswap", %peer, %reason, "peer broke the protocol");
+        lock(&self.wantlists).remove(&peer);
+        // Fetches hear of it first, so they record a rejection rather than a peer that merely left.
+        self.broadcast(|| Inbound::Violation {
+            peer,
+            reason: reason.clone(),
+        })
+        .await;
+        if self.cmd.try_send(Command::Ban(peer, reason)).is_err() {
+            warn!(target: "firmchain::bitswap", %peer, "cannot ban peer: the node is busy or stopped");
         }
     }
 
@@ -274,6 +357,12 @@ impl Shared {
         let this = self.clone();
         tokio::spawn(async move { this.send(peer, &msg).await });
     }
+}
+
+/// A message for a writer, with who to tell once it is written.
+struct Outgoing {
+    parts: Vec<Bytes>,
+    done: Option<oneshot::Sender<()>>,
 }
 
 async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, parts: &[Bytes]) -> std::io::Result<()> {
@@ -318,10 +407,15 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
             format!("message of {len} bytes is over the {max}-byte limit"),
         ));
     }
-    let mut buf = vec![0u8; len];
-    tokio::time::timeout(READ_BODY_TIMEOUT, r.read_exact(&mut buf))
+    // Grown as bytes arrive, not allocated from the claimed length: a peer that announces 4 MiB and sends
+    // nothing costs nothing.
+    let mut buf = Vec::with_capacity(len.min(64 * 1024));
+    let read = tokio::time::timeout(READ_BODY_TIMEOUT, r.take(len as u64).read_to_end(&mut buf))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "message body stalled"))??;
+    if read < len {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
     Ok(Some(buf))
 }
 
@@ -341,7 +435,7 @@ async fn open_stream(shared: &Shared, peer: PeerId) -> Option<libp2p::Stream> {
 }
 
 /// Write queued messages to `peer` on one stream.
-async fn writer(shared: Arc<Shared>, peer: PeerId, mut rx: mpsc::Receiver<Vec<Bytes>>) {
+async fn writer(shared: Arc<Shared>, peer: PeerId, mut rx: mpsc::Receiver<Outgoing>) {
     let Some(mut stream) = open_stream(&shared, peer).await else {
         return close_writer(&shared, peer, rx).await;
     };
@@ -355,15 +449,18 @@ async fn writer(shared: Arc<Shared>, peer: PeerId, mut rx: mpsc::Receiver<Vec<By
                 lock(&shared.writers).remove(&peer);
                 rx.close();
                 while let Ok(m) = rx.try_recv() {
-                    if write_frame(&mut stream, &m).await.is_err() {
+                    if write_frame(&mut stream, &m.parts).await.is_err() {
                         break;
+                    }
+                    if let Some(done) = m.done {
+                        let _ = done.send(());
                     }
                 }
                 let _ = stream.close().await;
                 return;
             }
         };
-        let mut written = tokio::time::timeout(WRITE_TIMEOUT, write_frame(&mut stream, &msg)).await;
+        let mut written = tokio::time::timeout(WRITE_TIMEOUT, write_frame(&mut stream, &msg.parts)).await;
         if !matches!(written, Ok(Ok(()))) && !reopened {
             // The stream may have died with its connection while another connection to the peer lives (two peers
             // that dial each other at once hold two): once, write on a new stream instead of giving the peer up.
@@ -371,18 +468,21 @@ async fn writer(shared: Arc<Shared>, peer: PeerId, mut rx: mpsc::Receiver<Vec<By
             debug!(target: "firmchain::bitswap", %peer, "bitswap stream write failed; opening a new stream");
             if let Some(s) = open_stream(&shared, peer).await {
                 stream = s;
-                written = tokio::time::timeout(WRITE_TIMEOUT, write_frame(&mut stream, &msg)).await;
+                written = tokio::time::timeout(WRITE_TIMEOUT, write_frame(&mut stream, &msg.parts)).await;
             }
         }
         if !matches!(written, Ok(Ok(()))) {
             debug!(target: "firmchain::bitswap", %peer, "bitswap stream write failed");
             return close_writer(&shared, peer, rx).await;
         }
+        if let Some(done) = msg.done {
+            let _ = done.send(());
+        }
     }
     let _ = stream.close().await;
 }
 
-async fn close_writer(shared: &Arc<Shared>, peer: PeerId, mut rx: mpsc::Receiver<Vec<Bytes>>) {
+async fn close_writer(shared: &Arc<Shared>, peer: PeerId, mut rx: mpsc::Receiver<Outgoing>) {
     lock(&shared.writers).remove(&peer);
     rx.close();
     shared.peer_gone(peer).await;
@@ -398,20 +498,59 @@ pub(crate) fn spawn_acceptors(shared: &Arc<Shared>, control: &mut libp2p_stream:
         let shared = shared.clone();
         tokio::spawn(async move {
             while let Some((peer, stream)) = incoming.next().await {
-                tokio::spawn(read_stream(shared.clone(), peer, stream));
+                let Some(slot) = InboundSlot::take(&shared, peer) else {
+                    debug!(target: "firmchain::bitswap", %peer, limit = MAX_INBOUND_STREAMS_PER_PEER,
+                        "too many bitswap streams from one peer; resetting one");
+                    drop(stream);
+                    continue;
+                };
+                tokio::spawn(read_stream(shared.clone(), peer, stream, slot));
             }
         });
     }
 }
 
-async fn read_stream(shared: Arc<Shared>, peer: PeerId, stream: libp2p::Stream) {
+/// One of a peer's [`MAX_INBOUND_STREAMS_PER_PEER`] inbound streams, given back when dropped.
+struct InboundSlot {
+    shared: Arc<Shared>,
+    peer: PeerId,
+}
+
+impl InboundSlot {
+    fn take(shared: &Arc<Shared>, peer: PeerId) -> Option<InboundSlot> {
+        let mut open = lock(&shared.inbound);
+        let n = open.entry(peer).or_default();
+        if *n >= MAX_INBOUND_STREAMS_PER_PEER {
+            return None;
+        }
+        *n += 1;
+        Some(InboundSlot {
+            shared: shared.clone(),
+            peer,
+        })
+    }
+}
+
+impl Drop for InboundSlot {
+    fn drop(&mut self) {
+        let mut open = lock(&self.shared.inbound);
+        if let Some(n) = open.get_mut(&self.peer) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.peer);
+            }
+        }
+    }
+}
+
+async fn read_stream(shared: Arc<Shared>, peer: PeerId, stream: libp2p::Stream, _slot: InboundSlot) {
     let mut r = futures::io::BufReader::with_capacity(256 * 1024, stream);
     loop {
         let frame = match read_frame(&mut r, MAX_MESSAGE_SIZE).await {
             Ok(Some(f)) => f,
             Ok(None) => return,
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                return violation(&shared, peer, e.to_string()).await;
+                return shared.violation(peer, e.to_string()).await;
             }
             Err(e) => {
                 debug!(target: "firmchain::bitswap", %peer, error = %e, "bitswap stream closed");
@@ -421,27 +560,29 @@ async fn read_stream(shared: Arc<Shared>, peer: PeerId, stream: libp2p::Stream) 
         let frame = Bytes::from(frame);
         let msg = match Message::decode(&frame) {
             Ok(m) => m,
-            Err(e) => return violation(&shared, peer, format!("malformed bitswap message: {e}")).await,
+            Err(e) => {
+                return shared
+                    .violation(peer, format!("malformed bitswap message: {e}"))
+                    .await;
+            }
         };
         drop(frame);
         if !msg.blocks.is_empty() || !msg.presences.is_empty() {
             receive(&shared, peer, msg.blocks, msg.presences).await;
         }
-        if !msg.wantlist.is_empty() {
-            serve(&shared, peer, msg.wantlist).await;
+        #[cfg(feature = "fault-injection")]
+        if shared.fault == Some(Fault::LoseFirstWants)
+            && !msg.wantlist.is_empty()
+            && !shared.lost_wants.swap(true, Ordering::Relaxed)
+        {
+            continue;
+        }
+        if (!msg.wantlist.is_empty() || msg.full)
+            && let Err(v) = serve::on_wants(&shared, peer, &msg.wantlist, msg.full)
+        {
+            return shared.violation(peer, v.to_string()).await;
         }
     }
-}
-
-async fn violation(shared: &Arc<Shared>, peer: PeerId, reason: String) {
-    shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
-    warn!(target: "firmchain::bitswap", %peer, %reason, "peer broke the protocol");
-    shared
-        .broadcast(|| Inbound::Violation {
-            peer,
-            reason: reason.clone(),
-        })
-        .await;
 }
 
 async fn receive(
@@ -478,88 +619,8 @@ async fn receive(
     }
 }
 
-async fn serve(shared: &Arc<Shared>, peer: PeerId, wants: Vec<Entry>) {
-    let wants: Vec<Entry> = wants.into_iter().filter(|e| !e.cancel).collect();
-    if wants.is_empty() {
-        return;
-    }
-    #[cfg(feature = "fault-injection")]
-    if shared.fault == Some(Fault::Withhold) {
-        return;
-    }
-    let cids: Vec<Cid> = wants.iter().map(|e| e.cid).collect();
-    let store = shared.store.clone();
-    let found = match tokio::task::spawn_blocking(move || store.get_many(&cids)).await {
-        Ok(Ok(found)) => found,
-        Ok(Err(e)) => {
-            warn!(target: "firmchain::bitswap", error = %e, "blockstore read failed");
-            return;
-        }
-        Err(_) => return,
-    };
-    let mut blocks = Vec::new();
-    let mut presences = Vec::new();
-    let now = Instant::now();
-    for (e, data) in wants.iter().zip(found) {
-        match (e.want, data) {
-            (WantType::Block, Some(_))
-                if e.send_dont_have && shared.defer_to_other_peer(&e.cid, peer, now) =>
-            {
-                presences.push((e.cid, Presence::DontHave));
-            }
-            (WantType::Block, Some(data)) => blocks.push(WireBlock {
-                prefix: proto::Prefix::of(&e.cid),
-                data,
-            }),
-            (WantType::Have, Some(_)) => presences.push((e.cid, Presence::Have)),
-            (_, None) if e.send_dont_have => presences.push((e.cid, Presence::DontHave)),
-            (_, None) => {}
-        }
-    }
-    #[cfg(feature = "fault-injection")]
-    let blocks = match shared.fault {
-        Some(Fault::Slow(d)) => {
-            // A slow link: each block alone, after a delay.
-            for b in blocks {
-                tokio::time::sleep(d).await;
-                let len = b.data.len() as u64;
-                let msg = Message {
-                    blocks: vec![b],
-                    ..Message::default()
-                };
-                shared.send(peer, &msg).await;
-                shared.counters.uploaded_bytes.fetch_add(len, Ordering::Relaxed);
-                shared.counters.uploaded_blocks.fetch_add(1, Ordering::Relaxed);
-            }
-            if !presences.is_empty() {
-                let msg = Message {
-                    presences,
-                    ..Message::default()
-                };
-                shared.send(peer, &msg).await;
-            }
-            return;
-        }
-        Some(f) => inject(f, blocks),
-        None => blocks,
-    };
-    let served: u64 = blocks.iter().map(|b| b.data.len() as u64).sum();
-    let count = blocks.len() as u64;
-    for msg in proto::split_blocks(blocks, presences) {
-        shared.send(peer, &msg).await;
-    }
-    shared
-        .counters
-        .uploaded_bytes
-        .fetch_add(served, Ordering::Relaxed);
-    shared
-        .counters
-        .uploaded_blocks
-        .fetch_add(count, Ordering::Relaxed);
-}
-
 #[cfg(feature = "fault-injection")]
-fn inject(fault: Fault, blocks: Vec<WireBlock>) -> Vec<WireBlock> {
+pub(crate) fn inject(fault: Fault, blocks: Vec<WireBlock>) -> Vec<WireBlock> {
     let mut out = Vec::with_capacity(blocks.len());
     for b in blocks {
         let mut data = b.data.to_vec();
@@ -572,7 +633,7 @@ fn inject(fault: Fault, blocks: Vec<WireBlock>) -> Vec<WireBlock> {
                 }
             }
             Fault::OversizeBlocks => data.resize(3 * 1024 * 1024, 0xAA),
-            Fault::Slow(_) | Fault::Withhold => {}
+            Fault::Slow(_) | Fault::Withhold | Fault::LoseFirstWants => {}
         }
         out.push(WireBlock {
             prefix: b.prefix,

@@ -21,7 +21,7 @@ use crate::bitswap::{Inbound, Shared};
 use crate::blockstore::StoreError;
 use crate::command::Command;
 pub use schedule::ScheduleConfig;
-use schedule::{Received, Schedule};
+use schedule::{Judged, Received, Schedule};
 
 /// Bounds on what a DAG may make us download.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -369,21 +369,8 @@ impl Fetch<'_> {
             let now = Instant::now();
             for (peer, cids) in self.sched.assign(now) {
                 self.shared.want(self.id, &cids);
-                let msg = Message {
-                    wantlist: cids
-                        .iter()
-                        .map(|c| Entry {
-                            cid: *c,
-                            priority: 1,
-                            cancel: false,
-                            want: WantType::Block,
-                            send_dont_have: true,
-                        })
-                        .collect(),
-                    ..Message::default()
-                };
                 debug!(target: "firmchain::fetch", %peer, wants = cids.len(), "asking");
-                self.shared.send_detached(peer, msg);
+                self.ask(peer, &cids);
             }
             self.publish_progress();
             // Stalled: a block nobody in play can give us (or nobody in play at all).
@@ -461,9 +448,17 @@ impl Fetch<'_> {
                     }
                 }
                 _ = tokio::time::sleep_until(wake.into()) => {
-                    for (peer, held, dropped) in self.sched.expire(Instant::now()) {
+                    for (peer, held, judged) in self.sched.expire(Instant::now()) {
+                        if judged == Judged::AskedAgain {
+                            // Ask again, on a new stream: the first copy may have been written into a stream
+                            // that died with its connection.
+                            debug!(target: "firmchain::fetch", %peer, wants = held.len(), "no answer: asking again");
+                            self.shared.reset_writer(&peer);
+                            self.ask(peer, &held);
+                            continue;
+                        }
                         self.cancel(peer, &held);
-                        if dropped {
+                        if judged == Judged::Dropped {
                             let reason = self.sched.dropped().get(&peer).cloned().unwrap_or_default();
                             // Slow is not hostile: dropped from this fetch, not banned.
                             self.reject(peer, held, reason, false).await;
@@ -548,6 +543,14 @@ impl Fetch<'_> {
                     self.reject(peer, asked, reason, true).await;
                 }
             }
+            Inbound::ConnectionLost { peer } => {
+                // One of several connections closed: wants written on it may be lost. Ask again.
+                let held = self.sched.outstanding(&peer);
+                if !held.is_empty() {
+                    debug!(target: "firmchain::fetch", %peer, wants = held.len(), "a connection closed: asking again");
+                    self.ask(peer, &held);
+                }
+            }
             Inbound::PeerGone { peer } => {
                 if self.sched.peers().contains(&peer) {
                     debug!(target: "firmchain::fetch", %peer, "peer gone");
@@ -568,6 +571,24 @@ impl Fetch<'_> {
             let _ = self.cmd.send(Command::Ban(peer, r.reason.clone())).await;
         }
         self.rejected.push(r);
+    }
+
+    /// Send want-blocks for `cids` to `peer` (asking again is harmless: the server merges repeated wants).
+    fn ask(&self, peer: PeerId, cids: &[Cid]) {
+        let msg = Message {
+            wantlist: cids
+                .iter()
+                .map(|c| Entry {
+                    cid: *c,
+                    priority: 1,
+                    cancel: false,
+                    want: WantType::Block,
+                    send_dont_have: true,
+                })
+                .collect(),
+            ..Message::default()
+        };
+        self.shared.send_detached(peer, msg);
     }
 
     fn cancel(&self, peer: PeerId, cids: &[Cid]) {

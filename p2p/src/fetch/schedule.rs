@@ -52,6 +52,19 @@ pub struct PeerRecord {
     pub strikes: u32,
     in_flight: usize,
     last_progress: Option<Instant>,
+    /// Its wants were sent again after a timeout, and nothing came since.
+    asked_again: bool,
+}
+
+/// What a progress timeout did to a peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Judged {
+    /// First silence: its wants are sent again (the first copy may have died with a stream), nothing else.
+    AskedAgain,
+    /// Silent again: a strike, and its wants move on.
+    Struck,
+    /// Struck out: dropped from the fetch.
+    Dropped,
 }
 
 /// Whether a received block was one we asked for.
@@ -340,6 +353,7 @@ impl Schedule {
     pub fn received(&mut self, peer: PeerId, cid: Cid, len: usize, now: Instant) -> (Received, Vec<PeerId>) {
         if let Some(r) = self.records.get_mut(&peer) {
             r.last_progress = Some(now);
+            r.asked_again = false;
         }
         let Some(holders) = self.in_flight.remove(&cid) else {
             let kind = if self.known.contains(&cid) {
@@ -367,6 +381,7 @@ impl Schedule {
         if let Some(r) = self.records.get_mut(&peer) {
             r.last_progress = Some(now);
             r.dont_haves += 1;
+            r.asked_again = false;
         }
         self.refused.entry(cid).or_default().insert(peer);
         self.release(&peer, &cid);
@@ -432,14 +447,25 @@ impl Schedule {
         self.records
             .values()
             .filter(|r| r.in_flight > 0)
-            .filter_map(|r| r.last_progress)
+            .filter_map(|r| Some(r.last_progress? + self.silence_allowed(r)))
             .min()
-            .map(|t| t + self.cfg.progress_timeout)
     }
 
-    /// Apply progress timeouts: peers that held wants and delivered nothing for too long get a strike and lose
-    /// their wants; returns `(peer, its wants, dropped)`.
-    pub fn expire(&mut self, now: Instant) -> Vec<(PeerId, Vec<Cid>, bool)> {
+    /// How long `r` may stay silent before the next step: half the progress timeout until its wants are asked
+    /// again, the whole timeout (from the same start) until it is judged. So asking again costs no extra time.
+    fn silence_allowed(&self, r: &PeerRecord) -> Duration {
+        if r.asked_again {
+            self.cfg.progress_timeout
+        } else {
+            self.cfg.progress_timeout / 2
+        }
+    }
+
+    /// Apply progress timeouts: a peer that held wants and delivered nothing for half the progress timeout is
+    /// asked again (its wants are re-sent), and only when still silent at the full timeout gets a strike and
+    /// loses its wants; returns
+    /// `(peer, its wants, what was done)`.
+    pub fn expire(&mut self, now: Instant) -> Vec<(PeerId, Vec<Cid>, Judged)> {
         let late: Vec<PeerId> = self
             .peers
             .iter()
@@ -448,13 +474,21 @@ impl Schedule {
                 self.records.get(p).is_some_and(|r| {
                     r.in_flight > 0
                         && r.last_progress
-                            .is_some_and(|t| now >= t + self.cfg.progress_timeout)
+                            .is_some_and(|t| now >= t + self.silence_allowed(r))
                 })
             })
             .collect();
         let mut out = Vec::new();
         for peer in late {
+            if let Some(r) = self.records.get_mut(&peer)
+                && !r.asked_again
+            {
+                r.asked_again = true;
+                out.push((peer, self.outstanding(&peer), Judged::AskedAgain));
+                continue;
+            }
             let strikes = self.records.get_mut(&peer).map(|r| {
+                r.asked_again = false;
                 r.strikes += 1;
                 r.last_progress = Some(now);
                 r.strikes
@@ -485,7 +519,8 @@ impl Schedule {
                     }
                 }
             }
-            out.push((peer, held, dropped));
+            let judged = if dropped { Judged::Dropped } else { Judged::Struck };
+            out.push((peer, held, judged));
         }
         out
     }
@@ -584,16 +619,31 @@ mod tests {
         s.push(c[0]);
         s.push(c[1]);
         assert_eq!(s.assign(t0).len(), 1);
+        assert_eq!(s.next_deadline(), Some(t0 + Duration::from_millis(2500)));
+        assert!(s.expire(t0 + Duration::from_secs(2)).is_empty());
+        // Silent for half the timeout: the wants are sent again, nothing else.
+        let t05 = t0 + Duration::from_millis(2500);
+        let expired = s.expire(t05);
+        assert_eq!(expired.len(), 1);
+        assert_eq!(
+            (expired[0].0, expired[0].1.len(), expired[0].2),
+            (slow, 2, Judged::AskedAgain)
+        );
+        assert!(s.assign(t05).is_empty(), "the wants stay where they are");
         assert_eq!(s.next_deadline(), Some(t0 + Duration::from_secs(5)));
         assert!(s.expire(t0 + Duration::from_secs(4)).is_empty());
         let t1 = t0 + Duration::from_secs(5);
         let expired = s.expire(t1);
         assert_eq!(expired.len(), 1);
-        assert!(!expired[0].2, "first strike does not drop");
-        // Only the slow peer exists, so it is asked again; a second timeout drops it.
+        assert_eq!(expired[0].2, Judged::Struck, "first strike does not drop");
+        // Only the slow peer exists, so it is asked again; silent twice more, it is dropped.
         assert_eq!(s.assign(t1)[0].0, slow);
+        assert_eq!(
+            s.expire(t1 + Duration::from_millis(2500))[0].2,
+            Judged::AskedAgain
+        );
         let expired = s.expire(t1 + Duration::from_secs(5));
-        assert!(expired[0].2);
+        assert_eq!(expired[0].2, Judged::Dropped);
         assert!(s.dropped().contains_key(&slow));
         assert!(!s.add_peer(slow), "a dropped peer does not come back");
         s.add_peer(good);
@@ -660,12 +710,14 @@ mod tests {
         let mut t = t0;
         for round in 0..3 {
             assert_eq!(s.assign(t).len(), 1, "round {round}");
+            assert_eq!(s.expire(t + Duration::from_millis(2500))[0].2, Judged::AskedAgain);
             t += Duration::from_secs(5);
-            assert!(s.expire(t)[0].2, "dropped");
+            assert_eq!(s.expire(t)[0].2, Judged::Dropped);
             assert!(s.stuck().is_some());
             assert_eq!(s.readmit_slow(), vec![slow]);
         }
         assert_eq!(s.assign(t).len(), 1);
+        s.expire(t + Duration::from_millis(2500));
         t += Duration::from_secs(5);
         s.expire(t);
         assert!(s.readmit_slow().is_empty(), "three chances at most");

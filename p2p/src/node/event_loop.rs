@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -14,9 +15,14 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use super::identity::{is_dialable, peer_id_of};
-use super::swarm::{Behaviour, BehaviourEvent, provide};
+use super::providers::{Admit, MAX_ADDRS_PER_PROVIDER, ProviderQuota};
+use super::swarm::{Behaviour, BehaviourEvent, provide, record_key};
 use crate::bitswap::Shared;
 use crate::command::{Command, P2pError};
+use libp2p::kad::store::RecordStore;
+
+/// How long a received provider record lives when it does not say.
+const PROVIDER_RECORD_TTL: Duration = Duration::from_secs(48 * 3600);
 
 pub(crate) struct EventLoop {
     pub(super) swarm: Swarm<Behaviour>,
@@ -29,6 +35,7 @@ pub(crate) struct EventLoop {
     pub(super) bans: Vec<(Instant, PeerId)>,
     pub(super) ban_duration: Duration,
     pub(super) bootstrapped: bool,
+    pub(super) quota: ProviderQuota,
 }
 
 impl EventLoop {
@@ -93,20 +100,26 @@ impl EventLoop {
             Command::ConnectedPeers(reply) => {
                 let _ = reply.send(self.swarm.connected_peers().copied().collect());
             }
-            Command::Provide(root, reply) => match provide(&mut self.swarm, root) {
-                Some(id) => {
-                    self.provides.insert(id, reply);
+            Command::Provide(root, reply) => {
+                self.quota.know(record_key(&root));
+                match provide(&mut self.swarm, root) {
+                    Some(id) => {
+                        self.provides.insert(id, reply);
+                    }
+                    None => {
+                        let _ = reply.send(());
+                    }
                 }
-                None => {
-                    let _ = reply.send(());
-                }
-            },
+            }
             Command::StopProviding(root) => {
-                let key = kad::RecordKey::new(&root.hash().to_bytes());
+                let key = record_key(&root);
                 self.swarm.behaviour_mut().kad.stop_providing(&key);
+                self.quota.forget(&key);
             }
             Command::FindProviders(root, tx) => {
-                let key = kad::RecordKey::new(&root.hash().to_bytes());
+                let key = record_key(&root);
+                // Devices fetching this root will announce it: their records are welcome.
+                self.quota.know(key.clone());
                 let id = self.swarm.behaviour_mut().kad.get_providers(key);
                 self.providers.insert(id, tx);
             }
@@ -114,6 +127,9 @@ impl EventLoop {
                 warn!(target: "firmchain::p2p", %peer, %reason, "banning peer");
                 self.swarm.behaviour_mut().blocked.block_peer(peer);
                 self.bans.push((Instant::now() + self.ban_duration, peer));
+            }
+            Command::Banned(reply) => {
+                let _ = reply.send(self.bans.iter().map(|(_, p)| *p).collect());
             }
             Command::Shutdown(_) => {}
         }
@@ -149,11 +165,15 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established: 0,
+                num_established,
                 ..
             } => {
                 let shared = self.shared.clone();
-                tokio::spawn(async move { shared.peer_gone(peer_id).await });
+                if num_established == 0 {
+                    tokio::spawn(async move { shared.peer_gone(peer_id).await });
+                } else {
+                    tokio::spawn(async move { shared.connection_lost(peer_id).await });
+                }
             }
             SwarmEvent::OutgoingConnectionError {
                 connection_id, error, ..
@@ -188,7 +208,37 @@ impl EventLoop {
                 step,
                 ..
             })) => self.on_query(id, result, step.last),
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::InboundRequest {
+                request: kad::InboundRequest::AddProvider { record: Some(record) },
+            })) => self.on_provider_record(record),
             _ => {}
+        }
+    }
+
+    /// A peer asks us to store a provider record: within its quota, with a few addresses.
+    fn on_provider_record(&mut self, mut record: kad::ProviderRecord) {
+        record.addresses.truncate(MAX_ADDRS_PER_PROVIDER);
+        let now = Instant::now();
+        let expires = record.expires.unwrap_or(now + PROVIDER_RECORD_TTL);
+        let peer = record.provider;
+        match self.quota.admit(peer, &record.key, expires, now) {
+            Admit::Store { evict } => {
+                let store = self.swarm.behaviour_mut().kad.store_mut();
+                for (key, provider) in evict {
+                    store.remove_provider(&key, &provider);
+                }
+                if let Err(e) = store.add_provider(record) {
+                    debug!(target: "firmchain::p2p", %peer, error = %e, "provider record not stored");
+                }
+            }
+            Admit::PeerOverQuota { held } => {
+                self.shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                debug!(target: "firmchain::p2p", %peer, held, "provider record refused: the peer is over its quota");
+            }
+            Admit::StoreFull => {
+                self.shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                debug!(target: "firmchain::p2p", %peer, "provider record refused: no room for unknown keys");
+            }
         }
     }
 

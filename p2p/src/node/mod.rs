@@ -8,6 +8,8 @@
 
 mod event_loop;
 mod identity;
+mod ip_limit;
+pub mod providers;
 mod swarm;
 
 use std::collections::HashMap;
@@ -44,6 +46,13 @@ pub struct P2pConfig {
     pub max_connections: u32,
     /// Most connections to one peer.
     pub max_connections_per_peer: u32,
+    /// Connections kept for the node's own dials (providers, bootstrap peers): inbound ones may take at most
+    /// `max_connections - reserved_outbound`, so a flood of inbound connections cannot lock the node out.
+    pub reserved_outbound: u32,
+    /// Most inbound connections from one IP address.
+    pub max_connections_per_ip: u32,
+    /// Apply `max_connections_per_ip` to loopback addresses too (off: fleets on one host connect over loopback).
+    pub limit_loopback: bool,
     /// Close connections idle this long.
     pub idle_timeout: Duration,
     /// Re-announce provided roots this often.
@@ -76,6 +85,9 @@ impl Default for P2pConfig {
             mdns: false,
             max_connections: 256,
             max_connections_per_peer: 4,
+            reserved_outbound: 32,
+            max_connections_per_ip: 16,
+            limit_loopback: false,
             idle_timeout: Duration::from_secs(120),
             reprovide_interval: Duration::from_secs(12 * 3600),
             ban_duration: Duration::from_secs(600),
@@ -152,9 +164,11 @@ impl P2p {
         let peer_id = key.public().to_peer_id();
         let mut swarm = build_swarm(&config, key)?;
         let mut control = swarm.behaviour().stream.new_control();
+        let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let shared = Shared::new(
             store.clone(),
             control.clone(),
+            cmd_tx.clone(),
             config.seed_window,
             #[cfg(feature = "fault-injection")]
             config.fault,
@@ -203,10 +217,11 @@ impl P2p {
                 warn!(target: "firmchain::p2p", %addr, error = %e, "cannot dial bootstrap peer");
             }
         }
+        let mut quota = providers::ProviderQuota::default();
         for root in store.pinned_roots().unwrap_or_default() {
+            quota.know(swarm::record_key(&root));
             let _ = provide(&mut swarm, root);
         }
-        let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let handle = P2p {
             peer_id,
             cmd: cmd_tx,
@@ -224,6 +239,7 @@ impl P2p {
             bans: Vec::new(),
             ban_duration: config.ban_duration,
             bootstrapped: config.bootstrap.is_empty(),
+            quota,
         };
         let task = tokio::spawn(event_loop.run());
         info!(target: "firmchain::p2p", %peer_id, "p2p node started");
@@ -272,6 +288,11 @@ impl P2p {
     /// Peers connected now.
     pub async fn connected_peers(&self) -> Result<Vec<PeerId>, P2pError> {
         self.ask("connected peers", Command::ConnectedPeers).await
+    }
+
+    /// Peers banned now (for misbehaving), each until its ban expires.
+    pub async fn banned_peers(&self) -> Result<Vec<PeerId>, P2pError> {
+        self.ask("banned peers", Command::Banned).await
     }
 
     /// Connect to `addr` and wait until the connection is up.

@@ -7,7 +7,7 @@ use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{Swarm, allow_block_list, connection_limits, identify, identity, mdns, noise, ping, tcp, yamux};
 use tracing::warn;
 
-use super::P2pConfig;
+use super::{P2pConfig, providers};
 use crate::command::P2pError;
 
 pub(crate) const QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -15,6 +15,7 @@ const AGENT: &str = concat!("firmchain/", env!("CARGO_PKG_VERSION"));
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    pub(crate) per_ip: super::ip_limit::IpLimit,
     pub(crate) limits: connection_limits::Behaviour,
     pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub(crate) identify: identify::Behaviour,
@@ -28,9 +29,16 @@ pub(crate) fn build_swarm(config: &P2pConfig, key: identity::Keypair) -> Result<
     let t = |e: &dyn std::fmt::Display| P2pError::Transport(e.to_string());
     let limits = connection_limits::ConnectionLimits::default()
         .with_max_established(Some(config.max_connections))
+        .with_max_established_incoming(Some(
+            config
+                .max_connections
+                .saturating_sub(config.reserved_outbound)
+                .max(1),
+        ))
         .with_max_established_per_peer(Some(config.max_connections_per_peer))
         .with_max_pending_incoming(Some(64));
     let mdns_on = config.mdns;
+    let (per_ip, limit_loopback) = (config.max_connections_per_ip, config.limit_loopback);
     let reprovide = config.reprovide_interval;
     // `/dns4`, `/dns6` and `/dns` addresses, resolved by hickory from /etc/resolv.conf (a static binary has no
     // glibc resolver); without a usable file only host names fail to dial.
@@ -60,10 +68,14 @@ pub(crate) fn build_swarm(config: &P2pConfig, key: identity::Keypair) -> Result<
                 .set_query_timeout(QUERY_TIMEOUT)
                 .set_provider_publication_interval(Some(reprovide))
                 .set_provider_record_ttl(Some(reprovide * 2));
+            // Received records are filtered (see `providers`) before they reach the store: values are never
+            // stored, provider records only within the quotas.
+            kad_cfg.set_record_filtering(kad::StoreInserts::FilterBoth);
             let store_cfg = kad::store::MemoryStoreConfig {
-                max_provided_keys: 100_000,
-                max_providers_per_key: 64,
-                ..Default::default()
+                max_records: 64,
+                max_value_bytes: 1024,
+                max_provided_keys: providers::MAX_STORED_KEYS,
+                max_providers_per_key: providers::MAX_PROVIDERS_PER_KEY,
             };
             let mut kad =
                 kad::Behaviour::with_config(peer_id, MemoryStore::with_config(peer_id, store_cfg), kad_cfg);
@@ -74,6 +86,7 @@ pub(crate) fn build_swarm(config: &P2pConfig, key: identity::Keypair) -> Result<
                 None
             };
             Ok(Behaviour {
+                per_ip: super::ip_limit::IpLimit::new(per_ip, limit_loopback),
                 limits: connection_limits::Behaviour::new(limits),
                 blocked: allow_block_list::Behaviour::default(),
                 identify: identify::Behaviour::new(
@@ -92,10 +105,15 @@ pub(crate) fn build_swarm(config: &P2pConfig, key: identity::Keypair) -> Result<
     Ok(swarm)
 }
 
+/// The DHT key of `root` (its multihash, as IPFS has it).
+pub(crate) fn record_key(root: &Cid) -> kad::RecordKey {
+    kad::RecordKey::new(&root.hash().to_bytes())
+}
+
 /// Announce `root`: the local provider record is stored at once; the query that puts it on the closest
 /// peers runs on (its id is returned).
 pub(crate) fn provide(swarm: &mut Swarm<Behaviour>, root: Cid) -> Option<kad::QueryId> {
-    let key = kad::RecordKey::new(&root.hash().to_bytes());
+    let key = record_key(&root);
     match swarm.behaviour_mut().kad.start_providing(key) {
         Ok(id) => Some(id),
         Err(e) => {

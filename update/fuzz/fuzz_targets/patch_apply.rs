@@ -1,5 +1,5 @@
-//! Patch application on arbitrary patches: never panics, never writes past the announced size, and anything
-//! it accepts hashes to the announced target.
+//! Patch application on arbitrary patches (formats 1 and 2: zstd and LZMA2 streams, branch filters): never
+//! panics, never writes past the announced size, and anything it accepts hashes to the announced target.
 #![no_main]
 
 use std::io::Cursor;
@@ -14,6 +14,8 @@ fuzz_target!(|data: &[u8]| {
     // Half the time, give the input a valid header for BASE so the fuzzer reaches the payload decoder.
     let patch = if data.first().is_some_and(|b| b & 1 == 1) && data.len() > 9 {
         let header = PatchHeader {
+            // Full images are always version 1; patches are either.
+            version: if data[1] & 5 == 4 { 2 } else { 1 },
             kind: if data[1] & 1 == 0 { firmchain_update::patch::PayloadKind::Patch } else { firmchain_update::patch::PayloadKind::Full },
             window_log: 20,
             add_coding: if data[1] & 2 == 0 || data[1] & 1 == 1 {

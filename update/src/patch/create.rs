@@ -2,10 +2,11 @@
 
 use std::io::{self, Write};
 
+use super::branch::{self, Arch};
 use super::coder::{self, Coder, LzmaTuning};
 use super::header::{AddCoding, HEADER_LEN, PatchHeader, PayloadKind, VERSION_1, VERSION_2};
 use super::layout::{Layout, StreamEntry};
-use super::{STREAM_WINDOW_LOG, branch, zero_runs};
+use super::{STREAM_WINDOW_LOG, zero_runs};
 use crate::hash::Blake3Hash;
 use crate::varint;
 
@@ -126,34 +127,47 @@ struct Coded {
     bytes: Vec<u8>,
 }
 
-/// The smallest coding of `data` among zstd and LZMA2 (with each of `tunings`), each with the smallest
-/// window that holds the stream, at most 2^`max_log`.
+/// Raw add streams up to this size also try LZMA2.
+const RAW_ADD_LZMA: usize = 8 << 20;
+
+/// Streams up to this size also try zstd (cheap there; on larger streams LZMA2 has always won).
+const ZSTD_TRIAL: usize = 4 << 20;
+
+/// The smallest coding of `data` among LZMA2 with each of `tunings` and (for small streams, or with no
+/// tunings) zstd, each with the smallest window that holds the stream, at most 2^`max_log`.
 fn smallest(
     data: &[u8],
     max_log: u8,
     tunings: &[LzmaTuning],
     opts: &PatchOptions,
 ) -> Result<Coded, CreateError> {
-    let zlog = coder::fitting_log(data.len(), 10, max_log);
-    let mut best = Coded {
-        coder: Coder::Zstd,
-        window_log: zlog,
-        bytes: compress_into(Vec::new(), data, zlog.into(), opts)?,
+    let mut best: Option<Coded> = None;
+    let mut keep = |c: Coded| {
+        if best.as_ref().is_none_or(|b| c.bytes.len() < b.bytes.len()) {
+            best = Some(c);
+        }
     };
     if max_log >= 12 {
-        let llog = coder::fitting_log(data.len(), 12, max_log);
+        let log = coder::fitting_log(data.len(), 12, max_log);
         for t in tunings {
-            let bytes = coder::lzma2_compress(data, llog, *t).map_err(CreateError::Compress)?;
-            if bytes.len() < best.bytes.len() {
-                best = Coded {
-                    coder: Coder::Lzma2,
-                    window_log: llog,
-                    bytes,
-                };
-            }
+            let bytes =
+                coder::lzma2_compress(data, log, *t, opts.level >= 19).map_err(CreateError::Compress)?;
+            keep(Coded {
+                coder: Coder::Lzma2,
+                window_log: log,
+                bytes,
+            });
         }
     }
-    Ok(best)
+    if data.len() <= ZSTD_TRIAL || tunings.is_empty() || max_log < 12 {
+        let log = coder::fitting_log(data.len(), 10, max_log);
+        keep(Coded {
+            coder: Coder::Zstd,
+            window_log: log,
+            bytes: compress_into(Vec::new(), data, log.into(), opts)?,
+        });
+    }
+    best.ok_or_else(|| CreateError::Compress(io::Error::other("no coder for the stream")))
 }
 
 /// The three streams, each coded its smallest way.
@@ -162,73 +176,110 @@ struct CodedStreams {
     coded: [Coded; 3],
 }
 
-impl CodedStreams {
-    fn len(&self) -> usize {
-        self.coded.iter().map(|c| c.bytes.len()).sum()
-    }
-}
-
+/// Code the three streams, the candidates of each on their own thread.
 fn code_streams(streams: &Streams, max_log: u8, opts: &PatchOptions) -> Result<CodedStreams, CreateError> {
-    let control = smallest(&streams.control, max_log, &[LzmaTuning::BYTES], opts)?;
-    // The add stream is coded raw or as zero runs, whichever compresses smaller.
-    let raw_add = smallest(&streams.add, max_log, &[LzmaTuning::BYTES], opts)?;
-    let runs_add = smallest(
-        &zero_runs::encode(&streams.add),
-        max_log,
-        &[LzmaTuning::BYTES],
-        opts,
-    )?;
-    let (add_coding, add) = if runs_add.bytes.len() < raw_add.bytes.len() {
-        (AddCoding::ZeroRuns, runs_add)
-    } else {
-        (AddCoding::Raw, raw_add)
+    use LzmaTuning as T;
+    let joined = |h: std::thread::ScopedJoinHandle<'_, Result<Coded, CreateError>>| {
+        h.join()
+            .map_err(|_| CreateError::Compress(io::Error::other("coding thread panicked")))?
     };
-    let copy = smallest(
-        &streams.copy,
-        max_log,
-        &[LzmaTuning::DEFAULT, LzmaTuning::BYTES],
-        opts,
-    )?;
+    let (control, runs, raw, copy) = std::thread::scope(|scope| {
+        let control = scope.spawn(|| smallest(&streams.control, max_log, &[T::DEFAULT, T::BYTES], opts));
+        // The add stream is coded as zero runs, or raw when that is smaller. LZMA2 on a large raw add
+        // stream (mostly zeros) takes many times as long as on its zero runs for about 1% less, so large
+        // ones try zstd only, and the largest nothing.
+        let runs = scope.spawn(|| {
+            smallest(
+                &zero_runs::encode(&streams.add),
+                max_log,
+                &[T::RUNS, T::BYTES],
+                opts,
+            )
+        });
+        let raw = scope.spawn(|| {
+            let tunings: &[LzmaTuning] = if streams.add.len() <= RAW_ADD_LZMA {
+                &[T::BYTES]
+            } else {
+                &[]
+            };
+            (streams.add.len() <= ZSTD_TRIAL || !tunings.is_empty())
+                .then(|| smallest(&streams.add, max_log, tunings, opts))
+                .transpose()
+        });
+        let copy = smallest(&streams.copy, max_log, &[T::DEFAULT, T::CODE], opts);
+        let raw = raw
+            .join()
+            .map_err(|_| CreateError::Compress(io::Error::other("coding thread panicked")))
+            .and_then(|r| r);
+        (joined(control), joined(runs), raw, copy)
+    });
+    let (control, runs, raw, copy) = (control?, runs?, raw?, copy?);
+    let add = match raw {
+        Some(raw) if raw.bytes.len() < runs.bytes.len() => (AddCoding::Raw, raw),
+        _ => (AddCoding::ZeroRuns, runs),
+    };
     Ok(CodedStreams {
-        add_coding,
-        coded: [control, add, copy],
+        add_coding: add.0,
+        coded: [control, add.1, copy],
     })
 }
 
+/// A quick measure of how well streams will code (zstd level 3), to choose between diffs before the slow
+/// coders run.
+fn estimate(streams: &Streams) -> usize {
+    [&streams.control, &zero_runs::encode(&streams.add), &streams.copy]
+        .iter()
+        .map(|s| zstd::bulk::compress(s, 3).map_or(s.len(), |c| c.len()))
+        .sum()
+}
+
+/// The branch filters the publisher tries. On every x86-64 pair of the bench corpus (bench/patch.sh) the
+/// plain diff coded smaller than the filtered one (bsdiff's add stream already absorbs the shifted rel32s),
+/// so only AArch64, where the filter won on every pair, is tried; devices decode both.
+pub(super) const TRIED_FILTERS: &[Arch] = &[Arch::Aarch64];
+
 /// A patch file that turns `old` into `new`.
 ///
-/// ELF executables for x86-64 and AArch64 are diffed through their branch filter ([`super::branch`]); each
-/// stream gets whichever of zstd and LZMA2 codes it smallest, with a window of at most
+/// ELF executables for the architectures of [`TRIED_FILTERS`] are also diffed through their branch filter
+/// ([`super::branch`]), in parallel, and the diff whose streams code smaller (by a quick estimate) is kept.
+/// Each stream then gets whichever of zstd and LZMA2 codes it smallest, with a window of at most
 /// 2^min(`opts.window_log`, [`STREAM_WINDOW_LOG`]).
 pub fn create_patch(old: &[u8], new: &[u8], opts: &PatchOptions) -> Result<Vec<u8>, CreateError> {
+    create_patch_trying(old, new, opts, TRIED_FILTERS)
+}
+
+/// [`create_patch`], trying the filters of `archs`.
+pub(super) fn create_patch_trying(
+    old: &[u8],
+    new: &[u8],
+    opts: &PatchOptions,
+    archs: &[Arch],
+) -> Result<Vec<u8>, CreateError> {
     opts.check()?;
     let max_log = opts.window_log.min(STREAM_WINDOW_LOG) as u8;
     let filters = match (branch::detect(old), branch::detect(new)) {
-        (Some(o), Some(n)) if o.arch == n.arch => Some((o, n)),
+        (Some(o), Some(n)) if o.arch == n.arch && archs.contains(&o.arch) => Some((o, n)),
         _ => None,
     };
-    // With a filter, diff both ways (in parallel) and keep the smaller: the filter wins on code that moved
-    // and loses where bsdiff's add stream already absorbs shifted displacements.
     let (plain, filtered) = std::thread::scope(|scope| {
         let filtered = filters.map(|(fo, fnew)| {
             scope.spawn(move || {
                 let (mut o, mut n) = (old.to_vec(), new.to_vec());
                 branch::encode(&fo, &mut o);
                 branch::encode(&fnew, &mut n);
-                code_streams(&bidiff_streams(&o, &n), max_log, opts).map(|c| (c, Some((fo, fnew))))
+                let streams = bidiff_streams(&o, &n);
+                (estimate(&streams), streams, (fo, fnew))
             })
         });
-        let plain = code_streams(&bidiff_streams(old, new), max_log, opts).map(|c| (c, None));
-        (plain, filtered.map(|h| h.join()))
+        let streams = bidiff_streams(old, new);
+        ((estimate(&streams), streams), filtered.map(|h| h.join()))
     });
-    let mut best = plain?;
-    if let Some(joined) = filtered {
-        let candidate =
-            joined.map_err(|_| CreateError::Compress(io::Error::other("diff thread panicked")))??;
-        if candidate.0.len() < best.0.len() {
-            best = candidate;
-        }
-    }
+    let (streams, filters) = match filtered {
+        Some(Ok((size, streams, f))) if size < plain.0 => (streams, Some(f)),
+        Some(Err(_)) => return Err(CreateError::Compress(io::Error::other("diff thread panicked"))),
+        _ => (plain.1, None),
+    };
+    let best = (code_streams(&streams, max_log, opts)?, filters);
     let (CodedStreams { add_coding, coded }, filters) = best;
     let (old_filter, filter) = filters.unzip();
     let layout = Layout {

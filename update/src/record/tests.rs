@@ -257,6 +257,37 @@ fn product_names() {
     assert_eq!(raw.to_string().parse::<ProductId>().unwrap(), raw);
 }
 
+#[test]
+fn product_names_are_never_paths() {
+    for bad in [
+        "../x",
+        "..",
+        ".",
+        "/etc",
+        "/tmp/abs",
+        "a/b",
+        "a\\b",
+        ".hidden",
+        "-rf",
+        "x\0y",
+        "caf\u{e9}",
+    ] {
+        let err = bad.parse::<ProductId>().unwrap_err();
+        assert!(err.to_string().contains("must be"), "{bad}: {err}");
+    }
+    for good in ["acme-sensor", "Sensor_v2.1", "0", "a..b"] {
+        assert_eq!(good.parse::<ProductId>().unwrap().to_string(), good);
+    }
+    // An id from the chain whose bytes spell a path is shown, and stored, as hex only.
+    let mut bytes = [0u8; 32];
+    bytes[..4].copy_from_slice(b"../x");
+    let id = ProductId(bytes);
+    assert_eq!(id.name(), None);
+    assert!(id.to_string().starts_with("0x"));
+    assert_eq!(id.hex().len(), 64);
+    assert!(id.hex().bytes().all(|b| b.is_ascii_hexdigit()));
+}
+
 proptest! {
     #[test]
     fn decode_inverts_encode(

@@ -1,8 +1,11 @@
 //! The node's HTTP API: `GET /status` (JSON), `GET /metrics` (Prometheus text), `POST /publish` (repository
 //! role; the body is the new image, the query names the product; a bearer token when `api.token` is set).
+//! Every route is served within [`ApiLimits`] (see [`limits`]).
+
+pub mod limits;
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -15,10 +18,12 @@ use firmchain_actors::status::{GetSnapshot, Status, StatusSnapshot};
 use firmchain_actors::unix_now;
 use firmchain_p2p::P2p;
 use firmchain_update::ProductId;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
+
+pub use limits::{ApiLimits, PublishGate};
 
 /// The largest image `POST /publish` accepts.
 pub const MAX_IMAGE_BYTES: usize = 1 << 30;
@@ -36,9 +41,13 @@ pub struct ApiState {
     pub max_staleness: u64,
     pub recovered: Option<String>,
     pub started: u64,
+    /// What one client may cost.
+    pub limits: ApiLimits,
+    /// One publish at a time.
+    pub publishing: PublishGate,
 }
 
-type Reply = Response<Full<Bytes>>;
+pub(crate) type Reply = Response<Full<Bytes>>;
 
 fn reply(code: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Reply {
     let mut r = Response::new(Full::new(body.into()));
@@ -87,6 +96,12 @@ async fn status_of(s: &ApiState, snapshot: StatusSnapshot) -> Value {
             "sequence": seq.0, "payload": firmchain_actors::fetcher::entry_name(payload), "failures": failures }))),
         "rolled_back_releases": device.as_ref().map(|d| d.rolled_back.iter().map(|s| s.0).collect::<Vec<_>>()),
         "waiting": device.as_ref().map(|d| &d.waiting),
+        // Plain words for monitoring: a node that never verified a head is not "fresh".
+        "chain_state": match &chain {
+            None => "never verified",
+            Some(c) if c["stale"] == true => "stale",
+            Some(_) => "verified",
+        },
         "chain": chain,
         "chain_error": snapshot.chain_error,
         "peers": peers,
@@ -108,6 +123,11 @@ pub async fn metrics(s: &ApiState) -> String {
     let snapshot = s.status.send(GetSnapshot).await.unwrap_or_default();
     let c = snapshot.counters;
     let v = status_of(s, snapshot).await;
+    render_metrics(&v, &c)
+}
+
+/// The metrics text of a `/status` document and the Status actor's counters.
+fn render_metrics(v: &Value, c: &firmchain_actors::status::Counters) -> String {
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
         out.push_str(&format!(
@@ -121,18 +141,25 @@ pub async fn metrics(s: &ApiState) -> String {
         "Sequence of the installed release.",
         num("/installed/sequence"),
     );
+    let verified = v.pointer("/chain/age_seconds").and_then(Value::as_u64);
+    if verified.is_some() {
+        metric(
+            "chain_block",
+            "gauge",
+            "Verified block the index was last read at.",
+            num("/chain/block"),
+        );
+    }
     metric(
-        "chain_block",
+        "chain_verified",
         "gauge",
-        "Verified block the index was last read at.",
-        num("/chain/block"),
+        "1 once a chain head has been verified, 0 before.",
+        u64::from(verified.is_some()),
     );
-    metric(
-        "chain_age_seconds",
-        "gauge",
-        "Age of the verified head.",
-        num("/chain/age_seconds"),
-    );
+    // No age before a head verified: a made-up 0 would read as perfectly fresh.
+    if let Some(age) = verified {
+        metric("chain_age_seconds", "gauge", "Age of the verified head.", age);
+    }
     metric("peers", "gauge", "Connected peers.", num("/peers"));
     metric(
         "uploaded_bytes_total",
@@ -184,6 +211,7 @@ pub async fn metrics(s: &ApiState) -> String {
         "Releases published by this node.",
         c.published,
     );
+    out.push_str(&build_info());
     out
 }
 
@@ -213,6 +241,14 @@ fn set_term(t: &mut firmchain_update::record::ReleaseTerms, k: &str, v: &str) ->
         }
     }
     Ok(())
+}
+
+/// `firmchain_build_info{version="…"} 1`.
+fn build_info() -> String {
+    format!(
+        "# HELP firmchain_build_info The running build.\n# TYPE firmchain_build_info gauge\nfirmchain_build_info{{version=\"{}\"}} 1\n",
+        env!("CARGO_PKG_VERSION")
+    )
 }
 
 fn query(req: &Request<Incoming>) -> Vec<(String, String)> {
@@ -308,26 +344,59 @@ async fn publish(s: &ApiState, req: Request<Incoming>) -> Reply {
             }
         }
     }
-    let mut image = match Limited::new(req.into_body(), 2 * MAX_IMAGE_BYTES).collect().await {
-        Ok(b) => b.to_bytes().to_vec(),
-        Err(e) => return error(StatusCode::PAYLOAD_TOO_LARGE, format!("reading the image: {e}")),
+    let max = s.limits.max_body_bytes;
+    if let Some(n) = limits::declared_over(req.headers(), max) {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body of {n} bytes is over the limit of {max} bytes"),
+        );
+    }
+    let Some(_publishing) = s.publishing.try_enter() else {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "another publish is in flight; try again when it is done",
+        );
+    };
+    let (file, len) = match limits::spool(req.into_body(), &s.limits).await {
+        Ok(x) => x,
+        Err(e) => return error(e.status(), e),
     };
     // With base_len, the body is the base image followed by the new one.
-    let base = match base_len {
-        Some(n) if n < image.len() => {
-            let new = image.split_off(n);
-            Some(std::mem::replace(&mut image, new))
-        }
-        Some(n) => {
+    if let Some(n) = base_len
+        && n as u64 >= len
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("base_len={n} leaves no new image in a body of {len} bytes"),
+        );
+    }
+    if len - base_len.unwrap_or(0) as u64 > MAX_IMAGE_BYTES as u64 {
+        return error(StatusCode::PAYLOAD_TOO_LARGE, "the image is larger than 1 GiB");
+    }
+    let parts = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+        let mut f = file.reopen()?;
+        let base = match base_len {
+            Some(n) => {
+                let mut b = vec![0u8; n];
+                f.read_exact(&mut b)?;
+                Some(b)
+            }
+            None => None,
+        };
+        let mut image = Vec::with_capacity((len as usize).saturating_sub(base_len.unwrap_or(0)));
+        f.read_to_end(&mut image)?;
+        Ok((base, image))
+    })
+    .await;
+    let (base, image) = match parts {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => {
             return error(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "base_len={n} leaves no new image in a body of {} bytes",
-                    image.len()
-                ),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("reading the spooled body: {e}"),
             );
         }
-        None => None,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
     if let Err(e) = terms.validate() {
         return error(StatusCode::BAD_REQUEST, format!("release terms: {e}"));
@@ -373,25 +442,30 @@ async fn handle(s: Arc<ApiState>, req: Request<Incoming>) -> Result<Reply, Infal
     })
 }
 
-/// Serve the API on `listener` until the task is dropped.
+/// Serve the API on `listener` until the task is dropped, within `state.limits`.
 pub async fn serve(listener: tokio::net::TcpListener, state: Arc<ApiState>) {
-    loop {
-        let (stream, peer): (_, SocketAddr) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!(error = %e, "API: accept failed");
-                continue;
-            }
-        };
-        let state = state.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%peer, error = %e, "API connection ended");
-            }
-        });
+    let limits = state.limits.clone();
+    limits::serve(listener, limits, move |req| handle(state.clone(), req)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_chain_age_until_a_head_verified() {
+        let c = firmchain_actors::status::Counters::default();
+        let never = render_metrics(&json!({ "chain": null, "peers": 0 }), &c);
+        assert!(never.contains("firmchain_chain_verified 0\n"), "{never}");
+        assert!(!never.contains("firmchain_chain_age_seconds"), "{never}");
+        assert!(!never.contains("firmchain_chain_block"), "{never}");
+        assert!(never.contains(&format!(
+            "firmchain_build_info{{version=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        )));
+        let fresh = render_metrics(&json!({ "chain": { "age_seconds": 7, "block": 42 } }), &c);
+        assert!(fresh.contains("firmchain_chain_verified 1\n"), "{fresh}");
+        assert!(fresh.contains("firmchain_chain_age_seconds 7\n"), "{fresh}");
+        assert!(fresh.contains("firmchain_chain_block 42\n"), "{fresh}");
     }
 }
