@@ -32,6 +32,8 @@ pub struct Coordinator {
     machine: UpdateMachine,
     ports: CoordinatorPorts,
     tick: Duration,
+    /// Releases whose rollout gates the watcher proved last (for `/status`).
+    pub(crate) watching: Vec<firmchain_update::Sequence>,
     /// Where each verified payload is (from the fetcher, for the installer).
     fetched: HashMap<(Sequence, Payload), Cid>,
 }
@@ -43,11 +45,12 @@ impl Coordinator {
             machine,
             ports,
             tick,
+            watching: Vec::new(),
             fetched: HashMap::new(),
         }
     }
 
-    fn feed(&mut self, input: Input) {
+    pub(crate) fn feed(&mut self, input: Input) {
         for action in self.machine.handle(input) {
             match action {
                 Action::Fetch { record, payload } => {
@@ -149,6 +152,7 @@ impl Handler<GetStatus> for Coordinator {
             hash: installed.hash,
             working_on: self.machine.job().map(|j| (j.sequence, j.payload, j.failures)),
             rolled_back: self.machine.rolled_back().collect(),
+            waiting: crate::rollout::waiting(&self.machine, &self.watching),
         }
     }
 }

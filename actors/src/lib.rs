@@ -19,6 +19,7 @@ pub mod installer;
 pub mod messages;
 pub mod node;
 pub mod publisher;
+pub mod rollout;
 pub mod slots;
 pub mod state;
 pub mod status;

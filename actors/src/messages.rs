@@ -102,6 +102,8 @@ pub struct CoordinatorStatus {
     pub working_on: Option<(Sequence, Payload, u32)>,
     /// Releases rolled back on this device.
     pub rolled_back: Vec<Sequence>,
+    /// Releases not installed yet because of the rollout rules, and why.
+    pub waiting: Vec<crate::rollout::Waiting>,
 }
 
 /// Anyone → IndexWatcher: poll now (e.g. after this node published).

@@ -330,12 +330,21 @@ impl Node {
         let coordinator = match opened {
             None => None,
             Some(opened) => {
+                let name = match config.device.name.as_str() {
+                    "" => p2p.peer_id().to_string(),
+                    n => n.to_owned(),
+                };
                 let device = Device {
                     state: &state,
                     p2p: &p2p,
                     status: &status,
                     to_watcher: watcher_ctx.address().recipient(),
+                    who: firmchain_update::rollout::Device {
+                        id: firmchain_update::rollout::DeviceId::from_name(&name),
+                        class: settings.hardware_class,
+                    },
                 };
+                tracing::info!(device = %name, hardware = ?settings.hardware_class, "rollout identity");
                 Some(start_device(&config, &dir, product, opened, device)?)
             }
         };
@@ -349,13 +358,17 @@ impl Node {
             Some(c) => (Some(c.clone().recipient()), Some(c.clone().recipient())),
             None => (None, None),
         };
-        let watcher = watcher_ctx.run(IndexWatcher::new(
+        let mut watcher = IndexWatcher::new(
             watcher,
             Duration::from_secs(config.chain.poll_interval_secs),
             seen,
             revoked,
             status.clone().recipient(),
-        ));
+        );
+        if let Some(c) = &coordinator {
+            watcher = watcher.with_rollout(c.clone().recipient());
+        }
+        let watcher = watcher_ctx.run(watcher);
         let publisher = publisher.map(|(client, releases)| {
             Publisher::new(
                 p2p.clone(),
@@ -389,6 +402,8 @@ struct Device<'a> {
     p2p: &'a P2p,
     status: &'a Addr<Status>,
     to_watcher: Recipient<ReleaseInstalled>,
+    /// Who the device is for rollouts (its id and hardware class).
+    who: firmchain_update::rollout::Device,
 }
 
 fn start_device(
@@ -403,6 +418,7 @@ fn start_device(
         p2p,
         status,
         to_watcher,
+        who,
     } = device;
     let verifier = SyncArbiter::start(1, || Verifier);
     let patcher = SyncArbiter::start(1, || Patcher);
@@ -438,7 +454,7 @@ fn start_device(
         )
         .notify(to_watcher)
         .start();
-        let mut machine = UpdateMachine::new(product, installed, Policy::default());
+        let mut machine = UpdateMachine::new(product, installed, Policy::default()).with_rollout(who);
         for r in rolled_back {
             machine.handle(Input::RolledBack {
                 sequence: Sequence(r.sequence),

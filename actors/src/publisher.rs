@@ -152,6 +152,8 @@ pub struct Publish {
     pub min_sequence: u64,
     /// zstd level.
     pub level: i32,
+    /// Hardware classes, expiry, rollout schedule and notes (default: every class, no expiry, at once).
+    pub terms: firmchain_update::record::ReleaseTerms,
 }
 
 /// The Publisher actor: one publish at a time; it keeps each published image as the base of the next patch.
@@ -214,7 +216,8 @@ async fn publish(
     let product = msg.product;
     let image = Arc::new(msg.image);
     let new = image.clone();
-    let prepared = tokio::task::spawn_blocking(move || {
+    let terms = msg.terms;
+    let mut prepared = tokio::task::spawn_blocking(move || {
         prepare(
             &store,
             product,
@@ -227,6 +230,7 @@ async fn publish(
     })
     .await
     .map_err(|e| PublishError::Task(e.to_string()))??;
+    *prepared.record.terms = terms;
     if let Err(e) = p2p.provide(prepared.bundle).await {
         tracing::warn!(error = %e, "announcing the bundle on the DHT failed; peers that dial this node still get it");
     }

@@ -45,6 +45,9 @@ pub struct PollReport {
     pub revoked: Vec<Sequence>,
     /// Events that did not match the proven digest, or were missing.
     pub rejected: Vec<String>,
+    /// The proven rollout gates of the releases seen and not installed or revoked (None: they could not be
+    /// proven this time; devices keep holding what they cannot prove).
+    pub gates: Option<Vec<(Sequence, firmchain_update::rollout::ReleaseGate)>>,
 }
 
 /// The watcher's state between polls, over any execution RPC `E` and consensus RPC `C` (HTTP in the node,
@@ -68,6 +71,8 @@ pub struct Watcher<E, C> {
     from_block: u64,
     /// Blocks per `eth_getLogs` call (halved when a provider refuses a range; the size that worked is kept).
     log_range: u64,
+    /// Blocks below the safe block the cursor stays (reorgs near the head do not skip events).
+    lookback: u64,
     /// Endpoint demotions already reported (of the execution and the consensus RPC).
     demotions_reported: (usize, usize),
     /// The slot of the minority-signed header last reported.
@@ -101,6 +106,7 @@ impl<E: ExecutionRpc, C: ConsensusRpc> Watcher<E, C> {
             revoked: BTreeSet::new(),
             from_block: 0,
             log_range: DEFAULT_LOG_RANGE,
+            lookback: DEFAULT_LOOKBACK,
             demotions_reported: (0, 0),
             withheld_reported: None,
             distrust: Vec::new(),
@@ -111,6 +117,12 @@ impl<E: ExecutionRpc, C: ConsensusRpc> Watcher<E, C> {
     pub fn with_scan(mut self, from_block: u64, log_range: u64) -> Self {
         self.from_block = from_block;
         self.log_range = log_range.max(1);
+        self
+    }
+
+    /// Keep the cursor `blocks` below the safe block ([`DEFAULT_LOOKBACK`] unless set).
+    pub fn with_lookback(mut self, blocks: u64) -> Self {
+        self.lookback = blocks;
         self
     }
 
@@ -272,6 +284,13 @@ impl<E: ExecutionRpc, C: ConsensusRpc> Watcher<E, C> {
                 report.revoked.push(seq);
             }
         }
+        report.gates = match self.prove_gates(at).await {
+            Ok(g) => Some(g),
+            Err(e) => {
+                tracing::warn!(error = %e, "proving the rollout state failed; releases stay held until it is proven");
+                None
+            }
+        };
         // Events before the first release not yet installed are not needed again; the cursor moves only on
         // verified block numbers, stays a lookback below the finalized block, and goes back to the deployment
         // block when the index holds a release no event delivered. After a refused event it stays.
@@ -285,7 +304,7 @@ impl<E: ExecutionRpc, C: ConsensusRpc> Watcher<E, C> {
             cursor,
             self.from_block,
             self.safe_block(at.number),
-            DEFAULT_LOOKBACK,
+            self.lookback,
             pending_first,
             all_delivered.then_some(at.number),
         );
@@ -294,6 +313,19 @@ impl<E: ExecutionRpc, C: ConsensusRpc> Watcher<E, C> {
             self.cursor = next;
         }
         Ok(())
+    }
+}
+
+impl<E: ExecutionRpc, C: ConsensusRpc> Watcher<E, C> {
+    /// The rollout gates of the releases waiting on this device, at `at` ([`crate::rollout`]).
+    async fn prove_gates(
+        &self,
+        at: AtBlock,
+    ) -> Result<Vec<(Sequence, firmchain_update::rollout::ReleaseGate)>, WatchError> {
+        let seqs: Vec<Sequence> = (self.pending.keys().copied())
+            .filter(|s| !self.revoked.contains(s))
+            .collect();
+        Ok(crate::rollout::prove(&self.rpc, self.index, &self.product, &seqs, at).await?)
     }
 }
 
@@ -309,6 +341,7 @@ pub struct IndexWatcher<E, C> {
     revoked: Option<Recipient<ReleaseRevoked>>,
     status: Recipient<StatusEvent>,
     again: bool,
+    rollout: Option<Recipient<crate::rollout::RolloutProven>>,
 }
 
 impl<E: ExecutionRpc + Unpin + 'static, C: ConsensusRpc + Unpin + 'static> IndexWatcher<E, C> {
@@ -328,7 +361,14 @@ impl<E: ExecutionRpc + Unpin + 'static, C: ConsensusRpc + Unpin + 'static> Index
             revoked,
             status,
             again: false,
+            rollout: None,
         }
+    }
+
+    /// Also send each poll's chain time and rollout gates to `to` (the Coordinator, on devices).
+    pub fn with_rollout(mut self, to: Recipient<crate::rollout::RolloutProven>) -> Self {
+        self.rollout = Some(to);
+        self
     }
 
     fn poll(&mut self, ctx: &mut Context<Self>) {
@@ -352,6 +392,7 @@ impl<E: ExecutionRpc + Unpin + 'static, C: ConsensusRpc + Unpin + 'static> Index
             act.watcher = Some(watcher);
             match report {
                 Ok(report) => {
+                    let now = report.head.as_ref().map(|h| h.timestamp);
                     if let Some(head) = report.head {
                         act.status.do_send(StatusEvent::Chain(Ok(head)));
                     }
@@ -376,6 +417,7 @@ impl<E: ExecutionRpc + Unpin + 'static, C: ConsensusRpc + Unpin + 'static> Index
                             r.do_send(ReleaseRevoked { sequence });
                         }
                     }
+                    crate::rollout::tell(act.rollout.as_ref(), now, report.gates);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "reading the index failed; retrying at the next poll");

@@ -34,6 +34,20 @@ pub struct Config {
     pub install: InstallConfig,
     /// The node's HTTP API.
     pub api: ApiConfig,
+    /// Who this device is, for staged rollouts and hardware classes.
+    pub device: DeviceSection,
+}
+
+/// Who this device is, for rollouts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeviceSection {
+    /// The device's name: its rollout id is keccak256 of it (what `contract rollout-status --device` takes).
+    /// Empty: the node's peer id.
+    pub name: String,
+    /// Its hardware class: a name of up to 32 characters or 0x and 64 hex digits. Empty: none, and then the
+    /// device installs only releases that list no class.
+    pub hardware_class: String,
 }
 
 /// How the index is read.
@@ -148,6 +162,7 @@ impl Default for Config {
             p2p: P2pSection::default(),
             install: InstallConfig::default(),
             api: ApiConfig::default(),
+            device: DeviceSection::default(),
         }
     }
 }
@@ -252,7 +267,12 @@ pub struct Settings {
     pub bootstrap: Vec<multiaddr::Multiaddr>,
     /// `api.listen`; `None` turns the API off.
     pub api: Option<SocketAddr>,
+    /// `device.hardware_class`.
+    pub hardware_class: Option<firmchain_update::record::HardwareClass>,
 }
+
+/// The longest `device.name`, in bytes.
+pub const MAX_DEVICE_NAME: usize = 128;
 
 fn hex_bytes<const N: usize>(s: &str) -> Option<[u8; N]> {
     let digits = s.strip_prefix("0x")?;
@@ -412,7 +432,24 @@ impl Config {
             }
             api = Some(addr);
         }
+        let name = &self.device.name;
+        if name.len() > MAX_DEVICE_NAME || name.chars().any(char::is_control) {
+            return Err(invalid(
+                "device.name",
+                format!("{name:?} must be at most {MAX_DEVICE_NAME} bytes without control characters"),
+            ));
+        }
+        let hardware_class = match self.device.hardware_class.as_str() {
+            "" => None,
+            c => Some(
+                c.parse()
+                    .map_err(|e: firmchain_update::record::ParseHardwareError| {
+                        invalid("device.hardware_class", e.to_string())
+                    })?,
+            ),
+        };
         Ok(Settings {
+            hardware_class,
             product,
             contract,
             checkpoint,

@@ -105,6 +105,8 @@ fn validation_names_the_key() {
         ("p2p.listen=not-a-multiaddr", "p2p.listen"),
         ("install.mode=command", "install.command"),
         ("api.listen=localhost", "api.listen"),
+        ("device.hardware_class=has space", "device.hardware_class"),
+        ("device.name=a\u{7}b", "device.name"),
         ("chain.network=goerli", "chain.network"),
         ("chain.log_range=0", "chain.log_range"),
     ];
@@ -231,4 +233,24 @@ fn validate_returns_the_typed_values_and_flags_are_typed() {
 
 fn hex_lower(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn device_name_and_hardware_class_are_typed() {
+    let c = Config::load(&Sources {
+        overrides: vec![
+            "device.name=sensor-0042".into(),
+            "device.hardware_class=board-a".into(),
+        ],
+        ..devnet()
+    })
+    .unwrap();
+    assert_eq!(c.device.name, "sensor-0042");
+    let s = c.validate().unwrap();
+    assert_eq!(
+        s.hardware_class.map(|h| h.to_string()).as_deref(),
+        Some("board-a")
+    );
+    let none = Config::load(&devnet()).unwrap().validate().unwrap();
+    assert_eq!(none.hardware_class, None, "no class unless configured");
 }

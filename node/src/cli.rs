@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use firmchain_p2p::Multiaddr;
+use firmchain_update::record::{HardwareClass, RolloutSchedule};
 use firmchain_update::{Blake3Hash, ProductId};
 
 /// Secure, decentralised firmware distribution for IoT fleets.
@@ -133,6 +134,11 @@ pub enum Command {
         /// Only the in-process walk-through of the update pipeline (no chain, no network).
         #[arg(long)]
         pipeline: bool,
+        /// Show a staged rollout instead: one release under this schedule (START%[,+STEP%/INTERVAL]; a start
+        /// alone grows by the same share every hour), anvil's clock moved forward step by step, with a pause
+        /// and a resume on the way.
+        #[arg(long, conflicts_with = "pipeline")]
+        rollout: Option<RolloutSchedule>,
     },
 }
 
@@ -263,6 +269,165 @@ pub enum ContractCommand {
         #[arg(long)]
         product: ProductId,
     },
+    /// Pause a product (no --sequence) or one release: devices install nothing it covers until it ends. A
+    /// publisher's or guardian's pause lasts the pause bound; the owner's lasts until resumed.
+    Pause {
+        #[command(flatten)]
+        index: IndexArgs,
+        #[command(flatten)]
+        target: PauseTarget,
+    },
+    /// Lift a pause: the owner at once, a publisher as one approval of the publish threshold.
+    Resume {
+        #[command(flatten)]
+        index: IndexArgs,
+        #[command(flatten)]
+        target: PauseTarget,
+    },
+    /// Cancel a release for good while it is in its activation delay (a guardian or the owner).
+    Cancel {
+        #[command(flatten)]
+        index: IndexArgs,
+        /// The product.
+        #[arg(long)]
+        product: ProductId,
+        /// The release's sequence.
+        #[arg(long)]
+        sequence: u64,
+        /// Why (recorded in the event).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Add or remove a guardian: an account that may pause and, inside the activation delay, cancel.
+    #[command(subcommand)]
+    Guardian(GuardianCommand),
+    /// Set a product's activation delay: releases that go live afterwards become installable only once it has
+    /// passed, and guardians may cancel them until then (0 turns it off).
+    Delay {
+        #[command(flatten)]
+        index: IndexArgs,
+        /// The product.
+        #[arg(long)]
+        product: ProductId,
+        /// The delay: seconds, or a number with s, m, h or d (e.g. 1h).
+        #[arg(value_parser = parse_secs)]
+        delay: u64,
+    },
+    /// Set how long one publisher's or guardian's pause lasts.
+    PauseBound {
+        #[command(flatten)]
+        index: IndexArgs,
+        /// The bound: seconds, or a number with s, m, h or d (e.g. 1d).
+        #[arg(value_parser = parse_secs)]
+        bound: u64,
+    },
+    /// Show a release's rollout at the newest block (proven from storage): its terms, the current share, why
+    /// devices are held, and which of the listed devices may install it now.
+    RolloutStatus {
+        #[command(flatten)]
+        index: IndexArgs,
+        /// The product.
+        #[arg(long)]
+        product: ProductId,
+        /// The release (default: the newest).
+        #[arg(long)]
+        sequence: Option<u64>,
+        /// A device name, as its `device.name` (repeatable, or comma-separated).
+        #[arg(long = "device", value_delimiter = ',')]
+        devices: Vec<String>,
+        /// A file of devices, one a line: the name, then optionally its hardware class.
+        #[arg(long)]
+        devices_file: Option<PathBuf>,
+        /// The hardware class of devices listed without one.
+        #[arg(long)]
+        hardware: Option<HardwareClass>,
+    },
+}
+
+/// What a pause or a resume is about.
+#[derive(Debug, clap::Args)]
+pub struct PauseTarget {
+    /// The product.
+    #[arg(long)]
+    pub product: ProductId,
+    /// One release (default: the whole product).
+    #[arg(long)]
+    pub sequence: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GuardianCommand {
+    /// Allow an account to pause and cancel one product (--product) or every product (the owner signs).
+    Add {
+        #[command(flatten)]
+        index: IndexArgs,
+        /// The guardian's address.
+        guardian: String,
+        /// Limit the right to this product.
+        #[arg(long)]
+        product: Option<ProductId>,
+    },
+    /// Withdraw a guardian's right (the owner signs).
+    Remove {
+        #[command(flatten)]
+        index: IndexArgs,
+        /// The guardian's address.
+        guardian: String,
+        /// The product the right was for (omit for a guardian of every product).
+        #[arg(long)]
+        product: Option<ProductId>,
+    },
+}
+
+/// Who may install a release, until when, and how fast it reaches the fleet (approved with the record).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TermsArgs {
+    /// Hardware classes the release is for (repeatable or comma-separated; a name of up to 32 characters or
+    /// 0x and 64 hex digits); default: every class.
+    #[arg(long = "hardware", value_delimiter = ',')]
+    pub hardware: Vec<HardwareClass>,
+    /// Chain time from which devices must not install it: unix seconds, or +DURATION from now (e.g. +30d).
+    #[arg(long, value_parser = parse_expiry)]
+    pub expires: Option<u64>,
+    /// The staged rollout: START%[,+STEP%/INTERVAL], e.g. 10% or 10%,+20%/1h; default 100% at once.
+    #[arg(long)]
+    pub rollout: Option<RolloutSchedule>,
+    /// A CID of release notes or an SBOM, recorded with the release.
+    #[arg(long)]
+    pub notes: Option<String>,
+}
+
+/// Seconds, or a number with s, m, h or d.
+pub fn parse_secs(s: &str) -> Result<u64, String> {
+    let bad = || format!("{s:?} is not a duration: use seconds or a number with s, m, h or d, such as 1h");
+    let (digits, unit) = match s.char_indices().last() {
+        Some((i, 's')) => (&s[..i], 1),
+        Some((i, 'm')) => (&s[..i], 60),
+        Some((i, 'h')) => (&s[..i], 3600),
+        Some((i, 'd')) => (&s[..i], 86_400),
+        _ => (s, 1),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    n.checked_mul(unit).ok_or_else(bad)
+}
+
+/// Unix seconds, or `+DURATION` from now.
+pub fn parse_expiry(s: &str) -> Result<u64, String> {
+    match s.strip_prefix('+') {
+        Some(d) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_err(|e| e.to_string())?
+                .as_secs();
+            now.checked_add(parse_secs(d)?)
+                .ok_or_else(|| format!("{s:?} is too far away"))
+        }
+        None => s
+            .parse::<u64>()
+            .ok()
+            .filter(|t| *t > 0)
+            .ok_or_else(|| format!("{s:?} is neither unix seconds nor +DURATION (e.g. +30d)")),
+    }
 }
 
 /// What `publish` makes and where it goes.
@@ -288,6 +453,8 @@ pub struct PublishArgs {
     /// Keep serving the release's blocks until interrupted.
     #[arg(long, conflicts_with = "api")]
     pub serve: bool,
+    #[command(flatten)]
+    pub terms: TermsArgs,
     /// Publish through a running repository node's API (e.g. http://127.0.0.1:8420) instead of standalone: it
     /// stores, provides and seeds the bundle; no key or RPC is needed here (FIRMCHAIN_API_TOKEN when the node
     /// has a token).
@@ -382,6 +549,8 @@ pub enum NodeCommand {
         /// Devices below this sequence must not install the release.
         #[arg(long, default_value_t = 0)]
         min_sequence: u64,
+        #[command(flatten)]
+        terms: TermsArgs,
     },
 }
 

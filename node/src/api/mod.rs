@@ -95,6 +95,7 @@ async fn status_of(s: &ApiState, snapshot: StatusSnapshot) -> Value {
         "working_on": device.as_ref().and_then(|d| d.working_on.map(|(seq, payload, failures)| json!({
             "sequence": seq.0, "payload": firmchain_actors::fetcher::entry_name(payload), "failures": failures }))),
         "rolled_back_releases": device.as_ref().map(|d| d.rolled_back.iter().map(|s| s.0).collect::<Vec<_>>()),
+        "waiting": device.as_ref().map(|d| &d.waiting),
         // Plain words for monitoring: a node that never verified a head is not "fresh".
         "chain_state": match &chain {
             None => "never verified",
@@ -214,6 +215,34 @@ fn render_metrics(v: &Value, c: &firmchain_actors::status::Counters) -> String {
     out
 }
 
+/// One release-terms query parameter of `POST /publish` (`hardware=a,b`, `expires=UNIX`, the rollout in basis
+/// points and seconds, `notes=CID`).
+fn set_term(t: &mut firmchain_update::record::ReleaseTerms, k: &str, v: &str) -> Result<(), String> {
+    let num = |v: &str| v.parse::<u64>().map_err(|_| "not a number".to_owned());
+    let bps = |v: &str| {
+        v.parse::<u16>()
+            .map_err(|_| "not a share in basis points".to_owned())
+    };
+    match k {
+        "hardware" => {
+            for c in v.split(',').filter(|c| !c.is_empty()) {
+                t.hardware.push(c.parse().map_err(|e| format!("{e}"))?);
+            }
+            t.hardware.sort();
+            t.hardware.dedup();
+        }
+        "expires" => t.not_after = num(v)?,
+        "rollout_start_bps" => t.rollout.start_bps = bps(v)?,
+        "rollout_step_bps" => t.rollout.step_bps = bps(v)?,
+        "rollout_interval_secs" => t.rollout.interval_secs = num(v)?,
+        _ => {
+            let cid: cid::Cid = v.parse().map_err(|e| format!("not a CID: {e}"))?;
+            t.notes_cid = cid.to_bytes();
+        }
+    }
+    Ok(())
+}
+
 /// `firmchain_build_info{version="…"} 1`.
 fn build_info() -> String {
     format!(
@@ -272,6 +301,7 @@ async fn publish(s: &ApiState, req: Request<Incoming>) -> Reply {
     let mut min_sequence = 0;
     let mut level = 19;
     let mut base_len: Option<usize> = None;
+    let mut terms = firmchain_update::record::ReleaseTerms::default();
     for (k, v) in query(&req) {
         let bad = |what: &str| {
             error(
@@ -296,7 +326,22 @@ async fn publish(s: &ApiState, req: Request<Incoming>) -> Reply {
                 Ok(n) if (1..=22).contains(&n) => level = n,
                 _ => return bad("a zstd level is 1 to 22"),
             },
-            _ => return bad("unknown parameter (product, min_sequence, level, base_len)"),
+            "hardware"
+            | "expires"
+            | "rollout_start_bps"
+            | "rollout_step_bps"
+            | "rollout_interval_secs"
+            | "notes" => {
+                if let Err(e) = set_term(&mut terms, &k, &v) {
+                    return bad(&e);
+                }
+            }
+            _ => {
+                return bad(
+                    "unknown parameter (product, min_sequence, level, base_len, hardware, expires, \
+                     rollout_start_bps, rollout_step_bps, rollout_interval_secs, notes)",
+                );
+            }
         }
     }
     let max = s.limits.max_body_bytes;
@@ -353,6 +398,9 @@ async fn publish(s: &ApiState, req: Request<Incoming>) -> Reply {
         }
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
+    if let Err(e) = terms.validate() {
+        return error(StatusCode::BAD_REQUEST, format!("release terms: {e}"));
+    }
     if image.len() > MAX_IMAGE_BYTES {
         return error(StatusCode::PAYLOAD_TOO_LARGE, "the image is larger than 1 GiB");
     }
@@ -369,6 +417,7 @@ async fn publish(s: &ApiState, req: Request<Incoming>) -> Reply {
             base,
             min_sequence,
             level,
+            terms,
         })
         .await
     {

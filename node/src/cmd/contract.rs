@@ -43,12 +43,12 @@ fn signer(chain: &ChainArgs) -> Result<PrivateKeySigner, CliError> {
 }
 
 /// The value of a flag, else of the variable it had before it took the node's configuration name.
-fn flag_or_legacy(flag: Option<&str>, legacy: &str) -> Option<String> {
+pub(super) fn flag_or_legacy(flag: Option<&str>, legacy: &str) -> Option<String> {
     flag.map(str::to_owned).or_else(|| std::env::var(legacy).ok())
 }
 
 /// The execution RPC URL, which every chain command needs.
-fn rpc(chain: &ChainArgs) -> Result<String, CliError> {
+pub(super) fn rpc(chain: &ChainArgs) -> Result<String, CliError> {
     flag_or_legacy(chain.rpc.as_deref(), "FIRMCHAIN_RPC").ok_or_else(|| {
         CliError::Usage("--execution-rpc (or FIRMCHAIN_CHAIN__EXECUTION_RPC) is required".into())
     })
@@ -208,6 +208,13 @@ async fn run_async(command: ContractCommand, out: &Output) -> Result<(), CliErro
                 },
             );
         }
+        c @ (ContractCommand::Pause { .. }
+        | ContractCommand::Resume { .. }
+        | ContractCommand::Cancel { .. }
+        | ContractCommand::Guardian(_)
+        | ContractCommand::Delay { .. }
+        | ContractCommand::PauseBound { .. }
+        | ContractCommand::RolloutStatus { .. }) => super::rollout::run(c, out).await?,
         ContractCommand::Latest { index, product } => {
             let (seq, digest) = connect(&index, false).await?.latest(&product).await?;
             let digest = format!("0x{}", hex_of(&digest));

@@ -17,6 +17,8 @@ mod node;
 mod p2p;
 mod patch;
 mod publish;
+mod rollout;
+mod rollout_demo;
 mod run;
 mod serve;
 mod state;
@@ -54,8 +56,18 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
             change_kib,
             anvil,
             pipeline,
+            rollout,
         } => {
-            if pipeline {
+            if let Some(schedule) = rollout {
+                let args = swarm_demo::DemoArgs {
+                    dir,
+                    size_mib,
+                    devices,
+                    change_kib,
+                    anvil,
+                };
+                rollout_demo::run(args, schedule, out)
+            } else if pipeline {
                 demo::run(dir.as_deref(), size_mib, out)
             } else {
                 let args = swarm_demo::DemoArgs {

@@ -47,12 +47,14 @@ pub fn run(command: NodeCommand, out: &Output) -> Result<(), CliError> {
                 from,
                 product,
                 min_sequence,
+                terms,
             } => {
                 let release = Release {
                     to,
                     from,
                     product,
                     min_sequence,
+                    terms: super::rollout::terms(&terms)?,
                 };
                 publish(&api.api, api.api_timeout, release, out).await
             }
@@ -67,6 +69,8 @@ pub struct Release {
     pub from: Option<std::path::PathBuf>,
     pub product: Option<firmchain_update::ProductId>,
     pub min_sequence: u64,
+    /// The release's terms.
+    pub terms: firmchain_update::record::ReleaseTerms,
 }
 
 /// `POST /publish`: the body is the new image, preceded by the base image when `from` is given (`base_len`).
@@ -80,6 +84,7 @@ pub async fn publish(api: &str, timeout: u64, release: Release, out: &Output) ->
     if let Some(p) = release.product {
         url.push_str(&format!("&product={p}"));
     }
+    url.push_str(&terms_query(&release.terms));
     let body = match &release.from {
         Some(from) => {
             let mut base = std::fs::read(from).map_err(CliError::file(from))?;
@@ -119,6 +124,32 @@ pub async fn publish(api: &str, timeout: u64, release: Release, out: &Output) ->
     Ok(())
 }
 
+/// The release terms as `POST /publish` query parameters (none for the default terms).
+pub fn terms_query(t: &firmchain_update::record::ReleaseTerms) -> String {
+    let mut q = String::new();
+    if !t.hardware.is_empty() {
+        let list: Vec<String> = t
+            .hardware
+            .iter()
+            .map(|c| format!("0x{}", hex::encode(c.0)))
+            .collect();
+        q.push_str(&format!("&hardware={}", list.join(",")));
+    }
+    if t.not_after != 0 {
+        q.push_str(&format!("&expires={}", t.not_after));
+    }
+    if t.rollout != firmchain_update::record::RolloutSchedule::FULL {
+        q.push_str(&format!(
+            "&rollout_start_bps={}&rollout_step_bps={}&rollout_interval_secs={}",
+            t.rollout.start_bps, t.rollout.step_bps, t.rollout.interval_secs
+        ));
+    }
+    if let Ok(Some(cid)) = t.notes() {
+        q.push_str(&format!("&notes={cid}"));
+    }
+    q
+}
+
 /// A human summary of `/status`.
 pub fn summary(v: &Value) -> String {
     let mut s = format!(
@@ -150,6 +181,13 @@ pub fn summary(v: &Value) -> String {
     }
     if let Some(e) = v["chain_error"].as_str() {
         s.push_str(&format!("\n  chain error {e}"));
+    }
+    for w in v["waiting"].as_array().into_iter().flatten() {
+        s.push_str(&format!(
+            "\n  waiting    release {}: {}",
+            w["sequence"],
+            w["message"].as_str().unwrap_or("?")
+        ));
     }
     s.push_str(&format!("\n  peers      {}", v["peers"]));
     if let Some(f) = v["fetch"].as_object() {

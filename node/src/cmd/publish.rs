@@ -27,9 +27,11 @@ pub fn run(args: PublishArgs, out: &Output) -> Result<(), CliError> {
             from: args.from.clone(),
             product: Some(args.product),
             min_sequence: args.min_sequence,
+            terms: super::rollout::terms(&args.terms)?,
         };
         return super::block_on(super::node::publish(api, 600, release, out));
     }
+    let terms = super::rollout::terms(&args.terms)?;
     let old = args.from.as_deref().map(read).transpose()?;
     let new = read(&args.to)?;
     super::block_on_threads(async {
@@ -48,7 +50,8 @@ pub fn run(args: PublishArgs, out: &Output) -> Result<(), CliError> {
             args.level,
         );
         spinner.finish_and_clear();
-        let prepared = prepared.map_err(|e| CliError::Demo(e.to_string()))?;
+        let mut prepared = prepared.map_err(|e| CliError::Demo(e.to_string()))?;
+        *prepared.record.terms = terms;
         drop(store);
         let (record, bundle) = (&prepared.record, prepared.bundle);
         let published = index.publish(record).await?;

@@ -28,34 +28,34 @@ pub struct DemoArgs {
     pub anvil: Option<PathBuf>,
 }
 
-fn fail(message: impl Into<String>) -> CliError {
+pub(super) fn fail(message: impl Into<String>) -> CliError {
     CliError::Demo(message.into())
 }
 
 /// A process of the fleet, its stderr in `log`, stopped (SIGTERM, then SIGKILL) when dropped.
-fn spawn(name: &str, mut cmd: Command, log: &Path) -> Result<Proc, CliError> {
+pub(super) fn spawn(name: &str, mut cmd: Command, log: &Path) -> Result<Proc, CliError> {
     let log = std::fs::File::create(log).map_err(CliError::file(log))?;
     cmd.stdin(Stdio::null()).stderr(Stdio::from(log));
     Ok(Proc::spawn(name, &mut cmd).map_err(harness)?.graceful())
 }
 
-fn harness(e: HarnessError) -> CliError {
+pub(super) fn harness(e: HarnessError) -> CliError {
     fail(e.to_string())
 }
 
 /// A node of the fleet and what its start-up line said.
-struct Node {
-    proc: Proc,
-    api: String,
-    peer_id: String,
-    addrs: Vec<String>,
+pub(super) struct Node {
+    pub(super) proc: Proc,
+    pub(super) api: String,
+    pub(super) peer_id: String,
+    pub(super) addrs: Vec<String>,
 }
 
-fn node_command(exe: &Path, dir: &Path, rpc: &str, contract: &str, extra: &[String]) -> Command {
+pub(super) fn node_command(exe: &Path, dir: &Path, rpc: &str, contract: &str, extra: &[String]) -> Command {
     firmchain_harness::node_command(exe, dir, rpc, contract, "demo-sensor", extra)
 }
 
-fn start_node(name: &str, cmd: Command, log: &Path) -> Result<Node, CliError> {
+pub(super) fn start_node(name: &str, cmd: Command, log: &Path) -> Result<Node, CliError> {
     let proc = spawn(name, cmd, log)?;
     let s = proc
         .wait_line(Duration::from_secs(60), NodeStart::parse)
@@ -68,7 +68,7 @@ fn start_node(name: &str, cmd: Command, log: &Path) -> Result<Node, CliError> {
     })
 }
 
-async fn status(http: &reqwest::Client, node: &Node) -> Result<Value, CliError> {
+pub(super) async fn status(http: &reqwest::Client, node: &Node) -> Result<Value, CliError> {
     let r = http
         .get(format!("http://{}/status", node.api))
         .send()
