@@ -253,12 +253,13 @@ async fn rollout_status(
     let contract = super::contract::flag_or_legacy(index.contract.as_deref(), "FIRMCHAIN_CONTRACT")
         .ok_or_else(|| CliError::Usage("--contract (or FIRMCHAIN_CHAIN__CONTRACT) is required".into()))?;
     let at_index = address(&contract, "--contract")?;
-    let reader = HttpExecutionRpc::new(vec![url], Duration::from_secs(index.chain.timeout)).map_err(|e| {
-        CliError::Rpc {
-            what: "execution RPC",
-            message: e.to_string(),
-        }
-    })?;
+    let reader =
+        HttpExecutionRpc::new(vec![url], Duration::from_secs(index.chain.rpc_timeout)).map_err(|e| {
+            CliError::Rpc {
+                what: "execution RPC",
+                message: e.to_string(),
+            }
+        })?;
     let mut source: HeaderSource<HttpRpc> = HeaderSource::Rpc;
     let head = verified_block(&reader, &mut source, None, 0)
         .await
