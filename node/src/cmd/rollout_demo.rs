@@ -5,18 +5,15 @@
 
 use std::time::{Duration, Instant};
 
-use alloy::signers::local::PrivateKeySigner;
 use alloy::transports::http::reqwest;
-use firmchain_contracts::{DEFAULT_TIMEOUT, IndexClient, provider};
 use firmchain_update::record::{FULL_SHARE, RolloutSchedule};
 use firmchain_update::rollout::{DeviceId, min_share, place};
 use serde_json::{Value, json};
 
 use super::demo::sample_firmware;
 use super::rollout::pct;
-use firmchain_harness::find_anvil;
 
-use super::swarm_demo::{DemoArgs, Node, fail, harness, node_command, spawn, start_node, status};
+use super::swarm_demo::{DemoArgs, DemoChain, Node, fail, node_command, start_chain, start_node, status};
 use crate::error::CliError;
 use crate::output::Output;
 
@@ -116,33 +113,13 @@ async fn demo(args: DemoArgs, schedule: RolloutSchedule, out: &Output) -> Result
         .build()
         .map_err(|e| fail(e.to_string()))?;
 
-    let anvil_bin = find_anvil(args.anvil.as_deref());
-    step(format!("starting anvil ({})", anvil_bin.display()));
-    let mut cmd = std::process::Command::new(&anvil_bin);
-    cmd.args(["--host", "127.0.0.1", "--port", "0", "--accounts", "2"]);
-    let anvil = spawn("anvil", cmd, &dir.join("anvil.log")).map_err(|e| {
-        fail(format!(
-            "{e}: install anvil with `bash scripts/setup`, or pass --anvil PATH"
-        ))
-    })?;
-    let mut key = None;
-    let rpc = anvil
-        .wait_line(Duration::from_secs(30), |l| {
-            let l = l.trim();
-            if key.is_none()
-                && l.starts_with("(0)")
-                && l.split_whitespace().nth(1).is_some_and(|k| k.len() == 66)
-            {
-                key = l.split_whitespace().nth(1).map(str::to_owned);
-            }
-            l.strip_prefix("Listening on ").map(|a| format!("http://{a}"))
-        })
-        .map_err(harness)?;
-    let key = key.ok_or_else(|| fail("anvil printed no private key"))?;
-    let signer: PrivateKeySigner = key.parse().map_err(|_| fail("anvil's key does not parse"))?;
-    let me = signer.address();
-    let index = IndexClient::deploy(provider(&rpc, Some(signer))?, me, 1, DEFAULT_TIMEOUT).await?;
-    index.add_publisher(me, None).await?;
+    let DemoChain {
+        anvil,
+        rpc,
+        key,
+        me,
+        index,
+    } = start_chain(args.anvil.as_deref(), &dir, &step).await?;
     let product: firmchain_update::ProductId = "demo-sensor".parse().map_err(|_| fail("product name"))?;
     let contract = index.address().to_string();
     step(format!(

@@ -39,6 +39,58 @@ pub(super) fn spawn(name: &str, mut cmd: Command, log: &Path) -> Result<Proc, Cl
     Ok(Proc::spawn(name, &mut cmd).map_err(harness)?.graceful())
 }
 
+/// The demo's chain: anvil on a free port, its first account's key, and a FirmwareIndex deployed by that account,
+/// which is also its publisher.
+pub(super) struct DemoChain {
+    pub anvil: Proc,
+    pub rpc: String,
+    pub key: String,
+    pub me: alloy::primitives::Address,
+    pub index: IndexClient,
+}
+
+/// Starts anvil (logging to `dir/anvil.log`) and deploys the index.
+pub(super) async fn start_chain(
+    anvil: Option<&Path>,
+    dir: &Path,
+    step: &dyn Fn(String),
+) -> Result<DemoChain, CliError> {
+    let anvil_bin = find_anvil(anvil);
+    step(format!("starting anvil ({})", anvil_bin.display()));
+    let mut cmd = Command::new(&anvil_bin);
+    cmd.args(["--host", "127.0.0.1", "--port", "0", "--accounts", "2"]);
+    let anvil = spawn("anvil", cmd, &dir.join("anvil.log")).map_err(|e| {
+        fail(format!(
+            "{e}: install anvil with `bash scripts/setup`, or pass --anvil PATH"
+        ))
+    })?;
+    let mut key = None;
+    let rpc = anvil
+        .wait_line(Duration::from_secs(30), |l| {
+            let l = l.trim();
+            if key.is_none()
+                && l.starts_with("(0)")
+                && l.split_whitespace().nth(1).is_some_and(|k| k.len() == 66)
+            {
+                key = l.split_whitespace().nth(1).map(str::to_owned);
+            }
+            l.strip_prefix("Listening on ").map(|a| format!("http://{a}"))
+        })
+        .map_err(harness)?;
+    let key = key.ok_or_else(|| fail("anvil printed no private key"))?;
+    let signer: PrivateKeySigner = key.parse().map_err(|_| fail("anvil's key does not parse"))?;
+    let me = signer.address();
+    let index = IndexClient::deploy(provider(&rpc, Some(signer))?, me, 1, DEFAULT_TIMEOUT).await?;
+    index.add_publisher(me, None).await?;
+    Ok(DemoChain {
+        anvil,
+        rpc,
+        key,
+        me,
+        index,
+    })
+}
+
 pub(super) fn harness(e: HarnessError) -> CliError {
     fail(e.to_string())
 }
@@ -107,33 +159,13 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
     let started = Instant::now();
 
     // The chain.
-    let anvil_bin = find_anvil(args.anvil.as_deref());
-    step(format!("starting anvil ({})", anvil_bin.display()));
-    let mut cmd = Command::new(&anvil_bin);
-    cmd.args(["--host", "127.0.0.1", "--port", "0", "--accounts", "2"]);
-    let anvil = spawn("anvil", cmd, &dir.join("anvil.log")).map_err(|e| {
-        fail(format!(
-            "{e}: install anvil with `bash scripts/setup`, or pass --anvil PATH"
-        ))
-    })?;
-    let mut key = None;
-    let rpc = anvil
-        .wait_line(Duration::from_secs(30), |l| {
-            let l = l.trim();
-            if key.is_none()
-                && l.starts_with("(0)")
-                && l.split_whitespace().nth(1).is_some_and(|k| k.len() == 66)
-            {
-                key = l.split_whitespace().nth(1).map(str::to_owned);
-            }
-            l.strip_prefix("Listening on ").map(|a| format!("http://{a}"))
-        })
-        .map_err(harness)?;
-    let key = key.ok_or_else(|| fail("anvil printed no private key"))?;
-    let signer: PrivateKeySigner = key.parse().map_err(|_| fail("anvil's key does not parse"))?;
-    let me = signer.address();
-    let index = IndexClient::deploy(provider(&rpc, Some(signer))?, me, 1, DEFAULT_TIMEOUT).await?;
-    index.add_publisher(me, None).await?;
+    let DemoChain {
+        anvil,
+        rpc,
+        key,
+        me,
+        index,
+    } = start_chain(args.anvil.as_deref(), &dir, &step).await?;
     let contract = index.address().to_string();
     step(format!(
         "anvil at {rpc}; FirmwareIndex deployed at {contract}, publisher {me}"
