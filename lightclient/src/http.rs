@@ -203,6 +203,27 @@ pub fn client(options: &HttpOptions) -> Result<reqwest::Client, HttpError> {
 
 /// [`client`] with the given roots.
 pub fn client_with(options: &HttpOptions, roots: RootCertStore) -> Result<reqwest::Client, HttpError> {
+    builder(options, roots)?
+        .build()
+        .map_err(|e| HttpError::Client(e.to_string()))
+}
+
+/// The client of a node's own HTTP API (`firmchain node …`, the demos): the same TLS and resolver as the RPC
+/// clients, and never through a proxy. It needs no system certificate store, so it also works in a scratch
+/// container (reqwest's own default looks for the platform's roots and fails to build without them).
+pub fn api_client(timeout: std::time::Duration) -> Result<reqwest::Client, HttpError> {
+    let roots = root_store(None, |k| std::env::var_os(k))?;
+    let options = HttpOptions {
+        timeout: Some(timeout),
+        ..HttpOptions::default()
+    };
+    builder(&options, roots)?
+        .no_proxy()
+        .build()
+        .map_err(|e| HttpError::Client(e.to_string()))
+}
+
+fn builder(options: &HttpOptions, roots: RootCertStore) -> Result<reqwest::ClientBuilder, HttpError> {
     install_crypto_provider();
     let mut builder = reqwest::Client::builder()
         .tls_backend_preconfigured(tls_config(roots)?)
@@ -210,7 +231,7 @@ pub fn client_with(options: &HttpOptions, roots: RootCertStore) -> Result<reqwes
     if let Some(t) = options.timeout {
         builder = builder.timeout(t);
     }
-    builder.build().map_err(|e| HttpError::Client(e.to_string()))
+    Ok(builder)
 }
 
 #[cfg(test)]

@@ -10,14 +10,10 @@ use crate::error::CliError;
 use crate::output::{Output, human_bytes};
 
 fn client(timeout: u64) -> Result<reqwest::Client, CliError> {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(timeout))
-        .no_proxy()
-        .build()
-        .map_err(|e| CliError::Rpc {
-            what: "HTTP client",
-            message: e.to_string(),
-        })
+    firmchain_lightclient::http::api_client(Duration::from_secs(timeout)).map_err(|e| CliError::Rpc {
+        what: "HTTP client",
+        message: e.to_string(),
+    })
 }
 
 async fn answer(what: &'static str, r: Result<reqwest::Response, reqwest::Error>) -> Result<Value, CliError> {

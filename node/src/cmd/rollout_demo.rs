@@ -107,11 +107,8 @@ async fn demo(args: DemoArgs, schedule: RolloutSchedule, out: &Output) -> Result
     };
     let exe = std::env::current_exe().map_err(|e| fail(format!("cannot find this binary: {e}")))?;
     let started = Instant::now();
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(600))
-        .build()
-        .map_err(|e| fail(e.to_string()))?;
+    let http =
+        firmchain_lightclient::http::api_client(Duration::from_secs(600)).map_err(|e| fail(e.to_string()))?;
 
     let DemoChain {
         anvil,

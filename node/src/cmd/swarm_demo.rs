@@ -207,11 +207,8 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
         devices.push(d);
     }
 
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(600))
-        .build()
-        .map_err(|e| fail(e.to_string()))?;
+    let http =
+        firmchain_lightclient::http::api_client(Duration::from_secs(600)).map_err(|e| fail(e.to_string()))?;
     let mut releases = Vec::new();
     for (seq, image) in [(1u64, &v1), (2, &v2)] {
         let target = Blake3Hash::of(image);
