@@ -12,4 +12,5 @@ pub mod execution;
 pub mod execution_rpc;
 pub mod http;
 pub mod proof;
+pub mod recorded;
 pub mod rpc;

@@ -258,22 +258,26 @@ impl Handler<StatusEvent> for Listen {
     }
 }
 
-struct Setup {
-    chain: MemRpc,
-    watcher: Addr<IndexWatcher<MemRpc, FileRpc>>,
+struct Setup<E: ExecutionRpc + Clone + Unpin + 'static = MemRpc> {
+    chain: E,
+    watcher: Addr<IndexWatcher<E, FileRpc>>,
     events: mpsc::UnboundedReceiver<String>,
     state: Arc<NodeState>,
     _dir: tempfile::TempDir,
 }
 
 fn setup(chain: MemRpc, installed: u64) -> Setup {
+    setup_at(chain, INDEX, installed)
+}
+
+fn setup_at<E: ExecutionRpc + Clone + Unpin + 'static>(chain: E, index: Address, installed: u64) -> Setup<E> {
     let dir = tempfile::tempdir().unwrap();
     let state = Arc::new(NodeState::open(&dir.path().join("state.redb")).unwrap());
     let (tx, events) = mpsc::unbounded_channel();
     let listen = Listen(tx).start();
     let w = Watcher::new(
         chain.clone(),
-        INDEX,
+        index,
         product(),
         HeaderSource::<FileRpc>::Rpc,
         state.clone(),
@@ -301,8 +305,13 @@ fn setup(chain: MemRpc, installed: u64) -> Setup {
 }
 
 /// The lines one poll produced, up to and including its chain line.
-async fn poll(s: &mut Setup) -> Vec<String> {
+async fn poll<E: ExecutionRpc + Clone + Unpin + 'static>(s: &mut Setup<E>) -> Vec<String> {
     s.watcher.send(Wake).await.unwrap();
+    lines_of_a_poll(s).await
+}
+
+/// The lines of the next poll (the one at start, or one already asked for), up to its chain line.
+async fn lines_of_a_poll<E: ExecutionRpc + Clone + Unpin + 'static>(s: &mut Setup<E>) -> Vec<String> {
     let mut lines = Vec::new();
     loop {
         let line = tokio::time::timeout(Duration::from_secs(10), s.events.recv())
@@ -437,3 +446,5 @@ async fn a_release_revoked_before_it_was_seen_is_flagged() {
     let lines = poll(&mut s).await;
     assert!(lines.contains(&"seen 1 revoked=true".to_owned()), "{lines:?}");
 }
+
+mod recorded;
