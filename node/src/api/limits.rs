@@ -85,6 +85,7 @@ pub async fn spool(body: Incoming, limits: &ApiLimits) -> Result<(tempfile::Name
         path: dir.display().to_string(),
         reason: e.to_string(),
     };
+    std::fs::create_dir_all(&dir).map_err(spool_err)?;
     let mut file = tempfile::Builder::new()
         .prefix("firmchain-body-")
         .tempfile_in(&dir)

@@ -23,7 +23,12 @@ pub fn api_state(config: &Config, node: &NodeHandle) -> ApiState {
         max_staleness: config.chain.max_staleness_secs,
         recovered: node.recovered.clone(),
         started: unix_now(),
-        limits: api::ApiLimits::default(),
+        // Bodies spool inside the data folder: a scratch image has no /tmp, and the spool then shares the disk
+        // budget an operator gave the node.
+        limits: api::ApiLimits {
+            spool_dir: Some(node.data_dir.join("spool")),
+            ..api::ApiLimits::default()
+        },
         publishing: api::PublishGate::default(),
     }
 }
