@@ -324,7 +324,7 @@ impl Handler<FetchRelease> for BlockFetcher {
             }
             let result = result.map_err(Arc::new);
             act.status.do_send(StatusEvent::Fetched(
-                result.clone().map(|(r, _)| r).map_err(|e| e.to_string()),
+                result.clone().map(|(r, _)| r),
             ));
             act.done.do_send(ReleaseFetched {
                 sequence,

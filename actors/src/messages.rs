@@ -161,7 +161,7 @@ pub struct FetchReport {
 #[rtype(result = "()")]
 pub enum StatusEvent {
     /// A poll of the index verified this block, or failed.
-    Chain(Result<ChainHead, String>),
+    Chain(Result<ChainHead, Arc<crate::watcher::WatchError>>),
     /// Data from the chain or from peers was refused.
     Rejected(String),
     /// A fetch started or moved on.
@@ -174,7 +174,7 @@ pub enum StatusEvent {
         peers: usize,
     },
     /// A fetch ended.
-    Fetched(Result<FetchReport, String>),
+    Fetched(Result<FetchReport, Arc<FetchError>>),
     /// An install ended.
     Installed(ReleaseInstalled),
     /// This node published a release.

@@ -127,7 +127,7 @@ impl Handler<StatusEvent> for Status {
             }
             StatusEvent::Chain(Err(e)) => {
                 s.counters.polls_failed += 1;
-                s.chain_error = Some(e);
+                s.chain_error = Some(e.to_string());
             }
             StatusEvent::Rejected(why) => {
                 s.counters.rejected += 1;
@@ -160,7 +160,7 @@ impl Handler<StatusEvent> for Status {
                     }
                     Err(e) => {
                         s.counters.fetches_failed += 1;
-                        s.last_fetch_error = Some(e);
+                        s.last_fetch_error = Some(e.to_string());
                     }
                 }
             }

@@ -421,7 +421,8 @@ impl<E: ExecutionRpc + Unpin + 'static, C: ConsensusRpc + Unpin + 'static> Index
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "reading the index failed; retrying at the next poll");
-                    act.status.do_send(StatusEvent::Chain(Err(e.to_string())));
+                    act.status
+                        .do_send(StatusEvent::Chain(Err(std::sync::Arc::new(e))));
                 }
             }
             if std::mem::take(&mut act.again) {
