@@ -10,6 +10,8 @@ mod builder;
 pub mod pb;
 mod reader;
 mod seek;
+#[cfg(test)]
+mod test_blocks;
 
 use cid::Cid;
 use cid::multihash::Multihash;

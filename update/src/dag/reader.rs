@@ -177,38 +177,8 @@ pub fn read_file<S: BlockSource, W: Write>(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
-    use crate::dag::{DagOptions, build_from_reader};
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("missing")]
-    struct Missing;
-
-    struct Map(HashMap<Cid, Vec<u8>>);
-
-    impl BlockSource for Map {
-        type Error = Missing;
-        fn get(&mut self, cid: &Cid) -> Result<Vec<u8>, Missing> {
-            self.0.get(cid).cloned().ok_or(Missing)
-        }
-    }
-
-    fn build(data: &[u8], chunk: usize, links: usize) -> (Cid, Map) {
-        let mut blocks = HashMap::new();
-        let opts = DagOptions {
-            chunk_size: chunk,
-            max_links: links,
-            ..Default::default()
-        };
-        let root = build_from_reader(data, opts, |c, b| {
-            blocks.insert(*c, b.to_vec());
-        })
-        .unwrap();
-        assert_eq!(root.size, data.len() as u64);
-        (root.cid, Map(blocks))
-    }
+    use crate::dag::test_blocks::build;
 
     #[test]
     fn round_trips_multi_level_dags() {
