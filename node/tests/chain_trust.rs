@@ -2,71 +2,22 @@
 //! that rewrites every event's block number to 10^12 does not freeze it, and a beacon server whose headers only
 //! a minority of the sync committee signs makes it install nothing, with the reason in `/status`.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::Fleet;
+
 use std::time::Duration;
 
 use firmchain_tests::beacon::{BeaconHarness, Behaviour};
-use firmchain_tests::fleet::{Chain, NodeProc, NodeSpec, TamperingRpc, active_image, images};
+use firmchain_tests::fleet::{NodeSpec, TamperingRpc, active_image};
 
 const T: Duration = Duration::from_secs(60);
-
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_firmchain"))
-}
-
-struct Fleet {
-    chain: Chain,
-    dir: tempfile::TempDir,
-    images: Vec<Vec<u8>>,
-}
-
-impl Fleet {
-    async fn new(releases: usize) -> Fleet {
-        let dir = tempfile::tempdir().unwrap();
-        let images = images(300_000, releases + 1);
-        for (i, img) in images.iter().enumerate() {
-            std::fs::write(dir.path().join(format!("v{i}.bin")), img).unwrap();
-        }
-        Fleet {
-            chain: Chain::start().await.unwrap(),
-            dir,
-            images,
-        }
-    }
-
-    fn image(&self, i: usize) -> PathBuf {
-        self.dir.path().join(format!("v{i}.bin"))
-    }
-
-    fn spawn(&self, spec: NodeSpec) -> NodeProc {
-        NodeProc::spawn(bin(), &self.chain.anvil.url, &self.chain.contract, &spec).unwrap()
-    }
-
-    fn repository(&self) -> NodeProc {
-        self.spawn(NodeSpec {
-            dir: self.dir.path().join("repo"),
-            repository: true,
-            key: Some(self.chain.key().to_owned()),
-            ..NodeSpec::default()
-        })
-    }
-
-    fn device(&self, name: &str, bootstrap: &[&NodeProc], spec: NodeSpec) -> NodeProc {
-        self.spawn(NodeSpec {
-            dir: self.dir.path().join(name),
-            bootstrap: bootstrap.iter().flat_map(|n| n.addrs.clone()).collect(),
-            initial_image: spec.initial_image.clone().or(Some(self.image(0))),
-            ..spec
-        })
-    }
-}
 
 /// Every `eth_getLogs` answer claims block 10^12: the device still installs each release (the records are
 /// proven), reports the lie, and its persisted cursor never passes the verified block, so a restart on an
 /// honest RPC with the same data folder installs the next release too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_rpc_that_rewrites_event_block_numbers_does_not_freeze_a_device() {
-    let f = Fleet::new(3).await;
+    let f = Fleet::new(300_000, 3).await;
     let far = |answer: &mut serde_json::Value| {
         for log in answer["result"].as_array_mut().into_iter().flatten() {
             log["blockNumber"] = serde_json::Value::String(format!("{:#x}", 1_000_000_000_000u64));
@@ -107,7 +58,7 @@ async fn an_rpc_that_rewrites_event_block_numbers_does_not_freeze_a_device() {
 /// a forged execution state): nothing is installed, and `/status` says why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_minority_signed_beacon_server_gets_nothing_installed() {
-    let f = Fleet::new(1).await;
+    let f = Fleet::new(300_000, 1).await;
     let minority = BeaconHarness::start(&f.chain.anvil.url, Behaviour::Minority).unwrap();
     let config = f.dir.path().join("chain.yaml");
     std::fs::write(&config, &minority.config).unwrap();

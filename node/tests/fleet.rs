@@ -1,68 +1,15 @@
 //! The node end to end: real `firmchain run` processes (one repository, several devices) on loopback over a
 //! real anvil chain. Every assertion is on what devices report in `/status` and on the bytes in their slots.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::{Fleet, bin};
+
 use std::time::Duration;
 
-use firmchain_tests::fleet::{Chain, NodeProc, NodeSpec, PRODUCT, active_image, images};
-use firmchain_update::{Blake3Hash, Sequence};
+use firmchain_tests::fleet::{NodeSpec, PRODUCT, active_image};
+use firmchain_update::Sequence;
 
 const T: Duration = Duration::from_secs(60);
-
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_firmchain"))
-}
-
-struct Fleet {
-    chain: Chain,
-    dir: tempfile::TempDir,
-    images: Vec<Vec<u8>>,
-}
-
-impl Fleet {
-    async fn new(releases: usize) -> Fleet {
-        let dir = tempfile::tempdir().unwrap();
-        let images = images(1_500_000, releases + 1);
-        for (i, img) in images.iter().enumerate() {
-            std::fs::write(dir.path().join(format!("v{i}.bin")), img).unwrap();
-        }
-        Fleet {
-            chain: Chain::start().await.unwrap(),
-            dir,
-            images,
-        }
-    }
-
-    fn image(&self, i: usize) -> PathBuf {
-        self.dir.path().join(format!("v{i}.bin"))
-    }
-
-    fn hash(&self, i: usize) -> String {
-        Blake3Hash::of(&self.images[i]).to_string()
-    }
-
-    fn spawn(&self, spec: NodeSpec) -> NodeProc {
-        NodeProc::spawn(bin(), &self.chain.anvil.url, &self.chain.contract, &spec).unwrap()
-    }
-
-    fn repository(&self) -> NodeProc {
-        self.spawn(NodeSpec {
-            dir: self.dir.path().join("repo"),
-            repository: true,
-            key: Some(self.chain.key().to_owned()),
-            ..NodeSpec::default()
-        })
-    }
-
-    fn device(&self, name: &str, bootstrap: &[&NodeProc], spec: NodeSpec) -> NodeProc {
-        self.spawn(NodeSpec {
-            dir: self.dir.path().join(name),
-            bootstrap: bootstrap.iter().flat_map(|n| n.addrs.clone()).collect(),
-            initial_image: spec.initial_image.clone().or(Some(self.image(0))),
-            ..spec
-        })
-    }
-}
 
 fn fetched_from(status: &serde_json::Value) -> Vec<String> {
     status["last_fetch"]["peers"]
@@ -78,7 +25,7 @@ fn fetched_from(status: &serde_json::Value) -> Vec<String> {
 /// base takes the full image.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fleet_converges_catches_up_from_peers_and_falls_back_to_full_images() {
-    let f = Fleet::new(3).await;
+    let f = Fleet::new(1_500_000, 3).await;
     let mut repo = f.repository();
     let d1 = f.device("d1", &[&repo], NodeSpec::default());
     let mut d2 = f.device("d2", &[&repo], NodeSpec::default());
@@ -164,7 +111,7 @@ async fn fleet_converges_catches_up_from_peers_and_falls_back_to_full_images() {
 /// A revoked release is never fetched or installed; the next release is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_release_is_not_installed() {
-    let f = Fleet::new(2).await;
+    let f = Fleet::new(1_500_000, 2).await;
     let repo = f.repository();
     let r1 = repo.publish(&f.images[1]).unwrap();
     let block = r1["block"].as_u64().unwrap();
@@ -202,7 +149,7 @@ async fn a_revoked_release_is_not_installed() {
 /// again, not even after a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_health_check_rolls_back() {
-    let f = Fleet::new(2).await;
+    let f = Fleet::new(1_500_000, 2).await;
     let repo = f.repository();
     let health = NodeSpec {
         set: vec![
@@ -245,7 +192,7 @@ async fn a_failing_health_check_rolls_back() {
 /// a verified image (the old one, or the new one) and finishes the update.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_killed_mid_install_boots_a_verified_image_and_finishes() {
-    let f = Fleet::new(1).await;
+    let f = Fleet::new(1_500_000, 1).await;
     let repo = f.repository();
     let pause = |point: &str| NodeSpec {
         env: vec![("FIRMCHAIN_TEST_PAUSE_AT".into(), point.into())],
@@ -281,7 +228,7 @@ async fn a_device_killed_mid_install_boots_a_verified_image_and_finishes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn light_mode_devices_install_only_what_the_sync_committee_signed() {
     use firmchain_tests::beacon::{BeaconHarness, Behaviour};
-    let f = Fleet::new(1).await;
+    let f = Fleet::new(1_500_000, 1).await;
     let honest = BeaconHarness::start(&f.chain.anvil.url, Behaviour::Honest).unwrap();
     let forged = BeaconHarness::start(&f.chain.anvil.url, Behaviour::ForeignKeys).unwrap();
     let light = |h: &BeaconHarness, name: &str| {
@@ -321,7 +268,7 @@ async fn light_mode_devices_install_only_what_the_sync_committee_signed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishing_through_the_api_needs_the_token() {
     use firmchain_tests::fleet::http;
-    let f = Fleet::new(2).await;
+    let f = Fleet::new(1_500_000, 2).await;
     let repo = f.spawn(NodeSpec {
         dir: f.dir.path().join("repo"),
         repository: true,
@@ -391,7 +338,7 @@ async fn publishing_through_the_api_needs_the_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_release_event_is_refused() {
     use firmchain_tests::fleet::TamperingRpc;
-    let f = Fleet::new(1).await;
+    let f = Fleet::new(1_500_000, 1).await;
     let forge = |answer: &mut serde_json::Value| {
         for log in answer["result"].as_array_mut().into_iter().flatten() {
             if let Some(data) = log["data"].as_str() {
@@ -435,7 +382,7 @@ async fn a_forged_release_event_is_refused() {
 /// argument; a failing installer leaves the device on the release it runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn command_mode_hands_the_verified_image_to_the_installer() {
-    let f = Fleet::new(2).await;
+    let f = Fleet::new(1_500_000, 2).await;
     let repo = f.repository();
     let flashed = f.dir.path().join("flashed.bin");
     let installer = f.dir.path().join("install.sh");
@@ -489,7 +436,7 @@ async fn command_mode_hands_the_verified_image_to_the_installer() {
 /// failing one rolls back there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_health_check_cut_short_by_a_crash_runs_at_the_next_start() {
-    let f = Fleet::new(1).await;
+    let f = Fleet::new(1_500_000, 1).await;
     let repo = f.repository();
     let unhealthy = vec![r#"install.health_check=test "$FIRMCHAIN_SEQUENCE" != 1"#.to_owned()];
     let mut d = f.device(

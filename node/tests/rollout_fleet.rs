@@ -2,57 +2,19 @@
 //! anvil whose clock the test moves (`evm_increaseTime` + `evm_mine`). Which devices install is predicted from
 //! the same rule the devices run, over the published record's digest; every assertion is on `/status`.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::{Fleet, bin};
+
 use std::process::Command;
 use std::time::Duration;
 
-use firmchain_tests::fleet::{Chain, NodeProc, NodeSpec, PRODUCT, http, images};
+use firmchain_tests::fleet::{NodeProc, NodeSpec, PRODUCT, http};
 use firmchain_update::rollout::{DeviceId, inside, place};
 use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(60);
 
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_firmchain"))
-}
-
-struct Fleet {
-    chain: Chain,
-    dir: tempfile::TempDir,
-    images: Vec<Vec<u8>>,
-}
-
 impl Fleet {
-    async fn new(releases: usize) -> Fleet {
-        let dir = tempfile::tempdir().unwrap();
-        let images = images(200_000, releases + 1);
-        for (i, img) in images.iter().enumerate() {
-            std::fs::write(dir.path().join(format!("v{i}.bin")), img).unwrap();
-        }
-        Fleet {
-            chain: Chain::start().await.unwrap(),
-            dir,
-            images,
-        }
-    }
-
-    fn image(&self, i: usize) -> PathBuf {
-        self.dir.path().join(format!("v{i}.bin"))
-    }
-
-    fn spawn(&self, spec: NodeSpec) -> NodeProc {
-        NodeProc::spawn(bin(), &self.chain.anvil.url, &self.chain.contract, &spec).unwrap()
-    }
-
-    fn repository(&self) -> NodeProc {
-        self.spawn(NodeSpec {
-            dir: self.dir.path().join("repo"),
-            repository: true,
-            key: Some(self.chain.key().to_owned()),
-            ..NodeSpec::default()
-        })
-    }
-
     /// Devices named `names` with hardware class `class`, started in parallel, all bootstrapping from `repo`.
     fn devices(&self, repo: &NodeProc, names: &[(String, &str)]) -> Vec<NodeProc> {
         std::thread::scope(|s| {
@@ -168,7 +130,7 @@ fn installed(d: &NodeProc) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_staged_rollout_installs_exactly_the_predicted_devices_then_pauses_resumes_and_grows() {
-    let fleet = Fleet::new(1).await;
+    let fleet = Fleet::new(200_000, 1).await;
     let repo = fleet.repository();
     // 18 devices of class board-a (the release's) and 2 of another class, all with fixed names.
     let names: Vec<(String, &str)> = (1..=20)
@@ -250,7 +212,7 @@ async fn a_staged_rollout_installs_exactly_the_predicted_devices_then_pauses_res
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delay_holds_a_guardian_cancel_vetoes_and_an_expired_release_is_never_installed() {
-    let fleet = Fleet::new(3).await;
+    let fleet = Fleet::new(200_000, 3).await;
     let repo = fleet.repository();
     let names: Vec<(String, &str)> = (1..=3).map(|i| (format!("device-{i:02}"), "")).collect();
     let devices = fleet.devices(&repo, &names);
