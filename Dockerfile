@@ -10,6 +10,8 @@
 #
 # 2. Multi-stage, for a normal Docker setup that can pull the Rust image:
 #      docker build -t firmchain .
+#    The device build has no repository role, QUIC or mDNS (see scripts/build-device); a repository image is the
+#    full build: docker build --build-arg FEATURES=default -t firmchain-repository .
 #
 # The `local` stage comes first so that the classic builder stops there with `--target local` and never pulls
 # the Rust image.
@@ -22,9 +24,10 @@ ENTRYPOINT ["/firmchain"]
 CMD ["run", "--data", "/data"]
 
 FROM rust:1.95-bookworm AS build
+ARG FEATURES=
 WORKDIR /src
 COPY . .
-RUN bash scripts/build-device && cp target/device/firmchain /firmchain
+RUN FEATURES="$FEATURES" bash scripts/build-device && cp target/device/firmchain /firmchain
 
 FROM scratch AS image
 COPY --from=build /firmchain /firmchain

@@ -11,7 +11,9 @@ use std::time::Duration;
 use cid::Cid;
 use firmchain_p2p::StoreError;
 use firmchain_update::dag::ReadError;
-use firmchain_update::patch::{ApplyError, CreateError, ErrorClass};
+#[cfg(feature = "repository")]
+use firmchain_update::patch::CreateError;
+use firmchain_update::patch::{ApplyError, ErrorClass};
 use firmchain_update::{Blake3Hash, Sequence};
 
 use crate::slots::SlotError;
@@ -180,6 +182,7 @@ impl InstallError {
 }
 
 /// Why a release could not be prepared (diffed, compressed, stored).
+#[cfg(feature = "repository")]
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
     #[error("making the patch: {0}")]
@@ -189,6 +192,7 @@ pub enum PrepareError {
 }
 
 /// Why a publish failed (Publisher).
+#[cfg(feature = "repository")]
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error(transparent)]

@@ -28,6 +28,7 @@ use crate::installer::{
     InstallTarget, Installer, InstallerConfig, Patcher, check_after_restart, prepare_command_mode,
 };
 use crate::messages::{ReleaseInstalled, StatusEvent};
+#[cfg(feature = "repository")]
 use crate::publisher::Publisher;
 use crate::slots::{SlotError, Slots};
 use crate::state::{NodeState, StateError};
@@ -69,6 +70,8 @@ pub enum NodeError {
     ChainSpec { path: PathBuf, message: String },
     #[error("a repository node signs releases: set FIRMCHAIN_PRIVATE_KEY")]
     NoSigner,
+    #[error("this build has no repository role (a device build): build with the cargo feature `publisher`")]
+    NoRepositoryRole,
 }
 
 /// What [`Node::start`] needs: a validated configuration, the libp2p settings made from it (callers may adjust
@@ -126,6 +129,7 @@ pub struct NodeHandle {
     /// The device's update policy (none on a repository).
     pub coordinator: Option<Addr<Coordinator>>,
     /// The publisher (repository role).
+    #[cfg(feature = "repository")]
     pub publisher: Option<Addr<Publisher>>,
     /// The index watcher.
     pub watcher: Addr<NodeWatcher>,
@@ -278,12 +282,16 @@ impl Node {
     pub async fn start(node: NodeConfig) -> Result<NodeHandle, NodeError> {
         let NodeConfig { config, p2p, signer } = node;
         let settings = config.validate()?;
+        if config.repository && cfg!(not(feature = "repository")) {
+            return Err(NodeError::NoRepositoryRole);
+        }
         if config.repository && signer.is_none() {
             return Err(NodeError::NoSigner);
         }
         let product = settings.product;
         let index = Address::from(settings.contract);
         let dir = mkdir(&config.data_dir)?;
+        #[cfg(feature = "repository")]
         let timeout = Duration::from_secs(config.chain.timeout_secs);
         let state = NodeState::open(&dir.join("state.redb"))?;
         state.check()?;
@@ -312,6 +320,7 @@ impl Node {
             }));
         }
 
+        #[cfg(feature = "repository")]
         let publisher = if config.repository {
             let signer = signer.ok_or(NodeError::NoSigner)?;
             let provider = firmchain_contracts::provider(&config.chain.execution_rpc[0], Some(signer))?;
@@ -369,6 +378,7 @@ impl Node {
             watcher = watcher.with_rollout(c.clone().recipient());
         }
         let watcher = watcher_ctx.run(watcher);
+        #[cfg(feature = "repository")]
         let publisher = publisher.map(|(client, releases)| {
             Publisher::new(
                 p2p.clone(),
@@ -386,6 +396,7 @@ impl Node {
             p2p,
             status,
             coordinator,
+            #[cfg(feature = "repository")]
             publisher,
             watcher,
             recovered,

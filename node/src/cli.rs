@@ -131,6 +131,9 @@ pub enum Command {
         /// The anvil binary (default: FIRMCHAIN_ANVIL, the one scripts/setup installs, or anvil on the PATH).
         #[arg(long)]
         anvil: Option<PathBuf>,
+        /// Run the devices with this binary (e.g. the device build, target/device/firmchain) instead of this one.
+        #[arg(long)]
+        device_binary: Option<PathBuf>,
         /// Only the in-process walk-through of the update pipeline (no chain, no network).
         #[arg(long)]
         pipeline: bool,

@@ -5,15 +5,26 @@ use std::path::PathBuf;
 
 use firmchain_update::car::CarError;
 use firmchain_update::dag::BlockError;
-use firmchain_update::patch::{ApplyError, CreateError, ErrorClass};
+#[cfg(feature = "publisher")]
+use firmchain_update::patch::CreateError;
+use firmchain_update::patch::{ApplyError, ErrorClass};
 
 /// A failed command.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    #[cfg(feature = "publisher")]
     #[error(transparent)]
     Create(#[from] CreateError),
+    #[cfg(not(feature = "publisher"))]
+    #[error(
+        "`firmchain {command}` is not in this build (a device build): it needs the cargo feature `{feature}`"
+    )]
+    NotInBuild {
+        command: &'static str,
+        feature: &'static str,
+    },
     #[error("{path}: {source}")]
     Car { path: PathBuf, source: Box<CarError> },
     #[error("{path}: {message}")]
@@ -95,6 +106,8 @@ pub fn exit_code(report: &anyhow::Error) -> u8 {
         Some(CliError::Car { source, .. }) => class_code(car_class(source)),
         Some(CliError::Unpack { class, .. }) => class_code(*class),
         Some(CliError::Usage(_)) => 2,
+        #[cfg(not(feature = "publisher"))]
+        Some(CliError::NotInBuild { .. }) => 2,
         Some(CliError::Contract(firmchain_contracts::ContractError::Revert(_))) => 7,
         Some(CliError::Verify(_)) => 8,
         Some(CliError::Light(firmchain_lightclient::client::ClientError::Consensus { .. })) => 8,

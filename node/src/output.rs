@@ -18,6 +18,7 @@ impl Output {
     }
 
     /// Whether results are printed as JSON.
+    #[cfg_attr(not(feature = "publisher"), allow(dead_code))]
     pub fn is_json(&self) -> bool {
         self.json
     }

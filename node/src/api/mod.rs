@@ -1,6 +1,8 @@
 //! The node's HTTP API: `GET /status` (JSON), `GET /metrics` (Prometheus text), `POST /publish` (repository
 //! role; the body is the new image, the query names the product; a bearer token when `api.token` is set).
 //! Every route is served within [`ApiLimits`] (see [`limits`]).
+// A device build (no `publisher` feature) has no POST /publish: the body limits and helpers serve only it.
+#![cfg_attr(not(feature = "publisher"), allow(dead_code, unused_imports))]
 
 pub mod limits;
 
@@ -13,6 +15,7 @@ use actix::Addr;
 use bytes::Bytes;
 use firmchain_actors::coordinator::Coordinator;
 use firmchain_actors::messages::GetStatus;
+#[cfg(feature = "publisher")]
 use firmchain_actors::publisher::{Publish, Publisher};
 use firmchain_actors::status::{GetSnapshot, Status, StatusSnapshot};
 use firmchain_actors::unix_now;
@@ -36,6 +39,7 @@ pub struct ApiState {
     pub p2p: P2p,
     pub status: Addr<Status>,
     pub coordinator: Option<Addr<Coordinator>>,
+    #[cfg(feature = "publisher")]
     pub publisher: Option<Addr<Publisher>>,
     pub token: Option<String>,
     pub max_staleness: u64,
@@ -284,6 +288,7 @@ fn authorised(s: &ApiState, req: &Request<Incoming>) -> bool {
             == 0
 }
 
+#[cfg(feature = "publisher")]
 async fn publish(s: &ApiState, req: Request<Incoming>) -> Reply {
     let Some(publisher) = &s.publisher else {
         return error(
@@ -431,7 +436,13 @@ async fn handle(s: Arc<ApiState>, req: Request<Incoming>) -> Result<Reply, Infal
     Ok(match (req.method(), req.uri().path()) {
         (&Method::GET, "/status") => json_reply(StatusCode::OK, &status(&s).await),
         (&Method::GET, "/metrics") => reply(StatusCode::OK, "text/plain; version=0.0.4", metrics(&s).await),
+        #[cfg(feature = "publisher")]
         (&Method::POST, "/publish") => publish(&s, req).await,
+        #[cfg(not(feature = "publisher"))]
+        (&Method::POST, "/publish") => error(
+            StatusCode::NOT_FOUND,
+            "this build has no repository role (a device build): it cannot publish",
+        ),
         (_, "/status" | "/metrics" | "/publish") => {
             error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         }

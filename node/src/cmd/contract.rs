@@ -3,8 +3,10 @@
 use std::time::Duration;
 
 use alloy::primitives::Address;
+#[cfg(feature = "publisher")]
 use alloy::signers::local::PrivateKeySigner;
 use firmchain_contracts::{IndexClient, provider};
+#[cfg(feature = "publisher")]
 use firmchain_update::Sequence;
 use serde::Serialize;
 use serde_json::json;
@@ -15,6 +17,7 @@ use crate::output::Output;
 
 /// The signing key: `--keystore` (decrypted with FIRMCHAIN_KEYSTORE_PASSWORD or `--password-file`) or the
 /// FIRMCHAIN_PRIVATE_KEY environment variable. Errors never echo key material.
+#[cfg(feature = "publisher")]
 fn signer(chain: &ChainArgs) -> Result<PrivateKeySigner, CliError> {
     if let Some(path) = &chain.keystore {
         let password = match &chain.password_file {
@@ -60,7 +63,13 @@ fn address(text: &str, what: &str) -> Result<Address, CliError> {
 }
 
 pub async fn connect(index: &IndexArgs, sign: bool) -> Result<IndexClient, CliError> {
+    #[cfg(feature = "publisher")]
     let key = if sign { Some(signer(&index.chain)?) } else { None };
+    #[cfg(not(feature = "publisher"))]
+    let key = match sign {
+        true => return Err(super::not_in_build("contract (sending a transaction)")),
+        false => None,
+    };
     let p = provider(&rpc(&index.chain)?, key)?;
     let contract = flag_or_legacy(index.contract.as_deref(), "FIRMCHAIN_CONTRACT")
         .ok_or_else(|| CliError::Usage("--contract (or FIRMCHAIN_CHAIN__CONTRACT) is required".into()))?;
@@ -83,6 +92,7 @@ pub fn run(command: ContractCommand, out: &Output) -> Result<(), CliError> {
 
 async fn run_async(command: ContractCommand, out: &Output) -> Result<(), CliError> {
     match command {
+        #[cfg(feature = "publisher")]
         ContractCommand::Deploy {
             chain,
             owner,
@@ -153,6 +163,7 @@ async fn run_async(command: ContractCommand, out: &Output) -> Result<(), CliErro
                 s.trim_end().to_owned()
             });
         }
+        #[cfg(feature = "publisher")]
         ContractCommand::AddPublisher {
             index,
             publisher,
@@ -167,6 +178,7 @@ async fn run_async(command: ContractCommand, out: &Output) -> Result<(), CliErro
                 format!("added {who} (tx {tx})")
             });
         }
+        #[cfg(feature = "publisher")]
         ContractCommand::RemovePublisher {
             index,
             publisher,
@@ -181,12 +193,14 @@ async fn run_async(command: ContractCommand, out: &Output) -> Result<(), CliErro
                 format!("removed {who} (tx {tx})")
             });
         }
+        #[cfg(feature = "publisher")]
         ContractCommand::Threshold { index, threshold } => {
             let tx = connect(&index, true).await?.set_threshold(threshold).await?;
             out.result(&json!({ "tx": tx.to_string(), "threshold": threshold }), || {
                 format!("threshold is now {threshold} (tx {tx})")
             });
         }
+        #[cfg(feature = "publisher")]
         ContractCommand::Revoke {
             index,
             product,
@@ -208,6 +222,7 @@ async fn run_async(command: ContractCommand, out: &Output) -> Result<(), CliErro
                 },
             );
         }
+        #[cfg(feature = "publisher")]
         c @ (ContractCommand::Pause { .. }
         | ContractCommand::Resume { .. }
         | ContractCommand::Cancel { .. }
@@ -215,6 +230,8 @@ async fn run_async(command: ContractCommand, out: &Output) -> Result<(), CliErro
         | ContractCommand::Delay { .. }
         | ContractCommand::PauseBound { .. }
         | ContractCommand::RolloutStatus { .. }) => super::rollout::run(c, out).await?,
+        #[cfg(not(feature = "publisher"))]
+        c @ ContractCommand::RolloutStatus { .. } => super::rollout::run(c, out).await?,
         ContractCommand::Latest { index, product } => {
             let (seq, digest) = connect(&index, false).await?.latest(&product).await?;
             let digest = format!("0x{}", hex_of(&digest));
@@ -223,8 +240,29 @@ async fn run_async(command: ContractCommand, out: &Output) -> Result<(), CliErro
                 || format!("{product} sequence {} digest {digest}", seq.0),
             );
         }
+        #[cfg(not(feature = "publisher"))]
+        c => return Err(super::not_in_build(sending(&c))),
     }
     Ok(())
+}
+
+/// The name of a `contract` subcommand that sends a transaction.
+#[cfg(not(feature = "publisher"))]
+fn sending(c: &ContractCommand) -> &'static str {
+    match c {
+        ContractCommand::Deploy { .. } => "contract deploy",
+        ContractCommand::AddPublisher { .. } => "contract add-publisher",
+        ContractCommand::RemovePublisher { .. } => "contract remove-publisher",
+        ContractCommand::Threshold { .. } => "contract threshold",
+        ContractCommand::Revoke { .. } => "contract revoke",
+        ContractCommand::Pause { .. } => "contract pause",
+        ContractCommand::Resume { .. } => "contract resume",
+        ContractCommand::Cancel { .. } => "contract cancel",
+        ContractCommand::Guardian(_) => "contract guardian",
+        ContractCommand::Delay { .. } => "contract delay",
+        ContractCommand::PauseBound { .. } => "contract pause-bound",
+        _ => "contract",
+    }
 }
 
 fn hex_of(bytes: &[u8]) -> String {

@@ -10,23 +10,30 @@ use crate::output::Output;
 
 mod chain;
 mod contract;
+#[cfg(feature = "publisher")]
 mod demo;
+#[cfg(feature = "publisher")]
+mod diff;
 mod fault;
 mod files;
 mod node;
 mod p2p;
 mod patch;
+#[cfg(feature = "publisher")]
 mod publish;
 mod rollout;
+#[cfg(feature = "publisher")]
 mod rollout_demo;
 mod run;
 mod serve;
 mod state;
+#[cfg(feature = "publisher")]
 mod swarm_demo;
 
 /// Run one command.
 pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
     match command {
+        #[cfg(feature = "publisher")]
         Command::Diff {
             old,
             new,
@@ -34,7 +41,7 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
             kind,
             level,
             window_log,
-        } => patch::diff(&old, &new, &output, kind, level, window_log, out),
+        } => diff::diff(&old, &new, &output, kind, level, window_log, out),
         Command::Apply {
             base,
             patch,
@@ -49,12 +56,14 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
             chunk_size,
         } => files::pack(&file, &output, chunk_size as usize, out),
         Command::Unpack { car, output, root } => files::unpack(&car, &output, root.as_deref(), out),
+        #[cfg(feature = "publisher")]
         Command::Demo {
             dir,
             size_mib,
             devices,
             change_kib,
             anvil,
+            device_binary,
             pipeline,
             rollout,
         } => {
@@ -65,6 +74,7 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
                     devices,
                     change_kib,
                     anvil,
+                    device_binary,
                 };
                 rollout_demo::run(args, schedule, out)
             } else if pipeline {
@@ -76,6 +86,7 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
                     devices,
                     change_kib,
                     anvil,
+                    device_binary,
                 };
                 swarm_demo::run(args, out)
             }
@@ -83,10 +94,26 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
         Command::Contract(c) => contract::run(c, out),
         Command::Chain(c) => chain::run(c, out),
         Command::P2p(c) => p2p::run(c, out),
+        #[cfg(feature = "publisher")]
         Command::Publish(args) => publish::run(args, out),
+        #[cfg(not(feature = "publisher"))]
+        Command::Diff { .. } => Err(not_in_build("diff")),
+        #[cfg(not(feature = "publisher"))]
+        Command::Demo { .. } => Err(not_in_build("demo")),
+        #[cfg(not(feature = "publisher"))]
+        Command::Publish(_) => Err(not_in_build("publish")),
         Command::Run(args) => run::run(args, out),
         Command::Node(c) => node::run(c, out),
         Command::State(c) => state::run(c, out),
+    }
+}
+
+/// The error of a publisher's command invoked on a device build.
+#[cfg(not(feature = "publisher"))]
+pub fn not_in_build(command: &'static str) -> CliError {
+    CliError::NotInBuild {
+        command,
+        feature: "publisher",
     }
 }
 

@@ -1,5 +1,7 @@
 //! `firmchain contract pause|resume|cancel|guardian|delay|pause-bound|rollout-status` and the release terms of
 //! `publish` (`--hardware`, `--expires`, `--rollout`, `--notes`).
+// A device build (no `publisher` feature) keeps only `rollout-status` and the terms: the rest is unused there.
+#![cfg_attr(not(feature = "publisher"), allow(dead_code, unused_imports))]
 
 use std::time::Duration;
 
@@ -68,6 +70,7 @@ fn address(text: &str, what: &str) -> Result<Address, CliError> {
 /// Run one of the rollout subcommands of `contract`.
 pub async fn run(command: ContractCommand, out: &Output) -> Result<(), CliError> {
     match command {
+        #[cfg(feature = "publisher")]
         ContractCommand::Pause { index, target } => {
             let PauseTarget { product, sequence } = target;
             let seq = Sequence(sequence.unwrap_or(0));
@@ -81,6 +84,7 @@ pub async fn run(command: ContractCommand, out: &Output) -> Result<(), CliError>
                 },
             );
         }
+        #[cfg(feature = "publisher")]
         ContractCommand::Resume { index, target } => {
             let PauseTarget { product, sequence } = target;
             let seq = Sequence(sequence.unwrap_or(0));
@@ -94,6 +98,7 @@ pub async fn run(command: ContractCommand, out: &Output) -> Result<(), CliError>
                 },
             );
         }
+        #[cfg(feature = "publisher")]
         ContractCommand::Cancel {
             index,
             product,
@@ -109,6 +114,7 @@ pub async fn run(command: ContractCommand, out: &Output) -> Result<(), CliError>
                 || format!("cancelled {product} release {sequence} (tx {tx})"),
             );
         }
+        #[cfg(feature = "publisher")]
         ContractCommand::Guardian(GuardianCommand::Add {
             index,
             guardian,
@@ -124,6 +130,7 @@ pub async fn run(command: ContractCommand, out: &Output) -> Result<(), CliError>
                 || format!("{who} now guards {} (tx {tx})", scope_of(product.as_ref())),
             );
         }
+        #[cfg(feature = "publisher")]
         ContractCommand::Guardian(GuardianCommand::Remove {
             index,
             guardian,
@@ -139,6 +146,7 @@ pub async fn run(command: ContractCommand, out: &Output) -> Result<(), CliError>
                 || format!("{who} no longer guards {} (tx {tx})", scope_of(product.as_ref())),
             );
         }
+        #[cfg(feature = "publisher")]
         ContractCommand::Delay {
             index,
             product,
@@ -153,6 +161,7 @@ pub async fn run(command: ContractCommand, out: &Output) -> Result<(), CliError>
                 || format!("{product}: releases going live from now on wait {delay} s (tx {tx})"),
             );
         }
+        #[cfg(feature = "publisher")]
         ContractCommand::PauseBound { index, bound } => {
             let tx = connect(&index, true).await?.set_pause_bound(bound).await?;
             out.result(

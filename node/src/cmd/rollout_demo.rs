@@ -139,7 +139,13 @@ async fn demo(args: DemoArgs, schedule: RolloutSchedule, out: &Output) -> Result
             format!("install.initial_image={}", factory.display()),
             format!("device.name={name}"),
         ];
-        let cmd = node_command(&exe, &dir.join(name), &rpc, &contract, &extra);
+        let cmd = node_command(
+            args.device_binary.as_deref().unwrap_or(&exe),
+            &dir.join(name),
+            &rpc,
+            &contract,
+            &extra,
+        );
         devices.push(start_node(name, cmd, &dir.join(format!("{name}.log")))?);
     }
     step(format!(

@@ -59,6 +59,10 @@ fn repository_signer() -> Result<PrivateKeySigner, CliError> {
 }
 
 async fn node(config: Config, out: &Output) -> Result<(), CliError> {
+    #[cfg(not(feature = "publisher"))]
+    if config.repository {
+        return Err(super::not_in_build("run --repository"));
+    }
     let signer = if config.repository {
         Some(repository_signer()?)
     } else {

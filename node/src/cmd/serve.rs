@@ -18,6 +18,7 @@ pub fn api_state(config: &Config, node: &NodeHandle) -> ApiState {
         p2p: node.p2p.clone(),
         status: node.status.clone(),
         coordinator: node.coordinator.clone(),
+        #[cfg(feature = "publisher")]
         publisher: node.publisher.clone(),
         token: config.api.token.clone(),
         max_staleness: config.chain.max_staleness_secs,

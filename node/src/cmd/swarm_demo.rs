@@ -26,6 +26,33 @@ pub struct DemoArgs {
     pub devices: u32,
     pub change_kib: u32,
     pub anvil: Option<PathBuf>,
+    /// The devices' binary (default: this one).
+    pub device_binary: Option<PathBuf>,
+}
+
+/// A process's resident memory in KiB from /proc (Linux): now (VmRSS) and its peak (VmHWM).
+pub(super) fn memory_kib(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// Start a new peak (VmHWM) for `pid` (Linux: `5` into /proc/PID/clear_refs); false where that is not possible.
+pub(super) fn reset_peak(pid: u32) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
+
+/// The memory of a device process as JSON (null where /proc is not there).
+fn memory_json(pid: u32) -> Value {
+    match memory_kib(pid) {
+        Some((rss, hwm)) => json!({ "rss_kib": rss, "peak_kib": hwm }),
+        None => Value::Null,
+    }
 }
 
 pub(super) fn fail(message: impl Into<String>) -> CliError {
@@ -196,7 +223,8 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
             format!("p2p.bootstrap={}", repo.addrs.join(",")),
             format!("install.initial_image={}", factory.display()),
         ];
-        let cmd = node_command(&exe, &dir.join(&name), &rpc, &contract, &extra);
+        let device_exe = args.device_binary.as_deref().unwrap_or(&exe);
+        let cmd = node_command(device_exe, &dir.join(&name), &rpc, &contract, &extra);
         let d = start_node(&name, cmd, &dir.join(format!("{name}.log")))?;
         step(format!(
             "{name} {} runs the factory image ({})",
@@ -209,9 +237,26 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
 
     let http =
         firmchain_lightclient::http::api_client(Duration::from_secs(600)).map_err(|e| fail(e.to_string()))?;
+    // Idle: every device connected to the repository and following the chain, with nothing to install.
+    let idle_since = Instant::now();
+    for d in &devices {
+        while status(&http, d).await?["peers"].as_u64().unwrap_or(0) == 0 {
+            if idle_since.elapsed() > Duration::from_secs(60) {
+                return Err(fail(format!("{} found no peer within 60 s", d.proc.name())));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let idle: Vec<Value> = devices.iter().map(|d| memory_json(d.proc.pid())).collect();
+    step(format!("devices idle: {}", memory_line(&idle)));
+
     let mut releases = Vec::new();
     for (seq, image) in [(1u64, &v1), (2, &v2)] {
         let target = Blake3Hash::of(image);
+        for d in &devices {
+            reset_peak(d.proc.pid());
+        }
         step(format!(
             "publishing release {seq} ({}, blake3 {target})",
             human_bytes(image.len() as u64)
@@ -288,6 +333,8 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
                     if s["installed"]["hash"].as_str() != Some(target.to_string().as_str()) {
                         return Err(fail(format!("{} installed the wrong image", d.proc.name())));
                     }
+                    let mut s = s;
+                    s["memory"] = memory_json(d.proc.pid());
                     done[i] = Some(s);
                 } else if let Some(e) = s["rollbacks"].as_array().and_then(|r| r.last()) {
                     return Err(fail(format!("{} rolled back: {}", d.proc.name(), e["reason"])));
@@ -300,6 +347,8 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
             .as_u64()
             .unwrap_or(0)
             - uploaded_before;
+        let memory: Vec<Value> = done.iter().flatten().map(|s| s["memory"].clone()).collect();
+        step(format!("devices during release {seq}: {}", memory_line(&memory)));
         step(format!(
             "all {} devices run release {seq}, {converged:.2} s after inclusion; the repository uploaded {} ({:.1}× the payload)",
             devices.len(),
@@ -311,6 +360,7 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
             "converged_seconds": converged, "repository_uploaded_bytes": uploaded,
             "devices": done.into_iter().flatten().collect::<Vec<_>>().iter().map(|s| json!({
                 "peer_id": s["peer_id"], "installed": s["installed"], "fetched": s["last_fetch"],
+                "memory": s["memory"],
             })).collect::<Vec<_>>(),
         }));
     }
@@ -319,7 +369,7 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
     drop(devices);
     drop(repo);
     drop(anvil);
-    let summary = json!({ "dir": dir.display().to_string(), "releases": releases,
+    let summary = json!({ "dir": dir.display().to_string(), "releases": releases, "idle_memory": idle,
         "seconds": started.elapsed().as_secs_f64() });
     out.result(&summary, || {
         format!(
@@ -328,4 +378,17 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
         )
     });
     Ok(())
+}
+
+/// "RSS 11.2 MiB, peak 12.0 MiB" for each device, or what /proc did not tell.
+fn memory_line(memory: &[Value]) -> String {
+    let mib = |v: &Value| {
+        v.as_u64()
+            .map_or("?".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
+    };
+    let each: Vec<String> = memory
+        .iter()
+        .map(|m| format!("RSS {}, peak {}", mib(&m["rss_kib"]), mib(&m["peak_kib"])))
+        .collect();
+    each.join("; ")
 }

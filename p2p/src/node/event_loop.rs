@@ -10,7 +10,7 @@ use libp2p::core::ConnectedPoint;
 use libp2p::kad;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns};
+use libp2p::{Multiaddr, PeerId, Swarm, identify};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
@@ -194,7 +194,8 @@ impl EventLoop {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                 }
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+            #[cfg(feature = "mdns")]
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(libp2p::mdns::Event::Discovered(found))) => {
                 for (peer, addr) in found {
                     self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
                     let _ = self

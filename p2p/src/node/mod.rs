@@ -177,6 +177,10 @@ impl P2p {
 
         let mut listeners = HashMap::new();
         for addr in &config.listen {
+            if cfg!(not(feature = "quic")) && is_quic(addr) {
+                tracing::warn!(%addr, "this build has no QUIC (cargo feature `quic`): not listening there");
+                continue;
+            }
             let id = swarm.listen_on(addr.clone()).map_err(|e| P2pError::Listen {
                 addr: addr.clone(),
                 reason: e.to_string(),
@@ -336,4 +340,14 @@ impl P2p {
     pub async fn shutdown(&self) -> Result<(), P2pError> {
         self.ask("shutdown", Command::Shutdown).await
     }
+}
+
+/// Whether `addr` is a QUIC address (`/udp/../quic-v1`).
+fn is_quic(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| {
+        matches!(
+            p,
+            libp2p::multiaddr::Protocol::QuicV1 | libp2p::multiaddr::Protocol::Quic
+        )
+    })
 }

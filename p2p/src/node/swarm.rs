@@ -4,7 +4,7 @@ use cid::Cid;
 use libp2p::kad::{self, store::MemoryStore};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{Swarm, allow_block_list, connection_limits, identify, identity, mdns, noise, ping, tcp, yamux};
+use libp2p::{Swarm, allow_block_list, connection_limits, identify, identity, noise, ping, tcp, yamux};
 use tracing::warn;
 
 use super::{P2pConfig, providers};
@@ -12,6 +12,12 @@ use crate::command::P2pError;
 
 pub(crate) const QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 const AGENT: &str = concat!("firmchain/", env!("CARGO_PKG_VERSION"));
+
+/// Local discovery by mDNS; a build without the `mdns` feature has a behaviour that does nothing in its place.
+#[cfg(feature = "mdns")]
+pub(crate) type Mdns = libp2p::mdns::tokio::Behaviour;
+#[cfg(not(feature = "mdns"))]
+pub(crate) type Mdns = libp2p::swarm::dummy::Behaviour;
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
@@ -21,7 +27,7 @@ pub(crate) struct Behaviour {
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
     pub(crate) kad: kad::Behaviour<MemoryStore>,
-    pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
+    pub(crate) mdns: Toggle<Mdns>,
     pub(crate) stream: libp2p_stream::Behaviour,
 }
 
@@ -38,6 +44,11 @@ pub(crate) fn build_swarm(config: &P2pConfig, key: identity::Keypair) -> Result<
         .with_max_established_per_peer(Some(config.max_connections_per_peer))
         .with_max_pending_incoming(Some(64));
     let mdns_on = config.mdns;
+    if mdns_on && cfg!(not(feature = "mdns")) {
+        return Err(P2pError::Transport(
+            "p2p.mdns is on, but this build has no mDNS (cargo feature `mdns`)".into(),
+        ));
+    }
     let (per_ip, limit_loopback) = (config.max_connections_per_ip, config.limit_loopback);
     let reprovide = config.reprovide_interval;
     // `/dns4`, `/dns6` and `/dns` addresses, resolved by hickory from /etc/resolv.conf (a static binary has no
@@ -49,7 +60,7 @@ pub(crate) fn build_swarm(config: &P2pConfig, key: identity::Keypair) -> Result<
             libp2p::dns::ResolverOpts::default(),
         )
     });
-    let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+    let builder = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, || {
             // The legacy yamux configuration: a fixed 256 KiB window, so Helia's window-sized frames are
@@ -58,8 +69,10 @@ pub(crate) fn build_swarm(config: &P2pConfig, key: identity::Keypair) -> Result<
             cfg.set_max_num_streams(512);
             cfg
         })
-        .map_err(|e| t(&e))?
-        .with_quic()
+        .map_err(|e| t(&e))?;
+    #[cfg(feature = "quic")]
+    let builder = builder.with_quic();
+    let swarm = builder
         .with_dns_config(dns.0, dns.1)
         .with_behaviour(|key| {
             let peer_id = key.public().to_peer_id();
@@ -80,11 +93,13 @@ pub(crate) fn build_swarm(config: &P2pConfig, key: identity::Keypair) -> Result<
             let mut kad =
                 kad::Behaviour::with_config(peer_id, MemoryStore::with_config(peer_id, store_cfg), kad_cfg);
             kad.set_mode(Some(kad::Mode::Server));
-            let mdns = if mdns_on {
-                Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)?)
-            } else {
-                None
+            #[cfg(feature = "mdns")]
+            let mdns = match mdns_on {
+                true => Some(Mdns::new(libp2p::mdns::Config::default(), peer_id)?),
+                false => None,
             };
+            #[cfg(not(feature = "mdns"))]
+            let mdns: Option<Mdns> = None;
             Ok(Behaviour {
                 per_ip: super::ip_limit::IpLimit::new(per_ip, limit_loopback),
                 limits: connection_limits::Behaviour::new(limits),

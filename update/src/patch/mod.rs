@@ -20,12 +20,14 @@ mod apply;
 mod base;
 pub mod branch;
 pub mod coder;
+#[cfg(feature = "diff")]
 mod create;
 mod header;
 pub mod layout;
 pub mod zero_runs;
 
 pub use apply::{Applied, ApplyError, ApplyLimits, ErrorClass, apply};
+#[cfg(feature = "diff")]
 pub use create::{Choice, CreateError, PatchOptions, create_best, create_full, create_patch};
 pub use header::{AddCoding, HEADER_LEN, HeaderError, PatchHeader, PayloadKind, VERSION_1, VERSION_2};
 pub use layout::LayoutError;
