@@ -38,8 +38,9 @@ fn main() -> ExitCode {
 /// glibc gives threads that allocate at once arenas of their own (up to 8 per core) and keeps what is freed in
 /// each of them: fetching a 64 MiB image, a device build peaked at 52 MiB that way, at 36 MiB with two arenas
 /// and 28 MiB with one (bench/results/device.md). One arena bounds that; a device has few cores to contend for
-/// it. `MALLOC_ARENA_MAX` in the environment wins.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
+/// it. Device builds only: a publisher's multi-threaded compression keeps glibc's default. `MALLOC_ARENA_MAX` in
+/// the environment wins.
+#[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "publisher")))]
 #[allow(unsafe_code)]
 fn bound_malloc_arenas() {
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
@@ -51,5 +52,5 @@ fn bound_malloc_arenas() {
     }
 }
 
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+#[cfg(not(all(target_os = "linux", target_env = "gnu", not(feature = "publisher"))))]
 fn bound_malloc_arenas() {}
