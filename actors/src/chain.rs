@@ -32,6 +32,9 @@ pub enum HeaderSource<C> {
         client: Box<LightClient<C>>,
         head: LightHead,
     },
+    /// Light mode without a usable checkpoint (e.g. past the weak-subjectivity window): nothing is verified
+    /// and every read fails with `reason`, until an operator sets a fresh checkpoint and restarts the node.
+    Blocked { reason: String },
 }
 
 /// Why no verified block could be had.
@@ -45,6 +48,8 @@ pub enum BlockError {
     Light(#[from] ClientError),
     #[error("header verification failed: the verified header at slot {slot} has no execution payload")]
     NoExecution { slot: u64 },
+    #[error("{0}")]
+    Blocked(String),
 }
 
 impl<C> HeaderSource<C> {
@@ -52,14 +57,14 @@ impl<C> HeaderSource<C> {
     pub fn mode(&self) -> &'static str {
         match self {
             HeaderSource::Rpc => "rpc",
-            HeaderSource::Light { .. } => "light",
+            HeaderSource::Light { .. } | HeaderSource::Blocked { .. } => "light",
         }
     }
 
     /// The light client, in light mode.
     pub fn light_client(&self) -> Option<&LightClient<C>> {
         match self {
-            HeaderSource::Rpc => None,
+            HeaderSource::Rpc | HeaderSource::Blocked { .. } => None,
             HeaderSource::Light { client, .. } => Some(client),
         }
     }
@@ -74,6 +79,7 @@ pub async fn verified_block<E: ExecutionRpc, C: ConsensusRpc>(
     now: u64,
 ) -> Result<ChainHead, BlockError> {
     match source {
+        HeaderSource::Blocked { reason } => Err(BlockError::Blocked(reason.clone())),
         HeaderSource::Rpc => {
             let tag = block.map_or(BlockNumberOrTag::Latest, BlockNumberOrTag::Number);
             let (header, hash) = rpc.header(tag).await?;

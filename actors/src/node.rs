@@ -13,7 +13,7 @@ use actix::{Actor, Addr, AsyncContext, Context, Recipient, SyncArbiter};
 use alloy::primitives::Address;
 use alloy::signers::local::PrivateKeySigner;
 use firmchain_config::{ChainMode, Config, InstallMode, Invalid};
-use firmchain_lightclient::client::{ClientError, LightClient};
+use firmchain_lightclient::client::ClientError;
 use firmchain_lightclient::consensus::ChainSpec;
 use firmchain_lightclient::execution_rpc::HttpExecutionRpc;
 use firmchain_lightclient::rpc::{HttpRpc, RpcError};
@@ -32,8 +32,7 @@ use crate::publisher::Publisher;
 use crate::slots::{SlotError, Slots};
 use crate::state::{NodeState, StateError};
 use crate::status::Status;
-use crate::unix_now;
-use crate::watcher::{HeaderSource, IndexWatcher, LightHead, Watcher};
+use crate::watcher::{IndexWatcher, Watcher};
 
 /// The IndexWatcher of a running node (HTTP RPCs).
 pub type NodeWatcher = IndexWatcher<HttpExecutionRpc, HttpRpc>;
@@ -239,38 +238,11 @@ pub fn chain_spec(path: Option<&Path>) -> Result<ChainSpec, NodeError> {
 }
 
 /// HTTP settings of the RPC clients: the per-call timeout and the operator's CA file.
-fn http_options(config: &Config) -> firmchain_lightclient::http::HttpOptions {
+pub(crate) fn http_options(config: &Config) -> firmchain_lightclient::http::HttpOptions {
     firmchain_lightclient::http::HttpOptions {
         timeout: Some(Duration::from_secs(config.chain.timeout_secs)),
         ca_file: config.chain.ca_file.clone(),
     }
-}
-
-async fn header_source(
-    config: &Config,
-    checkpoint: Option<[u8; 32]>,
-    state: &NodeState,
-) -> Result<HeaderSource<HttpRpc>, NodeError> {
-    let c = &config.chain;
-    if c.mode == ChainMode::Rpc {
-        return Ok(HeaderSource::Rpc);
-    }
-    // Resume from the newer of the persisted finalized header and the configured checkpoint (a fresh checkpoint
-    // recovers a device that was offline past the weak-subjectivity window), with the participation maxima.
-    let saved = state.light_client()?;
-    let spec = match c.network.as_deref().and_then(ChainSpec::network) {
-        Some(spec) => spec,
-        None => chain_spec(c.chain_config.as_deref())?,
-    };
-    let rpc =
-        HttpRpc::with_options(c.consensus_rpc.clone(), &http_options(config)).map_err(ClientError::from)?;
-    let window = c.weak_subjectivity_days * 24 * 3600;
-    let client =
-        LightClient::resume(spec, rpc, checkpoint, saved.as_ref(), unix_now(), window, false).await?;
-    Ok(HeaderSource::Light {
-        client: Box::new(client),
-        head: LightHead::Authorised,
-    })
 }
 
 impl Node {
@@ -303,7 +275,17 @@ impl Node {
         if let Some(r) = &recovered {
             tracing::warn!("{r}");
         }
-        let status = Status::new(recovered.clone()).start();
+        let (source, blocked) = light::header_source(&config, settings.checkpoint, &state).await?;
+        let warnings = if config.chain.force_update && config.chain.mode == ChainMode::Light {
+            tracing::warn!("{FORCE_UPDATE_WARNING}");
+            vec![FORCE_UPDATE_WARNING.to_owned()]
+        } else {
+            Vec::new()
+        };
+        let status = Status::new(recovered.clone())
+            .chain_blocked(blocked)
+            .warnings(warnings)
+            .start();
         if let Some((sequence, reason)) = opened.as_ref().and_then(|o| o.checked.clone()) {
             tracing::warn!(sequence = sequence.0, %reason, "rolled back at start-up");
             status.do_send(StatusEvent::Installed(ReleaseInstalled::RolledBack {
@@ -351,7 +333,6 @@ impl Node {
 
         let rpc = HttpExecutionRpc::with_options(config.chain.execution_rpc.clone(), &http_options(&config))
             .map_err(NodeError::Rpc)?;
-        let source = header_source(&config, settings.checkpoint, &state).await?;
         let watcher = Watcher::new(rpc, index, product, source, state.clone(), installed)?
             .with_scan(config.chain.from_block, config.chain.log_range);
         let (seen, revoked) = match &coordinator {
@@ -483,6 +464,9 @@ impl NodeHandle {
         actix::System::current().stop();
     }
 }
+
+mod light;
+pub use light::{FORCE_UPDATE_WARNING, spec_of, too_old_message};
 
 #[cfg(test)]
 mod tests;

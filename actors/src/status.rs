@@ -60,6 +60,11 @@ pub struct StatusSnapshot {
     pub rejected: VecDeque<String>,
     pub published: VecDeque<serde_json::Value>,
     pub counters: Counters,
+    /// Why the light client could not start (its checkpoint is past the weak-subjectivity window): nothing is
+    /// verified or installed until an operator sets a fresh checkpoint.
+    pub chain_blocked: Option<String>,
+    /// Settings that weaken the node's checks, named at start (e.g. `chain.force_update`).
+    pub warnings: Vec<String>,
 }
 
 /// Monotonic counters for `/metrics`.
@@ -94,6 +99,18 @@ impl Status {
             s.snapshot.rejected.push_back(n);
         }
         s
+    }
+
+    /// Report that the light client could not start, and why.
+    pub fn chain_blocked(mut self, why: Option<String>) -> Status {
+        self.snapshot.chain_blocked = why;
+        self
+    }
+
+    /// Name settings that weaken the node's checks.
+    pub fn warnings(mut self, warnings: Vec<String>) -> Status {
+        self.snapshot.warnings = warnings;
+        self
     }
 }
 

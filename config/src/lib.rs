@@ -97,6 +97,10 @@ pub struct ChainConfig {
     pub weak_subjectivity_days: u64,
     /// Seconds to wait for each RPC call.
     pub timeout_secs: u64,
+    /// Light mode: after a sync-committee period without finality, take the best update seen as finalized
+    /// even if only a minority of the committee signed it (the spec's force update). Off by default: it lets
+    /// a minority of the committee move the device; the node warns at start and in `/status` while it is on.
+    pub force_update: bool,
 }
 
 /// The peer-to-peer network.
@@ -185,6 +189,7 @@ impl Default for ChainConfig {
             max_staleness_secs: 120,
             weak_subjectivity_days: 14,
             timeout_secs: 30,
+            force_update: false,
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::error::CliError;
 use crate::output::Output;
 
 mod chain;
+mod checkpoint;
 mod contract;
 mod demo;
 mod fault;
