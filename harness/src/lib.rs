@@ -3,6 +3,8 @@
 //! [`NodeStart`]). Nothing here is test-only machinery of the node itself: the demo ships with the binary.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod beacon;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

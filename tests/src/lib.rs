@@ -4,7 +4,7 @@
 //! project-local tools that `scripts/setup` installs are, and how to run a foreign program without a network.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-pub mod beacon;
+pub use firmchain_harness::beacon;
 pub mod fleet;
 pub mod tls;
 

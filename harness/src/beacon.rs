@@ -379,6 +379,17 @@ impl State {
 impl BeaconHarness {
     /// Serve light-client data over the anvil chain at `anvil_url`, behaving as told.
     pub fn start(anvil_url: &str, behaviour: Behaviour) -> Result<BeaconHarness, String> {
+        BeaconHarness::start_aged(anvil_url, behaviour, 64)
+    }
+
+    /// Like [`BeaconHarness::start`], with the chain's genesis `genesis_age` seconds ago: the checkpoint (slot
+    /// 8) is that old, while the served heads are current (a device that was offline past the
+    /// weak-subjectivity window). Sync-committee periods are six days long, so the chain stays in one.
+    pub fn start_aged(
+        anvil_url: &str,
+        behaviour: Behaviour,
+        genesis_age: u64,
+    ) -> Result<BeaconHarness, String> {
         let keys = (0..COMMITTEE)
             .map(|i| key(i as u8 + 1))
             .collect::<Result<Vec<_>, _>>()?;
@@ -396,7 +407,8 @@ impl BeaconHarness {
             pubkeys,
             aggregate_pubkey,
         };
-        let genesis_time = now() - 64;
+        let genesis_time = now().saturating_sub(genesis_age);
+        let period_epochs = if genesis_age > 8192 * 8 / 2 { 65536 } else { 8192 };
         let genesis = rpc(anvil_url, "eth_getBlockByNumber", json!(["0x0", false]))?;
         let (p, p_root) = payload(&genesis)?;
         let committee_root = committee.hash_tree_root();
@@ -408,7 +420,7 @@ impl BeaconHarness {
         }});
         let config = format!(
             "CONFIG_NAME: anvil-harness\nPRESET_BASE: minimal\nGENESIS_TIME: {genesis_time}\n\
-             GENESIS_VALIDATORS_ROOT: {}\nSECONDS_PER_SLOT: 1\nEPOCHS_PER_SYNC_COMMITTEE_PERIOD: 8192\n\
+             GENESIS_VALIDATORS_ROOT: {}\nSECONDS_PER_SLOT: 1\nEPOCHS_PER_SYNC_COMMITTEE_PERIOD: {period_epochs}\n\
              GENESIS_FORK_VERSION: 0x00000001\nALTAIR_FORK_VERSION: 0x01000001\nALTAIR_FORK_EPOCH: 0\n\
              BELLATRIX_FORK_VERSION: 0x02000001\nBELLATRIX_FORK_EPOCH: 0\nCAPELLA_FORK_VERSION: 0x03000001\n\
              CAPELLA_FORK_EPOCH: 0\nDENEB_FORK_VERSION: 0x04000001\nDENEB_FORK_EPOCH: 0\n\
@@ -462,6 +474,24 @@ impl BeaconHarness {
             checkpoint: hex(&root),
             state,
         })
+    }
+
+    /// The root of the newest finalized header served (a checkpoint an operator would take from a beacon
+    /// node they trust).
+    pub fn fresh_checkpoint(&self) -> Result<String, String> {
+        let mut s = self.state.lock().map_err(|e| e.to_string())?;
+        s.update(false, true)?;
+        let slot = |b: &Value| {
+            b["data"]["header"]["beacon"]["slot"]
+                .as_str()
+                .and_then(|x| x.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        s.bootstraps
+            .iter()
+            .max_by_key(|(_, b)| slot(b))
+            .map(|(root, _)| root.clone())
+            .ok_or_else(|| "no finalized header served yet".to_string())
     }
 
     /// Change how the server behaves from now on.
