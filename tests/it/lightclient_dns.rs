@@ -171,13 +171,23 @@ fn the_static_binary_reaches_its_rpc_and_peer_by_host_name() {
         );
         return;
     }
-    let bytes = std::fs::read(&bin).unwrap();
     assert!(
-        !bytes.windows(12).any(|w| w == b"ld-linux-x86"),
-        "{} is not a static binary (it names a dynamic loader)",
+        !has_interpreter(&std::fs::read(&bin).unwrap()),
+        "{} is not a static binary (it has a dynamic loader)",
         bin.display()
     );
     in_dns_namespace(INNER_STATIC, &[("FIRMCHAIN_STATIC_BIN", &bin)]);
+}
+
+/// Whether an ELF64 file asks for a dynamic loader (a `PT_INTERP` program header).
+fn has_interpreter(elf: &[u8]) -> bool {
+    let int = |at: usize, len: usize| {
+        elf.get(at..at + len)
+            .map_or(0, |b| b.iter().rev().fold(0usize, |n, x| n << 8 | usize::from(*x)))
+    };
+    assert_eq!(elf.get(..4), Some(&b"\x7fELF"[..]), "not an ELF file");
+    let (offset, size, count) = (int(0x20, 8), int(0x36, 2), int(0x38, 2));
+    (0..count).any(|i| int(offset + i * size, 4) == 3)
 }
 
 /// The test proper of [`the_static_binary_reaches_its_rpc_and_peer_by_host_name`], inside the namespace.
