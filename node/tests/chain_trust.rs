@@ -242,3 +242,47 @@ async fn force_update_is_off_by_default_and_named_in_status_and_log_when_on() {
     let log = std::fs::read_to_string(plain.dir.join("node.log")).unwrap();
     assert!(!log.contains("force_update"), "{log}");
 }
+
+/// One JSON-RPC call to anvil.
+fn anvil(f: &Fleet, method: &str, params: serde_json::Value) -> serde_json::Value {
+    let addr = f.chain.anvil.url.trim_start_matches("http://");
+    let body = serde_json::json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
+    let (code, v) = firmchain_tests::fleet::http(addr, "POST", "/", body.to_string().as_bytes(), None).unwrap();
+    assert_eq!(code, 200, "{method}: {v}");
+    assert!(v["error"].is_null(), "{method}: {v}");
+    v["result"].clone()
+}
+
+/// A reorg deeper than the device's event cursor: the device follows a fork 100 blocks past release 1 (its
+/// cursor moves to that fork's head minus the lookback), the fork is dropped (`evm_revert`), and release 2 is
+/// published on the canonical chain in a block below the cursor. The device installs it, and runs the image of
+/// the canonical release.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reorg_past_the_event_cursor_does_not_lose_a_release() {
+    let f = Fleet::new(300_000, 2).await;
+    let repo = f.repository();
+    let d = f.device("device", &[&repo], NodeSpec::default());
+    let r1 = repo.publish(&f.images[1]).unwrap();
+    d.wait_installed(1, T).unwrap();
+    let b1 = r1["block"].as_u64().unwrap();
+
+    let snapshot = anvil(&f, "evm_snapshot", serde_json::json!([]));
+    anvil(&f, "anvil_mine", serde_json::json!(["0x64"]));
+    let fork_head = b1 + 100;
+    d.wait_for("the device followed the fork", T, |v| {
+        v["chain"]["block"].as_u64() >= Some(fork_head)
+    })
+    .unwrap();
+    assert_eq!(anvil(&f, "evm_revert", serde_json::json!([snapshot])), true);
+
+    let r2 = repo.publish(&f.images[2]).unwrap();
+    let b2 = r2["block"].as_u64().unwrap();
+    assert!(
+        b2 + 64 < fork_head,
+        "release 2 (block {b2}) lies below the cursor the fork moved (about block {})",
+        fork_head - 64
+    );
+    let s = d.wait_installed(2, T).unwrap();
+    assert_eq!(s["installed"]["hash"], f.hash(2), "{s}");
+    assert_eq!(active_image(&d.dir).unwrap(), f.images[2]);
+}
