@@ -8,7 +8,7 @@ use firmchain_lightclient::execution::{ExecutionError, verify_header};
 use firmchain_lightclient::execution_rpc::ExecutionRpc;
 use firmchain_lightclient::rpc::{ConsensusRpc, RpcError};
 
-use crate::messages::ChainHead;
+use crate::messages::{ChainHead, LightAuth};
 
 /// Which sync-committee verified header a light-mode read is proven against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,10 +90,11 @@ pub async fn verified_block<E: ExecutionRpc, C: ConsensusRpc>(
                 state_root: header.state_root,
                 timestamp: header.timestamp,
                 mode: "rpc",
+                light: None,
             })
         }
         HeaderSource::Light { client, head } => {
-            client.sync(now).await?;
+            let report = client.sync(now).await?;
             let header = match head {
                 LightHead::Optimistic => &client.store.optimistic_header,
                 LightHead::Authorised => client.authorised_header(),
@@ -102,12 +103,23 @@ pub async fn verified_block<E: ExecutionRpc, C: ConsensusRpc>(
             let execution = header.execution.as_ref().ok_or(BlockError::NoExecution {
                 slot: header.beacon.slot,
             })?;
+            let slot = header.beacon.slot;
+            let finalized = slot == client.store.finalized_header.beacon.slot;
+            let light = LightAuth {
+                slot,
+                finalized,
+                participation: match head {
+                    LightHead::Authorised if !finalized => report.authorised_participation,
+                    _ => None,
+                },
+            };
             Ok(ChainHead {
                 block: execution.block_number,
                 hash: B256::from(execution.block_hash),
                 state_root: B256::from(execution.state_root),
                 timestamp: execution.timestamp,
                 mode: "light",
+                light: Some(light),
             })
         }
     }

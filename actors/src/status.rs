@@ -21,6 +21,8 @@ pub struct ChainView {
     pub timestamp: u64,
     /// When this node verified it (unix seconds).
     pub verified_at: u64,
+    /// Light mode: the beacon header it came with and what authorised it.
+    pub light: Option<crate::messages::LightAuth>,
 }
 
 /// A fetch in flight.
@@ -45,6 +47,9 @@ pub struct InstallView {
     pub at: u64,
     /// The same moment in milliseconds (for convergence measurements).
     pub at_ms: u64,
+    /// The newest verified head when it happened (it proves the release: the index only grows, and every
+    /// poll checks revocations).
+    pub verified: Option<ChainView>,
 }
 
 /// Everything the Status actor knows.
@@ -140,6 +145,7 @@ impl Handler<StatusEvent> for Status {
                     hash: h.hash.to_string(),
                     timestamp: h.timestamp,
                     verified_at: unix_now(),
+                    light: h.light,
                 });
             }
             StatusEvent::Chain(Err(e)) => {
@@ -192,6 +198,7 @@ impl Handler<StatusEvent> for Status {
                             reason: None,
                             at: unix_now(),
                             at_ms: unix_now_ms(),
+                            verified: None,
                         }
                     }
                     ReleaseInstalled::RolledBack { sequence, reason } => {
@@ -203,6 +210,7 @@ impl Handler<StatusEvent> for Status {
                             reason: Some(reason),
                             at: unix_now(),
                             at_ms: unix_now_ms(),
+                            verified: None,
                         };
                         s.rollbacks.push(v.clone());
                         v
@@ -215,9 +223,13 @@ impl Handler<StatusEvent> for Status {
                         reason: Some(error.to_string()),
                         at: unix_now(),
                         at_ms: unix_now_ms(),
+                        verified: None,
                     },
                 };
-                s.last_install = Some(view);
+                s.last_install = Some(InstallView {
+                    verified: s.chain.clone(),
+                    ..view
+                });
             }
             StatusEvent::Published(v) => {
                 s.counters.published += 1;

@@ -139,6 +139,11 @@ pub enum Command {
         /// and a resume on the way.
         #[arg(long, conflicts_with = "pipeline")]
         rollout: Option<RolloutSchedule>,
+        /// The devices run the light client over a local beacon harness (sync-committee signed headers over
+        /// anvil) instead of trusting anvil's headers; each install names the verified slot and the
+        /// signatures behind it.
+        #[arg(long, conflicts_with_all = ["pipeline", "rollout"])]
+        light: bool,
     },
 }
 

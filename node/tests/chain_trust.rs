@@ -117,9 +117,17 @@ fn light(f: &Fleet, beacon: &BeaconHarness, more: &[&str]) -> Vec<String> {
 }
 
 /// `firmchain --json chain checkpoint ARGS` on the device's configuration; its JSON answer, or its stderr.
-fn checkpoint(f: &Fleet, dir: &std::path::Path, set: &[String], args: &[&str]) -> Result<serde_json::Value, String> {
+fn checkpoint(
+    f: &Fleet,
+    dir: &std::path::Path,
+    set: &[String],
+    args: &[&str],
+) -> Result<serde_json::Value, String> {
     let mut cmd = std::process::Command::new(common::bin());
-    cmd.args(["--json", "chain", "checkpoint"]).args(args).arg("--data").arg(dir);
+    cmd.args(["--json", "chain", "checkpoint"])
+        .args(args)
+        .arg("--data")
+        .arg(dir);
     let base = [
         format!("chain.execution_rpc={}", f.chain.anvil.url),
         format!("chain.contract={}", f.chain.contract),
@@ -151,10 +159,16 @@ async fn a_device_past_the_weak_subjectivity_window_says_so_and_checkpoint_set_r
     };
     let mut d = f.device("device", &[&repo], spec.clone());
     let s = d
-        .wait_for("checkpoint too old", T, |v| v["chain_state"] == "checkpoint too old")
+        .wait_for("checkpoint too old", T, |v| {
+            v["chain_state"] == "checkpoint too old"
+        })
         .unwrap();
     assert_eq!(s["installed"]["sequence"], 0, "{s}");
-    assert_eq!(s["installed"]["hash"], f.hash(0), "it reports its installed image: {s}");
+    assert_eq!(
+        s["installed"]["hash"],
+        f.hash(0),
+        "it reports its installed image: {s}"
+    );
     let action = s["chain_action"].as_str().unwrap_or_default();
     assert!(
         action.contains(&beacon.checkpoint)
@@ -162,21 +176,30 @@ async fn a_device_past_the_weak_subjectivity_window_says_so_and_checkpoint_set_r
             && action.contains("firmchain chain checkpoint set"),
         "{s}"
     );
-    d.wait_log("checkpoint past the weak-subjectivity window", T).unwrap();
+    d.wait_log("checkpoint past the weak-subjectivity window", T)
+        .unwrap();
     let log = std::fs::read_to_string(d.dir.join("node.log")).unwrap();
-    assert!(log.contains(&beacon.checkpoint) && log.contains("window_seconds=86400"), "{log}");
+    assert!(
+        log.contains(&beacon.checkpoint) && log.contains("window_seconds=86400"),
+        "{log}"
+    );
 
     // A release the device cannot verify: nothing is installed while the beacon chain carries it.
     let r1 = repo.publish(&f.images[1]).unwrap();
     let published = r1["block"].as_u64().unwrap();
     let deadline = std::time::Instant::now() + T;
     while beacon.head_block().unwrap() < published {
-        assert!(std::time::Instant::now() < deadline, "the beacon server never moved");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the beacon server never moved"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let s = d
         .wait_for("a failed poll after the release", T, |v| {
-            v["chain_error"].as_str().is_some_and(|e| e.contains("firmchain chain checkpoint set"))
+            v["chain_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("firmchain chain checkpoint set"))
         })
         .unwrap();
     assert_eq!(s["installed"]["sequence"], 0, "{s}");
@@ -198,7 +221,11 @@ async fn a_device_past_the_weak_subjectivity_window_says_so_and_checkpoint_set_r
     assert_eq!(done["checkpoint"], fresh, "{done}");
     let shown = checkpoint(&f, &d.dir, &set, &["show"]).unwrap();
     assert_eq!(
-        (&shown["wins"], &shown["persisted"]["root"], &shown["persisted"]["inside_window"]),
+        (
+            &shown["wins"],
+            &shown["persisted"]["root"],
+            &shown["persisted"]["inside_window"]
+        ),
         (&"persisted".into(), &fresh.clone().into(), &true.into()),
         "{shown}"
     );
@@ -235,7 +262,9 @@ async fn force_update_is_off_by_default_and_named_in_status_and_log_when_on() {
     let s = forced.status().unwrap();
     let warnings = s["warnings"].as_array().cloned().unwrap_or_default();
     assert!(
-        warnings.iter().any(|w| w.as_str().is_some_and(|w| w.contains("chain.force_update is on"))),
+        warnings
+            .iter()
+            .any(|w| w.as_str().is_some_and(|w| w.contains("chain.force_update is on"))),
         "{s}"
     );
     forced.wait_log("chain.force_update is on", T).unwrap();
@@ -247,7 +276,8 @@ async fn force_update_is_off_by_default_and_named_in_status_and_log_when_on() {
 fn anvil(f: &Fleet, method: &str, params: serde_json::Value) -> serde_json::Value {
     let addr = f.chain.anvil.url.trim_start_matches("http://");
     let body = serde_json::json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
-    let (code, v) = firmchain_tests::fleet::http(addr, "POST", "/", body.to_string().as_bytes(), None).unwrap();
+    let (code, v) =
+        firmchain_tests::fleet::http(addr, "POST", "/", body.to_string().as_bytes(), None).unwrap();
     assert_eq!(code, 200, "{method}: {v}");
     assert!(v["error"].is_null(), "{method}: {v}");
     v["result"].clone()
@@ -285,4 +315,37 @@ async fn a_reorg_past_the_event_cursor_does_not_lose_a_release() {
     let s = d.wait_installed(2, T).unwrap();
     assert_eq!(s["installed"]["hash"], f.hash(2), "{s}");
     assert_eq!(active_image(&d.dir).unwrap(), f.images[2]);
+}
+
+/// `firmchain demo --light`: the demo fleet with light-client devices over the beacon harness; every install
+/// names a sync-committee verified slot and the supermajority behind it.
+#[test]
+fn the_light_demo_installs_through_the_sync_committee() {
+    let out = std::process::Command::new(common::bin())
+        .args(["--json", "demo", "--light", "--devices", "2", "--size-mib", "1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["mode"], "light", "{v}");
+    let releases = v["releases"].as_array().unwrap();
+    assert_eq!(releases.len(), 2, "{v}");
+    for r in releases {
+        let devices = r["devices"].as_array().unwrap();
+        assert_eq!(devices.len(), 2, "{r}");
+        for d in devices {
+            let verified = &d["verified"];
+            assert_eq!(verified["mode"], "light", "{d}");
+            assert!(
+                verified["light"]["slot"].as_u64() > Some(8),
+                "a slot past the checkpoint: {d}"
+            );
+            assert_eq!(
+                verified["light"]["participation"],
+                serde_json::json!([32, 32]),
+                "{d}"
+            );
+            assert_eq!(d["installed"]["hash"], r["target_hash"], "{d}");
+        }
+    }
 }

@@ -80,7 +80,12 @@ pub(super) async fn header_source(
                 window_seconds,
                 "checkpoint past the weak-subjectivity window: {reason}"
             );
-            Ok((HeaderSource::Blocked { reason: reason.clone() }, Some(reason)))
+            Ok((
+                HeaderSource::Blocked {
+                    reason: reason.clone(),
+                },
+                Some(reason),
+            ))
         }
         Err(e) => Err(e.into()),
     }

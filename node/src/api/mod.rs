@@ -83,7 +83,7 @@ async fn status_of(s: &ApiState, snapshot: StatusSnapshot) -> Value {
     let chain = snapshot.chain.as_ref().map(|c| {
         let age = now.saturating_sub(c.timestamp);
         json!({ "mode": c.mode, "block": c.block, "hash": c.hash, "timestamp": c.timestamp,
-            "age_seconds": age, "stale": age > s.max_staleness, "verified_at": c.verified_at })
+            "age_seconds": age, "stale": age > s.max_staleness, "verified_at": c.verified_at, "light": c.light })
     });
     let counters = s.p2p.counters();
     json!({

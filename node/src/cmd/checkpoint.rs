@@ -67,7 +67,9 @@ fn open_state(config: &Config, create: bool) -> Result<Option<NodeState>, CliErr
         std::fs::create_dir_all(&config.data_dir).map_err(CliError::file(&config.data_dir))?;
     }
     NodeState::open(&path).map(Some).map_err(|e| {
-        CliError::Usage(format!("{e} (is the node running? stop it first: it holds its state store open)"))
+        CliError::Usage(format!(
+            "{e} (is the node running? stop it first: it holds its state store open)"
+        ))
     })
 }
 
@@ -98,7 +100,10 @@ impl Entry {
                 } else {
                     "PAST THE WINDOW"
                 };
-                format!("slot {slot}, {age} s ({:.1} days) old, {inside}", age as f64 / 86_400.0)
+                format!(
+                    "slot {slot}, {age} s ({:.1} days) old, {inside}",
+                    age as f64 / 86_400.0
+                )
             }
             _ => format!("slot unknown: {}", self.note.as_deref().unwrap_or("-")),
         };
@@ -141,9 +146,11 @@ async fn show(config: &Config, out: &Output) -> Result<(), CliError> {
         "configured" => "the node starts from the configured checkpoint".to_owned(),
         "persisted" => "the node starts from the persisted checkpoint".to_owned(),
         "unknown" => "decided at start: the configured checkpoint's slot is not known yet".to_owned(),
-        _ => "no checkpoint inside the weak-subjectivity window: the node verifies and installs nothing; run \
+        _ => {
+            "no checkpoint inside the weak-subjectivity window: the node verifies and installs nothing; run \
               `firmchain chain checkpoint set <root>` with a recent finalized beacon block root"
-            .to_owned(),
+                .to_owned()
+        }
     };
     let v = json!({
         "network": spec.name, "window_seconds": window,
@@ -153,9 +160,10 @@ async fn show(config: &Config, out: &Output) -> Result<(), CliError> {
     });
     out.result(&v, || {
         let none = |what: &str| format!("{what:<11}(none)");
-        let configured = configured
-            .as_ref()
-            .map_or_else(|| none("configured"), |e| e.line("configured", &spec, now, window));
+        let configured = configured.as_ref().map_or_else(
+            || none("configured"),
+            |e| e.line("configured", &spec, now, window),
+        );
         let persisted = persisted
             .as_ref()
             .map_or_else(|| none("persisted"), |e| e.line("persisted", &spec, now, window));

@@ -58,6 +58,7 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
             anvil,
             pipeline,
             rollout,
+            light,
         } => {
             if let Some(schedule) = rollout {
                 let args = swarm_demo::DemoArgs {
@@ -66,6 +67,7 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
                     devices,
                     change_kib,
                     anvil,
+                    light: false,
                 };
                 rollout_demo::run(args, schedule, out)
             } else if pipeline {
@@ -77,6 +79,7 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
                     devices,
                     change_kib,
                     anvil,
+                    light,
                 };
                 swarm_demo::run(args, out)
             }
