@@ -216,6 +216,9 @@ async fn a_device_past_the_weak_subjectivity_window_says_so_and_checkpoint_set_r
     // An old root is refused; a fresh one is written, and wins.
     let old = checkpoint(&f, &d.dir, &set, &["set", &beacon.checkpoint]).unwrap_err();
     assert!(old.contains("weak-subjectivity window"), "{old}");
+    // A root whose bootstrap does not verify against it (the server answers another header) is refused.
+    let forged = checkpoint(&f, &d.dir, &set, &["set", &format!("0x{}", "ab".repeat(32))]).unwrap_err();
+    assert!(forged.contains("bootstrap rejected"), "{forged}");
     let fresh = beacon.fresh_checkpoint().unwrap();
     let done = checkpoint(&f, &d.dir, &set, &["set", &fresh]).unwrap();
     assert_eq!(done["checkpoint"], fresh, "{done}");
@@ -348,4 +351,69 @@ fn the_light_demo_installs_through_the_sync_committee() {
             assert_eq!(d["installed"]["hash"], r["target_hash"], "{d}");
         }
     }
+}
+
+/// `--network` picks a built-in preset on the `chain` commands, refuses unknown names, and excludes
+/// `--chain-config`.
+#[test]
+fn the_network_flag_picks_a_preset() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(common::bin())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let root = format!("0x{}", "01".repeat(32));
+    let node = [
+        "--set",
+        "chain.contract=0x0000000000000000000000000000000000000001",
+        "--set",
+        "chain.product=acme-sensor",
+        "--set",
+        "chain.execution_rpc=http://127.0.0.1:1",
+        "--set",
+        "chain.consensus_rpc=http://127.0.0.1:1",
+        "--set",
+        "chain.timeout_secs=2",
+    ];
+    let data = dir.path().to_str().unwrap();
+    let mut show = vec![
+        "--json",
+        "chain",
+        "checkpoint",
+        "show",
+        "--network",
+        "sepolia",
+        "--data",
+        data,
+    ];
+    show.extend(node);
+    let checkpoint = format!("chain.checkpoint={root}");
+    show.extend(["--set", &checkpoint]);
+    let out = run(&show);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["network"], "sepolia", "{v}");
+    assert_eq!(
+        v["wins"], "unknown",
+        "nothing persisted, the RPC unreachable: {v}"
+    );
+    assert!(v["persisted"].is_null(), "{v}");
+    assert!(!dir.path().join("state.redb").exists(), "show creates no state");
+
+    let status = [
+        "chain",
+        "status",
+        "--consensus-rpc",
+        "http://127.0.0.1:1",
+        "--checkpoint",
+        &root,
+    ];
+    let both = run(&[&status[..], &["--network", "sepolia", "--chain-config", "x.yaml"]].concat());
+    assert_eq!(both.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&both.stderr).contains("cannot be used with"));
+    let unknown = run(&[&status[..], &["--network", "goerli"]].concat());
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("mainnet, sepolia, hoodi"));
 }

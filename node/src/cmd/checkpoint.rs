@@ -225,11 +225,17 @@ async fn set(config: &Config, root: &str, force: bool, out: &Output) -> Result<(
     let now = unix_now();
     let window = config.chain.weak_subjectivity_days * 24 * 3600;
     let rpc = consensus_rpc(config)?;
-    let state = open_state(config, true)?.ok_or_else(|| CliError::Usage("no state store".into()))?;
+    // An existing store first (a running node holds it: say so before any network call); a new one only once
+    // the checkpoint verified.
+    let existing = open_state(config, false)?;
     // The bootstrap is verified against the root; its age is checked below, with the message of `set`.
     let client = LightClient::start(spec.clone(), rpc, parsed, now, window, true).await?;
     let slot = client.store.finalized_header.beacon.slot;
     check_checkpoint_age(&spec, &parsed, slot, now, window, force)?;
+    let state = match existing {
+        Some(state) => state,
+        None => open_state(config, true)?.ok_or_else(|| CliError::Usage("no state store".into()))?,
+    };
     let old: Option<Persisted> = state.light_client().unwrap_or(None);
     let mut client = client;
     if let Some(old) = &old {
