@@ -160,6 +160,8 @@ pub enum InstallError {
     NotSlots,
     #[error("install.initial_image is needed on first start (no image installed yet)")]
     NoInitialImage,
+    #[error("cannot tell which slot booted: {0}")]
+    BootedSlot(String),
 }
 
 impl InstallError {
@@ -171,7 +173,8 @@ impl InstallError {
             | InstallError::Patcher(_)
             | InstallError::State(_)
             | InstallError::Task(_)
-            | InstallError::Poisoned => true,
+            | InstallError::Poisoned
+            | InstallError::BootedSlot(_) => true,
             InstallError::Slots(e) => matches!(e, SlotError::Io { .. }),
             InstallError::Apply { source, .. } => source.class() == ErrorClass::Io,
             InstallError::Script(_) | InstallError::NotSlots | InstallError::NoInitialImage => false,
