@@ -376,9 +376,14 @@ async fn install(
         };
         let image = [out.as_os_str()];
         if let Err(e) = run_command("installer", &command, &image, Some(release), timeout).await {
+            // A verdict: remembered, so a restart does not try the release again.
+            let reason = format!("{e}; the previous image still runs");
+            if let Err(e) = state.record_rollback(&record.product, record.sequence, &reason) {
+                tracing::warn!(error = %e, "cannot record the rollback");
+            }
             return Ok(Outcome::Report(ReleaseInstalled::RolledBack {
                 sequence: record.sequence,
-                reason: format!("{e}; the previous image still runs"),
+                reason,
             }));
         }
         {

@@ -430,7 +430,14 @@ impl Node {
                     },
                 };
                 tracing::info!(device = %name, hardware = ?settings.hardware_class, "rollout identity");
-                Some(start_device(&config, &settings.install, &dir, product, opened, device)?)
+                Some(start_device(
+                    &config,
+                    &settings.install,
+                    &dir,
+                    product,
+                    opened,
+                    device,
+                )?)
             }
         };
 

@@ -136,8 +136,7 @@ pub struct PendingCommit {
 }
 
 fn decode_commit(b: &[u8]) -> Result<PendingCommit, String> {
-    let p: PendingCommit =
-        serde_json::from_slice(b).map_err(|e| format!("not a pending commit: {e}"))?;
+    let p: PendingCommit = serde_json::from_slice(b).map_err(|e| format!("not a pending commit: {e}"))?;
     if p.hash.parse::<Blake3Hash>().is_err() {
         return Err(format!("hash {:?} is not a blake3 hash", p.hash));
     }

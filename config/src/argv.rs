@@ -20,8 +20,8 @@ pub enum Argv {
 
 /// Characters that mean something to a shell: a string holding one is not split.
 const SHELL_SYNTAX: &[char] = &[
-    '\'', '"', '\\', '$', '`', ';', '|', '&', '<', '>', '(', ')', '{', '}', '*', '?', '[', ']', '~', '#', '!',
-    '\n',
+    '\'', '"', '\\', '$', '`', ';', '|', '&', '<', '>', '(', ')', '{', '}', '*', '?', '[', ']', '~', '#',
+    '!', '\n',
 ];
 
 impl Argv {

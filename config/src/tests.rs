@@ -112,7 +112,10 @@ fn validation_names_the_key() {
         ("install.mode=command", "install.command"),
         ("install.command=rauc install \"$1\"", "install.command"),
         ("install.health_check=test -f x && exit 0", "install.health_check"),
-        ("install.health_check=FOO=1 /usr/bin/check", "install.health_check"),
+        (
+            "install.health_check=FOO=1 /usr/bin/check",
+            "install.health_check",
+        ),
         ("install.reboot=[]", "install.reboot"),
         ("install.confirm_env=ustate", "install.confirm_env"),
         ("install.install_timeout_secs=0", "install.install_timeout_secs"),
@@ -298,10 +301,7 @@ fn commands_are_argument_vectors_without_a_shell() {
     let s = load(&["install.mode=rauc"]);
     assert_eq!(s.rauc, ["rauc"]);
     assert_eq!(s.reboot, ["systemctl", "reboot"]);
-    assert_eq!(
-        s.confirm_env[0],
-        ("upgrade_available".to_owned(), "0".to_owned())
-    );
+    assert_eq!(s.confirm_env[0], ("upgrade_available".to_owned(), "0".to_owned()));
     // A shell line is refused with the way out in the message.
     let err = Config::load(&Sources {
         overrides: vec!["install.command=/usr/bin/rauc install; reboot".into()],

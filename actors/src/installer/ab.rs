@@ -125,9 +125,7 @@ pub fn decide(
 pub fn rauc_booted_slot(json: &str) -> Result<String, String> {
     let v: serde_json::Value =
         serde_json::from_str(json).map_err(|e| format!("rauc status is not JSON: {e}"))?;
-    let slots = v["slots"]
-        .as_array()
-        .ok_or("rauc status lists no slots")?;
+    let slots = v["slots"].as_array().ok_or("rauc status lists no slots")?;
     slots
         .iter()
         .filter_map(|entry| entry.as_object())
@@ -226,9 +224,7 @@ impl AbTarget {
             Bootloader::Rauc { rauc } => tool("rauc mark-good", rauc, &["status", "mark-good", "booted"])
                 .await
                 .map(drop),
-            Bootloader::Swupdate {
-                setenv, confirm, ..
-            } => Self::set_env(setenv, confirm).await,
+            Bootloader::Swupdate { setenv, confirm, .. } => Self::set_env(setenv, confirm).await,
         }
     }
 
@@ -295,9 +291,11 @@ pub(crate) async fn install(
         image: &ab.staging,
     };
     if let Err(e) = ab.hand_over(&ab.staging, release).await {
+        let reason = format!("{e}; the previous image still runs");
+        state.record_rollback(&record.product, record.sequence, &reason)?;
         return Ok(Outcome::Report(ReleaseInstalled::RolledBack {
             sequence: record.sequence,
-            reason: format!("{e}; the previous image still runs"),
+            reason,
         }));
     }
     std::fs::rename(&ab.staging, &ab.pending).map_err(file(&ab.pending))?;
@@ -310,12 +308,12 @@ pub(crate) async fn install(
         at: unix_now(),
     };
     state.set_commit_pending(&record.product, Some(&pending))?;
-    status.do_send(StatusEvent::Commit(view(&pending, "pending", None, None)));
     let why = format!(
         "release {} is installed in the slot beside {}",
         record.sequence, pending.from_slot
     );
     ab.reboot(&why).await;
+    status.do_send(StatusEvent::Commit(view(&pending, "pending", None, None)));
     Ok(Outcome::Waiting {
         sequence: record.sequence,
     })
@@ -375,10 +373,8 @@ pub async fn reconcile(
             });
         }
         Step::AwaitReboot => {
-            ab.reboot(&format!(
-                "release {sequence} waits for the reboot into its slot"
-            ))
-            .await;
+            ab.reboot(&format!("release {sequence} waits for the reboot into its slot"))
+                .await;
             return Ok(Reconciled {
                 rolled_back: None,
                 commit: Some(view(&p, "pending", Some(&booted), None)),

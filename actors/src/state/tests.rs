@@ -187,7 +187,10 @@ fn a_pending_commit_survives_reopen_and_a_damaged_one_is_named() {
     let shown = s.entries().unwrap();
     let e = shown.iter().find(|e| e.key == key).unwrap();
     assert_eq!(e.value.as_ref().unwrap()["from_slot"], "rootfs.0");
-    assert_eq!(key.parse::<StateKey>().unwrap(), StateKey::CommitPending(product()));
+    assert_eq!(
+        key.parse::<StateKey>().unwrap(),
+        StateKey::CommitPending(product())
+    );
     s.set_commit_pending(&product(), None).unwrap();
     assert_eq!(s.commit_pending(&product()).unwrap(), None);
 
