@@ -162,6 +162,8 @@ pub enum InstallError {
     NoInitialImage,
     #[error("cannot tell which slot booted: {0}")]
     BootedSlot(String),
+    #[error("install.swupdate_select names no selection for the booted slot {slot:?}")]
+    NoSelection { slot: String },
 }
 
 impl InstallError {
@@ -174,7 +176,8 @@ impl InstallError {
             | InstallError::State(_)
             | InstallError::Task(_)
             | InstallError::Poisoned
-            | InstallError::BootedSlot(_) => true,
+            | InstallError::BootedSlot(_)
+            | InstallError::NoSelection { .. } => true,
             InstallError::Slots(e) => matches!(e, SlotError::Io { .. }),
             InstallError::Apply { source, .. } => source.class() == ErrorClass::Io,
             InstallError::Script(_) | InstallError::NotSlots | InstallError::NoInitialImage => false,

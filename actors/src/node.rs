@@ -283,6 +283,7 @@ fn ab_target(config: &Config, settings: &InstallSettings, dir: &Path) -> AbTarge
                 slot_variable: install.slot_variable.clone(),
                 confirm: settings.confirm_env.clone(),
                 reject: settings.reject_env.clone(),
+                select: install.swupdate_select.clone(),
             },
             "swu",
         ),

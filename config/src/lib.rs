@@ -156,6 +156,10 @@ pub struct InstallConfig {
     pub rauc: Argv,
     /// The `swupdate` program and its options (swupdate mode), e.g. `["swupdate", "-k", "/etc/swupdate.pem"]`.
     pub swupdate: Argv,
+    /// SWUpdate's software selection (`-e SET,MODE`) by booted slot (swupdate mode): the value of
+    /// `slot_variable` → the selection that writes the other copy, e.g. `{ a = "stable,copy2", b =
+    /// "stable,copy1" }`. Empty: no `-e`.
+    pub swupdate_select: std::collections::BTreeMap<String, String>,
     /// More arguments of the install call, before the bundle (`rauc install ARGS BUNDLE`,
     /// `swupdate ARGS -i IMAGE`).
     pub install_args: Vec<String>,
@@ -250,6 +254,7 @@ impl Default for InstallConfig {
             initial_image: None,
             rauc: Argv::of(&["rauc"]),
             swupdate: Argv::of(&["swupdate"]),
+            swupdate_select: Default::default(),
             install_args: Vec::new(),
             install_timeout_secs: 1800,
             fw_printenv: Argv::of(&["fw_printenv"]),

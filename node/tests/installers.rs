@@ -56,8 +56,16 @@ esac
 const SWUPDATE: &str = r#"#!/bin/sh
 bl=$(dirname "$0")
 echo "swupdate $*" >> "$bl/calls"
-[ "$1" = -i ] || { echo "expected -i IMAGE" >&2; exit 2; }
-cp "$2" "$bl/installed.bundle"
+image=
+while [ $# -gt 0 ]; do
+  case "$1" in
+  -i) image=$2; shift 2 ;;
+  -e) echo "$2" > "$bl/selection"; shift 2 ;;
+  *) echo "unexpected argument $1" >&2; exit 2 ;;
+  esac
+done
+[ -n "$image" ] || { echo "expected -i IMAGE" >&2; exit 2; }
+cp "$image" "$bl/installed.bundle"
 # What the sw-description's bootenv section does: boot the other copy next, count the tries.
 running=$(cat "$bl/env/boot_slot")
 if [ "$running" = a ]; then echo b; else echo a; fi > "$bl/env/boot_slot"
@@ -128,6 +136,8 @@ impl Bootloader {
                     script(d, "fw_printenv", PRINTENV)
                 ));
                 set.push(format!("install.fw_setenv=[{}]", script(d, "fw_setenv", SETENV)));
+                set.push("install.swupdate_select.a=stable,copy2".into());
+                set.push("install.swupdate_select.b=stable,copy1".into());
             }
         }
         set
@@ -239,7 +249,7 @@ impl Device {
 fn install_call(kind: Kind) -> &'static str {
     match kind {
         Kind::Rauc => "rauc install ",
-        Kind::Swupdate => "swupdate -i ",
+        Kind::Swupdate => "swupdate ",
     }
 }
 
@@ -272,6 +282,9 @@ async fn rauc_and_swupdate_installs_are_confirmed_after_the_health_check_on_the_
             .unwrap_or_else(|| panic!("{}: no install call in {calls:?}", d.name));
         let suffix = if d.bl.kind == Kind::Rauc { ".raucb" } else { ".swu" };
         assert!(install.ends_with(suffix), "{install}");
+        if d.bl.kind == Kind::Swupdate {
+            assert!(install.starts_with("swupdate -e stable,copy2 -i "), "{install}");
+        }
         assert_eq!(
             std::fs::read(d.bl.dir.join("installed.bundle")).unwrap(),
             f.images[1]
@@ -328,6 +341,14 @@ async fn rauc_and_swupdate_installs_are_confirmed_after_the_health_check_on_the_
             "{s}"
         );
         assert_eq!(d.bl.booted(), d.bl.factory_slot(), "the A/B pair alternates");
+        if d.bl.kind == Kind::Swupdate {
+            let selection = std::fs::read_to_string(d.bl.dir.join("selection")).unwrap();
+            assert_eq!(
+                selection.trim(),
+                "stable,copy1",
+                "running copy 2: copy 1 is written"
+            );
+        }
     }
 }
 

@@ -49,6 +49,8 @@ pub enum Bootloader {
         confirm: Vec<(String, String)>,
         /// Set on an unhealthy new boot or after a fallback.
         reject: Vec<(String, String)>,
+        /// The software selection (`-e`) by booted slot; empty: none.
+        select: std::collections::BTreeMap<String, String>,
     },
 }
 
@@ -191,7 +193,25 @@ impl AbTarget {
         Ok(slot)
     }
 
-    async fn hand_over(&self, bundle: &Path, release: Release<'_>) -> Result<(), ScriptError> {
+    /// SWUpdate's selection for the copy beside `booted` (`None`: no `-e`).
+    fn selection(&self, booted: &str) -> Result<Option<&str>, InstallError> {
+        match &self.bootloader {
+            Bootloader::Swupdate { select, .. } if !select.is_empty() => select
+                .get(booted)
+                .map(|s| Some(s.as_str()))
+                .ok_or_else(|| InstallError::NoSelection {
+                    slot: booted.to_owned(),
+                }),
+            _ => Ok(None),
+        }
+    }
+
+    async fn hand_over(
+        &self,
+        bundle: &Path,
+        release: Release<'_>,
+        selection: Option<&str>,
+    ) -> Result<(), ScriptError> {
         let mut args: Vec<&OsStr> = Vec::new();
         let argv = match &self.bootloader {
             Bootloader::Rauc { rauc } => {
@@ -200,6 +220,9 @@ impl AbTarget {
                 rauc
             }
             Bootloader::Swupdate { swupdate, .. } => {
+                if let Some(s) = selection {
+                    args.extend([OsStr::new("-e"), OsStr::new(s)]);
+                }
                 args.extend(self.install_args.iter().map(OsStr::new));
                 args.push(OsStr::new("-i"));
                 swupdate
@@ -285,12 +308,13 @@ pub(crate) async fn install(
 ) -> Result<Outcome, InstallError> {
     let from_slot = ab.booted_slot().await?;
     let boot_id = ab.boot_id()?;
+    let selection = ab.selection(&from_slot)?;
     let release = Release {
         sequence: record.sequence,
         target: hash,
         image: &ab.staging,
     };
-    if let Err(e) = ab.hand_over(&ab.staging, release).await {
+    if let Err(e) = ab.hand_over(&ab.staging, release, selection).await {
         let reason = format!("{e}; the previous image still runs");
         state.record_rollback(&record.product, record.sequence, &reason)?;
         return Ok(Outcome::Report(ReleaseInstalled::RolledBack {
