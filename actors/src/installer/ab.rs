@@ -348,6 +348,8 @@ pub(crate) async fn install(
 pub struct Reconciled {
     /// A release rolled back now (bootloader fallback or a failed health check on the new boot), and why.
     pub rolled_back: Option<(Sequence, String)>,
+    /// Whether that rollback was the bootloader's fallback (not a failed health check).
+    pub fell_back: bool,
     /// The commit's state for `/status`.
     pub commit: Option<CommitView>,
 }
@@ -393,6 +395,7 @@ pub async fn reconcile(
         Step::Check => {
             return Ok(Reconciled {
                 rolled_back: None,
+                fell_back: false,
                 commit: Some(view(&p, "pending", Some(&booted), None)),
             });
         }
@@ -401,6 +404,7 @@ pub async fn reconcile(
                 .await;
             return Ok(Reconciled {
                 rolled_back: None,
+                fell_back: false,
                 commit: Some(view(&p, "pending", Some(&booted), None)),
             });
         }
@@ -417,6 +421,7 @@ pub async fn reconcile(
             tracing::info!(target: "firmchain::install", sequence = sequence.0, slot = %booted, "confirmed on the new boot");
             Reconciled {
                 rolled_back: None,
+                fell_back: false,
                 commit: Some(view(&p, "confirmed", Some(&booted), None)),
             }
         }
@@ -428,6 +433,7 @@ pub async fn reconcile(
             ab.reboot(&reason).await;
             Reconciled {
                 rolled_back: Some((sequence, reason.clone())),
+                fell_back: false,
                 commit: Some(view(&p, "rolled_back", Some(&booted), Some(reason))),
             }
         }
@@ -438,6 +444,7 @@ pub async fn reconcile(
             roll_back(ab, state, product, &p, &reason)?;
             Reconciled {
                 rolled_back: Some((sequence, reason.clone())),
+                fell_back: true,
                 commit: Some(view(&p, "rolled_back", Some(&booted), Some(reason))),
             }
         }
