@@ -430,6 +430,8 @@ pub async fn reconcile(
                 tracing::error!(target: "firmchain::install", error = %e, "cannot mark the new slot bad");
             }
             roll_back(ab, state, product, &p, &reason)?;
+            // Settled before the reboot (which may end this process at once).
+            state.set_commit_pending(product, None)?;
             ab.reboot(&reason).await;
             Reconciled {
                 rolled_back: Some((sequence, reason.clone())),
