@@ -54,6 +54,8 @@ pub enum NodeError {
     Slots(#[from] SlotError),
     #[error("health check after a restart: {0}")]
     Restart(Box<InstallError>),
+    #[error("the pending rauc/swupdate commit at start-up (install.mode): {0}")]
+    Commit(Box<InstallError>),
     #[error("installed image: {0}")]
     Install(Box<InstallError>),
     #[error(transparent)]
@@ -240,7 +242,7 @@ async fn open_install(
                 timeout,
             )
             .await
-            .map_err(|e| NodeError::Restart(Box::new(e)))?;
+            .map_err(|e| NodeError::Commit(Box::new(e)))?;
             let installed = command_base(&ab.current, install.initial_image.as_deref(), state, product)?;
             let staging = ab.staging.clone();
             Ok(Opened {
