@@ -476,7 +476,8 @@ async fn a_bootloader_fallback_is_reported_as_a_rollback_and_never_retried() {
 }
 
 /// A restart of the node without a reboot (the same boot id) keeps the release pending, asks for the reboot
-/// again and installs nothing else; an installer that refuses the bundle is a rollback with its message.
+/// again and installs nothing else; a pending commit whose booted slot cannot be read stops the start naming
+/// why; an installer that refuses the bundle is a rollback with its message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_without_a_reboot_keeps_waiting_and_a_refused_bundle_rolls_back() {
     let f = Fleet::new(1_000_000, 2).await;
@@ -490,8 +491,26 @@ async fn a_restart_without_a_reboot_keeps_waiting_and_a_refused_bundle_rolls_bac
     assert_eq!(s["commit"]["state"], "pending", "{s}");
     assert_eq!(s["installed"]["sequence"], 0);
     assert_eq!(d.bl.count("reboot"), 2, "{:?}", d.bl.calls());
-    d.bl.boot(false);
+
+    // A pending commit and an installer that cannot say which slot booted: the node does not start, and says why.
     assert_eq!(d.proc.daemon.terminate(T).unwrap(), Some(0));
+    let booted = d.bl.dir.join("booted");
+    std::fs::rename(&booted, booted.with_extension("away")).unwrap();
+    let blind = NodeSpec {
+        dir: d.proc.dir.clone(),
+        bootstrap: repo.addrs.clone(),
+        initial_image: Some(f.image(0)),
+        ..spec(&d.bl)
+    };
+    let err = NodeProc::spawn(common::bin(), &f.chain.anvil.url, &f.chain.contract, &blind).unwrap_err();
+    let log = std::fs::read_to_string(d.proc.dir.join("node.log")).unwrap();
+    assert!(
+        log.contains("pending rauc/swupdate commit") && log.contains("rauc status names no booted slot"),
+        "{err}\n{log}"
+    );
+    std::fs::rename(booted.with_extension("away"), &booted).unwrap();
+
+    d.bl.boot(false);
     d.proc = f.device(&d.name, &[&repo], spec(&d.bl));
     d.proc.wait_installed(1, T).unwrap();
     assert_eq!(d.bl.count("rauc install "), 1, "{:?}", d.bl.calls());
