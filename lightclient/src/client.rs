@@ -423,3 +423,32 @@ impl<R: ConsensusRpc> LightClient<R> {
         now_unix.saturating_sub(self.spec.time_of(self.store.optimistic_header.beacon.slot))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn too_old(slot: u64) -> ClientError {
+        ClientError::CheckpointTooOld {
+            checkpoint: format!("0x{slot:064x}"),
+            checkpoint_slot: slot,
+            age_seconds: 100,
+            window_seconds: 10,
+        }
+    }
+
+    #[test]
+    fn when_no_checkpoint_works_the_newer_too_old_one_is_named() {
+        let slot = |e: ClientError| match e {
+            ClientError::CheckpointTooOld { checkpoint_slot, .. } => checkpoint_slot,
+            other => panic!("{other}"),
+        };
+        assert_eq!(slot(worse(Some(too_old(5)), too_old(9))), 9);
+        assert_eq!(slot(worse(Some(too_old(9)), too_old(5))), 9);
+        assert_eq!(slot(worse(None, too_old(5))), 5);
+        // Another failure first stays first.
+        let e = worse(Some(ClientError::NoCheckpoint), too_old(9));
+        assert!(matches!(e, ClientError::NoCheckpoint), "{e}");
+        assert!(too_old(9).to_string().contains(&format!("0x{:064x}", 9)));
+    }
+}
