@@ -7,6 +7,7 @@
 //! | `health_pending/<product>` | a release switched to whose health check has not ended (a crash cut it short) |
 //! | `light_client` | the light client's newest verified finalized checkpoint and heads |
 //! | `event_cursor` | the first index block whose `ReleasePublished` events are still needed |
+//! | `proofs` | a `peers`-mode device's verified committee chain and last head proof (served on, and the replay mark) |
 //!
 //! Every write is one durable transaction, so after `kill -9` the node restarts from the last state it
 //! acknowledged. A value that does not decode is an error naming the file and the key ([`StateError::Damaged`]),
@@ -18,6 +19,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use crate::proofs::SavedProofs;
 use firmchain_lightclient::client::Persisted;
 use firmchain_update::machine::Installed;
 use firmchain_update::{Blake3Hash, ProductId, Sequence};
@@ -43,6 +45,8 @@ pub enum StateKey {
     LightClient,
     /// `event_cursor`.
     EventCursor,
+    /// `proofs`.
+    Proofs,
 }
 
 impl fmt::Display for StateKey {
@@ -53,6 +57,7 @@ impl fmt::Display for StateKey {
             StateKey::HealthPending(p) => write!(f, "health_pending/{p}"),
             StateKey::LightClient => f.write_str("light_client"),
             StateKey::EventCursor => f.write_str("event_cursor"),
+            StateKey::Proofs => f.write_str("proofs"),
         }
     }
 }
@@ -69,6 +74,7 @@ impl FromStr for StateKey {
             Some(("health_pending", p)) => Ok(StateKey::HealthPending(product(p)?)),
             None if s == "light_client" => Ok(StateKey::LightClient),
             None if s == "event_cursor" => Ok(StateKey::EventCursor),
+            None if s == "proofs" => Ok(StateKey::Proofs),
             _ => Err(unknown()),
         }
     }
@@ -96,7 +102,7 @@ pub enum StateError {
     },
     #[error(
         "{0:?} is not a node state key: installed/<product>, rolled_back/<product>, health_pending/<product>, \
-         light_client or event_cursor"
+         light_client, event_cursor or proofs"
     )]
     UnknownKey(String),
 }
@@ -181,6 +187,10 @@ fn decode_light(b: &[u8]) -> Result<Persisted, String> {
     Ok(p)
 }
 
+fn decode_proofs(b: &[u8]) -> Result<SavedProofs, String> {
+    serde_json::from_slice(b).map_err(|e| format!("not saved proofs: {e}"))
+}
+
 fn to_json<T: Serialize>(v: &T) -> Result<serde_json::Value, String> {
     serde_json::to_value(v).map_err(|e| e.to_string())
 }
@@ -196,6 +206,11 @@ fn render(key: &StateKey, b: &[u8]) -> Result<serde_json::Value, String> {
         StateKey::HealthPending(_) if b.is_empty() => Ok(serde_json::Value::Null),
         StateKey::HealthPending(_) | StateKey::EventCursor => Ok(decode_u64(b)?.into()),
         StateKey::LightClient => to_json(&decode_light(b)?),
+        StateKey::Proofs => {
+            let p = decode_proofs(b)?;
+            Ok(serde_json::json!({ "chain_bytes": p.chain.len() / 2,
+                "head_bytes": p.head.as_ref().map(|h| h.len() / 2) }))
+        }
     }
 }
 
@@ -375,6 +390,17 @@ impl NodeState {
     pub fn set_light_client(&self, persisted: &Persisted) -> Result<(), StateError> {
         let b = self.encode(StateKey::LightClient, persisted)?;
         self.put(&StateKey::LightClient, Some(&b)).map(drop)
+    }
+
+    /// A `peers`-mode device's verified proofs.
+    pub fn proofs(&self) -> Result<Option<SavedProofs>, StateError> {
+        self.get(StateKey::Proofs, decode_proofs)
+    }
+
+    /// Save a `peers`-mode device's verified proofs.
+    pub fn set_proofs(&self, saved: &SavedProofs) -> Result<(), StateError> {
+        let b = self.encode(StateKey::Proofs, saved)?;
+        self.put(&StateKey::Proofs, Some(&b)).map(drop)
     }
 
     /// The first index block whose events are still needed (0 when none was recorded).

@@ -55,6 +55,9 @@ pub enum ProofsError {
     Timeout { peer: PeerId, secs: u64 },
     #[error("stream to {peer}: {reason}")]
     Io { peer: PeerId, reason: String },
+    /// The peer closed the stream without an answer (over its budget or busy).
+    #[error("{peer} refused the request (busy or over budget)")]
+    Refused { peer: PeerId },
     /// The peer broke the protocol (blame it).
     #[error("{peer} sent a malformed answer: {source}")]
     Wire { peer: PeerId, source: WireError },
@@ -359,6 +362,9 @@ impl Proofs {
                 peer,
                 secs: IO_TIMEOUT.as_secs(),
             })??;
+        if buf.is_empty() {
+            return Err(ProofsError::Refused { peer });
+        }
         ProofResponse::decode(&buf, &request).map_err(|source| ProofsError::Wire { peer, source })
     }
 
