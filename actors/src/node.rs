@@ -275,12 +275,12 @@ fn peer_book(
         })
     })?;
     let mut book = ProofBook::new(configured_spec(config)?, checkpoint, index, product);
-    if let Some(saved) = state.proofs()? {
-        if let Err(e) = book.restore(&saved, unix_now()) {
-            // Proofs that verified once and no longer do (another checkpoint configured): start over from peers.
-            tracing::warn!(error = %e, "the saved proofs do not verify from the configured checkpoint; syncing from peers");
-            book = ProofBook::new(configured_spec(config)?, checkpoint, index, product);
-        }
+    if let Some(saved) = state.proofs()?
+        && let Err(e) = book.restore(&saved, unix_now())
+    {
+        // Proofs that verified once and no longer do (another checkpoint configured): start over from peers.
+        tracing::warn!(error = %e, "the saved proofs do not verify from the configured checkpoint; syncing from peers");
+        book = ProofBook::new(configured_spec(config)?, checkpoint, index, product);
     }
     Ok(book)
 }

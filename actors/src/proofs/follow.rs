@@ -341,8 +341,8 @@ async fn round(book: &mut ProofBook, known: &mut Known, proofs: &Proofs, announc
         }
     }
     round.seen.sort_by_key(|(s, _)| s.record.sequence);
-    if known.seen.contains_key(&head.head) {
-        known.seen.insert(head.head, head.gate);
+    if let Some(g) = known.seen.get_mut(&head.head) {
+        *g = head.gate;
     }
     let installed = known.installed.0;
     let gates = known
