@@ -103,14 +103,18 @@ async fn forged_proofs_from_peers_are_refused_their_senders_named_and_honest_pro
     let replayer = peer(&dir, "replayer", &device_addr).await;
     replayer.proofs().announce(honest.clone(), None).await;
 
-    let proof = decode_head_proof(&honest).unwrap();
+    // Forgeries of the newest honest proof, anchored at its attested header (two slots after the finalized
+    // one), so they are newer than anything the device accepted and cannot be skipped as replays.
+    let fresh = loop {
+        if let Ok(ProofResponse::Found(mut items)) = relay.proofs().request(repo_id, ask).await {
+            break decode_head_proof(&items.remove(0)).unwrap();
+        }
+    };
+    let mut proof = fresh.clone();
+    proof.header.finalized_header = None;
+    proof.header.finality_branch = Vec::new();
     let mut state_root = proof.clone();
-    if let Some(e) = state_root
-        .header
-        .finalized_header
-        .as_mut()
-        .and_then(|h| h.execution.as_mut())
-    {
+    if let Some(e) = state_root.header.attested_header.execution.as_mut() {
         e.state_root = [0x66; 32];
     }
     let mut minority = proof.clone();
