@@ -250,7 +250,7 @@ fn http_options(config: &Config) -> firmchain_lightclient::http::HttpOptions {
 }
 
 /// The consensus chain of `config`: a named network or a config file (else mainnet).
-fn configured_spec(config: &Config) -> Result<ChainSpec, NodeError> {
+pub fn configured_spec(config: &Config) -> Result<ChainSpec, NodeError> {
     let c = &config.chain;
     match c.network.as_deref().and_then(ChainSpec::network) {
         Some(spec) => Ok(spec),
@@ -260,7 +260,7 @@ fn configured_spec(config: &Config) -> Result<ChainSpec, NodeError> {
 
 /// A `peers`-mode device's proof book: its checkpoint, contract and product, restored from the state (and
 /// verified again) when it holds proofs.
-fn peer_book(
+pub fn peer_book(
     config: &Config,
     checkpoint: Option<[u8; 32]>,
     index: Address,

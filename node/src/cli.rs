@@ -106,6 +106,36 @@ pub enum Command {
     /// them; with --repository also publish (POST /publish). Configuration: --config FILE, FIRMCHAIN_* variables,
     /// --set SECTION.FIELD=VALUE (later wins).
     Run(RunArgs),
+    /// Pack one release for an offline install: its bundle's blocks, its release proof, a head proof and the
+    /// committee chain from the configured checkpoint, fetched from peers and verified, in one CAR.
+    Export {
+        #[command(flatten)]
+        node: RunArgs,
+        /// The product (default: the configured chain.product).
+        #[arg(long)]
+        product: Option<String>,
+        /// The release's sequence number.
+        #[arg(long)]
+        sequence: u64,
+        /// Ask this peer (a multiaddr ending in /p2p/<peer id>; repeatable; default: p2p.bootstrap).
+        #[arg(long)]
+        peer: Vec<firmchain_p2p::Multiaddr>,
+        /// Where to write the CAR.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Install a release from a CAR made by `firmchain export`, with no network: its proofs are verified from
+    /// this device's own checkpoint and state as an online install verifies them, the image goes through the
+    /// same slots and health check. Stop `firmchain run` first (it holds the data folder).
+    Install {
+        /// The CAR file.
+        car: PathBuf,
+        #[command(flatten)]
+        node: RunArgs,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        install_timeout: u64,
+    },
     /// Show or reset what a node persists (`<data>/state.redb`); stop the node first.
     #[command(subcommand)]
     State(StateCommand),

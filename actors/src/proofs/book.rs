@@ -50,6 +50,8 @@ pub struct ProofBook {
     pub chain: CommitteeChain,
     /// The last head proof accepted, and its bytes.
     pub last: Option<(HeadMark, Vec<u8>)>,
+    /// What the last accepted head proof proved.
+    pub head: Option<VerifiedHead>,
 }
 
 impl ProofBook {
@@ -65,6 +67,7 @@ impl ProofBook {
                 updates: Vec::new(),
             },
             last: None,
+            head: None,
         }
     }
 
@@ -132,6 +135,7 @@ impl ProofBook {
         let last = self.last.as_ref().map(|(m, _)| *m);
         let v = verify_head_proof(store, &proof, &self.expected(now), last)?;
         self.last = Some((v.anchor.mark(), bytes.to_vec()));
+        self.head = Some(v.clone());
         Ok(v)
     }
 
@@ -183,6 +187,7 @@ impl ProofBook {
                 && let Ok(v) = verify_head_proof(store, &proof, &self.expected(now), None)
             {
                 self.last = Some((v.anchor.mark(), bytes));
+                self.head = Some(v);
             }
         }
         Ok(())

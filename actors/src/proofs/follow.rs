@@ -56,8 +56,8 @@ struct Known {
 /// What one round found, for the actor to send on.
 #[derive(Debug, Default)]
 struct Round {
-    head: Option<(ChainHead, PeerId)>,
-    seen: Vec<(ReleaseSeen, PeerId)>,
+    head: Option<(ChainHead, Source)>,
+    seen: Vec<(ReleaseSeen, Source)>,
     revoked: Vec<Sequence>,
     rejected: Vec<String>,
     gates: Option<(u64, Vec<(Sequence, ReleaseGate)>)>,
@@ -81,6 +81,7 @@ pub struct ProofFollower {
     interval: Duration,
     pending: Vec<Announced>,
     installed: Option<Sequence>,
+    local: Option<OfferProofs>,
 }
 
 impl std::fmt::Debug for ProofFollower {
@@ -111,6 +112,7 @@ impl ProofFollower {
             interval,
             pending: Vec::new(),
             installed: None,
+            local: None,
         }
     }
 
@@ -122,9 +124,10 @@ impl ProofFollower {
             known.installed = known.installed.max(s);
         }
         let announced = std::mem::take(&mut self.pending);
+        let local = self.local.take();
         let (proofs, state) = (self.proofs.clone(), self.state.clone());
         let work = async move {
-            let round = round(&mut book, &mut known, &proofs, announced).await;
+            let round = round(&mut book, &mut known, &proofs, announced, local).await;
             if let Err(e) = state.set_proofs(&book.saved()) {
                 tracing::warn!(error = %e, "cannot save the verified proofs");
             }
@@ -144,13 +147,13 @@ impl ProofFollower {
             tracing::warn!("{why}");
             self.ports.status.do_send(StatusEvent::Rejected(why));
         }
-        if let Some((head, peer)) = round.head {
-            tracing::info!(block = head.block, %peer, "head proof verified (from a peer)");
+        if let Some((head, source)) = round.head {
+            tracing::info!(block = head.block, from = %source, "head proof verified");
             self.ports.status.do_send(StatusEvent::Chain(Ok(head)));
         }
-        for (seen, peer) in round.seen {
-            tracing::info!(sequence = seen.record.sequence.0, revoked = seen.revoked, %peer,
-                "release seen (release proof from a peer verified)");
+        for (seen, source) in round.seen {
+            tracing::info!(sequence = seen.record.sequence.0, revoked = seen.revoked, from = %source,
+                "release seen (release proof verified)");
             if let Some(r) = &self.ports.seen {
                 r.do_send(seen);
             }
@@ -167,21 +170,50 @@ impl ProofFollower {
     }
 }
 
-/// Ask `peers` in turn for `request` until one answers with items; refusals and errors of the transport are
-/// skipped, malformed answers blame the peer.
+/// Where a proof came from: a peer (blamed and banned for a forgery) or a file the operator gave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Peer(PeerId),
+    File(String),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Peer(p) => write!(f, "peer {p}"),
+            Source::File(name) => f.write_str(name),
+        }
+    }
+}
+
+/// Proofs from a file (`firmchain install release.car`): verified exactly as proofs from peers, first.
+#[derive(Clone, Debug, Default, Message)]
+#[rtype(result = "()")]
+pub struct OfferProofs {
+    /// What to call the file in reports.
+    pub name: String,
+    /// A committee chain with the bootstrap of the device's checkpoint.
+    pub chain: Option<Vec<u8>>,
+    pub head: Option<Vec<u8>>,
+    /// Release proofs by sequence.
+    pub releases: Vec<(u64, Vec<u8>)>,
+}
+
+/// Ask `peers` in turn for `request`; refusals and errors of the transport are skipped, malformed answers
+/// blame the peer.
 async fn ask(
     proofs: &Proofs,
     peers: &[PeerId],
     request: ProofRequest,
     round: &mut Round,
-) -> Vec<(PeerId, Vec<Vec<u8>>)> {
+) -> Vec<(Source, Vec<Vec<u8>>)> {
     let mut out = Vec::new();
     for peer in peers {
         match proofs.request(*peer, request).await {
-            Ok(ProofResponse::Found(items)) => out.push((*peer, items)),
+            Ok(ProofResponse::Found(items)) if !items.is_empty() => out.push((Source::Peer(*peer), items)),
             Ok(_) => {}
             Err(e @ firmchain_p2p::proofs::ProofsError::Wire { .. }) => {
-                blame(proofs, *peer, &e.to_string(), round);
+                blame(proofs, &Source::Peer(*peer), &e.to_string(), round);
             }
             Err(e) => tracing::debug!(%peer, error = %e, "proof request failed"),
         }
@@ -189,46 +221,91 @@ async fn ask(
     out
 }
 
-fn blame(proofs: &Proofs, peer: PeerId, why: &str, round: &mut Round) {
-    proofs.ban(peer, why.to_owned());
-    round.rejected.push(format!(
-        "proof from peer {peer} refused: {why}; the peer is banned"
-    ));
-}
-
-/// Judge a failed verification: a forgery or garbage bans the peer, a benign failure is skipped.
-fn judge(proofs: &Proofs, peer: PeerId, e: &FollowError, round: &mut Round) {
-    if e.is_benign() {
-        tracing::debug!(%peer, error = %e, "proof skipped");
-    } else {
-        blame(proofs, peer, &e.to_string(), round);
+fn blame(proofs: &Proofs, source: &Source, why: &str, round: &mut Round) {
+    match source {
+        Source::Peer(peer) => {
+            proofs.ban(*peer, why.to_owned());
+            round.rejected.push(format!(
+                "proof from peer {peer} refused: {why}; the peer is banned"
+            ));
+        }
+        Source::File(name) => round.rejected.push(format!("proof from {name} refused: {why}")),
     }
 }
 
-async fn round(book: &mut ProofBook, known: &mut Known, proofs: &Proofs, announced: Vec<Announced>) -> Round {
+/// Judge a failed verification: a forgery or garbage bans the peer, a benign failure is skipped (a file's
+/// is reported: the operator asked for it).
+fn judge(proofs: &Proofs, source: &Source, e: &FollowError, round: &mut Round) {
+    if e.is_benign() && matches!(source, Source::Peer(_)) {
+        tracing::debug!(%source, error = %e, "proof skipped");
+    } else {
+        blame(proofs, source, &e.to_string(), round);
+    }
+}
+
+/// The local offer first, then each peer in turn, until `done`.
+async fn each_source<F>(
+    proofs: &Proofs,
+    peers: &[PeerId],
+    local: Option<(Source, Vec<Vec<u8>>)>,
+    request: ProofRequest,
+    round: &mut Round,
+    mut try_items: F,
+) where
+    F: FnMut(&Source, Vec<Vec<u8>>, &mut Round) -> bool,
+{
+    if let Some((source, items)) = local
+        && try_items(&source, items, round)
+    {
+        return;
+    }
+    for peer in peers {
+        for (source, items) in ask(proofs, std::slice::from_ref(peer), request, round).await {
+            if try_items(&source, items, round) {
+                return;
+            }
+        }
+    }
+}
+
+async fn round(
+    book: &mut ProofBook,
+    known: &mut Known,
+    proofs: &Proofs,
+    announced: Vec<Announced>,
+    local: Option<OfferProofs>,
+) -> Round {
     let mut round = Round::default();
     let now = unix_now();
     let peers = proofs.connected_peers().await;
+    let local = local.unwrap_or_default();
+    let file = Source::File(local.name.clone());
     if book.store.is_none() {
         let req = ProofRequest::Bootstrap {
             checkpoint: book.checkpoint,
         };
-        for peer in peers.iter() {
-            for (peer, items) in ask(proofs, std::slice::from_ref(peer), req, &mut round).await {
-                match book.bootstrap(&items[0], now) {
-                    Ok(()) => {
-                        proofs.put(ShelfItem::Bootstrap {
-                            checkpoint: book.checkpoint,
-                            bytes: items[0].clone(),
-                        });
-                    }
-                    Err(e) => judge(proofs, peer, &e, &mut round),
+        let offer = local.chain.clone().map(|c| (file.clone(), vec![c]));
+        each_source(
+            proofs,
+            &peers,
+            offer,
+            req,
+            &mut round,
+            |source, items, round| match book.bootstrap(&items[0], now) {
+                Ok(()) => {
+                    proofs.put(ShelfItem::Bootstrap {
+                        checkpoint: book.checkpoint,
+                        bytes: items[0].clone(),
+                    });
+                    true
                 }
-            }
-            if book.store.is_some() {
-                break;
-            }
-        }
+                Err(e) => {
+                    judge(proofs, source, &e, round);
+                    false
+                }
+            },
+        )
+        .await;
         if book.store.is_none() {
             return round;
         }
@@ -238,93 +315,111 @@ async fn round(book: &mut ProofBook, known: &mut Known, proofs: &Proofs, announc
         if period < current {
             let count = (current - period + 1).min(u64::from(firmchain_p2p::proofs::wire::MAX_PERIODS)) as u8;
             let req = ProofRequest::Updates { from: period, count };
-            for peer in peers.iter() {
-                for (peer, items) in ask(proofs, std::slice::from_ref(peer), req, &mut round).await {
-                    match book.advance(&items, now) {
-                        Ok(_) => {
-                            for (i, bytes) in items.into_iter().enumerate() {
-                                proofs.put(ShelfItem::Update {
-                                    period: period + i as u64,
-                                    bytes,
-                                });
-                            }
+            each_source(
+                proofs,
+                &peers,
+                None,
+                req,
+                &mut round,
+                |source, items, round| match book.advance(&items, now) {
+                    Ok(_) => {
+                        for (i, bytes) in items.into_iter().enumerate() {
+                            proofs.put(ShelfItem::Update {
+                                period: period + i as u64,
+                                bytes,
+                            });
                         }
-                        Err(e) => judge(proofs, peer, &e, &mut round),
+                        book.period().is_some_and(|p| p >= current)
                     }
-                }
-                if book.period().is_some_and(|p| p >= current) {
-                    break;
-                }
-            }
+                    Err(e) => {
+                        judge(proofs, source, &e, round);
+                        false
+                    }
+                },
+            )
+            .await;
         }
     }
 
-    // Head proofs: what peers pushed, then what the first few peers hold. The newest valid one wins.
-    let mut candidates: Vec<(PeerId, Vec<u8>)> = announced.into_iter().map(|a| (a.peer, a.bytes)).collect();
+    // Head proofs: the file's, what peers pushed, then what the first few peers hold. The newest valid wins.
+    let mut candidates: Vec<(Source, Vec<u8>)> =
+        local.head.iter().map(|h| (file.clone(), h.clone())).collect();
+    candidates.extend(announced.into_iter().map(|a| (Source::Peer(a.peer), a.bytes)));
     let product = book.product.0;
-    for (peer, mut items) in ask(
-        proofs,
-        &peers[..peers.len().min(HEAD_PEERS)],
-        ProofRequest::Head { product },
-        &mut round,
-    )
-    .await
-    {
+    let asked = &peers[..peers.len().min(HEAD_PEERS)];
+    for (source, mut items) in ask(proofs, asked, ProofRequest::Head { product }, &mut round).await {
         if let Some(b) = items.pop() {
-            candidates.push((peer, b));
+            candidates.push((source, b));
         }
     }
     let mut newest = None;
-    for (peer, bytes) in candidates {
+    for (source, bytes) in candidates {
         match book.accept_head(&bytes, now) {
-            Ok(v) => newest = Some((v, peer, bytes)),
-            Err(e) => judge(proofs, peer, &e, &mut round),
+            Ok(v) => newest = Some((v, source, bytes)),
+            Err(e) => judge(proofs, &source, &e, &mut round),
         }
     }
-    let Some((head, from, bytes)) = newest else {
+    if let Some((head, source, bytes)) = &newest {
+        if proofs.put(ShelfItem::Head {
+            product,
+            slot: head.anchor.slot,
+            bytes: bytes.clone(),
+        }) {
+            let except = match source {
+                Source::Peer(p) => Some(*p),
+                Source::File(_) => None,
+            };
+            proofs.announce(bytes.clone(), except).await;
+        }
+        round.head = Some((
+            ChainHead {
+                block: head.anchor.block_number,
+                hash: head.anchor.block_hash,
+                state_root: head.anchor.state_root,
+                timestamp: head.anchor.timestamp,
+                mode: "peers",
+            },
+            source.clone(),
+        ));
+    }
+    // Without a newer head this round, the last one accepted still says which releases exist.
+    let Some(head) = newest.map(|(v, _, _)| v).or_else(|| book.head.clone()) else {
         return round;
     };
-    if proofs.put(ShelfItem::Head {
-        product,
-        slot: head.anchor.slot,
-        bytes: bytes.clone(),
-    }) {
-        proofs.announce(bytes, Some(from)).await;
-    }
-    round.head = Some((
-        ChainHead {
-            block: head.anchor.block_number,
-            hash: head.anchor.block_hash,
-            state_root: head.anchor.state_root,
-            timestamp: head.anchor.timestamp,
-            mode: "peers",
-        },
-        from,
-    ));
     for (s, revoked) in &head.revoked {
         if *revoked && known.revoked.insert(*s) {
             round.revoked.push(Sequence(*s));
         }
     }
 
-    // Release proofs of the releases the device has not seen yet, newest first.
+    // Release proofs of the releases the device has not seen yet, newest first: the file's, then peers'.
     let after = known
         .installed
         .0
         .max(known.seen.keys().next_back().copied().unwrap_or(0));
-    let mut order = vec![from];
-    order.extend(peers.iter().copied().filter(|p| *p != from));
+    let mut order: Vec<PeerId> = match &round.head {
+        Some((_, Source::Peer(p))) => vec![*p],
+        _ => Vec::new(),
+    };
+    let first = order.first().copied();
+    order.extend(peers.iter().copied().filter(|p| Some(*p) != first));
     for seq in ((after + 1)..=head.head).rev().take(RELEASES_PER_ROUND) {
         let req = ProofRequest::Release {
             product,
             sequence: seq,
         };
-        for peer in &order {
-            let got = ask(proofs, std::slice::from_ref(peer), req, &mut round).await;
-            let Some((peer, items)) = got.into_iter().next() else {
-                continue;
-            };
-            match book.accept_release(&items[0], seq, now) {
+        let offer = local
+            .releases
+            .iter()
+            .find(|(s, _)| *s == seq)
+            .map(|(_, b)| (file.clone(), vec![b.clone()]));
+        each_source(
+            proofs,
+            &order,
+            offer,
+            req,
+            &mut round,
+            |source, items, round| match book.accept_release(&items[0], seq, now) {
                 Ok((v, record)) => {
                     proofs.put(ShelfItem::Release {
                         product,
@@ -333,12 +428,16 @@ async fn round(book: &mut ProofBook, known: &mut Known, proofs: &Proofs, announc
                     });
                     let revoked = v.revoked || known.revoked.contains(&seq);
                     known.seen.insert(seq, v.gate);
-                    round.seen.push((ReleaseSeen { record, revoked }, peer));
-                    break;
+                    round.seen.push((ReleaseSeen { record, revoked }, source.clone()));
+                    true
                 }
-                Err(e) => judge(proofs, peer, &e, &mut round),
-            }
-        }
+                Err(e) => {
+                    judge(proofs, source, &e, round);
+                    false
+                }
+            },
+        )
+        .await;
     }
     round.seen.sort_by_key(|(s, _)| s.record.sequence);
     if let Some(g) = known.seen.get_mut(&head.head) {
@@ -381,6 +480,15 @@ impl Handler<ProofAnnounced> for ProofFollower {
         if self.pending.len() < PENDING_ANNOUNCEMENTS {
             self.pending.push(msg.0);
         }
+        self.run_round(ctx);
+    }
+}
+
+impl Handler<OfferProofs> for ProofFollower {
+    type Result = ();
+
+    fn handle(&mut self, msg: OfferProofs, ctx: &mut Context<Self>) {
+        self.local = Some(msg);
         self.run_round(ctx);
     }
 }

@@ -7,5 +7,5 @@ pub mod follow;
 pub mod serve;
 
 pub use book::{FollowError, ProofBook, SavedProofs};
-pub use follow::{FollowerPorts, ProofFollower};
+pub use follow::{FollowerPorts, OfferProofs, ProofFollower, Source};
 pub use serve::ProofServing;

@@ -14,6 +14,7 @@ mod demo;
 mod fault;
 mod files;
 mod node;
+mod offline;
 mod p2p;
 mod patch;
 mod publish;
@@ -85,6 +86,23 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
         Command::P2p(c) => p2p::run(c, out),
         Command::Publish(args) => publish::run(args, out),
         Command::Run(args) => run::run(args, out),
+        Command::Export {
+            mut node,
+            product,
+            sequence,
+            peer,
+            output,
+        } => {
+            if let Some(p) = product {
+                node.set.push(format!("chain.product={p}"));
+            }
+            offline::export(node, sequence, peer, &output, out)
+        }
+        Command::Install {
+            car,
+            node,
+            install_timeout,
+        } => offline::install(node, &car, std::time::Duration::from_secs(install_timeout), out),
         Command::Node(c) => node::run(c, out),
         Command::State(c) => state::run(c, out),
     }
