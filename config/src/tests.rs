@@ -15,7 +15,7 @@ fn devnet() -> Sources {
 
 #[test]
 fn every_example_config_loads_and_validates() {
-    for name in ["devnet.toml", "sepolia.toml", "mainnet.toml"] {
+    for name in ["devnet.toml", "sepolia.toml", "mainnet.toml", "peers.toml"] {
         let c = Config::load(&Sources {
             file: Some(example(name)),
             ..Sources::default()
@@ -253,4 +253,40 @@ fn device_name_and_hardware_class_are_typed() {
     );
     let none = Config::load(&devnet()).unwrap().validate().unwrap();
     assert_eq!(none.hardware_class, None, "no class unless configured");
+}
+
+#[test]
+fn peers_mode_needs_no_rpc_but_a_checkpoint_and_no_repository_role() {
+    let with = |extra: &[&str], repository: bool| {
+        let mut o: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        o.push("chain.execution_rpc=".into());
+        Config::load(&Sources {
+            file: Some(example("peers.toml")),
+            overrides: o,
+            flags: Flags {
+                repository,
+                data_dir: None,
+            },
+            ..Sources::default()
+        })
+    };
+    let base = |extra: &[&str]| with(extra, false);
+    let c = base(&[]).unwrap();
+    assert_eq!(c.chain.mode, ChainMode::Peers);
+    assert!(c.chain.execution_rpc.is_empty() && c.chain.consensus_rpc.is_empty());
+    assert_eq!(c.chain.serve_proofs, ServeProofs::Auto);
+    let key = |e: ConfigError| match e {
+        ConfigError::Invalid(i) => i.key,
+        other => panic!("{other}"),
+    };
+    assert_eq!(
+        key(base(&["chain.checkpoint=nope"]).unwrap_err()),
+        "chain.checkpoint"
+    );
+    assert_eq!(key(with(&[], true).unwrap_err()), "chain.mode");
+    // serve_proofs: auto follows the role; on and off are explicit.
+    assert!(ServeProofs::Auto.serves(true) && !ServeProofs::Auto.serves(false));
+    assert!(ServeProofs::On.serves(false) && !ServeProofs::Off.serves(true));
+    let c = base(&["chain.serve_proofs=off"]).unwrap();
+    assert_eq!(c.chain.serve_proofs, ServeProofs::Off);
 }
