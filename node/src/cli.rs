@@ -169,6 +169,10 @@ pub enum Command {
         /// and a resume on the way.
         #[arg(long, conflicts_with = "pipeline")]
         rollout: Option<RolloutSchedule>,
+        /// Devices with no RPC at all: the repository runs in light mode over a local beacon light-client
+        /// server and serves chain proofs; every device runs in `peers` mode and says where its proofs came from.
+        #[arg(long, conflicts_with_all = ["pipeline", "rollout"])]
+        peers: bool,
     },
 }
 

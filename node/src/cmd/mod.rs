@@ -17,6 +17,7 @@ mod node;
 mod offline;
 mod p2p;
 mod patch;
+mod peers_demo;
 mod publish;
 mod rollout;
 mod rollout_demo;
@@ -58,6 +59,7 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
             anvil,
             pipeline,
             rollout,
+            peers,
         } => {
             if let Some(schedule) = rollout {
                 let args = swarm_demo::DemoArgs {
@@ -66,6 +68,7 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
                     devices,
                     change_kib,
                     anvil,
+                    peers: false,
                 };
                 rollout_demo::run(args, schedule, out)
             } else if pipeline {
@@ -77,6 +80,7 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
                     devices,
                     change_kib,
                     anvil,
+                    peers,
                 };
                 swarm_demo::run(args, out)
             }

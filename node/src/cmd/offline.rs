@@ -187,7 +187,8 @@ async fn export_async(
     let mut roots = cids.clone();
     roots.push(root);
     let written = super::write_atomically(output, |w| {
-        w.write_all(&encode_header(&roots)).map_err(CliError::file(output))?;
+        w.write_all(&encode_header(&roots))
+            .map_err(CliError::file(output))?;
         for (cid, bytes) in cids.iter().zip(&proofs) {
             write_section(w, cid, bytes).map_err(CliError::file(output))?;
         }

@@ -26,6 +26,8 @@ pub struct DemoArgs {
     pub devices: u32,
     pub change_kib: u32,
     pub anvil: Option<PathBuf>,
+    /// Devices in `peers` mode, the repository in light mode over a local beacon server.
+    pub peers: bool,
 }
 
 pub(super) fn fail(message: impl Into<String>) -> CliError {
@@ -180,8 +182,17 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
     let factory = dir.join("factory.bin");
     std::fs::write(&factory, &v0).map_err(CliError::file(&factory))?;
 
+    // Peers mode: a beacon light-client server over anvil, blocks mined every half second (it follows anvil's
+    // head), the repository in light mode serving proofs, the devices with no RPC.
+    let peers = match args.peers {
+        true => Some(super::peers_demo::PeersDemo::start(&rpc, &dir, &step)?),
+        false => None,
+    };
+    let repo_extra = peers.as_ref().map(|p| p.repository_sets()).unwrap_or_default();
+    let device_extra = peers.as_ref().map(|p| p.device_sets()).unwrap_or_default();
+
     // The nodes.
-    let mut cmd = node_command(&exe, &dir.join("repository"), &rpc, &contract, &[]);
+    let mut cmd = node_command(&exe, &dir.join("repository"), &rpc, &contract, &repo_extra);
     cmd.arg("--repository").env("FIRMCHAIN_PRIVATE_KEY", &key);
     let repo = start_node("repository", cmd, &dir.join("repository.log"))?;
     step(format!(
@@ -192,10 +203,11 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
     let mut devices = Vec::new();
     for i in 1..=args.devices {
         let name = format!("device-{i}");
-        let extra = vec![
+        let mut extra = vec![
             format!("p2p.bootstrap={}", repo.addrs.join(",")),
             format!("install.initial_image={}", factory.display()),
         ];
+        extra.extend(device_extra.iter().cloned());
         let cmd = node_command(&exe, &dir.join(&name), &rpc, &contract, &extra);
         let d = start_node(&name, cmd, &dir.join(format!("{name}.log")))?;
         step(format!(
@@ -273,8 +285,22 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
                             )
                         })
                         .collect();
+                    let mut s = s;
+                    let proofs = match &peers {
+                        Some(_) => {
+                            let log = dir.join(format!("{}.log", d.proc.name()));
+                            let source = super::peers_demo::proof_source(&log, &names);
+                            let line = format!(
+                                "; {} mode, proofs from {source}",
+                                s["chain"]["mode"].as_str().unwrap_or("?")
+                            );
+                            s["proofs_from"] = json!(source);
+                            line
+                        }
+                        None => String::new(),
+                    };
                     step(format!(
-                        "{} installed release {seq} after {:.2} s: blake3 {} ({}, {})",
+                        "{} installed release {seq} after {:.2} s: blake3 {} ({}, {}){proofs}",
                         d.proc.name(),
                         published.elapsed().as_secs_f64(),
                         s["installed"]["hash"].as_str().unwrap_or("?"),
@@ -311,6 +337,7 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
             "converged_seconds": converged, "repository_uploaded_bytes": uploaded,
             "devices": done.into_iter().flatten().collect::<Vec<_>>().iter().map(|s| json!({
                 "peer_id": s["peer_id"], "installed": s["installed"], "fetched": s["last_fetch"],
+                "chain_mode": s["chain"]["mode"], "proofs_from": s["proofs_from"],
             })).collect::<Vec<_>>(),
         }));
     }
@@ -318,6 +345,7 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
     step("stopping the fleet and anvil".into());
     drop(devices);
     drop(repo);
+    drop(peers);
     drop(anvil);
     let summary = json!({ "dir": dir.display().to_string(), "releases": releases,
         "seconds": started.elapsed().as_secs_f64() });
