@@ -70,8 +70,14 @@ async fn run(mode: &str) -> Value {
     let included_ms = firmchain_actors::unix_now_ms();
     let mut last = 0u64;
     for d in &devices {
-        let s = d.wait_installed(1, T).unwrap();
-        last = last.max(s["last_install"]["at_ms"].as_u64().unwrap());
+        // The Status actor hears of the install just after the Coordinator: wait for its record of it.
+        let s = d
+            .wait_for("release 1 installed and recorded", T, |v| {
+                v["last_install"]["sequence"] == 1 && v["last_install"]["outcome"] == "installed"
+            })
+            .unwrap();
+        let at = s["last_install"]["at_ms"].as_u64();
+        last = last.max(at.unwrap_or_else(|| panic!("no install time in {s}")));
     }
     mine.abort();
     json!({ "mode": mode, "devices": DEVICES, "block": published["block"],
