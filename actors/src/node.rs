@@ -29,6 +29,7 @@ use crate::installer::{
     InstallTarget, Installer, InstallerConfig, Patcher, check_after_restart, prepare_command_mode,
 };
 use crate::messages::{ReleaseInstalled, StatusEvent};
+use crate::proofs::{FollowerPorts, ProofBook, ProofFollower, ProofServing};
 use crate::publisher::Publisher;
 use crate::slots::{SlotError, Slots};
 use crate::state::{NodeState, StateError};
@@ -129,8 +130,10 @@ pub struct NodeHandle {
     pub coordinator: Option<Addr<Coordinator>>,
     /// The publisher (repository role).
     pub publisher: Option<Addr<Publisher>>,
-    /// The index watcher.
-    pub watcher: Addr<NodeWatcher>,
+    /// The index watcher (none in `peers` mode).
+    pub watcher: Option<Addr<NodeWatcher>>,
+    /// The proof follower (`peers` mode).
+    pub follower: Option<Addr<ProofFollower>>,
     /// A damaged slot found and left behind at start.
     pub recovered: Option<String>,
     /// How the index is read (`rpc` or `light`).
@@ -330,6 +333,38 @@ pub(crate) fn http_options(config: &Config) -> firmchain_lightclient::http::Http
     }
 }
 
+/// The consensus chain of `config`: a named network or a config file (else mainnet).
+pub fn configured_spec(config: &Config) -> Result<ChainSpec, NodeError> {
+    light::spec_of(&config.chain)
+}
+
+/// A `peers`-mode device's proof book: its checkpoint, contract and product, restored from the state (and
+/// verified again) when it holds proofs.
+pub fn peer_book(
+    config: &Config,
+    checkpoint: Option<[u8; 32]>,
+    index: Address,
+    product: ProductId,
+    state: &NodeState,
+) -> Result<ProofBook, NodeError> {
+    let checkpoint = checkpoint.ok_or_else(|| {
+        NodeError::Config(Invalid {
+            key: "chain.checkpoint",
+            problem: "peers mode needs a trusted checkpoint".into(),
+            layer: None,
+        })
+    })?;
+    let mut book = ProofBook::new(configured_spec(config)?, checkpoint, index, product);
+    if let Some(saved) = state.proofs()?
+        && let Err(e) = book.restore(&saved, crate::unix_now())
+    {
+        // Proofs that verified once and no longer do (another checkpoint configured): start over from peers.
+        tracing::warn!(error = %e, "the saved proofs do not verify from the configured checkpoint; syncing from peers");
+        book = ProofBook::new(configured_spec(config)?, checkpoint, index, product);
+    }
+    Ok(book)
+}
+
 impl Node {
     /// Start a node: open its state (refusing a damaged one), reconcile the slots, start P2P and the actors.
     pub async fn start(node: NodeConfig) -> Result<NodeHandle, NodeError> {
@@ -391,8 +426,15 @@ impl Node {
             None
         };
 
-        // The watcher's address first: the Installer tells it of installs.
+        // The watcher's (or follower's) address first: the Installer tells it of installs.
+        let peers_mode = config.chain.mode == ChainMode::Peers;
         let watcher_ctx: Context<NodeWatcher> = Context::new();
+        let follower_ctx: Context<ProofFollower> = Context::new();
+        let to_watcher: Recipient<ReleaseInstalled> = if peers_mode {
+            follower_ctx.address().recipient()
+        } else {
+            watcher_ctx.address().recipient()
+        };
         let installed = match &opened {
             Some(o) => o.installed.sequence,
             None => state.installed(&product)?.map_or(Sequence(0), |i| i.sequence),
@@ -408,7 +450,7 @@ impl Node {
                     state: &state,
                     p2p: &p2p,
                     status: &status,
-                    to_watcher: watcher_ctx.address().recipient(),
+                    to_watcher: to_watcher.clone(),
                     who: firmchain_update::rollout::Device {
                         id: firmchain_update::rollout::DeviceId::from_name(&name),
                         class: settings.hardware_class,
@@ -426,31 +468,47 @@ impl Node {
             }
         };
 
-        let rpc = HttpExecutionRpc::with_options(config.chain.execution_rpc.clone(), &http_options(&config))
-            .map_err(NodeError::Rpc)?;
-        let watcher = Watcher::new(rpc, index, product, source, state.clone(), installed)?
-            .with_scan(config.chain.from_block, config.chain.log_range);
         let (seen, revoked) = match &coordinator {
             Some(c) => (Some(c.clone().recipient()), Some(c.clone().recipient())),
             None => (None, None),
         };
-        let mut watcher = IndexWatcher::new(
-            watcher,
-            Duration::from_secs(config.chain.poll_interval_secs),
-            seen,
-            revoked,
-            status.clone().recipient(),
-        );
-        if let Some(c) = &coordinator {
-            watcher = watcher.with_rollout(c.clone().recipient());
-        }
-        let watcher = watcher_ctx.run(watcher);
+        let interval = Duration::from_secs(config.chain.poll_interval_secs);
+        let (watcher, follower) = if peers_mode {
+            let book = peer_book(&config, settings.checkpoint, index, product, &state)?;
+            let ports = FollowerPorts {
+                seen,
+                revoked,
+                rollout: coordinator.as_ref().map(|c| c.clone().recipient()),
+                status: status.clone().recipient(),
+            };
+            let proofs = p2p.proofs().clone();
+            let follower = ProofFollower::new(book, installed, proofs, state.clone(), ports, interval);
+            (None, Some(follower_ctx.run(follower)))
+        } else {
+            let rpc =
+                HttpExecutionRpc::with_options(config.chain.execution_rpc.clone(), &http_options(&config))
+                    .map_err(NodeError::Rpc)?;
+            let mut w = Watcher::new(rpc, index, product, source, state.clone(), installed)?
+                .with_scan(config.chain.from_block, config.chain.log_range);
+            let serve = config.chain.serve_proofs.serves(config.repository);
+            if let (true, ChainMode::Light, Some(checkpoint)) =
+                (serve, config.chain.mode, settings.checkpoint)
+            {
+                tracing::info!(target: "firmchain::proofs", "serving chain proofs to peers");
+                w = w.with_proof_serving(ProofServing::new(p2p.proofs().clone(), checkpoint));
+            }
+            let mut watcher = IndexWatcher::new(w, interval, seen, revoked, status.clone().recipient());
+            if let Some(c) = &coordinator {
+                watcher = watcher.with_rollout(c.clone().recipient());
+            }
+            (Some(watcher_ctx.run(watcher)), None)
+        };
         let publisher = publisher.map(|(client, releases)| {
             Publisher::new(
                 p2p.clone(),
                 client,
                 releases,
-                Some(watcher.clone().recipient()),
+                watcher.as_ref().map(|w| w.clone().recipient()),
                 status.clone().recipient(),
             )
             .start()
@@ -464,6 +522,7 @@ impl Node {
             coordinator,
             publisher,
             watcher,
+            follower,
             recovered,
             chain_mode: config.chain.mode,
         })
@@ -557,6 +616,7 @@ impl NodeHandle {
             tracing::warn!(error = %e, "stopping the p2p node");
         }
         drop(self.watcher);
+        drop(self.follower);
         actix::System::current().stop();
     }
 }

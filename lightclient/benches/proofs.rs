@@ -407,8 +407,8 @@ fn main() {
          branch node full on the proven paths ({STATE_DEPTH} levels in the state trie, {STORAGE_DEPTH} in \
          the contract's storage), a 448-byte v1 record. Every proof below verifies.\n\n\
          | what | value | target |\n|---|---|---|\n\
-         | release proof (finality update, account + 3 storage proofs, record) | {} bytes | ≤ 64 KB |\n\
-         | head proof (window of 16 revocation flags) | {} bytes | |\n\
+         | release proof v2 (finality update, account + 6 storage proofs: head, digest, revoked, rollout gate; record) | {} bytes | ≤ 64 KB |\n\
+         | head proof v2 (head, digest, rollout gate, window of 16 revocation flags) | {} bytes | |\n\
          | committee chain: bootstrap | {} bytes | |\n\
          | committee chain: per period of lag (one update with the next committee) | {per_period} bytes | one update per period |\n\
          | device {lag} periods behind: proof + catch-up | {} bytes | ≤ 64 KB + {lag} updates |\n\

@@ -296,6 +296,11 @@ impl<R: ConsensusRpc> LightClient<R> {
         self.rpc.demotions()
     }
 
+    /// The consensus RPC it syncs from (a node that serves proofs fetches committee updates through it).
+    pub fn rpc(&self) -> &R {
+        &self.rpc
+    }
+
     /// The header that authorises installs (see [`Store::authorised_header`]).
     pub fn authorised_header(&self) -> &LightClientHeader {
         self.store.authorised_header()

@@ -106,6 +106,36 @@ pub enum Command {
     /// them; with --repository also publish (POST /publish). Configuration: --config FILE, FIRMCHAIN_* variables,
     /// --set SECTION.FIELD=VALUE (later wins).
     Run(RunArgs),
+    /// Pack one release for an offline install: its bundle's blocks, its release proof, a head proof and the
+    /// committee chain from the configured checkpoint, fetched from peers and verified, in one CAR.
+    Export {
+        #[command(flatten)]
+        node: RunArgs,
+        /// The product (default: the configured chain.product).
+        #[arg(long)]
+        product: Option<String>,
+        /// The release's sequence number.
+        #[arg(long)]
+        sequence: u64,
+        /// Ask this peer (a multiaddr ending in /p2p/<peer id>; repeatable; default: p2p.bootstrap).
+        #[arg(long)]
+        peer: Vec<firmchain_p2p::Multiaddr>,
+        /// Where to write the CAR.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Install a release from a CAR made by `firmchain export`, with no network: its proofs are verified from
+    /// this device's own checkpoint and state as an online install verifies them, the image goes through the
+    /// same slots and health check. Stop `firmchain run` first (it holds the data folder).
+    Install {
+        /// The CAR file.
+        car: PathBuf,
+        #[command(flatten)]
+        node: RunArgs,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        install_timeout: u64,
+    },
     /// Show or reset what a node persists (`<data>/state.redb`); stop the node first.
     #[command(subcommand)]
     State(StateCommand),
@@ -142,8 +172,12 @@ pub enum Command {
         /// The devices run the light client over a local beacon harness (sync-committee signed headers over
         /// anvil) instead of trusting anvil's headers; each install names the verified slot and the
         /// signatures behind it.
-        #[arg(long, conflicts_with_all = ["pipeline", "rollout"])]
+        #[arg(long, conflicts_with_all = ["pipeline", "rollout", "peers"])]
         light: bool,
+        /// Devices with no RPC at all: the repository runs in light mode over a local beacon light-client
+        /// server and serves chain proofs; every device runs in `peers` mode and says where its proofs came from.
+        #[arg(long, conflicts_with_all = ["pipeline", "rollout"])]
+        peers: bool,
     },
 }
 
@@ -501,7 +535,8 @@ pub struct DataArgs {
 #[derive(Debug, Subcommand)]
 pub enum StateCommand {
     /// Print every stored fact: installed/<product>, rolled_back/<product>, health_pending/<product>,
-    /// commit_pending/<product>, light_client, event_cursor. A value that does not decode is named as damaged.
+    /// commit_pending/<product>, light_client, event_cursor, proofs. A value that does not decode is named as
+    /// damaged.
     Show {
         #[command(flatten)]
         data: DataArgs,

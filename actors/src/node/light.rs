@@ -47,7 +47,8 @@ pub(super) async fn header_source(
     state: &NodeState,
 ) -> Result<(HeaderSource<HttpRpc>, Option<String>), NodeError> {
     let c = &config.chain;
-    if c.mode == ChainMode::Rpc {
+    // rpc mode; and peers mode, whose proof follower verifies headers itself (no watcher uses the source).
+    if c.mode != ChainMode::Light {
         return Ok((HeaderSource::Rpc, None));
     }
     // Resume from the newer of the persisted finalized header and the configured checkpoint (a fresh checkpoint

@@ -133,6 +133,26 @@ impl World {
         );
     }
 
+    /// Set `timing[product][sequence]` (go-live and the end of the activation delay), as the contract packs it.
+    pub fn time(
+        &mut self,
+        contract: Address,
+        product: B256,
+        sequence: u64,
+        live_at: u64,
+        installable_at: u64,
+    ) {
+        let m = self.accounts.entry(contract).or_default();
+        let word = (U256::from(installable_at) << 64) | U256::from(live_at);
+        m.insert(FIRMWARE_INDEX.timing(product, sequence), word);
+    }
+
+    /// Set `pausedUntil[product][sequence]` (sequence 0: the whole product).
+    pub fn pause(&mut self, contract: Address, product: B256, sequence: u64, until: u64) {
+        let m = self.accounts.entry(contract).or_default();
+        m.insert(FIRMWARE_INDEX.paused_until(product, sequence), U256::from(until));
+    }
+
     pub fn revoke(&mut self, contract: Address, product: B256, sequence: u64) {
         let m = self.accounts.entry(contract).or_default();
         m.insert(FIRMWARE_INDEX.revoked(product, sequence), U256::from(1));

@@ -15,8 +15,10 @@ mod demo;
 mod fault;
 mod files;
 mod node;
+mod offline;
 mod p2p;
 mod patch;
+mod peers_demo;
 mod publish;
 mod rollout;
 mod rollout_demo;
@@ -59,6 +61,7 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
             pipeline,
             rollout,
             light,
+            peers,
         } => {
             if let Some(schedule) = rollout {
                 let args = swarm_demo::DemoArgs {
@@ -68,6 +71,7 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
                     change_kib,
                     anvil,
                     light: false,
+                    peers: false,
                 };
                 rollout_demo::run(args, schedule, out)
             } else if pipeline {
@@ -80,6 +84,7 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
                     change_kib,
                     anvil,
                     light,
+                    peers,
                 };
                 swarm_demo::run(args, out)
             }
@@ -89,6 +94,23 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
         Command::P2p(c) => p2p::run(c, out),
         Command::Publish(args) => publish::run(args, out),
         Command::Run(args) => run::run(args, out),
+        Command::Export {
+            mut node,
+            product,
+            sequence,
+            peer,
+            output,
+        } => {
+            if let Some(p) = product {
+                node.set.push(format!("chain.product={p}"));
+            }
+            offline::export(node, sequence, peer, &output, out)
+        }
+        Command::Install {
+            car,
+            node,
+            install_timeout,
+        } => offline::install(node, &car, std::time::Duration::from_secs(install_timeout), out),
         Command::Node(c) => node::run(c, out),
         Command::State(c) => state::run(c, out),
     }

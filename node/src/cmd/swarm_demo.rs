@@ -31,6 +31,8 @@ pub struct DemoArgs {
     pub anvil: Option<PathBuf>,
     /// Devices in light mode over the beacon harness.
     pub light: bool,
+    /// Devices in `peers` mode, the repository in light mode over a local beacon server.
+    pub peers: bool,
 }
 
 pub(super) fn fail(message: impl Into<String>) -> CliError {
@@ -234,8 +236,17 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
         None
     };
 
+    // Peers mode: a beacon light-client server over anvil, blocks mined every half second (it follows anvil's
+    // head), the repository in light mode serving proofs, the devices with no RPC.
+    let peers = match args.peers {
+        true => Some(super::peers_demo::PeersDemo::start(&rpc, &dir, &step)?),
+        false => None,
+    };
+    let repo_extra = peers.as_ref().map(|p| p.repository_sets()).unwrap_or_default();
+    let device_extra = peers.as_ref().map(|p| p.device_sets()).unwrap_or_default();
+
     // The nodes.
-    let mut cmd = node_command(&exe, &dir.join("repository"), &rpc, &contract, &[]);
+    let mut cmd = node_command(&exe, &dir.join("repository"), &rpc, &contract, &repo_extra);
     cmd.arg("--repository").env("FIRMCHAIN_PRIVATE_KEY", &key);
     let repo = start_node("repository", cmd, &dir.join("repository.log"))?;
     step(format!(
@@ -251,6 +262,7 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
             format!("install.initial_image={}", factory.display()),
         ];
         extra.extend(light.iter().flat_map(|(_, set)| set.iter().cloned()));
+        extra.extend(device_extra.iter().cloned());
         let cmd = node_command(&exe, &dir.join(&name), &rpc, &contract, &extra);
         let d = start_node(&name, cmd, &dir.join(format!("{name}.log")))?;
         step(format!(
@@ -328,8 +340,22 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
                             )
                         })
                         .collect();
+                    let mut s = s;
+                    let proofs = match &peers {
+                        Some(_) => {
+                            let log = dir.join(format!("{}.log", d.proc.name()));
+                            let source = super::peers_demo::proof_source(&log, &names);
+                            let line = format!(
+                                "; {} mode, proofs from {source}",
+                                s["chain"]["mode"].as_str().unwrap_or("?")
+                            );
+                            s["proofs_from"] = json!(source);
+                            line
+                        }
+                        None => String::new(),
+                    };
                     step(format!(
-                        "{} installed release {seq} after {:.2} s: blake3 {} ({}, {}){}",
+                        "{} installed release {seq} after {:.2} s: blake3 {} ({}, {}){}{proofs}",
                         d.proc.name(),
                         published.elapsed().as_secs_f64(),
                         s["installed"]["hash"].as_str().unwrap_or("?"),
@@ -368,25 +394,31 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
             "devices": done.into_iter().flatten().collect::<Vec<_>>().iter().map(|s| json!({
                 "peer_id": s["peer_id"], "installed": s["installed"], "fetched": s["last_fetch"],
                 "verified": s["last_install"]["verified"],
+                "chain_mode": s["chain"]["mode"], "proofs_from": s["proofs_from"],
             })).collect::<Vec<_>>(),
         }));
     }
 
+    let mode = match (&light, &peers) {
+        (Some(_), _) => "light",
+        (_, Some(_)) => "peers",
+        _ => "rpc",
+    };
     step("stopping the fleet and anvil".into());
     drop(devices);
     drop(repo);
+    drop(peers);
     drop(anvil);
-    let mode = if light.is_some() { "light" } else { "rpc" };
     let summary = json!({ "dir": dir.display().to_string(), "releases": releases, "mode": mode,
         "seconds": started.elapsed().as_secs_f64() });
     out.result(&summary, || {
         format!(
             "demo passed in {:.1} s: every device runs release 2, verified against the chain{}",
             started.elapsed().as_secs_f64(),
-            if light.is_some() {
-                " through the sync committee (light client)"
-            } else {
-                ""
+            match mode {
+                "light" => " through the sync committee (light client)",
+                "peers" => " through chain proofs relayed by peers (no RPC on any device)",
+                _ => "",
             }
         )
     });
