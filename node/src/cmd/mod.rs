@@ -9,6 +9,7 @@ use crate::error::CliError;
 use crate::output::Output;
 
 mod chain;
+mod checkpoint;
 mod contract;
 #[cfg(feature = "publisher")]
 mod demo;
@@ -17,8 +18,11 @@ mod diff;
 mod fault;
 mod files;
 mod node;
+mod offline;
 mod p2p;
 mod patch;
+#[cfg(feature = "publisher")]
+mod peers_demo;
 #[cfg(feature = "publisher")]
 mod publish;
 mod rollout;
@@ -66,6 +70,8 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
             device_binary,
             pipeline,
             rollout,
+            light,
+            peers,
         } => {
             if let Some(schedule) = rollout {
                 let args = swarm_demo::DemoArgs {
@@ -75,6 +81,8 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
                     change_kib,
                     anvil,
                     device_binary,
+                    light: false,
+                    peers: false,
                 };
                 rollout_demo::run(args, schedule, out)
             } else if pipeline {
@@ -87,6 +95,8 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
                     change_kib,
                     anvil,
                     device_binary,
+                    light,
+                    peers,
                 };
                 swarm_demo::run(args, out)
             }
@@ -103,6 +113,23 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
         #[cfg(not(feature = "publisher"))]
         Command::Publish(_) => Err(not_in_build("publish")),
         Command::Run(args) => run::run(args, out),
+        Command::Export {
+            mut node,
+            product,
+            sequence,
+            peer,
+            output,
+        } => {
+            if let Some(p) = product {
+                node.set.push(format!("chain.product={p}"));
+            }
+            offline::export(node, sequence, peer, &output, out)
+        }
+        Command::Install {
+            car,
+            node,
+            install_timeout,
+        } => offline::install(node, &car, std::time::Duration::from_secs(install_timeout), out),
         Command::Node(c) => node::run(c, out),
         Command::State(c) => state::run(c, out),
     }
