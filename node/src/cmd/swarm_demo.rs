@@ -415,7 +415,6 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
                     if s["installed"]["hash"].as_str() != Some(target.to_string().as_str()) {
                         return Err(fail(format!("{} installed the wrong image", d.proc.name())));
                     }
-                    let mut s = s;
                     s["memory"] = memory_json(d.proc.pid());
                     done[i] = Some(s);
                 } else if let Some(e) = s["rollbacks"].as_array().and_then(|r| r.last()) {
