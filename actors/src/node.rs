@@ -27,7 +27,7 @@ use crate::fetcher::{BlockFetcher, Verifier};
 use crate::installer::{
     InstallTarget, Installer, InstallerConfig, Patcher, check_after_restart, prepare_command_mode,
 };
-use crate::messages::{ReleaseInstalled, StatusEvent};
+use crate::messages::{ReleaseInstalled, RollbackCause, StatusEvent};
 use crate::publisher::Publisher;
 use crate::slots::{SlotError, Slots};
 use crate::state::{NodeState, StateError};
@@ -133,6 +133,8 @@ pub struct NodeHandle {
     pub recovered: Option<String>,
     /// How the index is read (`rpc` or `light`).
     pub chain_mode: ChainMode,
+    /// The event metrics (`firmchain_*`, kept by the Status actor) and libp2p's own (`libp2p_*`).
+    pub metrics: Arc<prometheus_client::registry::Registry>,
 }
 
 /// The composition root.
@@ -292,7 +294,9 @@ impl Node {
         let key = firmchain_p2p::load_or_create_identity(&dir.join("identity.key"))?;
         let budget = config.p2p.store_budget_mib.saturating_mul(1 << 20);
         let store = Arc::new(Blockstore::open(&dir.join("blocks.redb"), budget)?);
-        let (p2p, _task) = P2p::start(p2p, key, store).await?;
+        let mut registry = prometheus_client::registry::Registry::default();
+        let (p2p, _task) = P2p::start_with_metrics(p2p, key, store, &mut registry).await?;
+        let metrics = crate::metrics::Metrics::register(&mut registry);
 
         let opened = if config.repository {
             None
@@ -303,12 +307,13 @@ impl Node {
         if let Some(r) = &recovered {
             tracing::warn!("{r}");
         }
-        let status = Status::new(recovered.clone()).start();
+        let status = Status::new(recovered.clone()).with_metrics(metrics).start();
         if let Some((sequence, reason)) = opened.as_ref().and_then(|o| o.checked.clone()) {
             tracing::warn!(sequence = sequence.0, %reason, "rolled back at start-up");
             status.do_send(StatusEvent::Installed(ReleaseInstalled::RolledBack {
                 sequence,
                 reason,
+                cause: RollbackCause::HealthCheck,
             }));
         }
 
@@ -390,6 +395,7 @@ impl Node {
             watcher,
             recovered,
             chain_mode: config.chain.mode,
+            metrics: Arc::new(registry),
         })
     }
 }

@@ -140,7 +140,10 @@ async fn a_revoked_release_is_not_installed() {
         .unwrap()
         .1;
     assert!(
-        metrics.as_str().unwrap().contains("firmchain_installs_total 1\n"),
+        metrics
+            .as_str()
+            .unwrap()
+            .contains("firmchain_installs_total{outcome=\"installed\"} 1\n"),
         "{metrics}"
     );
 }

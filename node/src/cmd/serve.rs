@@ -30,6 +30,7 @@ pub fn api_state(config: &Config, node: &NodeHandle) -> ApiState {
             ..api::ApiLimits::default()
         },
         publishing: api::PublishGate::default(),
+        metrics: node.metrics.clone(),
     }
 }
 
