@@ -109,39 +109,39 @@ impl Metrics {
         let r = registry.sub_registry_with_prefix("firmchain");
         r.register(
             "index_polls",
-            "Verified reads of the release index, by outcome (ok, failed).",
+            "Verified reads of the release index, by outcome (ok, failed)",
             m.polls.clone(),
         );
         r.register(
             "fetches",
-            "Payload fetches (fetched and verified), by outcome (ok, failed) and payload (full, patch).",
+            "Payload fetches (fetched and verified), by outcome (ok, failed) and payload (full, patch)",
             m.fetches.clone(),
         );
         r.register_with_unit(
             "fetch_duration",
-            "Time to fetch and verify a payload, by outcome and payload.",
+            "Time to fetch and verify a payload, by outcome and payload",
             Unit::Seconds,
             m.fetch_seconds.clone(),
         );
         r.register(
             "installs",
-            "Installs, by outcome (installed, rolled_back, interrupted: a transient fault, tried again).",
+            "Installs, by outcome (installed, rolled_back, interrupted: a transient fault, tried again)",
             m.installs.clone(),
         );
         r.register_with_unit(
             "install_duration",
-            "Time from the start of an install to its outcome (apply, write, switch, health check).",
+            "Time from the start of an install to its outcome (apply, write, switch, health check)",
             Unit::Seconds,
             m.install_seconds.clone(),
         );
         r.register(
             "rollbacks",
-            "Installs rolled back, by cause (health_check, installer, image, boot_fallback, other).",
+            "Installs rolled back, by cause (health_check, installer, image, boot_fallback, other)",
             m.rollbacks.clone(),
         );
         r.register(
             "published",
-            "Releases published by this node.",
+            "Releases published by this node",
             m.published.clone(),
         );
         m

@@ -57,56 +57,57 @@ fn scrape_registry(s: &Scrape) -> Registry {
     build.get_or_create(&labels).set(1);
     r.register(
         "build_info",
-        "The running build: version, commit (when the build set FIRMCHAIN_COMMIT) and features; always 1.",
+        "The running build: version, commit (when the build set FIRMCHAIN_COMMIT) and features; always 1",
         build,
     );
-    r.register(
+    r.register_with_unit(
         "start_time",
-        "When the node started (unix seconds).",
+        "When the node started (unix time)",
+        Unit::Seconds,
         ConstGauge::new(s.started),
     );
     if let Some(seq) = s.installed_sequence {
         r.register(
             "installed_sequence",
-            "Sequence of the installed release (0: the initial image).",
+            "Sequence of the installed release (0: the initial image)",
             ConstGauge::new(seq),
         );
     }
     r.register(
         "chain_verified",
-        "1 once a chain head has been verified, 0 before.",
+        "1 once a chain head has been verified, 0 before",
         ConstGauge::new(u64::from(s.chain.is_some())),
     );
     // No block and no age before a head verified: a made-up 0 would read as perfectly fresh.
     if let Some((block, age)) = s.chain {
         r.register(
             "chain_block",
-            "Verified block the index was last read at.",
+            "Verified block the index was last read at",
             ConstGauge::new(block),
         );
         r.register_with_unit(
             "chain_age",
-            "Age of the verified head (now minus its block time).",
+            "Age of the verified head (now minus its block time)",
             Unit::Seconds,
             ConstGauge::new(age),
         );
     }
     r.register_with_unit(
         "chain_max_staleness",
-        "chain.max_staleness_secs: a head older than this is stale (/status says so).",
+        "chain.max_staleness_secs: a head older than this is stale (/status says so)",
         Unit::Seconds,
         ConstGauge::new(s.max_staleness),
     );
-    r.register("peers", "Connected peers.", ConstGauge::new(s.peers));
+    r.register("peers", "Connected peers", ConstGauge::new(s.peers));
     r.register_with_unit(
         "uploaded",
-        "Block bytes served to peers.",
+        "Block bytes served to peers",
         Unit::Bytes,
         ConstCounter::new(s.uploaded_bytes),
     );
     r.register_with_unit(
         "downloaded",
-        "Block bytes received from peers that a fetch wanted.",
+        "Block bytes received from peers that a fetch wanted",
         Unit::Bytes,
         ConstCounter::new(s.downloaded_bytes),
     );
@@ -120,7 +121,7 @@ fn scrape_registry(s: &Scrape) -> Registry {
     r.register(
         "rejected",
         "Data refused, by source: chain (headers, proofs, records that did not verify) or peer (blocks, \
-         messages, DHT records, peers dropped from a fetch).",
+         messages, DHT records, peers dropped from a fetch)",
         rejected,
     );
     r
