@@ -268,4 +268,49 @@ mod tests {
             "{t}"
         );
     }
+
+    /// The Status actor counts what the actors report, and times an install only from its own start.
+    #[actix::test]
+    async fn the_status_actor_counts_fetches_and_times_installs_it_saw_start() {
+        use crate::messages::StatusEvent;
+        use crate::status::{GetSnapshot, Status};
+        use actix::Actor;
+        use firmchain_update::Blake3Hash;
+        use firmchain_update::machine::Payload;
+        use std::sync::Arc;
+
+        let mut r = Registry::default();
+        let status = Status::new(None).with_metrics(Metrics::register(&mut r)).start();
+        status.do_send(StatusEvent::Fetched {
+            payload: Payload::Patch,
+            seconds: 2.0,
+            outcome: Err(Arc::new(crate::error::FetchError::BadCid("x".into()))),
+        });
+        status.do_send(StatusEvent::Installing {
+            sequence: Sequence(1),
+        });
+        status.do_send(StatusEvent::Installed(ReleaseInstalled::Installed {
+            sequence: Sequence(1),
+            hash: Blake3Hash([1; 32]),
+        }));
+        // A verdict found at start-up (after a restart): counted, not timed.
+        status.do_send(StatusEvent::Installed(ReleaseInstalled::RolledBack {
+            sequence: Sequence(2),
+            reason: "the health check exited with code 1 (checked after a restart)".into(),
+            cause: RollbackCause::HealthCheck,
+        }));
+        status.send(GetSnapshot).await.unwrap();
+        let t = text(&r);
+        for line in [
+            "firmchain_fetches_total{outcome=\"failed\",payload=\"patch\"} 1\n",
+            "firmchain_fetch_duration_seconds_sum{outcome=\"failed\",payload=\"patch\"} 2.0\n",
+            "firmchain_installs_total{outcome=\"installed\"} 1\n",
+            "firmchain_install_duration_seconds_count{outcome=\"installed\"} 1\n",
+            "firmchain_installs_total{outcome=\"rolled_back\"} 1\n",
+            "firmchain_install_duration_seconds_count{outcome=\"rolled_back\"} 0\n",
+            "firmchain_rollbacks_total{cause=\"health_check\"} 1\n",
+        ] {
+            assert!(t.contains(line), "{line} missing in\n{t}");
+        }
+    }
 }
