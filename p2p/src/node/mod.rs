@@ -201,6 +201,7 @@ impl P2p {
             let ev = tokio::time::timeout_at(deadline, swarm.select_next_some())
                 .await
                 .map_err(|_| P2pError::Timeout("listening"))?;
+            libp2p::metrics::Recorder::record(&metrics, &ev);
             match ev {
                 SwarmEvent::NewListenAddr { listener_id, address } => {
                     listeners.remove(&listener_id);
