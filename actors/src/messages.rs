@@ -226,6 +226,8 @@ pub enum StatusEvent {
     Installing { sequence: Sequence },
     /// An install ended.
     Installed(ReleaseInstalled),
+    /// The two-phase commit of a release handed to RAUC/SWUpdate moved (pending, confirmed, rolled back).
+    Commit(crate::status::CommitView),
     /// This node published a release.
     Published(serde_json::Value),
 }

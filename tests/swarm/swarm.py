@@ -180,7 +180,7 @@ class Fleet:
         return {"included_ms": included_ms, "payload": payload, "uploaded_before": before, "kind": r["kind"],
                 "target": r["target_hash"]}
 
-    def contract(self, *args, key=KEY):
+    def index(self, *args, key=KEY):
         """`firmchain contract ARGS` signed by `key`, from a throw-away container on the fleet's network."""
         out = docker("run", "--rm", "--label", LABEL, "--network", NET, "-e", f"FIRMCHAIN_PRIVATE_KEY={key}",
                      self.image, "--json", "contract", *args, "--rpc", RPC, "--contract", self.contract,
@@ -435,7 +435,7 @@ def held(status, seq):
 
 
 def rollout(args):
-    """7. A staged rollout enforced by the devices from the chain: a 25 % canary, a pause and a resume, growth
+    """7. A staged rollout enforced by the devices from the chain: a 40 % canary, a pause and a resume, growth
     on anvil's clock, another hardware class that never fetches, and a guardian's veto inside the delay."""
     n, other = 10, 2
     fleet = new_fleet(args, 0, "rollout")
@@ -456,12 +456,14 @@ def rollout(args):
             assert s["installed"]["sequence"] == seq - 1, f"{name} runs {s['installed']}"
 
         image = next_release(fleet.factory, 1, args.change_kib)
-        p = fleet.publish(1, image, ["--hardware", "board-a", "--rollout", "25%,+25%/1h"])
-        status = fleet.contract("rollout-status", "--product", PRODUCT, "--sequence", "1",
+        p = fleet.publish(1, image, ["--hardware", "board-a", "--rollout", "40%,+30%/1h"])
+        status = fleet.index("rollout-status", "--product", PRODUCT, "--sequence", "1",
                                 "--device", ",".join(a), "--hardware", "board-a")
         needs = {d["name"]: d["needs_bps"] for d in status["devices"]}
-        wave = {x: -(-needs[x] // 2500) for x in a}  # the step at which each board-a device is inside the share
+        # The step at which each board-a device is inside the share: 40 %, 70 %, 100 %.
+        wave = {x: 1 if needs[x] <= 4000 else 2 if needs[x] <= 7000 else 3 for x in a}
         first = [x for x in a if wave[x] == 1]
+        assert 0 < len(first) < len(a), f"the draw puts {len(first)} of {len(a)} devices in the canary: {status}"
         assert sorted(x["name"] for x in status["devices"] if x["eligible"]) == sorted(first), status
         t0 = fleet.chain_time()
         fleet.wait_installed([devs[x] for x in first], 1)
@@ -470,15 +472,15 @@ def rollout(args):
                 wait_held(x, 1, "rollout", t0)
         for x in b:
             wait_held(x, 1, "other_hardware", t0)
-        log(f"scenario 7: 25 %: {len(first)} of {len(a)} board-a devices installed, as predicted: {first}")
+        log(f"scenario 7: 40 %: {len(first)} of {len(a)} board-a devices installed, as predicted: {first}")
 
         # A pause by the owner, then an hour of chain time: the second wave must wait; the resume lets it in.
-        fleet.contract("pause", "--product", PRODUCT)
+        fleet.index("pause", "--product", PRODUCT)
         t1 = fleet.advance(3600)
         for x in a:
             if wave[x] > 1:
                 wait_held(x, 1, "paused", t1)
-        fleet.contract("resume", "--product", PRODUCT)
+        fleet.index("resume", "--product", PRODUCT)
         second = [x for x in a if wave[x] <= 2]
         fleet.wait_installed([devs[x] for x in second], 1)
         t2 = fleet.chain_time()
@@ -493,21 +495,21 @@ def rollout(args):
             assert held(s, 1) == "other_hardware" and s["last_fetch"] is None and s["installed"]["sequence"] == 0, s
 
         # A veto: a 10-minute activation delay and a guardian, who cancels release 2 inside its window.
-        fleet.contract("guardian", "add", GUARDIAN, "--product", PRODUCT)
-        fleet.contract("delay", "--product", PRODUCT, "10m")
+        fleet.index("guardian", "add", GUARDIAN, "--product", PRODUCT)
+        fleet.index("delay", "--product", PRODUCT, "10m")
         image = next_release(image, 2, args.change_kib)
         fleet.publish(2, image, ["--hardware", "board-a"])
         t3 = fleet.chain_time()
         for x in a:
             wait_held(x, 2, "delay", t3)
-        fleet.contract("cancel", "--product", PRODUCT, "--sequence", "2", "--reason", "veto", key=GUARDIAN_KEY)
+        fleet.index("cancel", "--product", PRODUCT, "--sequence", "2", "--reason", "veto", key=GUARDIAN_KEY)
         t4 = fleet.advance(3600)
         for x in a:
             s = wait(f"{x} polled after the window", 120,
                      lambda: (lambda s: (s.get("chain") or {}).get("timestamp", 0) >= t4 and held(s, 2) is None
                               and s)(fleet.status(devs[x])), every=0.5)
             assert s["installed"]["sequence"] == 1, f"{x} installed a cancelled release: {s['installed']}"
-        return (f"25 % canary: exactly the {len(first)} predicted of {len(a)} board-a devices installed; "
+        return (f"40 % canary: exactly the {len(first)} predicted of {len(a)} board-a devices installed; "
                 f"a pause held the second wave through its step, the resume let {len(second)} in, two hours "
                 f"later all {len(a)}; {len(b)} board-b devices never fetched; a guardian's cancel inside a 10-minute "
                 f"delay kept release 2 off every device")
