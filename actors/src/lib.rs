@@ -19,6 +19,7 @@ pub mod installer;
 pub mod messages;
 pub mod metrics;
 pub mod node;
+pub mod proofs;
 pub mod publisher;
 pub mod rollout;
 pub mod slots;
