@@ -135,6 +135,18 @@ pub enum ScriptError {
     },
 }
 
+impl ScriptError {
+    /// Which script: `installer` or `health check`.
+    pub fn what(&self) -> &'static str {
+        match self {
+            ScriptError::Spawn { what, .. }
+            | ScriptError::Timeout { what, .. }
+            | ScriptError::Wait { what, .. }
+            | ScriptError::Failed { what, .. } => what,
+        }
+    }
+}
+
 /// Why an install did not happen (Patcher, Installer).
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {

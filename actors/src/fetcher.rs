@@ -258,7 +258,7 @@ async fn fetch(
     })
     .await?;
     for r in &summary.rejected {
-        status.do_send(StatusEvent::Rejected(r.to_string()));
+        status.do_send(StatusEvent::PeerRejected(r.to_string()));
     }
     verifier
         .send(VerifyPayload {
@@ -300,6 +300,7 @@ impl Handler<FetchRelease> for BlockFetcher {
             ctx.cancel_future(old);
         }
         tracing::info!(sequence = sequence.0, payload = entry_name(payload), "fetching");
+        let started = std::time::Instant::now();
         let work = fetch(
             self.p2p.clone(),
             self.verifier.clone(),
@@ -323,9 +324,11 @@ impl Handler<FetchRelease> for BlockFetcher {
                 Err(e) => tracing::warn!(sequence = sequence.0, payload = entry_name(payload), error = %e, "fetch failed"),
             }
             let result = result.map_err(Arc::new);
-            act.status.do_send(StatusEvent::Fetched(
-                result.clone().map(|(r, _)| r),
-            ));
+            act.status.do_send(StatusEvent::Fetched {
+                payload,
+                seconds: started.elapsed().as_secs_f64(),
+                outcome: result.clone().map(|(r, _)| r),
+            });
             act.done.do_send(ReleaseFetched {
                 sequence,
                 payload,

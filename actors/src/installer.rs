@@ -24,7 +24,7 @@ use firmchain_update::patch::{self, ApplyError, ApplyLimits};
 use firmchain_update::{Blake3Hash, ProductId, ReleaseRecord, Sequence};
 
 use crate::error::{InstallError, ScriptError, file};
-use crate::messages::{InstallRelease, ReleaseInstalled, StatusEvent};
+use crate::messages::{InstallRelease, ReleaseInstalled, RollbackCause, StatusEvent};
 use crate::slots::Slots;
 use crate::state::NodeState;
 use firmchain_update::machine::Installed;
@@ -384,6 +384,7 @@ async fn install(
             return Ok(Outcome::Report(ReleaseInstalled::RolledBack {
                 sequence: record.sequence,
                 reason,
+                cause: RollbackCause::Installer,
             }));
         }
         {
@@ -451,6 +452,7 @@ async fn install(
         return Ok(Outcome::Report(ReleaseInstalled::RolledBack {
             sequence: record.sequence,
             reason,
+            cause: RollbackCause::HealthCheck,
         }));
     }
     record_installed(&state, &record, installed);
@@ -488,7 +490,21 @@ fn failed(sequence: Sequence, error: InstallError) -> ReleaseInstalled {
         ReleaseInstalled::RolledBack {
             sequence,
             reason: format!("{error}; the previous image still runs"),
+            cause: cause_of(&error),
         }
+    }
+}
+
+/// The class of a verdict on a release.
+fn cause_of(error: &InstallError) -> RollbackCause {
+    match error {
+        InstallError::Apply { .. } => RollbackCause::Image,
+        InstallError::Script(e) => match e.what() {
+            "health check" => RollbackCause::HealthCheck,
+            "installer" => RollbackCause::Installer,
+            _ => RollbackCause::Other,
+        },
+        _ => RollbackCause::Other,
     }
 }
 
@@ -504,6 +520,7 @@ impl Handler<InstallRelease> for Installer {
             payload = crate::fetcher::entry_name(msg.payload),
             "installing"
         );
+        self.status.do_send(StatusEvent::Installing { sequence });
         let work = install(
             self.config.clone(),
             self.patcher.clone(),

@@ -17,6 +17,7 @@ pub mod error;
 pub mod fetcher;
 pub mod installer;
 pub mod messages;
+pub mod metrics;
 pub mod node;
 pub mod proofs;
 #[cfg(feature = "repository")]

@@ -69,13 +69,54 @@ pub enum ReleaseInstalled {
     Installed { sequence: Sequence, hash: Blake3Hash },
     /// The install failed on a verdict (a failed health check or installer, an image that does not verify) and
     /// the previous image runs again; the release is not tried again.
-    RolledBack { sequence: Sequence, reason: String },
+    RolledBack {
+        sequence: Sequence,
+        reason: String,
+        cause: RollbackCause,
+    },
     /// The install stopped on a transient fault (I/O, a full disk) before the slot switch: the previous image
     /// runs and the install is tried again later.
     Interrupted {
         sequence: Sequence,
         error: Arc<InstallError>,
     },
+}
+
+/// The class of a rollback's reason (the `cause` label of `firmchain_rollbacks_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RollbackCause {
+    /// The health check failed (right after the switch, or after a restart).
+    HealthCheck,
+    /// The external installer (command mode) failed.
+    Installer,
+    /// The payload did not give the release's image (a patch that does not apply, a wrong hash).
+    Image,
+    /// The bootloader fell back to the previous slot.
+    BootFallback,
+    /// Anything else that is a verdict on the release.
+    Other,
+}
+
+impl RollbackCause {
+    /// Every cause, in label order.
+    pub const ALL: [RollbackCause; 5] = [
+        RollbackCause::HealthCheck,
+        RollbackCause::Installer,
+        RollbackCause::Image,
+        RollbackCause::BootFallback,
+        RollbackCause::Other,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RollbackCause::HealthCheck => "health_check",
+            RollbackCause::Installer => "installer",
+            RollbackCause::Image => "image",
+            RollbackCause::BootFallback => "boot_fallback",
+            RollbackCause::Other => "other",
+        }
+    }
 }
 
 /// Coordinator → BlockFetcher: stop working on a release.
@@ -176,8 +217,10 @@ pub struct FetchReport {
 pub enum StatusEvent {
     /// A poll of the index verified this block, or failed.
     Chain(Result<ChainHead, Arc<crate::watcher::WatchError>>),
-    /// Data from the chain or from peers was refused.
+    /// Data from the chain was refused.
     Rejected(String),
+    /// A peer was dropped from a fetch for misbehaving (counted by the libp2p node; listed in `/status`).
+    PeerRejected(String),
     /// A fetch started or moved on.
     Fetching {
         sequence: Sequence,
@@ -187,8 +230,14 @@ pub enum StatusEvent {
         bytes: u64,
         peers: usize,
     },
-    /// A fetch ended.
-    Fetched(Result<FetchReport, Arc<FetchError>>),
+    /// A fetch of `payload` ended after `seconds` (fetch and verify).
+    Fetched {
+        payload: Payload,
+        seconds: f64,
+        outcome: Result<FetchReport, Arc<FetchError>>,
+    },
+    /// The Installer started on a release.
+    Installing { sequence: Sequence },
     /// An install ended.
     Installed(ReleaseInstalled),
     /// The two-phase commit of a release handed to RAUC/SWUpdate moved (pending, confirmed, rolled back).

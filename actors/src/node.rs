@@ -28,7 +28,7 @@ use crate::installer::ab::{AbTarget, Bootloader};
 use crate::installer::{
     InstallTarget, Installer, InstallerConfig, Patcher, check_after_restart, prepare_command_mode,
 };
-use crate::messages::{ReleaseInstalled, StatusEvent};
+use crate::messages::{ReleaseInstalled, RollbackCause, StatusEvent};
 use crate::proofs::{FollowerPorts, ProofBook, ProofFollower, ProofServing};
 #[cfg(feature = "repository")]
 use crate::publisher::Publisher;
@@ -142,6 +142,8 @@ pub struct NodeHandle {
     pub recovered: Option<String>,
     /// How the index is read (`rpc` or `light`).
     pub chain_mode: ChainMode,
+    /// The event metrics (`firmchain_*`, kept by the Status actor) and libp2p's own (`libp2p_*`).
+    pub metrics: Arc<prometheus_client::registry::Registry>,
 }
 
 /// The composition root.
@@ -156,7 +158,7 @@ struct Opened {
     recovered: Option<String>,
     /// A release rolled back at start: by a health check that a crash had cut short (slots), or on the new boot
     /// (a bootloader fallback or a failed health check, rauc and swupdate modes).
-    checked: Option<(Sequence, String)>,
+    checked: Option<(Sequence, String, RollbackCause)>,
     /// The two-phase commit's state (rauc and swupdate modes).
     commit: Option<crate::status::CommitView>,
     /// Where the Patcher writes images of command and two-phase modes.
@@ -219,7 +221,7 @@ async fn open_install(
                 target: InstallTarget::Slots(slots),
                 installed,
                 recovered,
-                checked,
+                checked: checked.map(|(seq, why)| (seq, why, RollbackCause::HealthCheck)),
                 commit: None,
                 staging,
             })
@@ -255,7 +257,14 @@ async fn open_install(
                 target: InstallTarget::TwoPhase(ab),
                 installed,
                 recovered: None,
-                checked: reconciled.rolled_back,
+                checked: reconciled.rolled_back.map(|(seq, why)| {
+                    let cause = if reconciled.fell_back {
+                        RollbackCause::BootFallback
+                    } else {
+                        RollbackCause::HealthCheck
+                    };
+                    (seq, why, cause)
+                }),
                 commit: reconciled.commit,
                 staging,
             })
@@ -392,7 +401,9 @@ impl Node {
         let key = firmchain_p2p::load_or_create_identity(&dir.join("identity.key"))?;
         let budget = config.p2p.store_budget_mib.saturating_mul(1 << 20);
         let store = Arc::new(Blockstore::open(&dir.join("blocks.redb"), budget)?);
-        let (p2p, _task) = P2p::start(p2p, key, store).await?;
+        let mut registry = prometheus_client::registry::Registry::default();
+        let (p2p, _task) = P2p::start_with_metrics(p2p, key, store, &mut registry).await?;
+        let metrics = crate::metrics::Metrics::register(&mut registry);
 
         let opened = if config.repository {
             None
@@ -413,15 +424,17 @@ impl Node {
         let status = Status::new(recovered.clone())
             .chain_blocked(blocked)
             .warnings(warnings)
+            .with_metrics(metrics)
             .start();
         if let Some(commit) = opened.as_ref().and_then(|o| o.commit.clone()) {
             status.do_send(StatusEvent::Commit(commit));
         }
-        if let Some((sequence, reason)) = opened.as_ref().and_then(|o| o.checked.clone()) {
+        if let Some((sequence, reason, cause)) = opened.as_ref().and_then(|o| o.checked.clone()) {
             tracing::warn!(sequence = sequence.0, %reason, "rolled back at start-up");
             status.do_send(StatusEvent::Installed(ReleaseInstalled::RolledBack {
                 sequence,
                 reason,
+                cause,
             }));
         }
 
@@ -536,6 +549,7 @@ impl Node {
             follower,
             recovered,
             chain_mode: config.chain.mode,
+            metrics: Arc::new(registry),
         })
     }
 }

@@ -1,12 +1,14 @@
 //! The Status actor: collects what the other actors report, for `/status` and `/metrics`.
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use actix::{Actor, Context, Handler, Message, MessageResponse};
 use serde::Serialize;
 
 use crate::fetcher::entry_name;
 use crate::messages::{FetchReport, ReleaseInstalled, StatusEvent};
+use crate::metrics::Metrics;
 use crate::{unix_now, unix_now_ms};
 
 /// How many rejections and publications `/status` lists.
@@ -116,6 +118,9 @@ pub struct GetSnapshot;
 #[derive(Debug, Default)]
 pub struct Status {
     snapshot: StatusSnapshot,
+    metrics: Metrics,
+    /// The install in progress, and when it started.
+    installing: Option<(u64, Instant)>,
 }
 
 impl Status {
@@ -126,6 +131,12 @@ impl Status {
             s.snapshot.rejected.push_back(n);
         }
         s
+    }
+
+    /// Count events into `metrics` (registered in the node's registry) rather than into unregistered ones.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Status {
+        self.metrics = metrics;
+        self
     }
 
     /// Report that the light client could not start, and why.
@@ -157,9 +168,11 @@ impl Handler<StatusEvent> for Status {
 
     fn handle(&mut self, msg: StatusEvent, _: &mut Context<Self>) {
         let s = &mut self.snapshot;
+        let m = &self.metrics;
         match msg {
             StatusEvent::Chain(Ok(h)) => {
                 s.counters.polls_ok += 1;
+                m.poll(true);
                 s.chain_error = None;
                 s.chain = Some(ChainView {
                     mode: h.mode,
@@ -172,12 +185,14 @@ impl Handler<StatusEvent> for Status {
             }
             StatusEvent::Chain(Err(e)) => {
                 s.counters.polls_failed += 1;
+                m.poll(false);
                 s.chain_error = Some(e.to_string());
             }
             StatusEvent::Rejected(why) => {
                 s.counters.rejected += 1;
                 push(&mut s.rejected, why);
             }
+            StatusEvent::PeerRejected(why) => push(&mut s.rejected, why),
             StatusEvent::Fetching {
                 sequence,
                 payload,
@@ -195,9 +210,14 @@ impl Handler<StatusEvent> for Status {
                     peers,
                 });
             }
-            StatusEvent::Fetched(r) => {
+            StatusEvent::Fetched {
+                payload,
+                seconds,
+                outcome,
+            } => {
                 s.fetch = None;
-                match r {
+                m.fetch(entry_name(payload), outcome.is_ok(), seconds);
+                match outcome {
                     Ok(r) => {
                         s.counters.fetches_ok += 1;
                         s.last_fetch = Some(r);
@@ -209,7 +229,24 @@ impl Handler<StatusEvent> for Status {
                     }
                 }
             }
+            StatusEvent::Installing { sequence } => {
+                self.installing = Some((sequence.0, Instant::now()));
+            }
             StatusEvent::Installed(outcome) => {
+                let sequence = match &outcome {
+                    ReleaseInstalled::Installed { sequence, .. }
+                    | ReleaseInstalled::RolledBack { sequence, .. }
+                    | ReleaseInstalled::Interrupted { sequence, .. } => sequence.0,
+                };
+                // Timed only when the install started in this process (not a verdict found at start-up).
+                let seconds = match self.installing.take() {
+                    Some((seq, started)) if seq == sequence => Some(started.elapsed().as_secs_f64()),
+                    other => {
+                        self.installing = other;
+                        None
+                    }
+                };
+                m.install(&outcome, seconds);
                 let view = match outcome {
                     ReleaseInstalled::Installed { sequence, hash } => {
                         s.counters.installs += 1;
@@ -223,7 +260,7 @@ impl Handler<StatusEvent> for Status {
                             verified: None,
                         }
                     }
-                    ReleaseInstalled::RolledBack { sequence, reason } => {
+                    ReleaseInstalled::RolledBack { sequence, reason, .. } => {
                         s.counters.rollbacks += 1;
                         let v = InstallView {
                             sequence: sequence.0,
@@ -256,6 +293,7 @@ impl Handler<StatusEvent> for Status {
             StatusEvent::Commit(view) => s.commit = Some(view),
             StatusEvent::Published(v) => {
                 s.counters.published += 1;
+                m.published.inc();
                 push(&mut s.published, v);
             }
         }

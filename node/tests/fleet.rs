@@ -140,7 +140,10 @@ async fn a_revoked_release_is_not_installed() {
         .unwrap()
         .1;
     assert!(
-        metrics.as_str().unwrap().contains("firmchain_installs_total 1\n"),
+        metrics
+            .as_str()
+            .unwrap()
+            .contains("firmchain_installs_total{outcome=\"installed\"} 1\n"),
         "{metrics}"
     );
 }
@@ -177,6 +180,18 @@ async fn a_failing_health_check_rolls_back() {
     assert!(reason.contains("rolled back to release 1"), "{reason}");
     assert_eq!(s["installed"]["sequence"], 1);
     assert_eq!(active_image(&d.dir).unwrap(), f.images[1]);
+    let metrics = firmchain_tests::fleet::http(&d.api, "GET", "/metrics", &[], None)
+        .unwrap()
+        .1;
+    let metrics = metrics.as_str().unwrap();
+    for line in [
+        "firmchain_rollbacks_total{cause=\"health_check\"} 1\n",
+        "firmchain_rollbacks_total{cause=\"installer\"} 0\n",
+        "firmchain_installs_total{outcome=\"rolled_back\"} 1\n",
+        "firmchain_installs_total{outcome=\"installed\"} 1\n",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
 
     d.daemon.terminate(T).unwrap();
     let d = f.device("d", &[&repo], health);

@@ -246,6 +246,19 @@ impl Device {
     }
 }
 
+/// `/metrics` counts one rollback of `cause` (and none of the others).
+fn assert_rollback_counted(node: &NodeProc, cause: &str) {
+    let metrics = firmchain_tests::fleet::http(&node.api, "GET", "/metrics", &[], None)
+        .unwrap()
+        .1;
+    let metrics = metrics.as_str().unwrap();
+    for c in ["health_check", "installer", "image", "boot_fallback", "other"] {
+        let want = u8::from(c == cause);
+        let line = format!("firmchain_rollbacks_total{{cause=\"{c}\"}} {want}\n");
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    }
+}
+
 fn install_call(kind: Kind) -> &'static str {
     match kind {
         Kind::Rauc => "rauc install ",
@@ -378,6 +391,7 @@ async fn a_health_check_failing_on_the_new_boot_marks_it_bad_and_rolls_back_for_
         );
         assert_eq!(s["rollbacks"][0]["sequence"], 1);
         assert_eq!(s["installed"]["sequence"], 0);
+        assert_rollback_counted(&d.proc, "health_check");
         let calls = d.bl.calls();
         assert!(calls.contains(&"health 1".to_owned()), "{calls:?}");
         assert_eq!(d.bl.count("reboot"), 2, "rebooted into the old slot: {calls:?}");
@@ -456,6 +470,7 @@ async fn a_bootloader_fallback_is_reported_as_a_rollback_and_never_retried() {
             "{reason}"
         );
         assert_eq!(s["installed"]["sequence"], 0);
+        assert_rollback_counted(&d.proc, "boot_fallback");
         let calls = d.bl.calls();
         assert_eq!(
             d.bl.count("health"),
@@ -526,5 +541,6 @@ async fn a_restart_without_a_reboot_keeps_waiting_and_a_refused_bundle_rolls_bac
     let reason = s["rollbacks"][0]["reason"].as_str().unwrap();
     assert!(reason.contains("signature verification failed"), "{reason}");
     assert_eq!(s["installed"]["sequence"], 1);
+    assert_rollback_counted(&d.proc, "installer");
     assert_eq!(d.bl.count("reboot"), 2, "no reboot for a refused bundle");
 }

@@ -22,7 +22,7 @@ use firmchain_update::{Blake3Hash, ProductId, ReleaseRecord, Sequence};
 
 use super::{Outcome, Release, health_check, run_command};
 use crate::error::{InstallError, ScriptError, file};
-use crate::messages::{ReleaseInstalled, StatusEvent};
+use crate::messages::{ReleaseInstalled, RollbackCause, StatusEvent};
 use crate::state::{NodeState, PendingCommit};
 use crate::status::CommitView;
 use crate::unix_now;
@@ -320,6 +320,7 @@ pub(crate) async fn install(
         return Ok(Outcome::Report(ReleaseInstalled::RolledBack {
             sequence: record.sequence,
             reason,
+            cause: RollbackCause::Installer,
         }));
     }
     std::fs::rename(&ab.staging, &ab.pending).map_err(file(&ab.pending))?;

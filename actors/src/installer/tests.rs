@@ -178,8 +178,13 @@ async fn a_failed_health_check_rolls_back_and_is_remembered_with_its_reason() {
     let mut d = device(Some("echo radio dead >&2; exit 3"));
     let record = release(&d, 1, &image(2));
     let reason = match install(&mut d, &record).await {
-        ReleaseInstalled::RolledBack { sequence, reason } => {
+        ReleaseInstalled::RolledBack {
+            sequence,
+            reason,
+            cause,
+        } => {
             assert_eq!(sequence, Sequence(1));
+            assert_eq!(cause, crate::messages::RollbackCause::HealthCheck);
             reason
         }
         other => panic!("{other:?}"),
@@ -240,8 +245,9 @@ async fn an_image_that_does_not_match_its_record_is_a_verdict() {
     let mut record = release(&d, 1, &image(2));
     record.target_hash = Blake3Hash([7; 32]);
     match install(&mut d, &record).await {
-        ReleaseInstalled::RolledBack { reason, .. } => {
-            assert!(reason.contains("the previous image still runs"), "{reason}")
+        ReleaseInstalled::RolledBack { reason, cause, .. } => {
+            assert!(reason.contains("the previous image still runs"), "{reason}");
+            assert_eq!(cause, crate::messages::RollbackCause::Image);
         }
         other => panic!("{other:?}"),
     }

@@ -1,10 +1,12 @@
-//! The node's HTTP API: `GET /status` (JSON), `GET /metrics` (Prometheus text), `POST /publish` (repository
-//! role; the body is the new image, the query names the product; a bearer token when `api.token` is set).
+//! The node's HTTP API: `GET /status` (JSON), `GET /metrics` (OpenMetrics or Prometheus text, see [`metrics`]),
+//! `POST /publish` (repository role; the body is the new image, the query names the product; a bearer token when
+//! `api.token` is set).
 //! Every route is served within [`ApiLimits`] (see [`limits`]).
 // A device build (no `publisher` feature) has no POST /publish: the body limits and helpers serve only it.
 #![cfg_attr(not(feature = "publisher"), allow(dead_code, unused_imports))]
 
 pub mod limits;
+pub mod metrics;
 
 use std::convert::Infallible;
 use std::io::Read;
@@ -49,6 +51,8 @@ pub struct ApiState {
     pub limits: ApiLimits,
     /// One publish at a time.
     pub publishing: PublishGate,
+    /// The node's metrics registry (`/metrics`).
+    pub metrics: Arc<prometheus_client::registry::Registry>,
 }
 
 pub(crate) type Reply = Response<Full<Bytes>>;
@@ -127,101 +131,48 @@ async fn status_of(s: &ApiState, snapshot: StatusSnapshot) -> Value {
     })
 }
 
-/// The `/metrics` text (Prometheus exposition format 0.0.4).
-pub async fn metrics(s: &ApiState) -> String {
+/// What `/metrics` reads at this moment, besides the registry.
+pub async fn scrape(s: &ApiState) -> metrics::Scrape {
     let snapshot = s.status.send(GetSnapshot).await.unwrap_or_default();
-    let c = snapshot.counters;
-    let v = status_of(s, snapshot).await;
-    render_metrics(&v, &c)
+    let installed = match &s.coordinator {
+        Some(c) => c.send(GetStatus).await.ok().map(|d| d.installed.0),
+        None => None,
+    };
+    let peers = s.p2p.connected_peers().await.map_or(0, |p| p.len() as u64);
+    let counters = s.p2p.counters();
+    metrics::Scrape {
+        installed_sequence: installed,
+        chain: snapshot
+            .chain
+            .as_ref()
+            .map(|c| (c.block, unix_now().saturating_sub(c.timestamp))),
+        max_staleness: s.max_staleness,
+        peers,
+        uploaded_bytes: counters.uploaded_bytes.load(Ordering::Relaxed),
+        downloaded_bytes: counters.downloaded_bytes.load(Ordering::Relaxed),
+        rejected_chain: snapshot.counters.rejected,
+        rejected_peer: counters.rejected.load(Ordering::Relaxed),
+        started: s.started,
+    }
 }
 
-/// The metrics text of a `/status` document and the Status actor's counters.
-fn render_metrics(v: &Value, c: &firmchain_actors::status::Counters) -> String {
-    let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-        out.push_str(&format!(
-            "# HELP firmchain_{name} {help}\n# TYPE firmchain_{name} {kind}\nfirmchain_{name} {value}\n"
-        ));
-    };
-    let num = |p: &str| v.pointer(p).and_then(Value::as_u64).unwrap_or(0);
-    metric(
-        "installed_sequence",
-        "gauge",
-        "Sequence of the installed release.",
-        num("/installed/sequence"),
-    );
-    let verified = v.pointer("/chain/age_seconds").and_then(Value::as_u64);
-    if verified.is_some() {
-        metric(
-            "chain_block",
-            "gauge",
-            "Verified block the index was last read at.",
-            num("/chain/block"),
-        );
+/// `GET /metrics`: OpenMetrics when the `Accept` header asks for it, else the Prometheus text format.
+async fn metrics_reply(s: &ApiState, req: &Request<Incoming>) -> Reply {
+    let text = metrics::openmetrics(&s.metrics, &scrape(s).await);
+    let accept = req
+        .headers()
+        .get(hyper::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if metrics::wants_openmetrics(accept) {
+        reply(StatusCode::OK, metrics::OPENMETRICS, text)
+    } else {
+        reply(
+            StatusCode::OK,
+            metrics::PROMETHEUS_TEXT,
+            metrics::prometheus_text(&text),
+        )
     }
-    metric(
-        "chain_verified",
-        "gauge",
-        "1 once a chain head has been verified, 0 before.",
-        u64::from(verified.is_some()),
-    );
-    // No age before a head verified: a made-up 0 would read as perfectly fresh.
-    if let Some(age) = verified {
-        metric("chain_age_seconds", "gauge", "Age of the verified head.", age);
-    }
-    metric("peers", "gauge", "Connected peers.", num("/peers"));
-    metric(
-        "uploaded_bytes_total",
-        "counter",
-        "Block bytes served to peers.",
-        num("/uploaded_bytes"),
-    );
-    metric(
-        "downloaded_bytes_total",
-        "counter",
-        "Block bytes received from peers.",
-        num("/downloaded_bytes"),
-    );
-    metric(
-        "index_polls_total",
-        "counter",
-        "Successful verified reads of the index.",
-        c.polls_ok,
-    );
-    metric(
-        "index_poll_failures_total",
-        "counter",
-        "Failed reads of the index.",
-        c.polls_failed,
-    );
-    metric(
-        "rejected_total",
-        "counter",
-        "Chain data or peers refused.",
-        c.rejected,
-    );
-    metric(
-        "fetches_total",
-        "counter",
-        "Payloads fetched and verified.",
-        c.fetches_ok,
-    );
-    metric(
-        "fetch_failures_total",
-        "counter",
-        "Failed fetches.",
-        c.fetches_failed,
-    );
-    metric("installs_total", "counter", "Releases installed.", c.installs);
-    metric("rollbacks_total", "counter", "Installs rolled back.", c.rollbacks);
-    metric(
-        "published_total",
-        "counter",
-        "Releases published by this node.",
-        c.published,
-    );
-    out.push_str(&build_info());
-    out
 }
 
 /// One release-terms query parameter of `POST /publish` (`hardware=a,b`, `expires=UNIX`, the rollout in basis
@@ -250,14 +201,6 @@ fn set_term(t: &mut firmchain_update::record::ReleaseTerms, k: &str, v: &str) ->
         }
     }
     Ok(())
-}
-
-/// `firmchain_build_info{version="…"} 1`.
-fn build_info() -> String {
-    format!(
-        "# HELP firmchain_build_info The running build.\n# TYPE firmchain_build_info gauge\nfirmchain_build_info{{version=\"{}\"}} 1\n",
-        env!("CARGO_PKG_VERSION")
-    )
 }
 
 fn query(req: &Request<Incoming>) -> Vec<(String, String)> {
@@ -440,7 +383,7 @@ async fn publish(s: &ApiState, req: Request<Incoming>) -> Reply {
 async fn handle(s: Arc<ApiState>, req: Request<Incoming>) -> Result<Reply, Infallible> {
     Ok(match (req.method(), req.uri().path()) {
         (&Method::GET, "/status") => json_reply(StatusCode::OK, &status(&s).await),
-        (&Method::GET, "/metrics") => reply(StatusCode::OK, "text/plain; version=0.0.4", metrics(&s).await),
+        (&Method::GET, "/metrics") => metrics_reply(&s, &req).await,
         #[cfg(feature = "publisher")]
         (&Method::POST, "/publish") => publish(&s, req).await,
         #[cfg(not(feature = "publisher"))]
@@ -462,26 +405,4 @@ async fn handle(s: Arc<ApiState>, req: Request<Incoming>) -> Result<Reply, Infal
 pub async fn serve(listener: tokio::net::TcpListener, state: Arc<ApiState>) {
     let limits = state.limits.clone();
     limits::serve(listener, limits, move |req| handle(state.clone(), req)).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn no_chain_age_until_a_head_verified() {
-        let c = firmchain_actors::status::Counters::default();
-        let never = render_metrics(&json!({ "chain": null, "peers": 0 }), &c);
-        assert!(never.contains("firmchain_chain_verified 0\n"), "{never}");
-        assert!(!never.contains("firmchain_chain_age_seconds"), "{never}");
-        assert!(!never.contains("firmchain_chain_block"), "{never}");
-        assert!(never.contains(&format!(
-            "firmchain_build_info{{version=\"{}\"}} 1\n",
-            env!("CARGO_PKG_VERSION")
-        )));
-        let fresh = render_metrics(&json!({ "chain": { "age_seconds": 7, "block": 42 } }), &c);
-        assert!(fresh.contains("firmchain_chain_verified 1\n"), "{fresh}");
-        assert!(fresh.contains("firmchain_chain_age_seconds 7\n"), "{fresh}");
-        assert!(fresh.contains("firmchain_chain_block 42\n"), "{fresh}");
-    }
 }

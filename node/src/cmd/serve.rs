@@ -31,6 +31,7 @@ pub fn api_state(config: &Config, node: &NodeHandle) -> ApiState {
             ..api::ApiLimits::default()
         },
         publishing: api::PublishGate::default(),
+        metrics: node.metrics.clone(),
     }
 }
 

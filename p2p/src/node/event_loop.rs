@@ -20,6 +20,7 @@ use super::swarm::{Behaviour, BehaviourEvent, provide, record_key};
 use crate::bitswap::Shared;
 use crate::command::{Command, P2pError};
 use libp2p::kad::store::RecordStore;
+use libp2p::metrics::{Metrics, Recorder};
 
 /// How long a received provider record lives when it does not say.
 const PROVIDER_RECORD_TTL: Duration = Duration::from_secs(48 * 3600);
@@ -36,6 +37,8 @@ pub(crate) struct EventLoop {
     pub(super) ban_duration: Duration,
     pub(super) bootstrapped: bool,
     pub(super) quota: ProviderQuota,
+    /// libp2p's own metrics, fed with every swarm event.
+    pub(super) metrics: Metrics,
 }
 
 impl EventLoop {
@@ -136,6 +139,7 @@ impl EventLoop {
     }
 
     fn on_swarm(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        self.record(&ev);
         match ev {
             SwarmEvent::NewListenAddr { address, .. } if !self.listen_addrs.contains(&address) => {
                 self.listen_addrs.push(address);
@@ -212,6 +216,16 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::InboundRequest {
                 request: kad::InboundRequest::AddProvider { record: Some(record) },
             })) => self.on_provider_record(record),
+            _ => {}
+        }
+    }
+
+    fn record(&self, ev: &SwarmEvent<BehaviourEvent>) {
+        self.metrics.record(ev);
+        match ev {
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => self.metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => self.metrics.record(e),
             _ => {}
         }
     }

@@ -162,8 +162,20 @@ impl P2p {
         key: libp2p::identity::Keypair,
         store: Arc<Blockstore>,
     ) -> Result<(P2p, tokio::task::JoinHandle<()>), P2pError> {
+        Self::start_with_metrics(config, key, store, &mut libp2p::metrics::Registry::default()).await
+    }
+
+    /// [`P2p::start`], with libp2p's own metrics (`libp2p_*`: swarm, identify, Kademlia, ping, bandwidth)
+    /// registered in `registry`.
+    pub async fn start_with_metrics(
+        config: P2pConfig,
+        key: libp2p::identity::Keypair,
+        store: Arc<Blockstore>,
+        registry: &mut libp2p::metrics::Registry,
+    ) -> Result<(P2p, tokio::task::JoinHandle<()>), P2pError> {
         let peer_id = key.public().to_peer_id();
-        let mut swarm = build_swarm(&config, key)?;
+        let mut swarm = build_swarm(&config, key, registry)?;
+        let metrics = libp2p::metrics::Metrics::new(registry);
         let mut control = swarm.behaviour().stream.new_control();
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let shared = Shared::new(
@@ -195,6 +207,7 @@ impl P2p {
             let ev = tokio::time::timeout_at(deadline, swarm.select_next_some())
                 .await
                 .map_err(|_| P2pError::Timeout("listening"))?;
+            libp2p::metrics::Recorder::record(&metrics, &ev);
             match ev {
                 SwarmEvent::NewListenAddr { listener_id, address } => {
                     listeners.remove(&listener_id);
@@ -247,6 +260,7 @@ impl P2p {
             ban_duration: config.ban_duration,
             bootstrapped: config.bootstrap.is_empty(),
             quota,
+            metrics,
         };
         let task = tokio::spawn(event_loop.run());
         info!(target: "firmchain::p2p", %peer_id, "p2p node started");

@@ -31,7 +31,12 @@ pub(crate) struct Behaviour {
     pub(crate) stream: libp2p_stream::Behaviour,
 }
 
-pub(crate) fn build_swarm(config: &P2pConfig, key: identity::Keypair) -> Result<Swarm<Behaviour>, P2pError> {
+/// The swarm of `config`; its transports count their bytes into `registry` (`libp2p_bandwidth_*`).
+pub(crate) fn build_swarm(
+    config: &P2pConfig,
+    key: identity::Keypair,
+    registry: &mut libp2p::metrics::Registry,
+) -> Result<Swarm<Behaviour>, P2pError> {
     let t = |e: &dyn std::fmt::Display| P2pError::Transport(e.to_string());
     let limits = connection_limits::ConnectionLimits::default()
         .with_max_established(Some(config.max_connections))
@@ -74,6 +79,7 @@ pub(crate) fn build_swarm(config: &P2pConfig, key: identity::Keypair) -> Result<
     let builder = builder.with_quic();
     let swarm = builder
         .with_dns_config(dns.0, dns.1)
+        .with_bandwidth_metrics(registry)
         .with_behaviour(|key| {
             let peer_id = key.public().to_peer_id();
             let mut kad_cfg = kad::Config::new(kad::PROTOCOL_NAME);
