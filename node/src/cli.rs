@@ -3,14 +3,15 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+pub use clap_complete::Shell;
 use firmchain_p2p::Multiaddr;
 use firmchain_update::record::{HardwareClass, RolloutSchedule};
 use firmchain_update::{Blake3Hash, ProductId};
 
-/// Secure, decentralised firmware distribution for IoT fleets.
-///
-/// Exit codes: 0 success, 1 I/O or other failure, 2 usage, 3 wrong base image, 4 corrupt input,
-/// 5 hash mismatch, 6 truncated input, 7 refused by the contract, 8 chain data failed verification.
+use crate::logging::LogFormat;
+
+/// Secure, decentralised firmware distribution for IoT fleets. The exit codes follow the commands
+/// (`crate::error::Exit`, added by `main`).
 #[derive(Debug, Parser)]
 #[command(name = "firmchain", version, about, long_about = None)]
 pub struct Cli {
@@ -20,6 +21,18 @@ pub struct Cli {
     /// No progress bars.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Diagnostics on stderr: `text`, or `json` (one object a line with level, target and message).
+    #[arg(long, global = true, env = "FIRMCHAIN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Which diagnostics: error, warn, info, debug or trace, or a filter such as `info,firmchain_p2p=debug`.
+    #[arg(
+        long,
+        global = true,
+        env = "FIRMCHAIN_LOG",
+        value_name = "LEVEL|FILTER",
+        default_value = crate::logging::DEFAULT_LEVEL
+    )]
+    pub log_level: String,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -112,6 +125,17 @@ pub enum Command {
     /// Talk to a running node's HTTP API.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Show a node's status: from its API when it answers, else from its data folder (the slots and the state
+    /// store; the node must be stopped or its API on).
+    Status(StatusArgs),
+    /// Print a shell completion script, e.g. `firmchain completions bash > /etc/bash_completion.d/firmchain`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the man page (roff), e.g. `firmchain man > /usr/share/man/man1/firmchain.1`.
+    Man,
     /// Run a local fleet: anvil, the FirmwareIndex, one repository node and --devices device nodes as processes on
     /// loopback; publish two releases of a sample firmware image and show each device converge. With --pipeline,
     /// walk through diff, pack, unpack and apply in this process instead.
@@ -467,8 +491,8 @@ pub struct PublishArgs {
 /// `firmchain run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// A TOML configuration file (see config/examples/).
-    #[arg(long, short)]
+    /// A TOML configuration file (see config/examples/); default /etc/firmchain/firmchain.toml when it exists.
+    #[arg(long, short, env = "FIRMCHAIN_CONFIG")]
     pub config: Option<PathBuf>,
     /// Publish releases as well (repository role); the signing key comes from FIRMCHAIN_PRIVATE_KEY.
     #[arg(long)]
@@ -524,12 +548,42 @@ pub struct ApiArgs {
     pub api_timeout: u64,
 }
 
+/// `firmchain status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// The node's configuration, for its `api.listen` and `data_dir` (default /etc/firmchain/firmchain.toml when
+    /// it exists).
+    #[arg(long, short, env = "FIRMCHAIN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The node's API (default: from the configuration, else http://127.0.0.1:8420).
+    #[arg(long, env = "FIRMCHAIN_API")]
+    pub api: Option<String>,
+    /// The node's data folder (default: from the configuration, else /var/lib/firmchain).
+    #[arg(long, env = "FIRMCHAIN_DATA_DIR")]
+    pub data: Option<PathBuf>,
+    /// Read only the data folder, even when the API answers.
+    #[arg(long)]
+    pub offline: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum NodeCommand {
     /// Print the node's status (GET /status).
     Status {
         #[command(flatten)]
         api: ApiArgs,
+    },
+    /// Exit 0 when the node's API answers with its status (a container HEALTHCHECK), else exit 9.
+    Health {
+        /// The node's API address.
+        #[arg(long, env = "FIRMCHAIN_API", default_value = "http://127.0.0.1:8420")]
+        api: String,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 5)]
+        api_timeout: u64,
+        /// Also require a verified chain head that is not stale.
+        #[arg(long)]
+        chain: bool,
     },
     /// Publish a new image through a running repository node (POST /publish): it diffs against the release it
     /// published last, stores and provides the bundle, and waits for inclusion. The token comes from
@@ -705,4 +759,9 @@ pub enum ChainCommand {
         )]
         rpc_timeout: u64,
     },
+}
+
+/// The command line with everything derived from elsewhere: the exit codes after the help.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command().after_help(crate::error::exit_codes_help())
 }

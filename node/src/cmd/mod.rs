@@ -14,6 +14,7 @@ mod demo;
 mod fault;
 mod files;
 mod node;
+mod ops;
 mod p2p;
 mod patch;
 mod publish;
@@ -22,6 +23,7 @@ mod rollout_demo;
 mod run;
 mod serve;
 mod state;
+mod status;
 mod swarm_demo;
 
 /// Run one command.
@@ -87,6 +89,9 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
         Command::Run(args) => run::run(args, out),
         Command::Node(c) => node::run(c, out),
         Command::State(c) => state::run(c, out),
+        Command::Status(args) => status::run(args, out),
+        Command::Completions { shell } => ops::completions(shell),
+        Command::Man => ops::man(),
     }
 }
 

@@ -37,6 +37,11 @@ pub fn run(command: NodeCommand, out: &Output) -> Result<(), CliError> {
                 out.result(&v, || summary(&v));
                 Ok(())
             }
+            NodeCommand::Health {
+                api,
+                api_timeout,
+                chain,
+            } => super::status::health(&api, api_timeout, chain, out).await,
             NodeCommand::Publish {
                 api,
                 to,
@@ -91,7 +96,7 @@ pub async fn publish(api: &str, timeout: u64, release: Release, out: &Output) ->
         None => image,
     };
     let mut req = client(timeout)?.post(&url).body(body);
-    if let Ok(token) = std::env::var("FIRMCHAIN_API_TOKEN") {
+    if let Some(token) = crate::secrets::secret(crate::secrets::API_TOKEN, None)? {
         req = req.bearer_auth(token.trim());
     }
     let spinner = out.spinner("publishing: patch, bundle, provide, transaction, inclusion");
