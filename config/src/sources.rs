@@ -154,6 +154,12 @@ impl Sources {
         }
     }
 
+    /// The merged configuration without [`Config::validate`]: for tools that need a few keys (`data_dir`,
+    /// `api.listen`) of a configuration that may be completed elsewhere.
+    pub fn merge_unvalidated(&self) -> Result<Config, ConfigError> {
+        self.merge().map(|(config, _)| config)
+    }
+
     /// Merge the layers, checking each against the schema so an error names the layer it came from; also says
     /// which layer set each key.
     pub(crate) fn merge(&self) -> Result<(Config, Origins), ConfigError> {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use firmchain_actors::slots::{Image, read_pointer};
 use firmchain_actors::state::NodeState;
-use firmchain_config::{Config, Flags, Sources};
+use firmchain_config::{Flags, Sources};
 use serde_json::{Value, json};
 
 use crate::cli::StatusArgs;
@@ -21,20 +21,14 @@ const API_WAIT: Duration = Duration::from_secs(3);
 fn locations(args: &StatusArgs) -> Result<(String, PathBuf), CliError> {
     let default_exists = Path::new(firmchain_config::DEFAULT_CONFIG).is_file();
     let file = firmchain_config::config_path(args.config.clone(), None, default_exists);
-    let config = match file {
-        // The node's own file names where it listens and keeps its data; the process's FIRMCHAIN_* variables
-        // are left out (they may be meant for another node).
-        Some(path) => Config::load(&Sources {
-            file: Some(path),
-            flags: Flags {
-                repository: false,
-                data_dir: args.data.clone(),
-            },
-            ..Sources::default()
-        })
-        .map_err(|e| CliError::Usage(format!("configuration: {e}")))?,
-        None => Config::default(),
+    // Only `api.listen` and `data_dir` matter here: the rest may be incomplete (set for the service only).
+    let flags = Flags {
+        repository: false,
+        data_dir: args.data.clone(),
     };
+    let config = Sources::with_process_env(file, Vec::new(), flags)
+        .merge_unvalidated()
+        .map_err(|e| CliError::Usage(format!("configuration: {e}")))?;
     let api = args
         .api
         .clone()
@@ -45,6 +39,20 @@ fn locations(args: &StatusArgs) -> Result<(String, PathBuf), CliError> {
     Ok((api, args.data.clone().unwrap_or(config.data_dir)))
 }
 
+/// An error with its causes (reqwest's own message leaves out why a connection failed).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !s.contains(&text) {
+            s.push_str(&format!(": {text}"));
+        }
+        cause = c.source();
+    }
+    s
+}
+
 /// `GET /status`, or why it did not answer.
 async fn api_status(api: &str, wait: Duration) -> Result<Value, String> {
     let url = format!("{}/status", api.trim_end_matches('/'));
@@ -53,9 +61,12 @@ async fn api_status(api: &str, wait: Duration) -> Result<Value, String> {
         .get(&url)
         .send()
         .await
-        .map_err(|e| format!("GET {url}: {e}"))?;
+        .map_err(|e| format!("GET {url}: {}", with_causes(&e)))?;
     let code = r.status();
-    let body: Value = r.json().await.map_err(|e| format!("GET {url}: {e}"))?;
+    let body: Value = r
+        .json()
+        .await
+        .map_err(|e| format!("GET {url}: {}", with_causes(&e)))?;
     if !code.is_success() {
         return Err(format!("GET {url}: {code}"));
     }
