@@ -101,8 +101,8 @@ pub enum Command {
         #[arg(long)]
         root: Option<String>,
     },
-    /// Deploy and manage the FirmwareIndex contract. The signing key comes from the environment variable
-    /// FIRMCHAIN_PRIVATE_KEY or from --keystore, never from a flag.
+    /// Deploy and manage the FirmwareIndex contract. The signing key comes from FIRMCHAIN_PRIVATE_KEY,
+    /// FIRMCHAIN_PRIVATE_KEY_FILE, the systemd credential private_key, or --keystore; never from a flag.
     #[command(subcommand)]
     Contract(ContractCommand),
     /// Read the release index through verified proofs.
@@ -197,10 +197,11 @@ pub struct ChainArgs {
         env = "FIRMCHAIN_CHAIN__EXECUTION_RPC"
     )]
     pub rpc: Option<String>,
-    /// An encrypted JSON keystore to sign with (password from FIRMCHAIN_KEYSTORE_PASSWORD or --password-file).
+    /// An encrypted JSON keystore to sign with (password from FIRMCHAIN_KEYSTORE_PASSWORD, _FILE, --password-file
+    /// or the credential keystore_password).
     #[arg(long)]
     pub keystore: Option<PathBuf>,
-    /// A file whose first line is the keystore password.
+    /// A file holding the keystore password (one trailing newline is trimmed).
     #[arg(long, requires = "keystore")]
     pub password_file: Option<PathBuf>,
     /// Seconds to wait for each RPC call, a transaction's receipt included (the node's `chain.timeout_secs`).
@@ -480,8 +481,8 @@ pub struct PublishArgs {
     #[command(flatten)]
     pub terms: TermsArgs,
     /// Publish through a running repository node's API (e.g. http://127.0.0.1:8420) instead of standalone: it
-    /// stores, provides and seeds the bundle; no key or RPC is needed here (FIRMCHAIN_API_TOKEN when the node
-    /// has a token).
+    /// stores, provides and seeds the bundle; no key or RPC is needed here (FIRMCHAIN_API_TOKEN or _FILE when the
+    /// node has a token).
     #[arg(long)]
     pub api: Option<String>,
     #[command(flatten)]
@@ -494,7 +495,8 @@ pub struct RunArgs {
     /// A TOML configuration file (see config/examples/); default /etc/firmchain/firmchain.toml when it exists.
     #[arg(long, short, env = "FIRMCHAIN_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Publish releases as well (repository role); the signing key comes from FIRMCHAIN_PRIVATE_KEY.
+    /// Publish releases as well (repository role); the signing key comes from FIRMCHAIN_PRIVATE_KEY,
+    /// FIRMCHAIN_PRIVATE_KEY_FILE or the systemd credential private_key.
     #[arg(long)]
     pub repository: bool,
     /// The data folder (same as --set data_dir=DIR).
@@ -572,6 +574,9 @@ pub enum NodeCommand {
     Status {
         #[command(flatten)]
         api: ApiArgs,
+        /// Keep asking every this many seconds, one status a line (JSON Lines with --json), until interrupted.
+        #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+        watch: Option<u64>,
     },
     /// Exit 0 when the node's API answers with its status (a container HEALTHCHECK), else exit 9.
     Health {
@@ -587,7 +592,7 @@ pub enum NodeCommand {
     },
     /// Publish a new image through a running repository node (POST /publish): it diffs against the release it
     /// published last, stores and provides the bundle, and waits for inclusion. The token comes from
-    /// FIRMCHAIN_API_TOKEN when the node has one.
+    /// FIRMCHAIN_API_TOKEN, FIRMCHAIN_API_TOKEN_FILE or the credential api_token when the node has one.
     Publish {
         #[command(flatten)]
         api: ApiArgs,

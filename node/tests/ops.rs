@@ -223,6 +223,19 @@ fn run_tells_systemd_it_is_ready_once_the_api_listens_feeds_the_watchdog_and_say
     ]));
     assert_eq!(status["source"], "api");
     assert_eq!(status["role"], "device");
+    // A watch is a stream: JSON Lines, one status a line.
+    let mut watch = cmd(&["--json", "node", "status", "--api", &api, "--watch", "1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(watch.stdout.take().unwrap()));
+    for _ in 0..2 {
+        let line = lines.next().unwrap().unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(v["role"], "device", "{line}");
+    }
+    terminate(&watch);
+    assert!(wait_exit(&mut watch, Duration::from_secs(10)).success());
     // The chain was never read: a health check that needs it fails, with exit code 9.
     let chain = run(&["node", "health", "--api", &api, "--chain"]);
     assert_eq!(chain.status.code(), Some(9), "{}", stderr(&chain));
