@@ -177,6 +177,8 @@ pub enum StatusEvent {
     Fetched(Result<FetchReport, Arc<FetchError>>),
     /// An install ended.
     Installed(ReleaseInstalled),
+    /// The two-phase commit of a release handed to RAUC/SWUpdate moved (pending, confirmed, rolled back).
+    Commit(crate::status::CommitView),
     /// This node published a release.
     Published(serde_json::Value),
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use actix::{Actor, Addr, AsyncContext, Context, Recipient, SyncArbiter};
 use alloy::primitives::Address;
 use alloy::signers::local::PrivateKeySigner;
-use firmchain_config::{ChainMode, Config, InstallMode, Invalid};
+use firmchain_config::{ChainMode, Config, InstallMode, InstallSettings, Invalid};
 use firmchain_lightclient::client::{ClientError, LightClient};
 use firmchain_lightclient::consensus::ChainSpec;
 use firmchain_lightclient::execution_rpc::HttpExecutionRpc;
@@ -24,6 +24,7 @@ use firmchain_update::{ProductId, Sequence};
 use crate::coordinator::{Coordinator, CoordinatorPorts};
 use crate::error::{FileError, InstallError, file};
 use crate::fetcher::{BlockFetcher, Verifier};
+use crate::installer::ab::{AbTarget, Bootloader};
 use crate::installer::{
     InstallTarget, Installer, InstallerConfig, Patcher, check_after_restart, prepare_command_mode,
 };
@@ -53,6 +54,8 @@ pub enum NodeError {
     Slots(#[from] SlotError),
     #[error("health check after a restart: {0}")]
     Restart(Box<InstallError>),
+    #[error("the pending rauc/swupdate commit at start-up (install.mode): {0}")]
+    Commit(Box<InstallError>),
     #[error("installed image: {0}")]
     Install(Box<InstallError>),
     #[error(transparent)]
@@ -145,8 +148,13 @@ struct Opened {
     installed: Installed,
     /// A damaged slot that was found and left behind.
     recovered: Option<String>,
-    /// A release rolled back by a health check that a crash had cut short.
+    /// A release rolled back at start: by a health check that a crash had cut short (slots), or on the new boot
+    /// (a bootloader fallback or a failed health check, rauc and swupdate modes).
     checked: Option<(Sequence, String)>,
+    /// The two-phase commit's state (rauc and swupdate modes).
+    commit: Option<crate::status::CommitView>,
+    /// Where the Patcher writes images of command and two-phase modes.
+    staging: PathBuf,
 }
 
 /// Payloads used to be copied out of the blockstore into `downloads/`; the Patcher now reads them in place.
@@ -171,21 +179,23 @@ fn mkdir(p: &Path) -> Result<PathBuf, FileError> {
 /// truth: a crash between the switch and the state write leaves the store one step behind).
 async fn open_install(
     config: &Config,
+    settings: &InstallSettings,
     dir: &Path,
     state: &NodeState,
     product: &ProductId,
 ) -> Result<Opened, NodeError> {
-    let recorded = state.installed(product)?;
     let install = &config.install;
+    let timeout = Duration::from_secs(install.health_timeout_secs);
+    let staging = dir.join("image").join("staging.bin");
     match install.mode {
         InstallMode::Slots => {
+            let recorded = state.installed(product)?;
             let mut slots = Slots::open(&dir.join("slots"), install.initial_image.as_deref())?;
-            let timeout = Duration::from_secs(install.health_timeout_secs);
             let checked = check_after_restart(
                 &mut slots,
                 state,
                 product,
-                install.health_check.as_deref(),
+                settings.health_check.as_deref(),
                 timeout,
             )
             .await
@@ -204,23 +214,98 @@ async fn open_install(
                 installed,
                 recovered,
                 checked,
+                commit: None,
+                staging,
             })
         }
         InstallMode::Command => {
             let current = dir.join("image").join("current.bin");
-            let hash = prepare_command_mode(&current, install.initial_image.as_deref())
-                .map_err(|e| NodeError::Install(Box::new(e)))?;
-            let sequence = recorded
-                .filter(|r| r.hash == hash)
-                .map_or(Sequence(0), |r| r.sequence);
-            let command = install.command.clone().unwrap_or_default();
+            let installed = command_base(&current, install.initial_image.as_deref(), state, product)?;
+            let command = settings.command.clone().unwrap_or_default();
             Ok(Opened {
                 target: InstallTarget::Command { command, current },
-                installed: Installed { sequence, hash },
+                installed,
                 recovered: None,
                 checked: None,
+                commit: None,
+                staging,
             })
         }
+        InstallMode::Rauc | InstallMode::Swupdate => {
+            let ab = ab_target(config, settings, dir);
+            // The bootloader decides first (confirm, reject, fallback), then what runs is read back.
+            let reconciled = crate::installer::ab::reconcile(
+                &ab,
+                state,
+                product,
+                settings.health_check.as_deref(),
+                timeout,
+            )
+            .await
+            .map_err(|e| NodeError::Commit(Box::new(e)))?;
+            let installed = command_base(&ab.current, install.initial_image.as_deref(), state, product)?;
+            let staging = ab.staging.clone();
+            Ok(Opened {
+                target: InstallTarget::TwoPhase(ab),
+                installed,
+                recovered: None,
+                checked: reconciled.rolled_back,
+                commit: reconciled.commit,
+                staging,
+            })
+        }
+    }
+}
+
+/// The base image of command and two-phase modes (`current`, from `initial` on first start) and the release it
+/// is, from the state store (0 when the store names another image).
+fn command_base(
+    current: &Path,
+    initial: Option<&Path>,
+    state: &NodeState,
+    product: &ProductId,
+) -> Result<Installed, NodeError> {
+    let hash = prepare_command_mode(current, initial).map_err(|e| NodeError::Install(Box::new(e)))?;
+    let sequence = state
+        .installed(product)?
+        .filter(|r| r.hash == hash)
+        .map_or(Sequence(0), |r| r.sequence);
+    Ok(Installed { sequence, hash })
+}
+
+/// RAUC or SWUpdate as `[install]` configures them; bundles keep the suffix their installer expects.
+fn ab_target(config: &Config, settings: &InstallSettings, dir: &Path) -> AbTarget {
+    let install = &config.install;
+    let (bootloader, suffix) = match install.mode {
+        InstallMode::Swupdate => (
+            Bootloader::Swupdate {
+                swupdate: settings.swupdate.clone(),
+                printenv: settings.fw_printenv.clone(),
+                setenv: settings.fw_setenv.clone(),
+                slot_variable: install.slot_variable.clone(),
+                confirm: settings.confirm_env.clone(),
+                reject: settings.reject_env.clone(),
+                select: install.swupdate_select.clone(),
+            },
+            "swu",
+        ),
+        _ => (
+            Bootloader::Rauc {
+                rauc: settings.rauc.clone(),
+            },
+            "raucb",
+        ),
+    };
+    let image = dir.join("image");
+    AbTarget {
+        bootloader,
+        install_args: install.install_args.clone(),
+        install_timeout: Duration::from_secs(install.install_timeout_secs),
+        reboot: settings.reboot.clone(),
+        boot_id: install.boot_id.clone(),
+        current: image.join("current.bin"),
+        staging: image.join(format!("staging.{suffix}")),
+        pending: image.join(format!("pending.{suffix}")),
     }
 }
 
@@ -297,13 +382,16 @@ impl Node {
         let opened = if config.repository {
             None
         } else {
-            Some(open_install(&config, &dir, &state, &product).await?)
+            Some(open_install(&config, &settings.install, &dir, &state, &product).await?)
         };
         let recovered = opened.as_ref().and_then(|o| o.recovered.clone());
         if let Some(r) = &recovered {
             tracing::warn!("{r}");
         }
         let status = Status::new(recovered.clone()).start();
+        if let Some(commit) = opened.as_ref().and_then(|o| o.commit.clone()) {
+            status.do_send(StatusEvent::Commit(commit));
+        }
         if let Some((sequence, reason)) = opened.as_ref().and_then(|o| o.checked.clone()) {
             tracing::warn!(sequence = sequence.0, %reason, "rolled back at start-up");
             status.do_send(StatusEvent::Installed(ReleaseInstalled::RolledBack {
@@ -345,7 +433,14 @@ impl Node {
                     },
                 };
                 tracing::info!(device = %name, hardware = ?settings.hardware_class, "rollout identity");
-                Some(start_device(&config, &dir, product, opened, device)?)
+                Some(start_device(
+                    &config,
+                    &settings.install,
+                    &dir,
+                    product,
+                    opened,
+                    device,
+                )?)
             }
         };
 
@@ -408,6 +503,7 @@ struct Device<'a> {
 
 fn start_device(
     config: &Config,
+    install: &InstallSettings,
     dir: &Path,
     product: ProductId,
     opened: Opened,
@@ -426,9 +522,9 @@ fn start_device(
     let rolled_back = state.rolled_back(&product)?;
     let installer_config = InstallerConfig {
         target: opened.target,
-        health_check: config.install.health_check.clone(),
+        health_check: install.health_check.clone(),
         health_timeout: Duration::from_secs(config.install.health_timeout_secs),
-        staging: dir.join("image").join("staging.bin"),
+        staging: opened.staging,
         store: p2p.store().clone(),
     };
     let (p2p, state, status) = (p2p.clone(), state.clone(), status.clone());

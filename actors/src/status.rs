@@ -47,6 +47,26 @@ pub struct InstallView {
     pub at_ms: u64,
 }
 
+/// The two-phase commit of a release handed to RAUC or SWUpdate, as `/status` shows it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct CommitView {
+    /// `pending` (installed beside the running slot, waiting for the reboot and the check there), `confirmed`
+    /// (the new boot passed its health check and the bootloader was told) or `rolled_back`.
+    pub state: &'static str,
+    /// The release.
+    pub sequence: u64,
+    /// `rauc` or `swupdate`.
+    pub installer: String,
+    /// The slot that ran when the install began.
+    pub from_slot: String,
+    /// The slot this boot runs (once the node checked after a start).
+    pub booted_slot: Option<String>,
+    /// Why it was rolled back.
+    pub reason: Option<String>,
+    /// When this state was reached (unix seconds).
+    pub at: u64,
+}
+
 /// Everything the Status actor knows.
 #[derive(Clone, Debug, Default, Serialize, MessageResponse)]
 pub struct StatusSnapshot {
@@ -57,6 +77,8 @@ pub struct StatusSnapshot {
     pub last_fetch_error: Option<String>,
     pub last_install: Option<InstallView>,
     pub rollbacks: Vec<InstallView>,
+    /// The two-phase commit (rauc and swupdate modes).
+    pub commit: Option<CommitView>,
     pub rejected: VecDeque<String>,
     pub published: VecDeque<serde_json::Value>,
     pub counters: Counters,
@@ -202,6 +224,7 @@ impl Handler<StatusEvent> for Status {
                 };
                 s.last_install = Some(view);
             }
+            StatusEvent::Commit(view) => s.commit = Some(view),
             StatusEvent::Published(v) => {
                 s.counters.published += 1;
                 push(&mut s.published, v);

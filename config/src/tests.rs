@@ -15,7 +15,13 @@ fn devnet() -> Sources {
 
 #[test]
 fn every_example_config_loads_and_validates() {
-    for name in ["devnet.toml", "sepolia.toml", "mainnet.toml"] {
+    for name in [
+        "devnet.toml",
+        "sepolia.toml",
+        "mainnet.toml",
+        "rauc.toml",
+        "swupdate.toml",
+    ] {
         let c = Config::load(&Sources {
             file: Some(example(name)),
             ..Sources::default()
@@ -104,6 +110,15 @@ fn validation_names_the_key() {
         ("p2p.bootstrap=/ip4/1.2.3.4/tcp/1", "p2p.bootstrap"),
         ("p2p.listen=not-a-multiaddr", "p2p.listen"),
         ("install.mode=command", "install.command"),
+        ("install.command=rauc install \"$1\"", "install.command"),
+        ("install.health_check=test -f x && exit 0", "install.health_check"),
+        (
+            "install.health_check=FOO=1 /usr/bin/check",
+            "install.health_check",
+        ),
+        ("install.reboot=[]", "install.reboot"),
+        ("install.confirm_env=ustate", "install.confirm_env"),
+        ("install.install_timeout_secs=0", "install.install_timeout_secs"),
         ("api.listen=localhost", "api.listen"),
         ("device.hardware_class=has space", "device.hardware_class"),
         ("device.name=a\u{7}b", "device.name"),
@@ -307,4 +322,62 @@ fn the_default_config_file_is_used_only_when_nothing_else_is_named_and_it_exists
     assert_eq!(config_path(None, None, true), Some(PathBuf::from(DEFAULT_CONFIG)));
     assert_eq!(config_path(None, Some(String::new()), false), None);
     assert_eq!(config_path(None, None, false), None);
+}
+
+/// Commands are argument vectors, run without a shell: a list as given, a plain string split on spaces, and a
+/// list in `--set` written as TOML.
+#[test]
+fn commands_are_argument_vectors_without_a_shell() {
+    let load = |sets: &[&str]| {
+        Config::load(&Sources {
+            overrides: sets.iter().map(|s| (*s).to_owned()).collect(),
+            ..devnet()
+        })
+        .unwrap()
+        .validate()
+        .unwrap()
+        .install
+    };
+    let s = load(&[
+        "install.mode=command",
+        "install.command=/usr/bin/flash  --verbose",
+        r#"install.health_check=["sh", "-c", "test -f \"$FIRMCHAIN_IMAGE\" || exit 3"]"#,
+    ]);
+    assert_eq!(
+        s.command.unwrap(),
+        ["/usr/bin/flash", "--verbose"].map(String::from)
+    );
+    assert_eq!(
+        s.health_check.unwrap(),
+        ["sh", "-c", "test -f \"$FIRMCHAIN_IMAGE\" || exit 3"].map(String::from)
+    );
+    // The defaults of the two-phase modes.
+    let s = load(&["install.mode=rauc"]);
+    assert_eq!(s.rauc, ["rauc"]);
+    assert_eq!(s.reboot, ["systemctl", "reboot"]);
+    assert_eq!(s.confirm_env[0], ("upgrade_available".to_owned(), "0".to_owned()));
+    // A shell line is refused with the way out in the message.
+    let err = Config::load(&Sources {
+        overrides: vec!["install.command=/usr/bin/rauc install; reboot".into()],
+        ..devnet()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("install.command") && err.contains("needs a shell") && err.contains("[\"sh\", \"-c\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn swupdate_mode_needs_a_slot_variable() {
+    let err = Config::load(&Sources {
+        overrides: vec!["install.mode=swupdate".into(), "install.slot_variable=".into()],
+        ..devnet()
+    })
+    .unwrap_err();
+    match err {
+        ConfigError::Invalid(i) => assert_eq!(i.key, "install.slot_variable", "{i}"),
+        other => panic!("{other}"),
+    }
 }

@@ -522,7 +522,7 @@ pub struct DataArgs {
 #[derive(Debug, Subcommand)]
 pub enum StateCommand {
     /// Print every stored fact: installed/<product>, rolled_back/<product>, health_pending/<product>,
-    /// light_client, event_cursor. A value that does not decode is named as damaged.
+    /// commit_pending/<product>, light_client, event_cursor. A value that does not decode is named as damaged.
     Show {
         #[command(flatten)]
         data: DataArgs,

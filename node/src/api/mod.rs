@@ -110,6 +110,7 @@ async fn status_of(s: &ApiState, snapshot: StatusSnapshot) -> Value {
         "last_fetch_error": snapshot.last_fetch_error,
         "last_install": snapshot.last_install,
         "rollbacks": snapshot.rollbacks,
+        "commit": snapshot.commit,
         "rejected": snapshot.rejected,
         "published": snapshot.published,
         "recovered": s.recovered,
