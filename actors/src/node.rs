@@ -13,7 +13,7 @@ use actix::{Actor, Addr, AsyncContext, Context, Recipient, SyncArbiter};
 use alloy::primitives::Address;
 use alloy::signers::local::PrivateKeySigner;
 use firmchain_config::{ChainMode, Config, InstallMode, InstallSettings, Invalid};
-use firmchain_lightclient::client::{ClientError, LightClient};
+use firmchain_lightclient::client::ClientError;
 use firmchain_lightclient::consensus::ChainSpec;
 use firmchain_lightclient::execution_rpc::HttpExecutionRpc;
 use firmchain_lightclient::rpc::{HttpRpc, RpcError};
@@ -29,12 +29,12 @@ use crate::installer::{
     InstallTarget, Installer, InstallerConfig, Patcher, check_after_restart, prepare_command_mode,
 };
 use crate::messages::{ReleaseInstalled, StatusEvent};
+use crate::proofs::{FollowerPorts, ProofBook, ProofFollower, ProofServing};
 use crate::publisher::Publisher;
 use crate::slots::{SlotError, Slots};
 use crate::state::{NodeState, StateError};
 use crate::status::Status;
-use crate::unix_now;
-use crate::watcher::{HeaderSource, IndexWatcher, LightHead, Watcher};
+use crate::watcher::{IndexWatcher, Watcher};
 
 /// The IndexWatcher of a running node (HTTP RPCs).
 pub type NodeWatcher = IndexWatcher<HttpExecutionRpc, HttpRpc>;
@@ -130,8 +130,10 @@ pub struct NodeHandle {
     pub coordinator: Option<Addr<Coordinator>>,
     /// The publisher (repository role).
     pub publisher: Option<Addr<Publisher>>,
-    /// The index watcher.
-    pub watcher: Addr<NodeWatcher>,
+    /// The index watcher (none in `peers` mode).
+    pub watcher: Option<Addr<NodeWatcher>>,
+    /// The proof follower (`peers` mode).
+    pub follower: Option<Addr<ProofFollower>>,
     /// A damaged slot found and left behind at start.
     pub recovered: Option<String>,
     /// How the index is read (`rpc` or `light`).
@@ -324,38 +326,43 @@ pub fn chain_spec(path: Option<&Path>) -> Result<ChainSpec, NodeError> {
 }
 
 /// HTTP settings of the RPC clients: the per-call timeout and the operator's CA file.
-fn http_options(config: &Config) -> firmchain_lightclient::http::HttpOptions {
+pub(crate) fn http_options(config: &Config) -> firmchain_lightclient::http::HttpOptions {
     firmchain_lightclient::http::HttpOptions {
         timeout: Some(Duration::from_secs(config.chain.timeout_secs)),
         ca_file: config.chain.ca_file.clone(),
     }
 }
 
-async fn header_source(
+/// The consensus chain of `config`: a named network or a config file (else mainnet).
+pub fn configured_spec(config: &Config) -> Result<ChainSpec, NodeError> {
+    light::spec_of(&config.chain)
+}
+
+/// A `peers`-mode device's proof book: its checkpoint, contract and product, restored from the state (and
+/// verified again) when it holds proofs.
+pub fn peer_book(
     config: &Config,
     checkpoint: Option<[u8; 32]>,
+    index: Address,
+    product: ProductId,
     state: &NodeState,
-) -> Result<HeaderSource<HttpRpc>, NodeError> {
-    let c = &config.chain;
-    if c.mode == ChainMode::Rpc {
-        return Ok(HeaderSource::Rpc);
+) -> Result<ProofBook, NodeError> {
+    let checkpoint = checkpoint.ok_or_else(|| {
+        NodeError::Config(Invalid {
+            key: "chain.checkpoint",
+            problem: "peers mode needs a trusted checkpoint".into(),
+            layer: None,
+        })
+    })?;
+    let mut book = ProofBook::new(configured_spec(config)?, checkpoint, index, product);
+    if let Some(saved) = state.proofs()?
+        && let Err(e) = book.restore(&saved, crate::unix_now())
+    {
+        // Proofs that verified once and no longer do (another checkpoint configured): start over from peers.
+        tracing::warn!(error = %e, "the saved proofs do not verify from the configured checkpoint; syncing from peers");
+        book = ProofBook::new(configured_spec(config)?, checkpoint, index, product);
     }
-    // Resume from the newer of the persisted finalized header and the configured checkpoint (a fresh checkpoint
-    // recovers a device that was offline past the weak-subjectivity window), with the participation maxima.
-    let saved = state.light_client()?;
-    let spec = match c.network.as_deref().and_then(ChainSpec::network) {
-        Some(spec) => spec,
-        None => chain_spec(c.chain_config.as_deref())?,
-    };
-    let rpc =
-        HttpRpc::with_options(c.consensus_rpc.clone(), &http_options(config)).map_err(ClientError::from)?;
-    let window = c.weak_subjectivity_days * 24 * 3600;
-    let client =
-        LightClient::resume(spec, rpc, checkpoint, saved.as_ref(), unix_now(), window, false).await?;
-    Ok(HeaderSource::Light {
-        client: Box::new(client),
-        head: LightHead::Authorised,
-    })
+    Ok(book)
 }
 
 impl Node {
@@ -388,7 +395,17 @@ impl Node {
         if let Some(r) = &recovered {
             tracing::warn!("{r}");
         }
-        let status = Status::new(recovered.clone()).start();
+        let (source, blocked) = light::header_source(&config, settings.checkpoint, &state).await?;
+        let warnings = if config.chain.force_update && config.chain.mode == ChainMode::Light {
+            tracing::warn!("{FORCE_UPDATE_WARNING}");
+            vec![FORCE_UPDATE_WARNING.to_owned()]
+        } else {
+            Vec::new()
+        };
+        let status = Status::new(recovered.clone())
+            .chain_blocked(blocked)
+            .warnings(warnings)
+            .start();
         if let Some(commit) = opened.as_ref().and_then(|o| o.commit.clone()) {
             status.do_send(StatusEvent::Commit(commit));
         }
@@ -409,8 +426,15 @@ impl Node {
             None
         };
 
-        // The watcher's address first: the Installer tells it of installs.
+        // The watcher's (or follower's) address first: the Installer tells it of installs.
+        let peers_mode = config.chain.mode == ChainMode::Peers;
         let watcher_ctx: Context<NodeWatcher> = Context::new();
+        let follower_ctx: Context<ProofFollower> = Context::new();
+        let to_watcher: Recipient<ReleaseInstalled> = if peers_mode {
+            follower_ctx.address().recipient()
+        } else {
+            watcher_ctx.address().recipient()
+        };
         let installed = match &opened {
             Some(o) => o.installed.sequence,
             None => state.installed(&product)?.map_or(Sequence(0), |i| i.sequence),
@@ -426,7 +450,7 @@ impl Node {
                     state: &state,
                     p2p: &p2p,
                     status: &status,
-                    to_watcher: watcher_ctx.address().recipient(),
+                    to_watcher: to_watcher.clone(),
                     who: firmchain_update::rollout::Device {
                         id: firmchain_update::rollout::DeviceId::from_name(&name),
                         class: settings.hardware_class,
@@ -444,32 +468,47 @@ impl Node {
             }
         };
 
-        let rpc = HttpExecutionRpc::with_options(config.chain.execution_rpc.clone(), &http_options(&config))
-            .map_err(NodeError::Rpc)?;
-        let source = header_source(&config, settings.checkpoint, &state).await?;
-        let watcher = Watcher::new(rpc, index, product, source, state.clone(), installed)?
-            .with_scan(config.chain.from_block, config.chain.log_range);
         let (seen, revoked) = match &coordinator {
             Some(c) => (Some(c.clone().recipient()), Some(c.clone().recipient())),
             None => (None, None),
         };
-        let mut watcher = IndexWatcher::new(
-            watcher,
-            Duration::from_secs(config.chain.poll_interval_secs),
-            seen,
-            revoked,
-            status.clone().recipient(),
-        );
-        if let Some(c) = &coordinator {
-            watcher = watcher.with_rollout(c.clone().recipient());
-        }
-        let watcher = watcher_ctx.run(watcher);
+        let interval = Duration::from_secs(config.chain.poll_interval_secs);
+        let (watcher, follower) = if peers_mode {
+            let book = peer_book(&config, settings.checkpoint, index, product, &state)?;
+            let ports = FollowerPorts {
+                seen,
+                revoked,
+                rollout: coordinator.as_ref().map(|c| c.clone().recipient()),
+                status: status.clone().recipient(),
+            };
+            let proofs = p2p.proofs().clone();
+            let follower = ProofFollower::new(book, installed, proofs, state.clone(), ports, interval);
+            (None, Some(follower_ctx.run(follower)))
+        } else {
+            let rpc =
+                HttpExecutionRpc::with_options(config.chain.execution_rpc.clone(), &http_options(&config))
+                    .map_err(NodeError::Rpc)?;
+            let mut w = Watcher::new(rpc, index, product, source, state.clone(), installed)?
+                .with_scan(config.chain.from_block, config.chain.log_range);
+            let serve = config.chain.serve_proofs.serves(config.repository);
+            if let (true, ChainMode::Light, Some(checkpoint)) =
+                (serve, config.chain.mode, settings.checkpoint)
+            {
+                tracing::info!(target: "firmchain::proofs", "serving chain proofs to peers");
+                w = w.with_proof_serving(ProofServing::new(p2p.proofs().clone(), checkpoint));
+            }
+            let mut watcher = IndexWatcher::new(w, interval, seen, revoked, status.clone().recipient());
+            if let Some(c) = &coordinator {
+                watcher = watcher.with_rollout(c.clone().recipient());
+            }
+            (Some(watcher_ctx.run(watcher)), None)
+        };
         let publisher = publisher.map(|(client, releases)| {
             Publisher::new(
                 p2p.clone(),
                 client,
                 releases,
-                Some(watcher.clone().recipient()),
+                watcher.as_ref().map(|w| w.clone().recipient()),
                 status.clone().recipient(),
             )
             .start()
@@ -483,6 +522,7 @@ impl Node {
             coordinator,
             publisher,
             watcher,
+            follower,
             recovered,
             chain_mode: config.chain.mode,
         })
@@ -576,9 +616,13 @@ impl NodeHandle {
             tracing::warn!(error = %e, "stopping the p2p node");
         }
         drop(self.watcher);
+        drop(self.follower);
         actix::System::current().stop();
     }
 }
+
+mod light;
+pub use light::{FORCE_UPDATE_WARNING, spec_of, too_old_message};
 
 #[cfg(test)]
 mod tests;

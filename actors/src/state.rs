@@ -8,6 +8,7 @@
 //! | `commit_pending/<product>` | a release handed to RAUC/SWUpdate that waits for the reboot and its confirmation |
 //! | `light_client` | the light client's newest verified finalized checkpoint and heads |
 //! | `event_cursor` | the first index block whose `ReleasePublished` events are still needed |
+//! | `proofs` | a `peers`-mode device's verified committee chain and last head proof (served on, and the replay mark) |
 //!
 //! Every write is one durable transaction, so after `kill -9` the node restarts from the last state it
 //! acknowledged. A value that does not decode is an error naming the file and the key ([`StateError::Damaged`]),
@@ -19,6 +20,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use crate::proofs::SavedProofs;
 use firmchain_lightclient::client::Persisted;
 use firmchain_update::machine::Installed;
 use firmchain_update::{Blake3Hash, ProductId, Sequence};
@@ -46,6 +48,8 @@ pub enum StateKey {
     LightClient,
     /// `event_cursor`.
     EventCursor,
+    /// `proofs`.
+    Proofs,
 }
 
 impl fmt::Display for StateKey {
@@ -57,6 +61,7 @@ impl fmt::Display for StateKey {
             StateKey::CommitPending(p) => write!(f, "commit_pending/{p}"),
             StateKey::LightClient => f.write_str("light_client"),
             StateKey::EventCursor => f.write_str("event_cursor"),
+            StateKey::Proofs => f.write_str("proofs"),
         }
     }
 }
@@ -74,6 +79,7 @@ impl FromStr for StateKey {
             Some(("commit_pending", p)) => Ok(StateKey::CommitPending(product(p)?)),
             None if s == "light_client" => Ok(StateKey::LightClient),
             None if s == "event_cursor" => Ok(StateKey::EventCursor),
+            None if s == "proofs" => Ok(StateKey::Proofs),
             _ => Err(unknown()),
         }
     }
@@ -101,7 +107,7 @@ pub enum StateError {
     },
     #[error(
         "{0:?} is not a node state key: installed/<product>, rolled_back/<product>, health_pending/<product>, \
-         commit_pending/<product>, light_client or event_cursor"
+         commit_pending/<product>, light_client, event_cursor or proofs"
     )]
     UnknownKey(String),
 }
@@ -217,6 +223,10 @@ fn decode_light(b: &[u8]) -> Result<Persisted, String> {
     Ok(p)
 }
 
+fn decode_proofs(b: &[u8]) -> Result<SavedProofs, String> {
+    serde_json::from_slice(b).map_err(|e| format!("not saved proofs: {e}"))
+}
+
 fn to_json<T: Serialize>(v: &T) -> Result<serde_json::Value, String> {
     serde_json::to_value(v).map_err(|e| e.to_string())
 }
@@ -232,6 +242,11 @@ fn render(key: &StateKey, b: &[u8]) -> Result<serde_json::Value, String> {
         StateKey::HealthPending(_) if b.is_empty() => Ok(serde_json::Value::Null),
         StateKey::HealthPending(_) | StateKey::EventCursor => Ok(decode_u64(b)?.into()),
         StateKey::LightClient => to_json(&decode_light(b)?),
+        StateKey::Proofs => {
+            let p = decode_proofs(b)?;
+            Ok(serde_json::json!({ "chain_bytes": p.chain.len() / 2,
+                "head_bytes": p.head.as_ref().map(|h| h.len() / 2) }))
+        }
         StateKey::CommitPending(_) => to_json(&decode_commit(b)?),
     }
 }
@@ -434,6 +449,17 @@ impl NodeState {
     pub fn set_light_client(&self, persisted: &Persisted) -> Result<(), StateError> {
         let b = self.encode(StateKey::LightClient, persisted)?;
         self.put(&StateKey::LightClient, Some(&b)).map(drop)
+    }
+
+    /// A `peers`-mode device's verified proofs.
+    pub fn proofs(&self) -> Result<Option<SavedProofs>, StateError> {
+        self.get(StateKey::Proofs, decode_proofs)
+    }
+
+    /// Save a `peers`-mode device's verified proofs.
+    pub fn set_proofs(&self, saved: &SavedProofs) -> Result<(), StateError> {
+        let b = self.encode(StateKey::Proofs, saved)?;
+        self.put(&StateKey::Proofs, Some(&b)).map(drop)
     }
 
     /// The first index block whose events are still needed (0 when none was recorded).

@@ -21,6 +21,8 @@ pub struct ChainView {
     pub timestamp: u64,
     /// When this node verified it (unix seconds).
     pub verified_at: u64,
+    /// Light mode: the beacon header it came with and what authorised it.
+    pub light: Option<crate::messages::LightAuth>,
 }
 
 /// A fetch in flight.
@@ -45,6 +47,9 @@ pub struct InstallView {
     pub at: u64,
     /// The same moment in milliseconds (for convergence measurements).
     pub at_ms: u64,
+    /// The newest verified head when it happened (it proves the release: the index only grows, and every
+    /// poll checks revocations).
+    pub verified: Option<ChainView>,
 }
 
 /// The two-phase commit of a release handed to RAUC or SWUpdate, as `/status` shows it.
@@ -82,6 +87,11 @@ pub struct StatusSnapshot {
     pub rejected: VecDeque<String>,
     pub published: VecDeque<serde_json::Value>,
     pub counters: Counters,
+    /// Why the light client could not start (its checkpoint is past the weak-subjectivity window): nothing is
+    /// verified or installed until an operator sets a fresh checkpoint.
+    pub chain_blocked: Option<String>,
+    /// Settings that weaken the node's checks, named at start (e.g. `chain.force_update`).
+    pub warnings: Vec<String>,
 }
 
 /// Monotonic counters for `/metrics`.
@@ -117,6 +127,18 @@ impl Status {
         }
         s
     }
+
+    /// Report that the light client could not start, and why.
+    pub fn chain_blocked(mut self, why: Option<String>) -> Status {
+        self.snapshot.chain_blocked = why;
+        self
+    }
+
+    /// Name settings that weaken the node's checks.
+    pub fn warnings(mut self, warnings: Vec<String>) -> Status {
+        self.snapshot.warnings = warnings;
+        self
+    }
 }
 
 impl Actor for Status {
@@ -145,6 +167,7 @@ impl Handler<StatusEvent> for Status {
                     hash: h.hash.to_string(),
                     timestamp: h.timestamp,
                     verified_at: unix_now(),
+                    light: h.light,
                 });
             }
             StatusEvent::Chain(Err(e)) => {
@@ -197,6 +220,7 @@ impl Handler<StatusEvent> for Status {
                             reason: None,
                             at: unix_now(),
                             at_ms: unix_now_ms(),
+                            verified: None,
                         }
                     }
                     ReleaseInstalled::RolledBack { sequence, reason } => {
@@ -208,6 +232,7 @@ impl Handler<StatusEvent> for Status {
                             reason: Some(reason),
                             at: unix_now(),
                             at_ms: unix_now_ms(),
+                            verified: None,
                         };
                         s.rollbacks.push(v.clone());
                         v
@@ -220,9 +245,13 @@ impl Handler<StatusEvent> for Status {
                         reason: Some(error.to_string()),
                         at: unix_now(),
                         at_ms: unix_now_ms(),
+                        verified: None,
                     },
                 };
-                s.last_install = Some(view);
+                s.last_install = Some(InstallView {
+                    verified: s.chain.clone(),
+                    ..view
+                });
             }
             StatusEvent::Commit(view) => s.commit = Some(view),
             StatusEvent::Published(v) => {

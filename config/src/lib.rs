@@ -76,6 +76,31 @@ pub enum ChainMode {
     Light,
     /// Headers from a trusted execution RPC (checked against their hash); storage proven. For dev chains.
     Rpc,
+    /// No RPC at all: committee updates, head proofs and release proofs come from peers and are verified from
+    /// the configured checkpoint; the index is followed through them alone.
+    Peers,
+}
+
+/// Whether a node with chain access builds and serves proofs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServeProofs {
+    /// On for repositories, off for devices.
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+impl ServeProofs {
+    /// Whether a node (`repository` or not) serves.
+    pub fn serves(self, repository: bool) -> bool {
+        match self {
+            ServeProofs::Auto => repository,
+            ServeProofs::On => true,
+            ServeProofs::Off => false,
+        }
+    }
 }
 
 /// The release index on Ethereum.
@@ -115,6 +140,14 @@ pub struct ChainConfig {
     pub weak_subjectivity_days: u64,
     /// Seconds to wait for each RPC call.
     pub timeout_secs: u64,
+    /// Light mode: after a sync-committee period without finality, take the best update seen as finalized
+    /// even if only a minority of the committee signed it (the spec's force update). Off by default: it lets
+    /// a minority of the committee move the device; the node warns at start and in `/status` while it is on.
+    pub force_update: bool,
+    /// Build proofs from this node's verified light client and serve them to peers (light mode): `auto` (on for
+    /// repositories, off for devices), `on` (a gateway device) or `off`. Devices in `peers` mode serve on the
+    /// proofs they verified whatever this says.
+    pub serve_proofs: ServeProofs,
 }
 
 /// The peer-to-peer network.
@@ -243,6 +276,8 @@ impl Default for ChainConfig {
             max_staleness_secs: 120,
             weak_subjectivity_days: 14,
             timeout_secs: 30,
+            force_update: false,
+            serve_proofs: ServeProofs::Auto,
         }
     }
 }
@@ -439,11 +474,25 @@ impl Config {
             .product
             .parse::<firmchain_update::ProductId>()
             .map_err(|e| invalid("chain.product", e.to_string()))?;
-        if c.execution_rpc.is_empty() {
+        if c.execution_rpc.is_empty() && c.mode != ChainMode::Peers {
             return Err(invalid(
                 "chain.execution_rpc",
                 "at least one execution JSON-RPC URL is needed",
             ));
+        }
+        if c.mode == ChainMode::Peers {
+            if self.repository {
+                return Err(invalid(
+                    "chain.mode",
+                    "a repository publishes through an execution RPC: use light or rpc mode",
+                ));
+            }
+            if c.checkpoint.as_deref().and_then(hex_bytes::<32>).is_none() {
+                return Err(invalid(
+                    "chain.checkpoint",
+                    "peers mode verifies every proof from a trusted checkpoint (a 0x-prefixed block root)",
+                ));
+            }
         }
         check_urls("chain.execution_rpc", &c.execution_rpc)?;
         check_urls("chain.consensus_rpc", &c.consensus_rpc)?;

@@ -21,6 +21,7 @@ fn every_example_config_loads_and_validates() {
         "mainnet.toml",
         "rauc.toml",
         "swupdate.toml",
+        "peers.toml",
     ] {
         let c = Config::load(&Sources {
             file: Some(example(name)),
@@ -380,4 +381,40 @@ fn swupdate_mode_needs_a_slot_variable() {
         ConfigError::Invalid(i) => assert_eq!(i.key, "install.slot_variable", "{i}"),
         other => panic!("{other}"),
     }
+}
+
+#[test]
+fn peers_mode_needs_no_rpc_but_a_checkpoint_and_no_repository_role() {
+    let with = |extra: &[&str], repository: bool| {
+        let mut o: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        o.push("chain.execution_rpc=".into());
+        Config::load(&Sources {
+            file: Some(example("peers.toml")),
+            overrides: o,
+            flags: Flags {
+                repository,
+                data_dir: None,
+            },
+            ..Sources::default()
+        })
+    };
+    let base = |extra: &[&str]| with(extra, false);
+    let c = base(&[]).unwrap();
+    assert_eq!(c.chain.mode, ChainMode::Peers);
+    assert!(c.chain.execution_rpc.is_empty() && c.chain.consensus_rpc.is_empty());
+    assert_eq!(c.chain.serve_proofs, ServeProofs::Auto);
+    let key = |e: ConfigError| match e {
+        ConfigError::Invalid(i) => i.key,
+        other => panic!("{other}"),
+    };
+    assert_eq!(
+        key(base(&["chain.checkpoint=nope"]).unwrap_err()),
+        "chain.checkpoint"
+    );
+    assert_eq!(key(with(&[], true).unwrap_err()), "chain.mode");
+    // serve_proofs: auto follows the role; on and off are explicit.
+    assert!(ServeProofs::Auto.serves(true) && !ServeProofs::Auto.serves(false));
+    assert!(ServeProofs::On.serves(false) && !ServeProofs::Off.serves(true));
+    let c = base(&["chain.serve_proofs=off"]).unwrap();
+    assert_eq!(c.chain.serve_proofs, ServeProofs::Off);
 }

@@ -48,6 +48,9 @@ pub enum CliError {
     Secret(#[from] firmchain_config::SecretError),
     #[error("{0}")]
     Unhealthy(String),
+    /// An offline install or export refused what it was given (the reason names the check).
+    #[error("{path}: refused: {message}")]
+    Refused { path: PathBuf, message: String },
 }
 
 impl From<firmchain_p2p::FetchError> for CliError {
@@ -163,6 +166,7 @@ pub fn exit_code(report: &anyhow::Error) -> u8 {
         Some(CliError::Usage(_) | CliError::Secret(_)) => Exit::Usage,
         Some(CliError::Contract(firmchain_contracts::ContractError::Revert(_))) => Exit::Refused,
         Some(CliError::Verify(_)) => Exit::Unverified,
+        Some(CliError::Refused { .. }) => Exit::Unverified,
         Some(CliError::Light(ClientError::Consensus { .. })) => Exit::Unverified,
         Some(CliError::Light(ClientError::CheckpointTooOld { .. })) => Exit::Usage,
         Some(CliError::Unhealthy(_)) => Exit::Unhealthy,

@@ -75,6 +75,7 @@ fn keys_print_and_parse_back() {
         StateKey::HealthPending(product()),
         StateKey::LightClient,
         StateKey::EventCursor,
+        StateKey::Proofs,
     ] {
         assert_eq!(key.to_string().parse::<StateKey>().unwrap(), key);
     }
@@ -97,12 +98,13 @@ fn a_damaged_value_is_an_error_naming_the_file_and_the_key() {
     let path = dir.path().join("state.redb");
     let s = NodeState::open(&path).unwrap();
     let p = product();
-    let cases: [(StateKey, &[u8]); 6] = [
+    let cases: [(StateKey, &[u8]); 7] = [
         (StateKey::Installed(p), b"short"),
         (StateKey::RolledBack(p), b"[1, \"x\""),
         (StateKey::HealthPending(p), b"\x01\x02"),
         (StateKey::LightClient, b"{\"checkpoint\": 1}"),
         (StateKey::EventCursor, b"\x01"),
+        (StateKey::Proofs, b"{\"chain\": 7}"),
         (StateKey::CommitPending(p), b"{\"sequence\": 2}"),
     ];
     for (key, bytes) in cases {
@@ -113,6 +115,7 @@ fn a_damaged_value_is_an_error_naming_the_file_and_the_key() {
             StateKey::HealthPending(_) => s.health_pending(&p).map(drop),
             StateKey::LightClient => s.light_client().map(drop),
             StateKey::EventCursor => s.event_cursor().map(drop),
+            StateKey::Proofs => s.proofs().map(drop),
             StateKey::CommitPending(_) => s.commit_pending(&p).map(drop),
         };
         let err = read.unwrap_err();
