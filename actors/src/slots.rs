@@ -137,6 +137,23 @@ fn sync_dir(dir: &Path) {
     }
 }
 
+/// The active and previous images the pointer in `dir` names, read without touching anything (for `firmchain
+/// status`); `None` when the slots were never set up. The images themselves are not hashed here.
+pub fn read_pointer(dir: &Path) -> Result<Option<(Image, Option<Image>)>, SlotError> {
+    let state = dir.join("state.json");
+    match fs::read(&state) {
+        Ok(bytes) => {
+            let p = serde_json::from_slice::<Pointer>(&bytes).map_err(|e| SlotError::State {
+                path: state.clone(),
+                reason: e.to_string(),
+            })?;
+            Ok(Some((p.active, p.previous)))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(&state)(e)),
+    }
+}
+
 impl Slots {
     /// Open the slots in `dir`. With no pointer yet, `initial` (the image the device runs) is copied into slot a.
     pub fn open(dir: &Path, initial: Option<&Path>) -> Result<Slots, SlotError> {
@@ -360,6 +377,24 @@ mod tests {
         // The pointer on disk agrees.
         let again = Slots::open(&dir.path().join("slots"), None).unwrap();
         assert_eq!(again.active().sequence, Sequence(0));
+    }
+
+    #[test]
+    fn the_pointer_reads_without_changing_anything() {
+        let (dir, mut slots) = setup();
+        let new = install(&mut slots, 1, b"release one").unwrap();
+        let state = dir.path().join("slots").join("state.json");
+        let before = fs::read(&state).unwrap();
+        let (active, previous) = read_pointer(&dir.path().join("slots")).unwrap().unwrap();
+        assert_eq!((active, previous), (new, Some(slots.previous().unwrap())));
+        assert_eq!(fs::read(&state).unwrap(), before);
+        assert!(read_pointer(&dir.path().join("none")).unwrap().is_none());
+        assert!(!dir.path().join("none").exists(), "reading created the folder");
+        fs::write(&state, b"{").unwrap();
+        assert!(matches!(
+            read_pointer(&dir.path().join("slots")),
+            Err(SlotError::State { .. })
+        ));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod argv;
+mod secret;
 mod sources;
 
 use std::net::SocketAddr;
@@ -18,7 +19,22 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use argv::{Argv, InstallSettings};
+pub use secret::{CREDENTIALS_DIRECTORY, SecretError, credential, read_secret_file, resolve};
 pub use sources::{ConfigError, Flags, Sources};
+
+/// The configuration file a node reads when no `--config` is given (and `FIRMCHAIN_CONFIG` is unset), if it
+/// exists.
+pub const DEFAULT_CONFIG: &str = "/etc/firmchain/firmchain.toml";
+
+/// The environment variable that names the configuration file instead of [`DEFAULT_CONFIG`].
+pub const CONFIG_ENV: &str = "FIRMCHAIN_CONFIG";
+
+/// The configuration file to read: `flag` (`--config`), else `env` (`FIRMCHAIN_CONFIG`, which must then
+/// exist), else [`DEFAULT_CONFIG`] when `default_exists`, else none (defaults and environment only).
+pub fn config_path(flag: Option<PathBuf>, env: Option<String>, default_exists: bool) -> Option<PathBuf> {
+    flag.or_else(|| env.filter(|e| !e.is_empty()).map(PathBuf::from))
+        .or_else(|| default_exists.then(|| PathBuf::from(DEFAULT_CONFIG)))
+}
 
 /// The whole node configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -223,6 +239,9 @@ pub struct ApiConfig {
     pub listen: String,
     /// Bearer token that `POST /publish` needs (repository role).
     pub token: Option<String>,
+    /// A file holding the token (one trailing newline is trimmed); instead of `token`, never with it. Unset, and
+    /// `token` unset: the systemd credential `api_token` if the unit loads one.
+    pub token_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -310,6 +329,7 @@ impl Default for ApiConfig {
         ApiConfig {
             listen: "127.0.0.1:8420".into(),
             token: None,
+            token_file: None,
         }
     }
 }
@@ -419,6 +439,25 @@ impl Config {
         Ok(config)
     }
 
+    /// The API token: `api.token`, or the contents of `api.token_file`.
+    pub fn api_token(&self) -> Result<Option<String>, SecretError> {
+        resolve(
+            "api.token",
+            self.api.token.as_deref(),
+            "api.token_file",
+            self.api.token_file.as_deref(),
+        )
+    }
+
+    /// The configuration with its secrets replaced by `<redacted>`, for printing.
+    pub fn redacted(&self) -> Config {
+        let mut c = self.clone();
+        if c.api.token.as_deref().is_some_and(|t| !t.is_empty()) {
+            c.api.token = Some("<redacted>".into());
+        }
+        c
+    }
+
     /// Check what the types cannot (that the settings can work together) and return the parsed values.
     pub fn validate(&self) -> Result<Settings, Invalid> {
         if self.data_dir.as_os_str().is_empty() {
@@ -521,6 +560,7 @@ impl Config {
             if self.repository
                 && !addr.ip().is_loopback()
                 && self.api.token.as_deref().is_none_or(str::is_empty)
+                && self.api.token_file.is_none()
             {
                 return Err(invalid(
                     "api.token",
@@ -528,6 +568,12 @@ impl Config {
                 ));
             }
             api = Some(addr);
+        }
+        if self.api.token.as_deref().is_some_and(|t| !t.is_empty()) && self.api.token_file.is_some() {
+            return Err(invalid(
+                "api.token_file",
+                "set api.token or api.token_file, not both",
+            ));
         }
         let name = &self.device.name;
         if name.len() > MAX_DEVICE_NAME || name.chars().any(char::is_control) {

@@ -154,11 +154,17 @@ impl Sources {
             file,
             toml: None,
             env: std::env::vars()
-                .filter(|(k, _)| k.starts_with("FIRMCHAIN_"))
+                .filter(|(k, _)| k.starts_with("FIRMCHAIN_") || k == crate::CREDENTIALS_DIRECTORY)
                 .collect(),
             overrides,
             flags,
         }
+    }
+
+    /// The merged configuration without [`Config::validate`]: for tools that need a few keys (`data_dir`,
+    /// `api.listen`) of a configuration that may be completed elsewhere.
+    pub fn merge_unvalidated(&self) -> Result<Config, ConfigError> {
+        self.merge().map(|(config, _)| config)
     }
 
     /// Merge the layers, checking each against the schema so an error names the layer it came from; also says
@@ -208,6 +214,14 @@ impl Sources {
             check(&table, &origin)?;
         }
         let mut config = check(&table, "configuration")?;
+        // A token given no other way: the systemd credential `api_token` (LoadCredential=api_token:PATH).
+        if config.api.token.as_deref().is_none_or(str::is_empty) && config.api.token_file.is_none() {
+            let dir = self.env.iter().find(|(k, _)| k == crate::CREDENTIALS_DIRECTORY);
+            if let Some(path) = crate::credential(dir.map(|(_, v)| std::path::Path::new(v)), "api_token") {
+                config.api.token_file = Some(path);
+                origins.insert("api.token_file".into(), "the systemd credential api_token".into());
+            }
+        }
         if self.flags.repository {
             config.repository = true;
             origins.insert("repository".into(), "--repository".into());

@@ -271,6 +271,60 @@ fn device_name_and_hardware_class_are_typed() {
     assert_eq!(none.hardware_class, None, "no class unless configured");
 }
 
+#[test]
+fn the_api_token_comes_from_exactly_one_of_value_file_and_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "from-file\n").unwrap();
+    let over = |extra: &[String]| Sources {
+        overrides: [
+            vec!["repository=true".into(), "api.listen=0.0.0.0:8420".into()],
+            extra.to_vec(),
+        ]
+        .concat(),
+        ..devnet()
+    };
+    let token_file = format!("api.token_file={}", file.display());
+    // The file alone satisfies a repository's open API, and the token loses its trailing newline.
+    let c = Config::load(&over(std::slice::from_ref(&token_file))).unwrap();
+    assert_eq!(c.api_token().unwrap().as_deref(), Some("from-file"));
+    // Both: refused, naming the keys.
+    let err = Config::load(&over(&["api.token=v".into(), token_file.clone()])).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("set api.token or api.token_file, not both"),
+        "{err}"
+    );
+    // Neither, but a systemd credential `api_token`: it is used.
+    let creds = dir.path().join("creds");
+    std::fs::create_dir(&creds).unwrap();
+    std::fs::write(creds.join("api_token"), "from-credential\n").unwrap();
+    let with_creds = |extra: &[String]| Sources {
+        env: vec![(CREDENTIALS_DIRECTORY.into(), creds.display().to_string())],
+        ..over(extra)
+    };
+    let c = Config::load(&with_creds(&[])).unwrap();
+    assert_eq!(c.api_token().unwrap().as_deref(), Some("from-credential"));
+    // A value given in the configuration wins over the credential (no "both" error: the credential is a default).
+    let c = Config::load(&with_creds(&["api.token=v".into()])).unwrap();
+    assert_eq!(c.api_token().unwrap().as_deref(), Some("v"));
+    // `run --check` prints no token.
+    assert_eq!(c.redacted().api.token.as_deref(), Some("<redacted>"));
+}
+
+#[test]
+fn the_default_config_file_is_used_only_when_nothing_else_is_named_and_it_exists() {
+    let flag = Some(PathBuf::from("/x.toml"));
+    assert_eq!(config_path(flag.clone(), Some("/y.toml".into()), true), flag);
+    assert_eq!(
+        config_path(None, Some("/y.toml".into()), true),
+        Some(PathBuf::from("/y.toml"))
+    );
+    assert_eq!(config_path(None, None, true), Some(PathBuf::from(DEFAULT_CONFIG)));
+    assert_eq!(config_path(None, Some(String::new()), false), None);
+    assert_eq!(config_path(None, None, false), None);
+}
+
 /// Commands are argument vectors, run without a shell: a list as given, a plain string split on spaces, and a
 /// list in `--set` written as TOML.
 #[test]

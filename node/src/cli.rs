@@ -3,14 +3,15 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+pub use clap_complete::Shell;
 use firmchain_p2p::Multiaddr;
 use firmchain_update::record::{HardwareClass, RolloutSchedule};
 use firmchain_update::{Blake3Hash, ProductId};
 
-/// Secure, decentralised firmware distribution for IoT fleets.
-///
-/// Exit codes: 0 success, 1 I/O or other failure, 2 usage, 3 wrong base image, 4 corrupt input,
-/// 5 hash mismatch, 6 truncated input, 7 refused by the contract, 8 chain data failed verification.
+use crate::logging::LogFormat;
+
+/// Secure, decentralised firmware distribution for IoT fleets. The exit codes follow the commands
+/// (`crate::error::Exit`, added by `main`).
 #[derive(Debug, Parser)]
 #[command(name = "firmchain", version, about, long_about = None)]
 pub struct Cli {
@@ -20,6 +21,18 @@ pub struct Cli {
     /// No progress bars.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Diagnostics on stderr: `text`, or `json` (one object a line with level, target and message).
+    #[arg(long, global = true, env = "FIRMCHAIN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Which diagnostics: error, warn, info, debug or trace, or a filter such as `info,firmchain_p2p=debug`.
+    #[arg(
+        long,
+        global = true,
+        env = "FIRMCHAIN_LOG",
+        value_name = "LEVEL|FILTER",
+        default_value = crate::logging::DEFAULT_LEVEL
+    )]
+    pub log_level: String,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -88,8 +101,8 @@ pub enum Command {
         #[arg(long)]
         root: Option<String>,
     },
-    /// Deploy and manage the FirmwareIndex contract. The signing key comes from the environment variable
-    /// FIRMCHAIN_PRIVATE_KEY or from --keystore, never from a flag.
+    /// Deploy and manage the FirmwareIndex contract. The signing key comes from FIRMCHAIN_PRIVATE_KEY,
+    /// FIRMCHAIN_PRIVATE_KEY_FILE, the systemd credential private_key, or --keystore; never from a flag.
     #[command(subcommand)]
     Contract(ContractCommand),
     /// Read the release index through verified proofs.
@@ -142,6 +155,17 @@ pub enum Command {
     /// Talk to a running node's HTTP API.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Show a node's status: from its API when it answers, else from its data folder (the slots and the state
+    /// store; the node must be stopped or its API on).
+    Status(StatusArgs),
+    /// Print a shell completion script, e.g. `firmchain completions bash > /etc/bash_completion.d/firmchain`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the man page (roff), e.g. `firmchain man > /usr/share/man/man1/firmchain.1`.
+    Man,
     /// Run a local fleet: anvil, the FirmwareIndex, one repository node and --devices device nodes as processes on
     /// loopback; publish two releases of a sample firmware image and show each device converge. With --pipeline,
     /// walk through diff, pack, unpack and apply in this process instead.
@@ -215,10 +239,11 @@ pub struct ChainArgs {
         env = "FIRMCHAIN_CHAIN__EXECUTION_RPC"
     )]
     pub rpc: Option<String>,
-    /// An encrypted JSON keystore to sign with (password from FIRMCHAIN_KEYSTORE_PASSWORD or --password-file).
+    /// An encrypted JSON keystore to sign with (password from FIRMCHAIN_KEYSTORE_PASSWORD, _FILE, --password-file
+    /// or the credential keystore_password).
     #[arg(long)]
     pub keystore: Option<PathBuf>,
-    /// A file whose first line is the keystore password.
+    /// A file holding the keystore password (one trailing newline is trimmed).
     #[arg(long, requires = "keystore")]
     pub password_file: Option<PathBuf>,
     /// Seconds to wait for each RPC call, a transaction's receipt included (the node's `chain.timeout_secs`).
@@ -498,8 +523,8 @@ pub struct PublishArgs {
     #[command(flatten)]
     pub terms: TermsArgs,
     /// Publish through a running repository node's API (e.g. http://127.0.0.1:8420) instead of standalone: it
-    /// stores, provides and seeds the bundle; no key or RPC is needed here (FIRMCHAIN_API_TOKEN when the node
-    /// has a token).
+    /// stores, provides and seeds the bundle; no key or RPC is needed here (FIRMCHAIN_API_TOKEN or _FILE when the
+    /// node has a token).
     #[arg(long)]
     pub api: Option<String>,
     #[command(flatten)]
@@ -509,10 +534,11 @@ pub struct PublishArgs {
 /// `firmchain run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// A TOML configuration file (see config/examples/).
-    #[arg(long, short)]
+    /// A TOML configuration file (see config/examples/); default /etc/firmchain/firmchain.toml when it exists.
+    #[arg(long, short, env = "FIRMCHAIN_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Publish releases as well (repository role); the signing key comes from FIRMCHAIN_PRIVATE_KEY.
+    /// Publish releases as well (repository role); the signing key comes from FIRMCHAIN_PRIVATE_KEY,
+    /// FIRMCHAIN_PRIVATE_KEY_FILE or the systemd credential private_key.
     #[arg(long)]
     pub repository: bool,
     /// The data folder (same as --set data_dir=DIR).
@@ -567,16 +593,49 @@ pub struct ApiArgs {
     pub api_timeout: u64,
 }
 
+/// `firmchain status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// The node's configuration, for its `api.listen` and `data_dir` (default /etc/firmchain/firmchain.toml when
+    /// it exists).
+    #[arg(long, short, env = "FIRMCHAIN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The node's API (default: from the configuration, else http://127.0.0.1:8420).
+    #[arg(long, env = "FIRMCHAIN_API")]
+    pub api: Option<String>,
+    /// The node's data folder (default: from the configuration, else /var/lib/firmchain).
+    #[arg(long, env = "FIRMCHAIN_DATA_DIR")]
+    pub data: Option<PathBuf>,
+    /// Read only the data folder, even when the API answers.
+    #[arg(long)]
+    pub offline: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum NodeCommand {
     /// Print the node's status (GET /status).
     Status {
         #[command(flatten)]
         api: ApiArgs,
+        /// Keep asking every this many seconds, one status a line (JSON Lines with --json), until interrupted.
+        #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+        watch: Option<u64>,
+    },
+    /// Exit 0 when the node's API answers with its status (a container HEALTHCHECK), else exit 9.
+    Health {
+        /// The node's API address.
+        #[arg(long, env = "FIRMCHAIN_API", default_value = "http://127.0.0.1:8420")]
+        api: String,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 5)]
+        api_timeout: u64,
+        /// Also require a verified chain head that is not stale.
+        #[arg(long)]
+        chain: bool,
     },
     /// Publish a new image through a running repository node (POST /publish): it diffs against the release it
     /// published last, stores and provides the bundle, and waits for inclusion. The token comes from
-    /// FIRMCHAIN_API_TOKEN when the node has one.
+    /// FIRMCHAIN_API_TOKEN, FIRMCHAIN_API_TOKEN_FILE or the credential api_token when the node has one.
     Publish {
         #[command(flatten)]
         api: ApiArgs,
@@ -804,4 +863,9 @@ pub enum ChainCommand {
         )]
         rpc_timeout: u64,
     },
+}
+
+/// The command line with everything derived from elsewhere: the exit codes after the help.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command().after_help(crate::error::exit_codes_help())
 }

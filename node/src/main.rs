@@ -2,28 +2,30 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::FromArgMatches;
 
 mod api;
 mod cli;
 mod cmd;
 mod error;
+mod logging;
+mod notify;
 mod output;
+mod secrets;
 
 fn main() -> ExitCode {
     bound_malloc_arenas();
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::from_arg_matches(&cli::command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     // rustls (ring) for every HTTP client of the process.
     firmchain_lightclient::http::install_crypto_provider();
-    // Diagnostics go to stderr; FIRMCHAIN_LOG picks the level (error, warn, info, debug, trace or a filter).
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FIRMCHAIN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,libp2p_kad=error"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    // Diagnostics go to stderr, one event a line (--log-format, --log-level or FIRMCHAIN_LOG).
+    if let Err(e) = logging::init(cli.log_format, &cli.log_level) {
+        eprintln!("error: {e}");
+        return ExitCode::from(error::Exit::Usage.code());
+    }
     let out = output::Output::new(cli.json, cli.quiet);
     match cmd::run(cli.command, &out) {
         Ok(()) => ExitCode::SUCCESS,

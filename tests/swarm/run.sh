@@ -54,7 +54,7 @@ RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --profile swarm --
 bin=$root/target/x86_64-unknown-linux-gnu/swarm/firmchain
 
 say "building the images FROM scratch"
-rm -rf "$work/ctx" "$work/anvil-ctx" && mkdir -p "$work/ctx" "$work/anvil-ctx/rootfs/usr/local/bin"
+rm -rf "$work/ctx" "$work/anvil-ctx" && mkdir -p "$work/ctx/data" "$work/anvil-ctx/rootfs/usr/local/bin"
 cp "$bin" "$work/ctx/firmchain"
 docker build --quiet --target local -t firmchain:swarm -f "$root/Dockerfile" "$work/ctx" >/dev/null
 anvil=$root/contracts/tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil

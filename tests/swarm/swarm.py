@@ -25,6 +25,8 @@ LABEL = "firmchain-swarm=1"
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 ACCOUNT = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
 RPC = f"http://{ANVIL_IP}:8545"
+# The image's USER (Dockerfile): a node's bind-mounted data folder must belong to it.
+NODE_UID = 10001
 # anvil's second default account: the guardian of the rollout scenario.
 GUARDIAN_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 GUARDIAN = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
@@ -32,6 +34,16 @@ GUARDIAN = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 
 def log(msg):
     print(f"[swarm] {msg}", file=sys.stderr, flush=True)
+
+
+def node_dir(path):
+    """A host folder to mount as a node's /data: the node runs as NODE_UID, not root."""
+    os.makedirs(path, exist_ok=True)
+    if os.geteuid() == 0:
+        os.chown(path, NODE_UID, NODE_UID)
+    else:
+        os.chmod(path, 0o777)
+    return path
 
 
 def docker(*args, check=True, timeout=120):
@@ -131,8 +143,7 @@ class Fleet:
         return wait(f"{name} started", 60, line)
 
     def start_repo(self):
-        host = os.path.join(self.work, "repo")
-        os.makedirs(host, exist_ok=True)
+        host = node_dir(os.path.join(self.work, "repo"))
         self.run("fc-repo", REPO_IP, self.node_args("/data") + ["--repository"], env=[("FIRMCHAIN_PRIVATE_KEY", KEY), ("FIRMCHAIN_LOG", "info,libp2p_kad=error")],
                  volumes=[(host, "/data")])
         started = self.first_line("fc-repo")
@@ -144,8 +155,7 @@ class Fleet:
 
     def start_device(self, i, env=(), settings=()):
         name = f"fc-dev{i}"
-        host = os.path.join(self.work, name)
-        os.makedirs(host, exist_ok=True)
+        host = node_dir(os.path.join(self.work, name))
         extra = [f"p2p.bootstrap={self.repo_addr}", "install.initial_image=/factory.bin", *settings]
         self.run(name, self.device_ip(i), self.node_args("/data", extra),
                  env=[("FIRMCHAIN_LOG", "info,libp2p_kad=error"), *env],
@@ -283,6 +293,21 @@ def measure(args, n):
         fleet.teardown()
 
 
+def check_operator_image(fleet, device):
+    """The image runs the node as NODE_UID, its data belongs to that user, and Docker's HEALTHCHECK passes."""
+    user = docker("inspect", "-f", "{{.Config.User}}", device).strip()
+    assert user == f"{NODE_UID}:{NODE_UID}", f"{device} runs as {user!r}"
+    owner = os.stat(os.path.join(fleet.work, device, "state.redb")).st_uid
+    assert owner == NODE_UID, f"{device}'s state.redb belongs to uid {owner}"
+    r = subprocess.run(["docker", "exec", device, "/firmchain", "node", "health"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, f"node health in {device}: {r.returncode} {r.stderr.strip()}"
+    # The first check runs one interval (30 s) after the start.
+    wait(f"{device} healthy", 120,
+         lambda: docker("inspect", "-f", "{{.State.Health.Status}}", device).strip() == "healthy", every=1)
+    log(f"{device}: user {user}, data owned by {owner}, HEALTHCHECK healthy")
+
+
 def scenarios(args):
     n = 10
     fleet = new_fleet(args, n, "scenarios")
@@ -295,6 +320,7 @@ def scenarios(args):
         t, ratio, _ = fleet.converge(devs, 1, p)
         results["1"] = f"10 devices converged in {t:.2f} s; repository upload {ratio:.2f}x the payload"
         log(f"scenario 1: {results['1']}")
+        check_operator_image(fleet, devs[0])
 
         # 2. The repository stops right after seeding one device; the others converge from it.
         for d in devs[1:]:
@@ -396,8 +422,7 @@ def scenarios(args):
         log(f"scenario 5: {results['5']}")
 
         # 6. A malicious device serves corrupted blocks: nobody installs them, the honest devices converge.
-        evil_dir = os.path.join(fleet.work, "fc-evil")
-        os.makedirs(evil_dir, exist_ok=True)
+        evil_dir = node_dir(os.path.join(fleet.work, "fc-evil"))
         fleet.run("fc-evil", "10.77.0.99", fleet.node_args("/data", [f"p2p.bootstrap={fleet.repo_addr}",
                                                                        "install.initial_image=/factory.bin"]),
                   env=[("FIRMCHAIN_TEST_FAULT", "corrupt")],

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use alloy::primitives::Address;
-#[cfg(feature = "publisher")]
 use alloy::signers::local::PrivateKeySigner;
 use firmchain_contracts::{IndexClient, provider};
 #[cfg(feature = "publisher")]
@@ -15,34 +14,37 @@ use crate::cli::{ChainArgs, ContractCommand, IndexArgs};
 use crate::error::CliError;
 use crate::output::Output;
 
-/// The signing key: `--keystore` (decrypted with FIRMCHAIN_KEYSTORE_PASSWORD or `--password-file`) or the
-/// FIRMCHAIN_PRIVATE_KEY environment variable. Errors never echo key material.
+/// The signing key: `--keystore` (decrypted with the keystore password: FIRMCHAIN_KEYSTORE_PASSWORD,
+/// FIRMCHAIN_KEYSTORE_PASSWORD_FILE, `--password-file` or the credential `keystore_password`) or the private key
+/// (FIRMCHAIN_PRIVATE_KEY, FIRMCHAIN_PRIVATE_KEY_FILE or the credential `private_key`). Errors never echo key
+/// material.
 #[cfg(feature = "publisher")]
-fn signer(chain: &ChainArgs) -> Result<PrivateKeySigner, CliError> {
+pub(super) fn signer(chain: &ChainArgs) -> Result<PrivateKeySigner, CliError> {
+    use crate::secrets::{KEYSTORE_PASSWORD, PRIVATE_KEY, secret};
     if let Some(path) = &chain.keystore {
-        let password = match &chain.password_file {
-            Some(file) => std::fs::read_to_string(file)
-                .map_err(CliError::file(file))?
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_owned(),
-            None => std::env::var("FIRMCHAIN_KEYSTORE_PASSWORD").map_err(|_| {
-                CliError::Key("--keystore needs FIRMCHAIN_KEYSTORE_PASSWORD or --password-file".into())
-            })?,
-        };
+        let password = secret(KEYSTORE_PASSWORD, chain.password_file.as_deref())?.ok_or_else(|| {
+            CliError::Key(
+                "--keystore needs its password: FIRMCHAIN_KEYSTORE_PASSWORD(_FILE), --password-file or the \
+                 credential keystore_password"
+                    .into(),
+            )
+        })?;
         return PrivateKeySigner::decrypt_keystore(path, password)
             .map_err(|e| CliError::Key(format!("cannot decrypt keystore {}: {e}", path.display())));
     }
-    match std::env::var("FIRMCHAIN_PRIVATE_KEY") {
-        Ok(key) => key
-            .trim()
-            .parse()
-            .map_err(|_| CliError::Key("FIRMCHAIN_PRIVATE_KEY is not a 32-byte hex private key".into())),
-        Err(_) => Err(CliError::Key(
-            "no signing key: set FIRMCHAIN_PRIVATE_KEY or pass --keystore FILE".into(),
+    match secret(PRIVATE_KEY, None)? {
+        Some(key) => parse_key(&key),
+        None => Err(CliError::Key(
+            "no signing key: set FIRMCHAIN_PRIVATE_KEY or FIRMCHAIN_PRIVATE_KEY_FILE, or pass --keystore FILE".into(),
         )),
     }
+}
+
+/// A hex private key, without echoing it.
+pub(super) fn parse_key(key: &str) -> Result<PrivateKeySigner, CliError> {
+    key.trim()
+        .parse()
+        .map_err(|_| CliError::Key("the private key is not a 32-byte hex private key".into()))
 }
 
 /// The value of a flag, else of the variable it had before it took the node's configuration name.

@@ -19,6 +19,7 @@ mod fault;
 mod files;
 mod node;
 mod offline;
+mod ops;
 mod p2p;
 mod patch;
 #[cfg(feature = "publisher")]
@@ -31,6 +32,7 @@ mod rollout_demo;
 mod run;
 mod serve;
 mod state;
+mod status;
 #[cfg(feature = "publisher")]
 mod swarm_demo;
 
@@ -132,6 +134,9 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
         } => offline::install(node, &car, std::time::Duration::from_secs(install_timeout), out),
         Command::Node(c) => node::run(c, out),
         Command::State(c) => state::run(c, out),
+        Command::Status(args) => status::run(args, out),
+        Command::Completions { shell } => ops::completions(shell),
+        Command::Man => ops::man(),
     }
 }
 

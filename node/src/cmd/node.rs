@@ -31,12 +31,30 @@ async fn answer(what: &'static str, r: Result<reqwest::Response, reqwest::Error>
 pub fn run(command: NodeCommand, out: &Output) -> Result<(), CliError> {
     super::block_on(async {
         match command {
-            NodeCommand::Status { api } => {
+            NodeCommand::Status { api, watch } => {
                 let url = format!("{}/status", api.api.trim_end_matches('/'));
-                let v = answer("GET /status", client(api.api_timeout)?.get(&url).send().await).await?;
-                out.result(&v, || summary(&v));
-                Ok(())
+                let client = client(api.api_timeout)?;
+                let Some(every) = watch else {
+                    let v = answer("GET /status", client.get(&url).send().await).await?;
+                    out.result(&v, || summary(&v));
+                    return Ok(());
+                };
+                let stop = super::p2p::wait_for_signal();
+                tokio::pin!(stop);
+                loop {
+                    let v = answer("GET /status", client.get(&url).send().await).await?;
+                    out.line(&v, || format!("{}\n", summary(&v)));
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(every)) => {}
+                        _ = &mut stop => return Ok(()),
+                    }
+                }
             }
+            NodeCommand::Health {
+                api,
+                api_timeout,
+                chain,
+            } => super::status::health(&api, api_timeout, chain, out).await,
             NodeCommand::Publish {
                 api,
                 to,
@@ -91,7 +109,7 @@ pub async fn publish(api: &str, timeout: u64, release: Release, out: &Output) ->
         None => image,
     };
     let mut req = client(timeout)?.post(&url).body(body);
-    if let Ok(token) = std::env::var("FIRMCHAIN_API_TOKEN") {
+    if let Some(token) = crate::secrets::secret(crate::secrets::API_TOKEN, None)? {
         req = req.bearer_auth(token.trim());
     }
     let spinner = out.spinner("publishing: patch, bundle, provide, transaction, inclusion");

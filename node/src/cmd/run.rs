@@ -14,20 +14,24 @@ use crate::cli::RunArgs;
 use crate::error::CliError;
 use crate::output::Output;
 
-/// Load the configuration: defaults → `--config` → `FIRMCHAIN_*` environment → `--set` → flags.
+/// Load the configuration: defaults → `--config` (or FIRMCHAIN_CONFIG, or /etc/firmchain/firmchain.toml when it
+/// exists) → `FIRMCHAIN_*` environment → `--set` → flags.
 pub fn load_config(args: &RunArgs) -> Result<Config, CliError> {
     let flags = Flags {
         repository: args.repository,
         data_dir: args.data.clone(),
     };
-    let sources = Sources::with_process_env(args.config.clone(), args.set.clone(), flags);
+    let default_exists = std::path::Path::new(firmchain_config::DEFAULT_CONFIG).is_file();
+    let file = firmchain_config::config_path(args.config.clone(), None, default_exists);
+    let sources = Sources::with_process_env(file, args.set.clone(), flags);
     Config::load(&sources).map_err(|e| CliError::Usage(format!("configuration: {e}")))
 }
 
 pub fn run(args: RunArgs, out: &Output) -> Result<(), CliError> {
     let config = load_config(&args)?;
     if args.check {
-        let v = serde_json::to_value(&config).unwrap_or_default();
+        config.api_token()?;
+        let v = serde_json::to_value(config.redacted()).unwrap_or_default();
         out.result(&v, || {
             format!(
                 "the configuration is valid:\n{}",
@@ -49,20 +53,27 @@ fn node_error(e: NodeError) -> CliError {
     }
 }
 
-/// The signer of a repository node: FIRMCHAIN_PRIVATE_KEY.
+/// The signer of a repository node: FIRMCHAIN_PRIVATE_KEY, FIRMCHAIN_PRIVATE_KEY_FILE or the credential
+/// `private_key`.
 fn repository_signer() -> Result<PrivateKeySigner, CliError> {
-    let key = std::env::var("FIRMCHAIN_PRIVATE_KEY")
-        .map_err(|_| CliError::Key("a repository node signs releases: set FIRMCHAIN_PRIVATE_KEY".into()))?;
-    key.trim()
-        .parse()
-        .map_err(|_| CliError::Key("FIRMCHAIN_PRIVATE_KEY is not a 32-byte hex private key".into()))
+    let key = crate::secrets::secret(crate::secrets::PRIVATE_KEY, None)?.ok_or_else(|| {
+        CliError::Key(
+            "a repository node signs releases: set FIRMCHAIN_PRIVATE_KEY or FIRMCHAIN_PRIVATE_KEY_FILE, or load \
+             the credential private_key"
+                .into(),
+        )
+    })?;
+    super::contract::parse_key(&key)
 }
 
-async fn node(config: Config, out: &Output) -> Result<(), CliError> {
+async fn node(mut config: Config, out: &Output) -> Result<(), CliError> {
     #[cfg(not(feature = "publisher"))]
     if config.repository {
         return Err(super::not_in_build("run --repository"));
     }
+    // The token is read once, before any work: a missing or ambiguous secret stops the node here.
+    config.api.token = config.api_token()?;
+    config.api.token_file = None;
     let signer = if config.repository {
         Some(repository_signer()?)
     } else {
@@ -91,11 +102,39 @@ async fn node(config: Config, out: &Output) -> Result<(), CliError> {
             "firmchain {role} for {product}\n  peer  {}\n  p2p   {}\n  api   {}\n  data  {dir}\nstop with Ctrl-C",
             p2p.peer_id(),
             addrs.join("\n        "),
-            api_addr.map_or("off".into(), |a| format!("http://{a}")),
+            api_or_off(api_addr),
         )
     });
 
+    crate::notify::notify(&format!(
+        "READY=1\nSTATUS={role} for {product}, api {}",
+        api_or_off(api_addr)
+    ));
+    let watchdog = crate::notify::process_watchdog_interval().map(|every| {
+        let status = node.status.clone();
+        actix::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                // Only a node whose actors still answer tells systemd it is alive.
+                let alive =
+                    tokio::time::timeout(every, status.send(firmchain_actors::status::GetSnapshot)).await;
+                if matches!(alive, Ok(Ok(_))) {
+                    crate::notify::notify("WATCHDOG=1");
+                }
+            }
+        })
+    });
+
     super::p2p::wait_for_signal().await;
+    crate::notify::notify("STOPPING=1");
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     node.stop().await;
     Ok(())
+}
+
+fn api_or_off(addr: Option<std::net::SocketAddr>) -> String {
+    addr.map_or("off".into(), |a| format!("http://{a}"))
 }
