@@ -162,8 +162,8 @@ impl P2p {
         store: Arc<Blockstore>,
     ) -> Result<(P2p, tokio::task::JoinHandle<()>), P2pError> {
         let peer_id = key.public().to_peer_id();
-        let mut swarm = build_swarm(&config, key)?;
-        let mut control = swarm.behaviour().stream.new_control();
+        let (mut swarm, inbound) = build_swarm(&config, key)?;
+        let control = swarm.behaviour().stream.new_control();
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let shared = Shared::new(
             store.clone(),
@@ -173,7 +173,7 @@ impl P2p {
             #[cfg(feature = "fault-injection")]
             config.fault,
         );
-        bitswap::spawn_acceptors(&shared, &mut control);
+        bitswap::spawn_acceptor(&shared, inbound);
 
         let mut listeners = HashMap::new();
         for addr in &config.listen {

@@ -11,6 +11,9 @@ use super::{P2pConfig, providers};
 use crate::command::P2pError;
 
 pub(crate) const QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Yamux streams per connection, both directions: Bitswap ([`crate::bitswap::MAX_OPEN_STREAMS_PER_PEER`]
+/// inbound, a writer outbound), Kademlia, identify and ping need far fewer than the library's 512.
+pub const MAX_STREAMS_PER_CONNECTION: usize = 64;
 const AGENT: &str = concat!("firmchain/", env!("CARGO_PKG_VERSION"));
 
 #[derive(NetworkBehaviour)]
@@ -23,9 +26,14 @@ pub(crate) struct Behaviour {
     pub(crate) kad: kad::Behaviour<MemoryStore>,
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
     pub(crate) stream: libp2p_stream::Behaviour,
+    pub(crate) bitswap: crate::bitswap::inbound::Behaviour,
 }
 
-pub(crate) fn build_swarm(config: &P2pConfig, key: identity::Keypair) -> Result<Swarm<Behaviour>, P2pError> {
+/// The swarm and the queue of inbound Bitswap streams (see [`crate::bitswap::inbound`]).
+pub(crate) type Built = (Swarm<Behaviour>, InboundStreams);
+pub(crate) type InboundStreams = tokio::sync::mpsc::Receiver<(libp2p::PeerId, libp2p::Stream)>;
+
+pub(crate) fn build_swarm(config: &P2pConfig, key: identity::Keypair) -> Result<Built, P2pError> {
     let t = |e: &dyn std::fmt::Display| P2pError::Transport(e.to_string());
     let limits = connection_limits::ConnectionLimits::default()
         .with_max_established(Some(config.max_connections))
@@ -49,13 +57,15 @@ pub(crate) fn build_swarm(config: &P2pConfig, key: identity::Keypair) -> Result<
             libp2p::dns::ResolverOpts::default(),
         )
     });
+    let (bitswap, inbound) = crate::bitswap::inbound::Behaviour::new();
+    let mut bitswap = Some(bitswap);
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, || {
             // The legacy yamux configuration: a fixed 256 KiB window, so Helia's window-sized frames are
             // accepted (the dynamic window rejects frames over 1 MiB and drops the connection).
             let mut cfg = yamux::Config::default();
-            cfg.set_max_num_streams(512);
+            cfg.set_max_num_streams(MAX_STREAMS_PER_CONNECTION);
             cfg
         })
         .map_err(|e| t(&e))?
@@ -97,12 +107,15 @@ pub(crate) fn build_swarm(config: &P2pConfig, key: identity::Keypair) -> Result<
                 kad,
                 mdns: Toggle::from(mdns),
                 stream: libp2p_stream::Behaviour::new(),
+                bitswap: bitswap
+                    .take()
+                    .ok_or_else(|| std::io::Error::other("the behaviour is built once"))?,
             })
         })
         .map_err(|e| t(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
         .build();
-    Ok(swarm)
+    Ok((swarm, inbound))
 }
 
 /// The DHT key of `root` (its multihash, as IPFS has it).
