@@ -111,7 +111,10 @@ def main():
         fail(__doc__.strip())
     mode, args = sys.argv[1], sys.argv[2:]
     lib = load()
+    if args:  # the file to add, or the output: named from the caller's folder
+        args[-1 if mode != "add" else 0] = os.path.abspath(args[-1 if mode != "add" else 0])
     with tempfile.TemporaryDirectory(prefix="kubo-") as repo:
+        os.chdir(repo)  # the library writes kubo.log into the working folder
         ident, addrs = start(lib, repo)
         info = {"id": ident, "addrs": addrs}
         if mode == "add":
