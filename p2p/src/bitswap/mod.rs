@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cid::Cid;
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::{PeerId, StreamProtocol};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::{debug, warn};
@@ -42,8 +42,8 @@ const READ_BODY_TIMEOUT: Duration = Duration::from_secs(60);
 const WRITER_IDLE: Duration = Duration::from_secs(30);
 const WRITER_QUEUE: usize = 32;
 const INBOUND_QUEUE: usize = 1024;
-/// The most Bitswap streams of one peer that we read at once; further streams wait, unread (their bytes stay
-/// in the peer's send window), for one of these to end.
+/// The most Bitswap messages of one peer that we read and handle at once; messages on further streams wait,
+/// unread (their bytes stay in the peer's send window), until one of these is handled.
 pub const MAX_INBOUND_STREAMS_PER_PEER: usize = 4;
 /// The most Bitswap streams one peer may have open to us at once, read or waiting; more are reset unread.
 /// go-bitswap (kubo) answers on a new stream per message from several workers at once: a stream reset here
@@ -506,13 +506,7 @@ pub(crate) fn spawn_acceptor(shared: &Arc<Shared>, mut incoming: mpsc::Receiver<
                 drop(stream);
                 continue;
             };
-            tokio::spawn(async move {
-                // Wait for a read slot: a stream is never reset for arriving while others are read.
-                let Ok(_reading) = gate.acquire_owned().await else {
-                    return;
-                };
-                read_stream(slot.shared.clone(), peer, stream, slot).await
-            });
+            tokio::spawn(read_stream(slot.shared.clone(), peer, stream, slot, gate));
         }
     });
 }
@@ -561,9 +555,30 @@ impl Drop for InboundSlot {
     }
 }
 
-async fn read_stream(shared: Arc<Shared>, peer: PeerId, stream: libp2p::Stream, _slot: InboundSlot) {
-    let mut r = futures::io::BufReader::with_capacity(256 * 1024, stream);
+/// Read `stream`'s messages until it ends. A message is read and handled only under one of the peer's
+/// [`MAX_INBOUND_STREAMS_PER_PEER`] read slots (`gate`), taken once its first byte arrived: an idle stream
+/// (go-bitswap keeps its sender's stream open between messages) holds none, so it cannot starve the others, and
+/// a stream is never reset for arriving while others are read.
+async fn read_stream(
+    shared: Arc<Shared>,
+    peer: PeerId,
+    stream: libp2p::Stream,
+    _slot: InboundSlot,
+    gate: Arc<Semaphore>,
+) {
+    let mut r = futures::io::BufReader::with_capacity(64 * 1024, stream);
     loop {
+        match r.fill_buf().await {
+            Ok([]) => return,
+            Ok(_) => {}
+            Err(e) => {
+                debug!(target: "firmchain::bitswap", %peer, error = %e, "bitswap stream closed");
+                return;
+            }
+        }
+        let Ok(_reading) = gate.clone().acquire_owned().await else {
+            return;
+        };
         let frame = match read_frame(&mut r, MAX_MESSAGE_SIZE).await {
             Ok(Some(f)) => f,
             Ok(None) => return,
