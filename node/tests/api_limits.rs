@@ -46,9 +46,13 @@ async fn the_running_api_refuses_oversized_pathlike_concurrent_and_slow_requests
         .unwrap();
     first.write_all(&fleet.images[1][..1024]).unwrap();
     let mut busy = None;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while busy.is_none() && Instant::now() < deadline {
+    // A publish that got in before the first reached the gate takes its time (a transaction); a few tries.
+    for _ in 0..5 {
+        if busy.is_some() {
+            break;
+        }
         let (code, v) = http(&repo.api, "POST", "/publish", &fleet.images[1], None).unwrap();
+        eprintln!("second publish: {code} {v}");
         match code {
             429 => busy = Some(v),
             // The first had not reached the gate yet, so this one published: ask again.
