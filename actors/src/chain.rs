@@ -8,7 +8,7 @@ use firmchain_lightclient::execution::{ExecutionError, verify_header};
 use firmchain_lightclient::execution_rpc::ExecutionRpc;
 use firmchain_lightclient::rpc::{ConsensusRpc, RpcError};
 
-use crate::messages::ChainHead;
+use crate::messages::{ChainHead, LightAuth};
 
 /// Which sync-committee verified header a light-mode read is proven against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +32,9 @@ pub enum HeaderSource<C> {
         client: Box<LightClient<C>>,
         head: LightHead,
     },
+    /// Light mode without a usable checkpoint (e.g. past the weak-subjectivity window): nothing is verified
+    /// and every read fails with `reason`, until an operator sets a fresh checkpoint and restarts the node.
+    Blocked { reason: String },
 }
 
 /// Why no verified block could be had.
@@ -45,6 +48,8 @@ pub enum BlockError {
     Light(#[from] ClientError),
     #[error("header verification failed: the verified header at slot {slot} has no execution payload")]
     NoExecution { slot: u64 },
+    #[error("{0}")]
+    Blocked(String),
 }
 
 impl<C> HeaderSource<C> {
@@ -52,14 +57,14 @@ impl<C> HeaderSource<C> {
     pub fn mode(&self) -> &'static str {
         match self {
             HeaderSource::Rpc => "rpc",
-            HeaderSource::Light { .. } => "light",
+            HeaderSource::Light { .. } | HeaderSource::Blocked { .. } => "light",
         }
     }
 
     /// The light client, in light mode.
     pub fn light_client(&self) -> Option<&LightClient<C>> {
         match self {
-            HeaderSource::Rpc => None,
+            HeaderSource::Rpc | HeaderSource::Blocked { .. } => None,
             HeaderSource::Light { client, .. } => Some(client),
         }
     }
@@ -74,6 +79,7 @@ pub async fn verified_block<E: ExecutionRpc, C: ConsensusRpc>(
     now: u64,
 ) -> Result<ChainHead, BlockError> {
     match source {
+        HeaderSource::Blocked { reason } => Err(BlockError::Blocked(reason.clone())),
         HeaderSource::Rpc => {
             let tag = block.map_or(BlockNumberOrTag::Latest, BlockNumberOrTag::Number);
             let (header, hash) = rpc.header(tag).await?;
@@ -84,10 +90,11 @@ pub async fn verified_block<E: ExecutionRpc, C: ConsensusRpc>(
                 state_root: header.state_root,
                 timestamp: header.timestamp,
                 mode: "rpc",
+                light: None,
             })
         }
         HeaderSource::Light { client, head } => {
-            client.sync(now).await?;
+            let report = client.sync(now).await?;
             let header = match head {
                 LightHead::Optimistic => &client.store.optimistic_header,
                 LightHead::Authorised => client.authorised_header(),
@@ -96,12 +103,23 @@ pub async fn verified_block<E: ExecutionRpc, C: ConsensusRpc>(
             let execution = header.execution.as_ref().ok_or(BlockError::NoExecution {
                 slot: header.beacon.slot,
             })?;
+            let slot = header.beacon.slot;
+            let finalized = slot == client.store.finalized_header.beacon.slot;
+            let light = LightAuth {
+                slot,
+                finalized,
+                participation: match head {
+                    LightHead::Authorised if !finalized => report.authorised_participation,
+                    _ => None,
+                },
+            };
             Ok(ChainHead {
                 block: execution.block_number,
                 hash: B256::from(execution.block_hash),
                 state_root: B256::from(execution.state_root),
                 timestamp: execution.timestamp,
                 mode: "light",
+                light: Some(light),
             })
         }
     }

@@ -160,6 +160,10 @@ pub enum InstallError {
     NotSlots,
     #[error("install.initial_image is needed on first start (no image installed yet)")]
     NoInitialImage,
+    #[error("cannot tell which slot booted: {0}")]
+    BootedSlot(String),
+    #[error("install.swupdate_select names no selection for the booted slot {slot:?}")]
+    NoSelection { slot: String },
 }
 
 impl InstallError {
@@ -171,7 +175,9 @@ impl InstallError {
             | InstallError::Patcher(_)
             | InstallError::State(_)
             | InstallError::Task(_)
-            | InstallError::Poisoned => true,
+            | InstallError::Poisoned
+            | InstallError::BootedSlot(_)
+            | InstallError::NoSelection { .. } => true,
             InstallError::Slots(e) => matches!(e, SlotError::Io { .. }),
             InstallError::Apply { source, .. } => source.class() == ErrorClass::Io,
             InstallError::Script(_) | InstallError::NotSlots | InstallError::NoInitialImage => false,

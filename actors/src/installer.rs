@@ -131,9 +131,11 @@ impl Handler<ApplyPayload> for Patcher {
 pub enum InstallTarget {
     /// A/B slots with an atomic pointer and a health check.
     Slots(Slots),
-    /// An external installer: `command` gets the image path as its last argument. `current` keeps a copy of the
-    /// installed image as the base for the next patch.
-    Command { command: String, current: PathBuf },
+    /// An external installer: `command` (an argument vector, no shell) gets the image path as its last
+    /// argument. `current` keeps a copy of the installed image as the base for the next patch.
+    Command { command: Vec<String>, current: PathBuf },
+    /// RAUC or SWUpdate with a reboot into the new slot and a confirmation on the new boot.
+    TwoPhase(ab::AbTarget),
 }
 
 /// What the Installer needs.
@@ -141,8 +143,9 @@ pub enum InstallTarget {
 pub struct InstallerConfig {
     /// Where images go.
     pub target: InstallTarget,
-    /// A shell command that must exit 0 after a slot switch.
-    pub health_check: Option<String>,
+    /// A command (argument vector, no shell) that must exit 0 after a slot switch (slots, command modes) or on
+    /// the new boot (two-phase modes).
+    pub health_check: Option<Vec<String>>,
     /// How long the health check may take.
     pub health_timeout: Duration,
     /// A scratch file for command mode.
@@ -196,33 +199,48 @@ impl Actor for Installer {
     type Context = Context<Self>;
 }
 
-/// Run `sh -c script` with the image's details in its environment; `Err` says why it failed.
-async fn run_script(
+/// What an install's commands get in their environment: the release and its image.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Release<'a> {
+    pub sequence: Sequence,
+    pub target: Blake3Hash,
+    pub image: &'a Path,
+}
+
+/// Run `argv` followed by `args` (no shell) with the release's details in its environment; `Ok` is its stdout,
+/// `Err` says why it failed.
+pub(crate) async fn run_command(
     what: &'static str,
-    script: &str,
-    args: &[&Path],
-    (sequence, target): (Sequence, Blake3Hash),
-    image: &Path,
+    argv: &[String],
+    args: &[&std::ffi::OsStr],
+    release: Option<Release<'_>>,
     timeout: Duration,
-) -> Result<(), ScriptError> {
-    let mut cmd = tokio::process::Command::new("sh");
-    cmd.arg("-c").arg(script).arg("sh").args(args);
-    cmd.env("FIRMCHAIN_IMAGE", image)
-        .env("FIRMCHAIN_SEQUENCE", sequence.0.to_string())
-        .env("FIRMCHAIN_TARGET_HASH", target.to_string())
-        .stdin(std::process::Stdio::null())
+) -> Result<String, ScriptError> {
+    let (program, rest) = argv.split_first().ok_or_else(|| ScriptError::Spawn {
+        what,
+        script: String::new(),
+        source: std::io::Error::other("no program given"),
+    })?;
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(rest).args(args);
+    if let Some(r) = release {
+        cmd.env("FIRMCHAIN_IMAGE", r.image)
+            .env("FIRMCHAIN_SEQUENCE", r.sequence.0.to_string())
+            .env("FIRMCHAIN_TARGET_HASH", r.target.to_string());
+    }
+    cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
     let child = cmd.spawn().map_err(|source| ScriptError::Spawn {
         what,
-        script: script.to_owned(),
+        script: argv.join(" "),
         source,
     })?;
     match tokio::time::timeout(timeout, child.wait_with_output()).await {
         Err(_) => Err(ScriptError::Timeout { what, timeout }),
         Ok(Err(source)) => Err(ScriptError::Wait { what, source }),
-        Ok(Ok(out)) if out.status.success() => Ok(()),
+        Ok(Ok(out)) if out.status.success() => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
         Ok(Ok(out)) => {
             let stderr = String::from_utf8_lossy(&out.stderr);
             let tail = stderr.trim().lines().last().unwrap_or("").to_owned();
@@ -238,6 +256,17 @@ async fn run_script(
             Err(ScriptError::Failed { what, status, tail })
         }
     }
+}
+
+/// Run the health check `argv` for `release`.
+pub(crate) async fn health_check(
+    argv: &[String],
+    release: Release<'_>,
+    timeout: Duration,
+) -> Result<(), ScriptError> {
+    run_command("health check", argv, &[], Some(release), timeout)
+        .await
+        .map(drop)
 }
 
 fn lock(c: &Mutex<InstallerConfig>) -> Result<std::sync::MutexGuard<'_, InstallerConfig>, InstallError> {
@@ -272,10 +301,11 @@ async fn install(
     config: Arc<Mutex<InstallerConfig>>,
     patcher: Addr<Patcher>,
     state: Arc<NodeState>,
+    status: Recipient<StatusEvent>,
     record: ReleaseRecord,
     payload: Payload,
     payload_root: Cid,
-) -> Result<ReleaseInstalled, InstallError> {
+) -> Result<Outcome, InstallError> {
     let (base, out, health, timeout, command, store) = {
         let c = lock(&config)?;
         let (base, out, command) = match &c.target {
@@ -285,6 +315,15 @@ async fn install(
             }
             InstallTarget::Command { command, current } => {
                 (current.clone(), c.staging.clone(), Some(command.clone()))
+            }
+            InstallTarget::TwoPhase(ab) => {
+                // One release at a time: the one handed over waits for its reboot.
+                if let Some(p) = state.commit_pending(&record.product)? {
+                    return Ok(Outcome::Waiting {
+                        sequence: Sequence(p.sequence),
+                    });
+                }
+                (ab.current.clone(), ab.staging.clone(), None)
             }
         };
         let store = c.store.clone();
@@ -318,15 +357,34 @@ async fn install(
         sequence: record.sequence,
         hash,
     };
+    let two_phase = {
+        let c = lock(&config)?;
+        match &c.target {
+            InstallTarget::TwoPhase(ab) => Some(ab.clone()),
+            _ => None,
+        }
+    };
+    if let Some(ab) = two_phase {
+        return ab::install(&ab, &state, &record, hash, &status).await;
+    }
     if let Some(command) = command {
         // Command mode: the external installer decides; our copy becomes the next base only if it succeeded.
-        let script = format!("{command} \"$1\"");
-        let what = (record.sequence, record.target_hash);
-        if let Err(e) = run_script("installer", &script, &[&out], what, &out, timeout).await {
-            return Ok(ReleaseInstalled::RolledBack {
+        let release = Release {
+            sequence: record.sequence,
+            target: record.target_hash,
+            image: &out,
+        };
+        let image = [out.as_os_str()];
+        if let Err(e) = run_command("installer", &command, &image, Some(release), timeout).await {
+            // A verdict: remembered, so a restart does not try the release again.
+            let reason = format!("{e}; the previous image still runs");
+            if let Err(e) = state.record_rollback(&record.product, record.sequence, &reason) {
+                tracing::warn!(error = %e, "cannot record the rollback");
+            }
+            return Ok(Outcome::Report(ReleaseInstalled::RolledBack {
                 sequence: record.sequence,
-                reason: format!("{e}; the previous image still runs"),
-            });
+                reason,
+            }));
         }
         {
             let c = lock(&config)?;
@@ -335,10 +393,10 @@ async fn install(
             }
         }
         record_installed(&state, &record, installed);
-        return Ok(ReleaseInstalled::Installed {
+        return Ok(Outcome::Report(ReleaseInstalled::Installed {
             sequence: record.sequence,
             hash,
-        });
+        }));
     }
 
     // Slots mode: switch, check, and switch back if the new image is not healthy. A crash between the switch and
@@ -363,9 +421,13 @@ async fn install(
     // From here the slot pointer decides what runs; state writes that fail are caught up at the next start.
     pause_if_asked("switched");
     let health = match &health {
-        Some(script) => {
-            let what = (record.sequence, record.target_hash);
-            run_script("health check", script, &[], what, &image, timeout).await
+        Some(argv) => {
+            let release = Release {
+                sequence: record.sequence,
+                target: record.target_hash,
+                image: &image,
+            };
+            health_check(argv, release, timeout).await
         }
         None => Ok(()),
     };
@@ -386,16 +448,26 @@ async fn install(
             ),
             Err(e) => format!("{reason}; the rollback failed too: {e}"),
         };
-        return Ok(ReleaseInstalled::RolledBack {
+        return Ok(Outcome::Report(ReleaseInstalled::RolledBack {
             sequence: record.sequence,
             reason,
-        });
+        }));
     }
     record_installed(&state, &record, installed);
-    Ok(ReleaseInstalled::Installed {
+    Ok(Outcome::Report(ReleaseInstalled::Installed {
         sequence: record.sequence,
         hash,
-    })
+    }))
+}
+
+/// How an install ended.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Reported to the Coordinator and the others.
+    Report(ReleaseInstalled),
+    /// Handed to RAUC/SWUpdate: the release waits for the reboot into its slot and is confirmed (or rolled back)
+    /// at the next start. Nothing is reported, so nothing else is installed meanwhile.
+    Waiting { sequence: Sequence },
 }
 
 /// Record what runs after the switch; a failed write is caught up from the slot pointer at the next start.
@@ -436,13 +508,25 @@ impl Handler<InstallRelease> for Installer {
             self.config.clone(),
             self.patcher.clone(),
             self.state.clone(),
+            self.status.clone(),
             record,
             msg.payload,
             msg.root,
         );
         // One install at a time: the actor handles nothing else until this one ends.
         ctx.wait(work.into_actor(self).map(move |result, act, ctx| {
-            let outcome = result.unwrap_or_else(|e| failed(sequence, e));
+            let outcome = match result {
+                Ok(Outcome::Report(o)) => o,
+                Ok(Outcome::Waiting { sequence: waiting }) => {
+                    tracing::info!(
+                        sequence = sequence.0,
+                        waiting = waiting.0,
+                        "handed to the installer; waiting for the reboot into the new slot"
+                    );
+                    return;
+                }
+                Err(e) => failed(sequence, e),
+            };
             match &outcome {
                 ReleaseInstalled::Installed { hash, .. } => {
                     tracing::info!(sequence = sequence.0, %hash, "installed");
@@ -498,12 +582,12 @@ pub async fn check_after_restart(
     slots: &mut Slots,
     state: &NodeState,
     product: &ProductId,
-    health: Option<&str>,
+    health: Option<&[String]>,
     timeout: Duration,
 ) -> Result<Option<(Sequence, String)>, InstallError> {
     let pending = state.health_pending(product)?;
     let active = slots.active();
-    let (Some(sequence), Some(script)) = (pending, health) else {
+    let (Some(sequence), Some(argv)) = (pending, health) else {
         return Ok(None);
     };
     if active.sequence != sequence {
@@ -512,15 +596,12 @@ pub async fn check_after_restart(
         return Ok(None);
     }
     let image = slots.active_path();
-    let checked = run_script(
-        "health check",
-        script,
-        &[],
-        (sequence, active.hash),
-        &image,
-        timeout,
-    )
-    .await;
+    let release = Release {
+        sequence,
+        target: active.hash,
+        image: &image,
+    };
+    let checked = health_check(argv, release, timeout).await;
     let outcome = match checked {
         Ok(()) => None,
         Err(failed) => {
@@ -557,6 +638,8 @@ fn roll_back(
     state.set_installed(product, running)?;
     Ok(prev)
 }
+
+pub mod ab;
 
 #[cfg(test)]
 mod tests;

@@ -18,6 +18,7 @@ pub mod fetcher;
 pub mod installer;
 pub mod messages;
 pub mod node;
+pub mod proofs;
 pub mod publisher;
 pub mod rollout;
 pub mod slots;

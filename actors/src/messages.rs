@@ -124,6 +124,20 @@ pub struct ChainHead {
     pub timestamp: u64,
     /// How the header was verified: `rpc` or `light`.
     pub mode: &'static str,
+    /// Light mode: the beacon header that carried it and what authorised it.
+    pub light: Option<LightAuth>,
+}
+
+/// The sync-committee verified beacon header a light-mode read is proven against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct LightAuth {
+    /// Its beacon slot.
+    pub slot: u64,
+    /// Whether it is the finalized header.
+    pub finalized: bool,
+    /// Signatures behind it and the committee's size, for an attested header (a supermajority: what lets it
+    /// authorise an install).
+    pub participation: Option<(usize, usize)>,
 }
 
 /// Who delivered how much of a fetch.
@@ -180,6 +194,8 @@ pub enum StatusEvent {
     Fetched(Result<FetchReport, Arc<FetchError>>),
     /// An install ended.
     Installed(ReleaseInstalled),
+    /// The two-phase commit of a release handed to RAUC/SWUpdate moved (pending, confirmed, rolled back).
+    Commit(crate::status::CommitView),
     /// This node published a release.
     Published(serde_json::Value),
 }

@@ -12,8 +12,8 @@ use std::time::Duration;
 use actix::{Actor, Addr, AsyncContext, Context, Recipient, SyncArbiter};
 use alloy::primitives::Address;
 use alloy::signers::local::PrivateKeySigner;
-use firmchain_config::{ChainMode, Config, InstallMode, Invalid};
-use firmchain_lightclient::client::{ClientError, LightClient};
+use firmchain_config::{ChainMode, Config, InstallMode, InstallSettings, Invalid};
+use firmchain_lightclient::client::ClientError;
 use firmchain_lightclient::consensus::ChainSpec;
 use firmchain_lightclient::execution_rpc::HttpExecutionRpc;
 use firmchain_lightclient::rpc::{HttpRpc, RpcError};
@@ -24,16 +24,17 @@ use firmchain_update::{ProductId, Sequence};
 use crate::coordinator::{Coordinator, CoordinatorPorts};
 use crate::error::{FileError, InstallError, file};
 use crate::fetcher::{BlockFetcher, Verifier};
+use crate::installer::ab::{AbTarget, Bootloader};
 use crate::installer::{
     InstallTarget, Installer, InstallerConfig, Patcher, check_after_restart, prepare_command_mode,
 };
 use crate::messages::{ReleaseInstalled, StatusEvent};
+use crate::proofs::{FollowerPorts, ProofBook, ProofFollower, ProofServing};
 use crate::publisher::Publisher;
 use crate::slots::{SlotError, Slots};
 use crate::state::{NodeState, StateError};
 use crate::status::Status;
-use crate::unix_now;
-use crate::watcher::{HeaderSource, IndexWatcher, LightHead, Watcher};
+use crate::watcher::{IndexWatcher, Watcher};
 
 /// The IndexWatcher of a running node (HTTP RPCs).
 pub type NodeWatcher = IndexWatcher<HttpExecutionRpc, HttpRpc>;
@@ -53,6 +54,8 @@ pub enum NodeError {
     Slots(#[from] SlotError),
     #[error("health check after a restart: {0}")]
     Restart(Box<InstallError>),
+    #[error("the pending rauc/swupdate commit at start-up (install.mode): {0}")]
+    Commit(Box<InstallError>),
     #[error("installed image: {0}")]
     Install(Box<InstallError>),
     #[error(transparent)]
@@ -129,8 +132,10 @@ pub struct NodeHandle {
     pub coordinator: Option<Addr<Coordinator>>,
     /// The publisher (repository role).
     pub publisher: Option<Addr<Publisher>>,
-    /// The index watcher.
-    pub watcher: Addr<NodeWatcher>,
+    /// The index watcher (none in `peers` mode).
+    pub watcher: Option<Addr<NodeWatcher>>,
+    /// The proof follower (`peers` mode).
+    pub follower: Option<Addr<ProofFollower>>,
     /// A damaged slot found and left behind at start.
     pub recovered: Option<String>,
     /// How the index is read (`rpc` or `light`).
@@ -147,8 +152,13 @@ struct Opened {
     installed: Installed,
     /// A damaged slot that was found and left behind.
     recovered: Option<String>,
-    /// A release rolled back by a health check that a crash had cut short.
+    /// A release rolled back at start: by a health check that a crash had cut short (slots), or on the new boot
+    /// (a bootloader fallback or a failed health check, rauc and swupdate modes).
     checked: Option<(Sequence, String)>,
+    /// The two-phase commit's state (rauc and swupdate modes).
+    commit: Option<crate::status::CommitView>,
+    /// Where the Patcher writes images of command and two-phase modes.
+    staging: PathBuf,
 }
 
 /// Payloads used to be copied out of the blockstore into `downloads/`; the Patcher now reads them in place.
@@ -173,21 +183,23 @@ fn mkdir(p: &Path) -> Result<PathBuf, FileError> {
 /// truth: a crash between the switch and the state write leaves the store one step behind).
 async fn open_install(
     config: &Config,
+    settings: &InstallSettings,
     dir: &Path,
     state: &NodeState,
     product: &ProductId,
 ) -> Result<Opened, NodeError> {
-    let recorded = state.installed(product)?;
     let install = &config.install;
+    let timeout = Duration::from_secs(install.health_timeout_secs);
+    let staging = dir.join("image").join("staging.bin");
     match install.mode {
         InstallMode::Slots => {
+            let recorded = state.installed(product)?;
             let mut slots = Slots::open(&dir.join("slots"), install.initial_image.as_deref())?;
-            let timeout = Duration::from_secs(install.health_timeout_secs);
             let checked = check_after_restart(
                 &mut slots,
                 state,
                 product,
-                install.health_check.as_deref(),
+                settings.health_check.as_deref(),
                 timeout,
             )
             .await
@@ -206,23 +218,98 @@ async fn open_install(
                 installed,
                 recovered,
                 checked,
+                commit: None,
+                staging,
             })
         }
         InstallMode::Command => {
             let current = dir.join("image").join("current.bin");
-            let hash = prepare_command_mode(&current, install.initial_image.as_deref())
-                .map_err(|e| NodeError::Install(Box::new(e)))?;
-            let sequence = recorded
-                .filter(|r| r.hash == hash)
-                .map_or(Sequence(0), |r| r.sequence);
-            let command = install.command.clone().unwrap_or_default();
+            let installed = command_base(&current, install.initial_image.as_deref(), state, product)?;
+            let command = settings.command.clone().unwrap_or_default();
             Ok(Opened {
                 target: InstallTarget::Command { command, current },
-                installed: Installed { sequence, hash },
+                installed,
                 recovered: None,
                 checked: None,
+                commit: None,
+                staging,
             })
         }
+        InstallMode::Rauc | InstallMode::Swupdate => {
+            let ab = ab_target(config, settings, dir);
+            // The bootloader decides first (confirm, reject, fallback), then what runs is read back.
+            let reconciled = crate::installer::ab::reconcile(
+                &ab,
+                state,
+                product,
+                settings.health_check.as_deref(),
+                timeout,
+            )
+            .await
+            .map_err(|e| NodeError::Commit(Box::new(e)))?;
+            let installed = command_base(&ab.current, install.initial_image.as_deref(), state, product)?;
+            let staging = ab.staging.clone();
+            Ok(Opened {
+                target: InstallTarget::TwoPhase(ab),
+                installed,
+                recovered: None,
+                checked: reconciled.rolled_back,
+                commit: reconciled.commit,
+                staging,
+            })
+        }
+    }
+}
+
+/// The base image of command and two-phase modes (`current`, from `initial` on first start) and the release it
+/// is, from the state store (0 when the store names another image).
+fn command_base(
+    current: &Path,
+    initial: Option<&Path>,
+    state: &NodeState,
+    product: &ProductId,
+) -> Result<Installed, NodeError> {
+    let hash = prepare_command_mode(current, initial).map_err(|e| NodeError::Install(Box::new(e)))?;
+    let sequence = state
+        .installed(product)?
+        .filter(|r| r.hash == hash)
+        .map_or(Sequence(0), |r| r.sequence);
+    Ok(Installed { sequence, hash })
+}
+
+/// RAUC or SWUpdate as `[install]` configures them; bundles keep the suffix their installer expects.
+fn ab_target(config: &Config, settings: &InstallSettings, dir: &Path) -> AbTarget {
+    let install = &config.install;
+    let (bootloader, suffix) = match install.mode {
+        InstallMode::Swupdate => (
+            Bootloader::Swupdate {
+                swupdate: settings.swupdate.clone(),
+                printenv: settings.fw_printenv.clone(),
+                setenv: settings.fw_setenv.clone(),
+                slot_variable: install.slot_variable.clone(),
+                confirm: settings.confirm_env.clone(),
+                reject: settings.reject_env.clone(),
+                select: install.swupdate_select.clone(),
+            },
+            "swu",
+        ),
+        _ => (
+            Bootloader::Rauc {
+                rauc: settings.rauc.clone(),
+            },
+            "raucb",
+        ),
+    };
+    let image = dir.join("image");
+    AbTarget {
+        bootloader,
+        install_args: install.install_args.clone(),
+        install_timeout: Duration::from_secs(install.install_timeout_secs),
+        reboot: settings.reboot.clone(),
+        boot_id: install.boot_id.clone(),
+        current: image.join("current.bin"),
+        staging: image.join(format!("staging.{suffix}")),
+        pending: image.join(format!("pending.{suffix}")),
     }
 }
 
@@ -241,38 +328,43 @@ pub fn chain_spec(path: Option<&Path>) -> Result<ChainSpec, NodeError> {
 }
 
 /// HTTP settings of the RPC clients: the per-call timeout and the operator's CA file.
-fn http_options(config: &Config) -> firmchain_lightclient::http::HttpOptions {
+pub(crate) fn http_options(config: &Config) -> firmchain_lightclient::http::HttpOptions {
     firmchain_lightclient::http::HttpOptions {
         timeout: Some(Duration::from_secs(config.chain.timeout_secs)),
         ca_file: config.chain.ca_file.clone(),
     }
 }
 
-async fn header_source(
+/// The consensus chain of `config`: a named network or a config file (else mainnet).
+pub fn configured_spec(config: &Config) -> Result<ChainSpec, NodeError> {
+    light::spec_of(&config.chain)
+}
+
+/// A `peers`-mode device's proof book: its checkpoint, contract and product, restored from the state (and
+/// verified again) when it holds proofs.
+pub fn peer_book(
     config: &Config,
     checkpoint: Option<[u8; 32]>,
+    index: Address,
+    product: ProductId,
     state: &NodeState,
-) -> Result<HeaderSource<HttpRpc>, NodeError> {
-    let c = &config.chain;
-    if c.mode == ChainMode::Rpc {
-        return Ok(HeaderSource::Rpc);
+) -> Result<ProofBook, NodeError> {
+    let checkpoint = checkpoint.ok_or_else(|| {
+        NodeError::Config(Invalid {
+            key: "chain.checkpoint",
+            problem: "peers mode needs a trusted checkpoint".into(),
+            layer: None,
+        })
+    })?;
+    let mut book = ProofBook::new(configured_spec(config)?, checkpoint, index, product);
+    if let Some(saved) = state.proofs()?
+        && let Err(e) = book.restore(&saved, crate::unix_now())
+    {
+        // Proofs that verified once and no longer do (another checkpoint configured): start over from peers.
+        tracing::warn!(error = %e, "the saved proofs do not verify from the configured checkpoint; syncing from peers");
+        book = ProofBook::new(configured_spec(config)?, checkpoint, index, product);
     }
-    // Resume from the newer of the persisted finalized header and the configured checkpoint (a fresh checkpoint
-    // recovers a device that was offline past the weak-subjectivity window), with the participation maxima.
-    let saved = state.light_client()?;
-    let spec = match c.network.as_deref().and_then(ChainSpec::network) {
-        Some(spec) => spec,
-        None => chain_spec(c.chain_config.as_deref())?,
-    };
-    let rpc =
-        HttpRpc::with_options(c.consensus_rpc.clone(), &http_options(config)).map_err(ClientError::from)?;
-    let window = c.weak_subjectivity_days * 24 * 3600;
-    let client =
-        LightClient::resume(spec, rpc, checkpoint, saved.as_ref(), unix_now(), window, false).await?;
-    Ok(HeaderSource::Light {
-        client: Box::new(client),
-        head: LightHead::Authorised,
-    })
+    Ok(book)
 }
 
 impl Node {
@@ -299,13 +391,26 @@ impl Node {
         let opened = if config.repository {
             None
         } else {
-            Some(open_install(&config, &dir, &state, &product).await?)
+            Some(open_install(&config, &settings.install, &dir, &state, &product).await?)
         };
         let recovered = opened.as_ref().and_then(|o| o.recovered.clone());
         if let Some(r) = &recovered {
             tracing::warn!("{r}");
         }
-        let status = Status::new(recovered.clone()).start();
+        let (source, blocked) = light::header_source(&config, settings.checkpoint, &state).await?;
+        let warnings = if config.chain.force_update && config.chain.mode == ChainMode::Light {
+            tracing::warn!("{FORCE_UPDATE_WARNING}");
+            vec![FORCE_UPDATE_WARNING.to_owned()]
+        } else {
+            Vec::new()
+        };
+        let status = Status::new(recovered.clone())
+            .chain_blocked(blocked)
+            .warnings(warnings)
+            .start();
+        if let Some(commit) = opened.as_ref().and_then(|o| o.commit.clone()) {
+            status.do_send(StatusEvent::Commit(commit));
+        }
         if let Some((sequence, reason)) = opened.as_ref().and_then(|o| o.checked.clone()) {
             tracing::warn!(sequence = sequence.0, %reason, "rolled back at start-up");
             status.do_send(StatusEvent::Installed(ReleaseInstalled::RolledBack {
@@ -323,8 +428,15 @@ impl Node {
             None
         };
 
-        // The watcher's address first: the Installer tells it of installs.
+        // The watcher's (or follower's) address first: the Installer tells it of installs.
+        let peers_mode = config.chain.mode == ChainMode::Peers;
         let watcher_ctx: Context<NodeWatcher> = Context::new();
+        let follower_ctx: Context<ProofFollower> = Context::new();
+        let to_watcher: Recipient<ReleaseInstalled> = if peers_mode {
+            follower_ctx.address().recipient()
+        } else {
+            watcher_ctx.address().recipient()
+        };
         let installed = match &opened {
             Some(o) => o.installed.sequence,
             None => state.installed(&product)?.map_or(Sequence(0), |i| i.sequence),
@@ -340,43 +452,65 @@ impl Node {
                     state: &state,
                     p2p: &p2p,
                     status: &status,
-                    to_watcher: watcher_ctx.address().recipient(),
+                    to_watcher: to_watcher.clone(),
                     who: firmchain_update::rollout::Device {
                         id: firmchain_update::rollout::DeviceId::from_name(&name),
                         class: settings.hardware_class,
                     },
                 };
                 tracing::info!(device = %name, hardware = ?settings.hardware_class, "rollout identity");
-                Some(start_device(&config, &dir, product, opened, device)?)
+                Some(start_device(
+                    &config,
+                    &settings.install,
+                    &dir,
+                    product,
+                    opened,
+                    device,
+                )?)
             }
         };
 
-        let rpc = HttpExecutionRpc::with_options(config.chain.execution_rpc.clone(), &http_options(&config))
-            .map_err(NodeError::Rpc)?;
-        let source = header_source(&config, settings.checkpoint, &state).await?;
-        let watcher = Watcher::new(rpc, index, product, source, state.clone(), installed)?
-            .with_scan(config.chain.from_block, config.chain.log_range);
         let (seen, revoked) = match &coordinator {
             Some(c) => (Some(c.clone().recipient()), Some(c.clone().recipient())),
             None => (None, None),
         };
-        let mut watcher = IndexWatcher::new(
-            watcher,
-            Duration::from_secs(config.chain.poll_interval_secs),
-            seen,
-            revoked,
-            status.clone().recipient(),
-        );
-        if let Some(c) = &coordinator {
-            watcher = watcher.with_rollout(c.clone().recipient());
-        }
-        let watcher = watcher_ctx.run(watcher);
+        let interval = Duration::from_secs(config.chain.poll_interval_secs);
+        let (watcher, follower) = if peers_mode {
+            let book = peer_book(&config, settings.checkpoint, index, product, &state)?;
+            let ports = FollowerPorts {
+                seen,
+                revoked,
+                rollout: coordinator.as_ref().map(|c| c.clone().recipient()),
+                status: status.clone().recipient(),
+            };
+            let proofs = p2p.proofs().clone();
+            let follower = ProofFollower::new(book, installed, proofs, state.clone(), ports, interval);
+            (None, Some(follower_ctx.run(follower)))
+        } else {
+            let rpc =
+                HttpExecutionRpc::with_options(config.chain.execution_rpc.clone(), &http_options(&config))
+                    .map_err(NodeError::Rpc)?;
+            let mut w = Watcher::new(rpc, index, product, source, state.clone(), installed)?
+                .with_scan(config.chain.from_block, config.chain.log_range);
+            let serve = config.chain.serve_proofs.serves(config.repository);
+            if let (true, ChainMode::Light, Some(checkpoint)) =
+                (serve, config.chain.mode, settings.checkpoint)
+            {
+                tracing::info!(target: "firmchain::proofs", "serving chain proofs to peers");
+                w = w.with_proof_serving(ProofServing::new(p2p.proofs().clone(), checkpoint));
+            }
+            let mut watcher = IndexWatcher::new(w, interval, seen, revoked, status.clone().recipient());
+            if let Some(c) = &coordinator {
+                watcher = watcher.with_rollout(c.clone().recipient());
+            }
+            (Some(watcher_ctx.run(watcher)), None)
+        };
         let publisher = publisher.map(|(client, releases)| {
             Publisher::new(
                 p2p.clone(),
                 client,
                 releases,
-                Some(watcher.clone().recipient()),
+                watcher.as_ref().map(|w| w.clone().recipient()),
                 status.clone().recipient(),
             )
             .start()
@@ -390,6 +524,7 @@ impl Node {
             coordinator,
             publisher,
             watcher,
+            follower,
             recovered,
             chain_mode: config.chain.mode,
         })
@@ -410,6 +545,7 @@ struct Device<'a> {
 
 fn start_device(
     config: &Config,
+    install: &InstallSettings,
     dir: &Path,
     product: ProductId,
     opened: Opened,
@@ -428,9 +564,9 @@ fn start_device(
     let rolled_back = state.rolled_back(&product)?;
     let installer_config = InstallerConfig {
         target: opened.target,
-        health_check: config.install.health_check.clone(),
+        health_check: install.health_check.clone(),
         health_timeout: Duration::from_secs(config.install.health_timeout_secs),
-        staging: dir.join("image").join("staging.bin"),
+        staging: opened.staging,
         store: p2p.store().clone(),
     };
     let (p2p, state, status) = (p2p.clone(), state.clone(), status.clone());
@@ -482,9 +618,13 @@ impl NodeHandle {
             tracing::warn!(error = %e, "stopping the p2p node");
         }
         drop(self.watcher);
+        drop(self.follower);
         actix::System::current().stop();
     }
 }
+
+mod light;
+pub use light::{FORCE_UPDATE_WARNING, spec_of, too_old_message};
 
 #[cfg(test)]
 mod tests;

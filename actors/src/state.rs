@@ -5,8 +5,10 @@
 //! | `installed/<product>` | the release the node last recorded as running, and its image hash |
 //! | `rolled_back/<product>` | releases rolled back on this device, with the reason (never tried again) |
 //! | `health_pending/<product>` | a release switched to whose health check has not ended (a crash cut it short) |
+//! | `commit_pending/<product>` | a release handed to RAUC/SWUpdate that waits for the reboot and its confirmation |
 //! | `light_client` | the light client's newest verified finalized checkpoint and heads |
 //! | `event_cursor` | the first index block whose `ReleasePublished` events are still needed |
+//! | `proofs` | a `peers`-mode device's verified committee chain and last head proof (served on, and the replay mark) |
 //!
 //! Every write is one durable transaction, so after `kill -9` the node restarts from the last state it
 //! acknowledged. A value that does not decode is an error naming the file and the key ([`StateError::Damaged`]),
@@ -18,6 +20,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use crate::proofs::SavedProofs;
 use firmchain_lightclient::client::Persisted;
 use firmchain_update::machine::Installed;
 use firmchain_update::{Blake3Hash, ProductId, Sequence};
@@ -39,10 +42,14 @@ pub enum StateKey {
     RolledBack(ProductId),
     /// `health_pending/<product>`.
     HealthPending(ProductId),
+    /// `commit_pending/<product>`.
+    CommitPending(ProductId),
     /// `light_client`.
     LightClient,
     /// `event_cursor`.
     EventCursor,
+    /// `proofs`.
+    Proofs,
 }
 
 impl fmt::Display for StateKey {
@@ -51,8 +58,10 @@ impl fmt::Display for StateKey {
             StateKey::Installed(p) => write!(f, "installed/{p}"),
             StateKey::RolledBack(p) => write!(f, "rolled_back/{p}"),
             StateKey::HealthPending(p) => write!(f, "health_pending/{p}"),
+            StateKey::CommitPending(p) => write!(f, "commit_pending/{p}"),
             StateKey::LightClient => f.write_str("light_client"),
             StateKey::EventCursor => f.write_str("event_cursor"),
+            StateKey::Proofs => f.write_str("proofs"),
         }
     }
 }
@@ -67,8 +76,10 @@ impl FromStr for StateKey {
             Some(("installed", p)) => Ok(StateKey::Installed(product(p)?)),
             Some(("rolled_back", p)) => Ok(StateKey::RolledBack(product(p)?)),
             Some(("health_pending", p)) => Ok(StateKey::HealthPending(product(p)?)),
+            Some(("commit_pending", p)) => Ok(StateKey::CommitPending(product(p)?)),
             None if s == "light_client" => Ok(StateKey::LightClient),
             None if s == "event_cursor" => Ok(StateKey::EventCursor),
+            None if s == "proofs" => Ok(StateKey::Proofs),
             _ => Err(unknown()),
         }
     }
@@ -96,7 +107,7 @@ pub enum StateError {
     },
     #[error(
         "{0:?} is not a node state key: installed/<product>, rolled_back/<product>, health_pending/<product>, \
-         light_client or event_cursor"
+         commit_pending/<product>, light_client, event_cursor or proofs"
     )]
     UnknownKey(String),
 }
@@ -108,6 +119,37 @@ pub struct Rollback {
     pub sequence: u64,
     /// Why (the failed health check, and what runs instead).
     pub reason: String,
+}
+
+/// A release handed to an external A/B installer (RAUC, SWUpdate) that waits for the reboot into its slot and
+/// the health check there: the first phase of the two-phase commit. The release is recorded as installed only
+/// once the new boot confirmed it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingCommit {
+    /// The release.
+    pub sequence: u64,
+    /// blake3 of its bundle (hex).
+    pub hash: String,
+    /// `rauc` or `swupdate`.
+    pub installer: String,
+    /// The slot that ran when the install began: booting it again means the bootloader fell back.
+    pub from_slot: String,
+    /// The boot the install happened in (`install.boot_id`): the same one at a start means no reboot yet.
+    pub boot_id: String,
+    /// When the installer accepted the bundle (unix seconds).
+    pub at: u64,
+}
+
+fn decode_commit(b: &[u8]) -> Result<PendingCommit, String> {
+    let p: PendingCommit = serde_json::from_slice(b).map_err(|e| format!("not a pending commit: {e}"))?;
+    if p.hash.parse::<Blake3Hash>().is_err() {
+        return Err(format!("hash {:?} is not a blake3 hash", p.hash));
+    }
+    if p.from_slot.is_empty() || p.boot_id.is_empty() {
+        return Err("no slot or boot id".into());
+    }
+    Ok(p)
 }
 
 /// The rolled-back list as stored: current entries, or bare sequences from stores written before reasons were
@@ -181,6 +223,10 @@ fn decode_light(b: &[u8]) -> Result<Persisted, String> {
     Ok(p)
 }
 
+fn decode_proofs(b: &[u8]) -> Result<SavedProofs, String> {
+    serde_json::from_slice(b).map_err(|e| format!("not saved proofs: {e}"))
+}
+
 fn to_json<T: Serialize>(v: &T) -> Result<serde_json::Value, String> {
     serde_json::to_value(v).map_err(|e| e.to_string())
 }
@@ -196,6 +242,12 @@ fn render(key: &StateKey, b: &[u8]) -> Result<serde_json::Value, String> {
         StateKey::HealthPending(_) if b.is_empty() => Ok(serde_json::Value::Null),
         StateKey::HealthPending(_) | StateKey::EventCursor => Ok(decode_u64(b)?.into()),
         StateKey::LightClient => to_json(&decode_light(b)?),
+        StateKey::Proofs => {
+            let p = decode_proofs(b)?;
+            Ok(serde_json::json!({ "chain_bytes": p.chain.len() / 2,
+                "head_bytes": p.head.as_ref().map(|h| h.len() / 2) }))
+        }
+        StateKey::CommitPending(_) => to_json(&decode_commit(b)?),
     }
 }
 
@@ -366,6 +418,28 @@ impl NodeState {
             .map(drop)
     }
 
+    /// The release of `product` handed to RAUC/SWUpdate that waits for its reboot and confirmation, if any.
+    pub fn commit_pending(&self, product: &ProductId) -> Result<Option<PendingCommit>, StateError> {
+        self.get(StateKey::CommitPending(*product), decode_commit)
+    }
+
+    /// Record (after the installer accepted the bundle, before the reboot) or clear (once the new boot
+    /// confirmed or rejected it) the pending commit of `product`.
+    pub fn set_commit_pending(
+        &self,
+        product: &ProductId,
+        pending: Option<&PendingCommit>,
+    ) -> Result<(), StateError> {
+        let key = StateKey::CommitPending(*product);
+        match pending {
+            Some(p) => {
+                let b = self.encode(key, p)?;
+                self.put(&key, Some(&b)).map(drop)
+            }
+            None => self.put(&key, None).map(drop),
+        }
+    }
+
     /// The light client's saved progress.
     pub fn light_client(&self) -> Result<Option<Persisted>, StateError> {
         self.get(StateKey::LightClient, decode_light)
@@ -375,6 +449,17 @@ impl NodeState {
     pub fn set_light_client(&self, persisted: &Persisted) -> Result<(), StateError> {
         let b = self.encode(StateKey::LightClient, persisted)?;
         self.put(&StateKey::LightClient, Some(&b)).map(drop)
+    }
+
+    /// A `peers`-mode device's verified proofs.
+    pub fn proofs(&self) -> Result<Option<SavedProofs>, StateError> {
+        self.get(StateKey::Proofs, decode_proofs)
+    }
+
+    /// Save a `peers`-mode device's verified proofs.
+    pub fn set_proofs(&self, saved: &SavedProofs) -> Result<(), StateError> {
+        let b = self.encode(StateKey::Proofs, saved)?;
+        self.put(&StateKey::Proofs, Some(&b)).map(drop)
     }
 
     /// The first index block whose events are still needed (0 when none was recorded).

@@ -21,6 +21,8 @@ pub struct ChainView {
     pub timestamp: u64,
     /// When this node verified it (unix seconds).
     pub verified_at: u64,
+    /// Light mode: the beacon header it came with and what authorised it.
+    pub light: Option<crate::messages::LightAuth>,
 }
 
 /// A fetch in flight.
@@ -45,6 +47,29 @@ pub struct InstallView {
     pub at: u64,
     /// The same moment in milliseconds (for convergence measurements).
     pub at_ms: u64,
+    /// The newest verified head when it happened (it proves the release: the index only grows, and every
+    /// poll checks revocations).
+    pub verified: Option<ChainView>,
+}
+
+/// The two-phase commit of a release handed to RAUC or SWUpdate, as `/status` shows it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct CommitView {
+    /// `pending` (installed beside the running slot, waiting for the reboot and the check there), `confirmed`
+    /// (the new boot passed its health check and the bootloader was told) or `rolled_back`.
+    pub state: &'static str,
+    /// The release.
+    pub sequence: u64,
+    /// `rauc` or `swupdate`.
+    pub installer: String,
+    /// The slot that ran when the install began.
+    pub from_slot: String,
+    /// The slot this boot runs (once the node checked after a start).
+    pub booted_slot: Option<String>,
+    /// Why it was rolled back.
+    pub reason: Option<String>,
+    /// When this state was reached (unix seconds).
+    pub at: u64,
 }
 
 /// Everything the Status actor knows.
@@ -57,9 +82,16 @@ pub struct StatusSnapshot {
     pub last_fetch_error: Option<String>,
     pub last_install: Option<InstallView>,
     pub rollbacks: Vec<InstallView>,
+    /// The two-phase commit (rauc and swupdate modes).
+    pub commit: Option<CommitView>,
     pub rejected: VecDeque<String>,
     pub published: VecDeque<serde_json::Value>,
     pub counters: Counters,
+    /// Why the light client could not start (its checkpoint is past the weak-subjectivity window): nothing is
+    /// verified or installed until an operator sets a fresh checkpoint.
+    pub chain_blocked: Option<String>,
+    /// Settings that weaken the node's checks, named at start (e.g. `chain.force_update`).
+    pub warnings: Vec<String>,
 }
 
 /// Monotonic counters for `/metrics`.
@@ -95,6 +127,18 @@ impl Status {
         }
         s
     }
+
+    /// Report that the light client could not start, and why.
+    pub fn chain_blocked(mut self, why: Option<String>) -> Status {
+        self.snapshot.chain_blocked = why;
+        self
+    }
+
+    /// Name settings that weaken the node's checks.
+    pub fn warnings(mut self, warnings: Vec<String>) -> Status {
+        self.snapshot.warnings = warnings;
+        self
+    }
 }
 
 impl Actor for Status {
@@ -123,6 +167,7 @@ impl Handler<StatusEvent> for Status {
                     hash: h.hash.to_string(),
                     timestamp: h.timestamp,
                     verified_at: unix_now(),
+                    light: h.light,
                 });
             }
             StatusEvent::Chain(Err(e)) => {
@@ -175,6 +220,7 @@ impl Handler<StatusEvent> for Status {
                             reason: None,
                             at: unix_now(),
                             at_ms: unix_now_ms(),
+                            verified: None,
                         }
                     }
                     ReleaseInstalled::RolledBack { sequence, reason } => {
@@ -186,6 +232,7 @@ impl Handler<StatusEvent> for Status {
                             reason: Some(reason),
                             at: unix_now(),
                             at_ms: unix_now_ms(),
+                            verified: None,
                         };
                         s.rollbacks.push(v.clone());
                         v
@@ -198,10 +245,15 @@ impl Handler<StatusEvent> for Status {
                         reason: Some(error.to_string()),
                         at: unix_now(),
                         at_ms: unix_now_ms(),
+                        verified: None,
                     },
                 };
-                s.last_install = Some(view);
+                s.last_install = Some(InstallView {
+                    verified: s.chain.clone(),
+                    ..view
+                });
             }
+            StatusEvent::Commit(view) => s.commit = Some(view),
             StatusEvent::Published(v) => {
                 s.counters.published += 1;
                 push(&mut s.published, v);

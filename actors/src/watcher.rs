@@ -79,6 +79,8 @@ pub struct Watcher<E, C> {
     withheld_reported: Option<u64>,
     /// Distrust noted by a failed poll, until the actor reports it.
     distrust: Vec<String>,
+    /// Proofs built from this node's light client and served to peers (`chain.serve_proofs`).
+    serving: Option<crate::proofs::ProofServing>,
 }
 
 impl<E: ExecutionRpc, C: ConsensusRpc> Watcher<E, C> {
@@ -110,6 +112,7 @@ impl<E: ExecutionRpc, C: ConsensusRpc> Watcher<E, C> {
             demotions_reported: (0, 0),
             withheld_reported: None,
             distrust: Vec::new(),
+            serving: None,
         })
     }
 
@@ -117,6 +120,13 @@ impl<E: ExecutionRpc, C: ConsensusRpc> Watcher<E, C> {
     pub fn with_scan(mut self, from_block: u64, log_range: u64) -> Self {
         self.from_block = from_block;
         self.log_range = log_range.max(1);
+        self
+    }
+
+    /// After each poll, build proofs from the light client and serve them (light mode only; see
+    /// [`crate::proofs::serve`]).
+    pub fn with_proof_serving(mut self, serving: crate::proofs::ProofServing) -> Self {
+        self.serving = Some(serving);
         self
     }
 
@@ -179,6 +189,9 @@ impl<E: ExecutionRpc, C: ConsensusRpc> Watcher<E, C> {
     pub async fn poll(&mut self) -> Result<PollReport, WatchError> {
         let mut report = PollReport::default();
         let result = self.poll_verified(&mut report).await;
+        if result.is_ok() {
+            self.serve_proofs(&report).await;
+        }
         self.report_distrust(&mut report);
         match result {
             Ok(()) => Ok(report),
@@ -187,6 +200,21 @@ impl<E: ExecutionRpc, C: ConsensusRpc> Watcher<E, C> {
                 self.distrust.extend(report.rejected);
                 Err(e)
             }
+        }
+    }
+
+    async fn serve_proofs(&mut self, report: &PollReport) {
+        let (Some(serving), Some(client)) = (self.serving.as_mut(), self.source.light_client()) else {
+            return;
+        };
+        for seen in &report.seen {
+            serving.saw(&seen.record);
+        }
+        if let Err(e) = serving
+            .refresh(&self.rpc, client, self.index, &self.product, unix_now())
+            .await
+        {
+            tracing::warn!(target: "firmchain::proofs", error = %e, "building proofs to serve failed; retrying at the next poll");
         }
     }
 

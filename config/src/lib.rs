@@ -9,6 +9,7 @@
 //! `FIRMCHAIN_CHAIN__MODE=rpc`, `FIRMCHAIN_P2P__BOOTSTRAP=/ip4/…/p2p/…,/ip4/…`. Lists are comma-separated.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod argv;
 mod sources;
 
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use argv::{Argv, InstallSettings};
 pub use sources::{ConfigError, Flags, Sources};
 
 /// The whole node configuration.
@@ -58,6 +60,31 @@ pub enum ChainMode {
     Light,
     /// Headers from a trusted execution RPC (checked against their hash); storage proven. For dev chains.
     Rpc,
+    /// No RPC at all: committee updates, head proofs and release proofs come from peers and are verified from
+    /// the configured checkpoint; the index is followed through them alone.
+    Peers,
+}
+
+/// Whether a node with chain access builds and serves proofs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServeProofs {
+    /// On for repositories, off for devices.
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+impl ServeProofs {
+    /// Whether a node (`repository` or not) serves.
+    pub fn serves(self, repository: bool) -> bool {
+        match self {
+            ServeProofs::Auto => repository,
+            ServeProofs::On => true,
+            ServeProofs::Off => false,
+        }
+    }
 }
 
 /// The release index on Ethereum.
@@ -97,6 +124,14 @@ pub struct ChainConfig {
     pub weak_subjectivity_days: u64,
     /// Seconds to wait for each RPC call.
     pub timeout_secs: u64,
+    /// Light mode: after a sync-committee period without finality, take the best update seen as finalized
+    /// even if only a minority of the committee signed it (the spec's force update). Off by default: it lets
+    /// a minority of the committee move the device; the node warns at start and in `/status` while it is on.
+    pub force_update: bool,
+    /// Build proofs from this node's verified light client and serve them to peers (light mode): `auto` (on for
+    /// repositories, off for devices), `on` (a gateway device) or `off`. Devices in `peers` mode serve on the
+    /// proofs they verified whatever this says.
+    pub serve_proofs: ServeProofs,
 }
 
 /// The peer-to-peer network.
@@ -128,24 +163,61 @@ pub struct P2pSection {
 pub enum InstallMode {
     /// A/B image slots under the data folder with an atomic pointer.
     Slots,
-    /// Hand the verified image to an external installer (RAUC, SWUpdate, a script).
+    /// Hand the verified image to an external installer (a script) and read its exit status.
     Command,
+    /// Hand the verified RAUC bundle to `rauc install`, reboot into the new slot, confirm it after the health
+    /// check on the new boot (`rauc status mark-good`), or mark it bad and roll back.
+    Rauc,
+    /// Hand the verified `.swu` to `swupdate -i`, reboot into the new slot, confirm it after the health check on
+    /// the new boot (bootloader variables through `fw_setenv`), or reject it and roll back.
+    Swupdate,
 }
 
 /// How verified images are installed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InstallConfig {
-    /// `slots` or `command`.
+    /// `slots`, `command`, `rauc` or `swupdate`.
     pub mode: InstallMode,
-    /// The installer (command mode); the image path is its last argument.
-    pub command: Option<String>,
-    /// A command that must exit 0 after an install, or the node rolls back.
-    pub health_check: Option<String>,
+    /// The installer (command mode), a program and its arguments, run without a shell; the image path is its
+    /// last argument. A string is split on spaces (it may hold no quotes or shell syntax).
+    pub command: Option<Argv>,
+    /// A command that must exit 0 after an install (slots, command) or on the new boot (rauc, swupdate), or the
+    /// node rolls back. Run without a shell, like `command`.
+    pub health_check: Option<Argv>,
     /// Seconds the health check may take.
     pub health_timeout_secs: u64,
-    /// The image the device runs before the first update (slots mode).
+    /// The image the device runs before the first update (slots mode; command, rauc and swupdate modes: the
+    /// bundle the device was flashed with, the base of the first patch).
     pub initial_image: Option<PathBuf>,
+    /// The `rauc` program and its global options (rauc mode), e.g. `["rauc", "--conf=/etc/rauc/system.conf"]`.
+    pub rauc: Argv,
+    /// The `swupdate` program and its options (swupdate mode), e.g. `["swupdate", "-k", "/etc/swupdate.pem"]`.
+    pub swupdate: Argv,
+    /// SWUpdate's software selection (`-e SET,MODE`) by booted slot (swupdate mode): the value of
+    /// `slot_variable` → the selection that writes the other copy, e.g. `{ a = "stable,copy2", b =
+    /// "stable,copy1" }`. Empty: no `-e`.
+    pub swupdate_select: std::collections::BTreeMap<String, String>,
+    /// More arguments of the install call, before the bundle (`rauc install ARGS BUNDLE`,
+    /// `swupdate ARGS -i IMAGE`).
+    pub install_args: Vec<String>,
+    /// Seconds `rauc install` / `swupdate -i` may take.
+    pub install_timeout_secs: u64,
+    /// The program that prints a bootloader variable (swupdate mode), called with `-n NAME`.
+    pub fw_printenv: Argv,
+    /// The program that sets a bootloader variable (swupdate mode), called with `NAME VALUE`.
+    pub fw_setenv: Argv,
+    /// The bootloader variable that names the booted slot (swupdate mode); the rollback sets it back.
+    pub slot_variable: String,
+    /// Bootloader variables set when the new boot passed its health check (swupdate mode), `NAME=VALUE`.
+    pub confirm_env: Vec<String>,
+    /// Bootloader variables set when the new boot failed its health check (swupdate mode), `NAME=VALUE`.
+    pub reject_env: Vec<String>,
+    /// The command that reboots the device into the new slot (rauc, swupdate modes).
+    pub reboot: Argv,
+    /// The file whose content changes with every boot (rauc, swupdate modes): how the node tells a reboot from
+    /// a restart of its own.
+    pub boot_id: PathBuf,
 }
 
 /// The node's HTTP API.
@@ -195,6 +267,8 @@ impl Default for ChainConfig {
             max_staleness_secs: 120,
             weak_subjectivity_days: 14,
             timeout_secs: 30,
+            force_update: false,
+            serve_proofs: ServeProofs::Auto,
         }
     }
 }
@@ -225,6 +299,20 @@ impl Default for InstallConfig {
             health_check: None,
             health_timeout_secs: 60,
             initial_image: None,
+            rauc: Argv::of(&["rauc"]),
+            swupdate: Argv::of(&["swupdate"]),
+            swupdate_select: Default::default(),
+            install_args: Vec::new(),
+            install_timeout_secs: 1800,
+            fw_printenv: Argv::of(&["fw_printenv"]),
+            fw_setenv: Argv::of(&["fw_setenv"]),
+            slot_variable: "boot_slot".into(),
+            confirm_env: ["upgrade_available=0", "bootcount=0", "ustate=0"]
+                .map(String::from)
+                .to_vec(),
+            reject_env: ["upgrade_available=0", "ustate=3"].map(String::from).to_vec(),
+            reboot: Argv::of(&["systemctl", "reboot"]),
+            boot_id: PathBuf::from("/proc/sys/kernel/random/boot_id"),
         }
     }
 }
@@ -283,6 +371,8 @@ pub struct Settings {
     pub api: Option<SocketAddr>,
     /// `device.hardware_class`.
     pub hardware_class: Option<firmchain_update::record::HardwareClass>,
+    /// The `[install]` commands as argument vectors.
+    pub install: InstallSettings,
 }
 
 /// The longest `device.name`, in bytes.
@@ -359,11 +449,25 @@ impl Config {
             .product
             .parse::<firmchain_update::ProductId>()
             .map_err(|e| invalid("chain.product", e.to_string()))?;
-        if c.execution_rpc.is_empty() {
+        if c.execution_rpc.is_empty() && c.mode != ChainMode::Peers {
             return Err(invalid(
                 "chain.execution_rpc",
                 "at least one execution JSON-RPC URL is needed",
             ));
+        }
+        if c.mode == ChainMode::Peers {
+            if self.repository {
+                return Err(invalid(
+                    "chain.mode",
+                    "a repository publishes through an execution RPC: use light or rpc mode",
+                ));
+            }
+            if c.checkpoint.as_deref().and_then(hex_bytes::<32>).is_none() {
+                return Err(invalid(
+                    "chain.checkpoint",
+                    "peers mode verifies every proof from a trusted checkpoint (a 0x-prefixed block root)",
+                ));
+            }
         }
         check_urls("chain.execution_rpc", &c.execution_rpc)?;
         check_urls("chain.consensus_rpc", &c.consensus_rpc)?;
@@ -420,14 +524,7 @@ impl Config {
             return Err(invalid("p2p.store_budget_mib", "must be positive"));
         }
         check_limits(self)?;
-        if self.install.mode == InstallMode::Command
-            && self.install.command.as_deref().is_none_or(str::is_empty)
-        {
-            return Err(invalid(
-                "install.command",
-                "command mode needs the installer command",
-            ));
-        }
+        let install = self.install.validate()?;
         let mut api = None;
         if !self.api.listen.is_empty() {
             let addr: SocketAddr = self.api.listen.parse().map_err(|_| {
@@ -464,6 +561,7 @@ impl Config {
             ),
         };
         Ok(Settings {
+            install,
             hardware_class,
             product,
             contract,

@@ -82,8 +82,15 @@ fn merge(base: &mut Table, over: Table) {
     }
 }
 
-/// The value of `raw` for `path`, typed like what is there now (lists split on commas).
+/// The value of `raw` for `path`, typed like what is there now (lists split on commas). A value written as a
+/// TOML list (`["sh", "-c", "exit 0"]`) is that list, whatever is there now.
 fn typed(current: Option<&Value>, raw: &str) -> Value {
+    if raw.trim_start().starts_with('[')
+        && let Ok(mut t) = format!("v = {raw}").parse::<Table>()
+        && let Some(v @ Value::Array(_)) = t.remove("v")
+    {
+        return v;
+    }
     match current {
         Some(Value::Array(_)) => Value::Array(
             raw.split(',')

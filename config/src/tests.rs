@@ -15,7 +15,14 @@ fn devnet() -> Sources {
 
 #[test]
 fn every_example_config_loads_and_validates() {
-    for name in ["devnet.toml", "sepolia.toml", "mainnet.toml"] {
+    for name in [
+        "devnet.toml",
+        "sepolia.toml",
+        "mainnet.toml",
+        "rauc.toml",
+        "swupdate.toml",
+        "peers.toml",
+    ] {
         let c = Config::load(&Sources {
             file: Some(example(name)),
             ..Sources::default()
@@ -104,6 +111,15 @@ fn validation_names_the_key() {
         ("p2p.bootstrap=/ip4/1.2.3.4/tcp/1", "p2p.bootstrap"),
         ("p2p.listen=not-a-multiaddr", "p2p.listen"),
         ("install.mode=command", "install.command"),
+        ("install.command=rauc install \"$1\"", "install.command"),
+        ("install.health_check=test -f x && exit 0", "install.health_check"),
+        (
+            "install.health_check=FOO=1 /usr/bin/check",
+            "install.health_check",
+        ),
+        ("install.reboot=[]", "install.reboot"),
+        ("install.confirm_env=ustate", "install.confirm_env"),
+        ("install.install_timeout_secs=0", "install.install_timeout_secs"),
         ("api.listen=localhost", "api.listen"),
         ("device.hardware_class=has space", "device.hardware_class"),
         ("device.name=a\u{7}b", "device.name"),
@@ -277,4 +293,98 @@ fn device_name_and_hardware_class_are_typed() {
     );
     let none = Config::load(&devnet()).unwrap().validate().unwrap();
     assert_eq!(none.hardware_class, None, "no class unless configured");
+}
+
+/// Commands are argument vectors, run without a shell: a list as given, a plain string split on spaces, and a
+/// list in `--set` written as TOML.
+#[test]
+fn commands_are_argument_vectors_without_a_shell() {
+    let load = |sets: &[&str]| {
+        Config::load(&Sources {
+            overrides: sets.iter().map(|s| (*s).to_owned()).collect(),
+            ..devnet()
+        })
+        .unwrap()
+        .validate()
+        .unwrap()
+        .install
+    };
+    let s = load(&[
+        "install.mode=command",
+        "install.command=/usr/bin/flash  --verbose",
+        r#"install.health_check=["sh", "-c", "test -f \"$FIRMCHAIN_IMAGE\" || exit 3"]"#,
+    ]);
+    assert_eq!(
+        s.command.unwrap(),
+        ["/usr/bin/flash", "--verbose"].map(String::from)
+    );
+    assert_eq!(
+        s.health_check.unwrap(),
+        ["sh", "-c", "test -f \"$FIRMCHAIN_IMAGE\" || exit 3"].map(String::from)
+    );
+    // The defaults of the two-phase modes.
+    let s = load(&["install.mode=rauc"]);
+    assert_eq!(s.rauc, ["rauc"]);
+    assert_eq!(s.reboot, ["systemctl", "reboot"]);
+    assert_eq!(s.confirm_env[0], ("upgrade_available".to_owned(), "0".to_owned()));
+    // A shell line is refused with the way out in the message.
+    let err = Config::load(&Sources {
+        overrides: vec!["install.command=/usr/bin/rauc install; reboot".into()],
+        ..devnet()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("install.command") && err.contains("needs a shell") && err.contains("[\"sh\", \"-c\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn swupdate_mode_needs_a_slot_variable() {
+    let err = Config::load(&Sources {
+        overrides: vec!["install.mode=swupdate".into(), "install.slot_variable=".into()],
+        ..devnet()
+    })
+    .unwrap_err();
+    match err {
+        ConfigError::Invalid(i) => assert_eq!(i.key, "install.slot_variable", "{i}"),
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn peers_mode_needs_no_rpc_but_a_checkpoint_and_no_repository_role() {
+    let with = |extra: &[&str], repository: bool| {
+        let mut o: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        o.push("chain.execution_rpc=".into());
+        Config::load(&Sources {
+            file: Some(example("peers.toml")),
+            overrides: o,
+            flags: Flags {
+                repository,
+                data_dir: None,
+            },
+            ..Sources::default()
+        })
+    };
+    let base = |extra: &[&str]| with(extra, false);
+    let c = base(&[]).unwrap();
+    assert_eq!(c.chain.mode, ChainMode::Peers);
+    assert!(c.chain.execution_rpc.is_empty() && c.chain.consensus_rpc.is_empty());
+    assert_eq!(c.chain.serve_proofs, ServeProofs::Auto);
+    let key = |e: ConfigError| match e {
+        ConfigError::Invalid(i) => i.key,
+        other => panic!("{other}"),
+    };
+    assert_eq!(
+        key(base(&["chain.checkpoint=nope"]).unwrap_err()),
+        "chain.checkpoint"
+    );
+    assert_eq!(key(with(&[], true).unwrap_err()), "chain.mode");
+    // serve_proofs: auto follows the role; on and off are explicit.
+    assert!(ServeProofs::Auto.serves(true) && !ServeProofs::Auto.serves(false));
+    assert!(ServeProofs::On.serves(false) && !ServeProofs::Off.serves(true));
+    let c = base(&["chain.serve_proofs=off"]).unwrap();
+    assert_eq!(c.chain.serve_proofs, ServeProofs::Off);
 }

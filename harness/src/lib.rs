@@ -1,7 +1,11 @@
 //! Local fleets of firmchain processes, for `firmchain demo` and the tests: a supervisor for child processes
 //! ([`Proc`]), the anvil finder ([`find_anvil`]) and the command line of a local node ([`node_command`],
-//! [`NodeStart`]). Nothing here is test-only machinery of the node itself: the demo ships with the binary.
+//! [`NodeStart`]), and a local beacon light-client server over anvil ([`beacon`], for `firmchain demo --peers`
+//! and the light-mode tests). Nothing here is test-only machinery of the node itself: the demo ships with the
+//! binary.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod beacon;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -12,7 +12,9 @@ use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy::trie::proof::ProofRetainer;
 use alloy::trie::{HashBuilder, Nibbles, TrieAccount};
 use blst::min_pk::{AggregatePublicKey, AggregateSignature, SecretKey};
-use firmchain_lightclient::consensus::ssz::{Root, hash_pair, merkleize, u64_chunk};
+use firmchain_lightclient::consensus::ssz::{
+    Root, hash_pair, merkleize, tree_branch, tree_levels, u64_chunk,
+};
 use firmchain_lightclient::consensus::types::{
     BeaconBlockHeader, Bootstrap, ExecutionPayloadHeader, LightClientHeader, SyncAggregate, SyncCommittee,
     Update,
@@ -159,24 +161,6 @@ fn record(seq: u64) -> Vec<u8> {
     r
 }
 
-fn tree(leaves: Vec<Root>) -> Vec<Vec<Root>> {
-    let mut levels = vec![leaves];
-    while levels.last().is_some_and(|l| l.len() > 1) {
-        let prev = levels.last().cloned().unwrap_or_default();
-        levels.push(prev.chunks(2).map(|p| hash_pair(&p[0], &p[1])).collect());
-    }
-    levels
-}
-
-fn branch(levels: &[Vec<Root>], mut index: usize) -> Vec<Root> {
-    let mut out = Vec::new();
-    for level in &levels[..levels.len() - 1] {
-        out.push(level[index ^ 1]);
-        index /= 2;
-    }
-    out
-}
-
 struct Committee {
     keys: Vec<SecretKey>,
     ssz: SyncCommittee,
@@ -234,12 +218,12 @@ fn header(
 ) -> (LightClientHeader, Vec<Vec<Root>>) {
     let mut body = vec![[0u8; 32]; 16];
     body[9] = p.hash_tree_root();
-    let body_levels = tree(body);
+    let body_levels = tree_levels(body);
     let mut st = vec![[0u8; 32]; 32];
     st[20] = hash_pair(&u64_chunk(0), finalized);
     st[22] = *current;
     st[23] = *next;
-    let levels = tree(st);
+    let levels = tree_levels(st);
     let h = LightClientHeader {
         beacon: BeaconBlockHeader {
             slot,
@@ -249,7 +233,7 @@ fn header(
             body_root: body_levels[body_levels.len() - 1][0],
         },
         execution: Some(p.clone()),
-        execution_branch: branch(&body_levels, 9),
+        execution_branch: tree_branch(&body_levels, 9),
     };
     (h, levels)
 }
@@ -268,7 +252,7 @@ fn update(
     let (finalized, _) = header(slot, &p, &cur, &nxt, &[0; 32]);
     let (attested, levels) = header(slot + 1, &p, &cur, &nxt, &finalized.beacon.hash_tree_root());
     let mut finality_branch = vec![u64_chunk(0)];
-    finality_branch.extend(branch(&levels, 20));
+    finality_branch.extend(tree_branch(&levels, 20));
     let signature_slot = slot + 2;
     let version = spec.version_at(signature_slot - 1);
     let mut v = [0u8; 32];
@@ -283,7 +267,7 @@ fn update(
     Update {
         attested_header: attested,
         next_sync_committee: next.map(|n| n.ssz.clone()),
-        next_sync_committee_branch: next.map(|_| branch(&levels, 23)).unwrap_or_default(),
+        next_sync_committee_branch: next.map(|_| tree_branch(&levels, 23)).unwrap_or_default(),
         finalized_header: Some(finalized),
         finality_branch,
         sync_aggregate: SyncAggregate {
@@ -318,7 +302,7 @@ fn main() {
     let boot = Bootstrap {
         header: boot_header,
         current_sync_committee: c0.ssz.clone(),
-        current_sync_committee_branch: branch(&levels, 22),
+        current_sync_committee_branch: tree_branch(&levels, 22),
     };
     let checkpoint = boot.header.beacon.hash_tree_root();
     // One update per period: in period p, signed by committee p, handing over committee p + 1.
@@ -423,8 +407,8 @@ fn main() {
          branch node full on the proven paths ({STATE_DEPTH} levels in the state trie, {STORAGE_DEPTH} in \
          the contract's storage), a 448-byte v1 record. Every proof below verifies.\n\n\
          | what | value | target |\n|---|---|---|\n\
-         | release proof (finality update, account + 3 storage proofs, record) | {} bytes | ≤ 64 KB |\n\
-         | head proof (window of 16 revocation flags) | {} bytes | |\n\
+         | release proof v2 (finality update, account + 6 storage proofs: head, digest, revoked, rollout gate; record) | {} bytes | ≤ 64 KB |\n\
+         | head proof v2 (head, digest, rollout gate, window of 16 revocation flags) | {} bytes | |\n\
          | committee chain: bootstrap | {} bytes | |\n\
          | committee chain: per period of lag (one update with the next committee) | {per_period} bytes | one update per period |\n\
          | device {lag} periods behind: proof + catch-up | {} bytes | ≤ 64 KB + {lag} updates |\n\

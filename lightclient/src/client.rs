@@ -18,10 +18,12 @@ pub enum ClientError {
     #[error("{what} rejected: {source}")]
     Consensus { what: String, source: ConsensusError },
     #[error(
-        "checkpoint at slot {checkpoint_slot} is {age_seconds} s old, beyond the weak-subjectivity window of \
-         {window_seconds} s: pick a recent checkpoint, or force it if you trust it"
+        "checkpoint {checkpoint} at slot {checkpoint_slot} is {age_seconds} s old, beyond the weak-subjectivity \
+         window of {window_seconds} s: pick a recent checkpoint, or force it if you trust it"
     )]
     CheckpointTooOld {
+        /// The checkpoint's beacon block root (0x-hex).
+        checkpoint: String,
         checkpoint_slot: u64,
         age_seconds: u64,
         window_seconds: u64,
@@ -131,9 +133,10 @@ fn block(h: &LightClientHeader) -> Option<u64> {
     h.execution.as_ref().map(|e| e.block_number)
 }
 
-/// Refuse a checkpoint older than the window (unless `force`).
+/// Refuse the checkpoint `root` at `checkpoint_slot` if it is older than the window (unless `force`).
 pub fn check_checkpoint_age(
     spec: &ChainSpec,
+    root: &Root,
     checkpoint_slot: u64,
     now_unix: u64,
     window_seconds: u64,
@@ -142,12 +145,30 @@ pub fn check_checkpoint_age(
     let age_seconds = now_unix.saturating_sub(spec.time_of(checkpoint_slot));
     if age_seconds > window_seconds && !force {
         return Err(ClientError::CheckpointTooOld {
+            checkpoint: alloy::hex::encode_prefixed(root),
             checkpoint_slot,
             age_seconds,
             window_seconds,
         });
     }
     Ok(())
+}
+
+/// The error `resume` reports when no checkpoint works: the first, unless both are too old (then the newer
+/// checkpoint's, which is the one an operator must replace).
+fn worse(first: Option<ClientError>, next: ClientError) -> ClientError {
+    match (first, next) {
+        (None, next) => next,
+        (
+            Some(ClientError::CheckpointTooOld {
+                checkpoint_slot: a, ..
+            }),
+            next @ ClientError::CheckpointTooOld {
+                checkpoint_slot: b, ..
+            },
+        ) if b > a => next,
+        (Some(first), _) => first,
+    }
 }
 
 impl<R: ConsensusRpc> LightClient<R> {
@@ -183,6 +204,7 @@ impl<R: ConsensusRpc> LightClient<R> {
         store.previous_max_active_participants = spec.sync_committee_size * 2 / 3;
         check_checkpoint_age(
             &spec,
+            &checkpoint,
             store.finalized_header.beacon.slot,
             now_unix,
             window_seconds,
@@ -232,9 +254,7 @@ impl<R: ConsensusRpc> LightClient<R> {
                         best = Some(c);
                     }
                 }
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
+                Err(e) => first_error = Some(worse(first_error, e)),
             }
         }
         let mut client = match (best, first_error) {
@@ -274,6 +294,11 @@ impl<R: ConsensusRpc> LightClient<R> {
     /// Endpoints demoted for answers that failed verification, oldest first.
     pub fn demotions(&self) -> Vec<Demotion> {
         self.rpc.demotions()
+    }
+
+    /// The consensus RPC it syncs from (a node that serves proofs fetches committee updates through it).
+    pub fn rpc(&self) -> &R {
+        &self.rpc
     }
 
     /// The header that authorises installs (see [`Store::authorised_header`]).
@@ -401,5 +426,34 @@ impl<R: ConsensusRpc> LightClient<R> {
     /// Seconds since the verified optimistic head's slot began.
     pub fn staleness(&self, now_unix: u64) -> u64 {
         now_unix.saturating_sub(self.spec.time_of(self.store.optimistic_header.beacon.slot))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn too_old(slot: u64) -> ClientError {
+        ClientError::CheckpointTooOld {
+            checkpoint: format!("0x{slot:064x}"),
+            checkpoint_slot: slot,
+            age_seconds: 100,
+            window_seconds: 10,
+        }
+    }
+
+    #[test]
+    fn when_no_checkpoint_works_the_newer_too_old_one_is_named() {
+        let slot = |e: ClientError| match e {
+            ClientError::CheckpointTooOld { checkpoint_slot, .. } => checkpoint_slot,
+            other => panic!("{other}"),
+        };
+        assert_eq!(slot(worse(Some(too_old(5)), too_old(9))), 9);
+        assert_eq!(slot(worse(Some(too_old(9)), too_old(5))), 9);
+        assert_eq!(slot(worse(None, too_old(5))), 5);
+        // Another failure first stays first.
+        let e = worse(Some(ClientError::NoCheckpoint), too_old(9));
+        assert!(matches!(e, ClientError::NoCheckpoint), "{e}");
+        assert!(too_old(9).to_string().contains(&format!("0x{:064x}", 9)));
     }
 }

@@ -114,16 +114,20 @@ pub fn verify_storage(
             actual: asked,
         });
     }
-    let expected = (!proof.value.is_zero()).then(|| alloy::rlp::encode(proof.value));
-    verify_proof(
-        account.storage_root,
-        Nibbles::unpack(keccak256(slot)),
-        expected,
-        &proof.proof,
-    )
-    .map_err(|e| ExecutionError::StorageProof {
+    let key = Nibbles::unpack(keccak256(slot));
+    let root = account.storage_root;
+    let checked = if proof.value.is_zero() {
+        // A zero slot is absent from a canonical trie. Some nodes (anvil) keep a slot that a transaction read or
+        // wrote as zero as a leaf holding RLP(0), committed in the storage root: it proves the same value.
+        verify_proof(root, key, None, &proof.proof).or_else(|absent| {
+            verify_proof(root, key, Some(alloy::rlp::encode(U256::ZERO)), &proof.proof).map_err(|_| absent)
+        })
+    } else {
+        verify_proof(root, key, Some(alloy::rlp::encode(proof.value)), &proof.proof)
+    };
+    checked.map_err(|e| ExecutionError::StorageProof {
         slot,
-        storage_root: account.storage_root,
+        storage_root: root,
         reason: e.to_string(),
     })?;
     Ok(proof.value)
@@ -236,6 +240,64 @@ mod tests {
         assert!(matches!(
             verify_account(b.header.state_root, Address::repeat_byte(9), &proof),
             Err(ExecutionError::WrongAccount { .. })
+        ));
+    }
+
+    /// A storage trie with one leaf per (slot, RLP value) and the proof of `target`.
+    fn storage_trie(leaves: &[(B256, Vec<u8>)], target: B256) -> (B256, Vec<alloy::primitives::Bytes>) {
+        use alloy::trie::{HashBuilder, proof::ProofRetainer};
+        let mut hashed: Vec<(B256, &Vec<u8>)> = leaves.iter().map(|(k, v)| (keccak256(k), v)).collect();
+        hashed.sort();
+        let wanted = Nibbles::unpack(keccak256(target));
+        let mut hb = HashBuilder::default().with_proof_retainer(ProofRetainer::new(vec![wanted]));
+        for (k, v) in hashed {
+            hb.add_leaf(Nibbles::unpack(k), v);
+        }
+        let root = hb.root();
+        let nodes = hb.take_proof_nodes().matching_nodes_sorted(&wanted);
+        (root, nodes.into_iter().map(|(_, n)| n).collect())
+    }
+
+    fn prove(
+        root: B256,
+        slot: B256,
+        value: U256,
+        proof: Vec<alloy::primitives::Bytes>,
+    ) -> Result<U256, ExecutionError> {
+        let account = VerifiedAccount {
+            address: Address::repeat_byte(1),
+            nonce: 1,
+            balance: U256::ZERO,
+            storage_root: root,
+            code_hash: B256::ZERO,
+        };
+        let p = EIP1186StorageProof {
+            key: slot.into(),
+            value,
+            proof,
+        };
+        verify_storage(&account, slot, &p)
+    }
+
+    #[test]
+    fn a_slot_kept_as_a_zero_leaf_proves_zero_and_nothing_else() {
+        // As anvil commits a slot that a transaction touched but left at zero.
+        let (zero, five) = (B256::repeat_byte(0xa), B256::repeat_byte(0xb));
+        let leaves = [
+            (zero, alloy::rlp::encode(U256::ZERO)),
+            (five, alloy::rlp::encode(U256::from(5))),
+        ];
+        let (root, proof) = storage_trie(&leaves, zero);
+        assert_eq!(prove(root, zero, U256::ZERO, proof.clone()), Ok(U256::ZERO));
+        assert!(matches!(
+            prove(root, zero, U256::from(1), proof),
+            Err(ExecutionError::StorageProof { .. })
+        ));
+        let (root, proof) = storage_trie(&leaves, five);
+        assert_eq!(prove(root, five, U256::from(5), proof.clone()), Ok(U256::from(5)));
+        assert!(matches!(
+            prove(root, five, U256::ZERO, proof),
+            Err(ExecutionError::StorageProof { .. })
         ));
     }
 }

@@ -106,6 +106,36 @@ pub enum Command {
     /// them; with --repository also publish (POST /publish). Configuration: --config FILE, FIRMCHAIN_* variables,
     /// --set SECTION.FIELD=VALUE (later wins).
     Run(RunArgs),
+    /// Pack one release for an offline install: its bundle's blocks, its release proof, a head proof and the
+    /// committee chain from the configured checkpoint, fetched from peers and verified, in one CAR.
+    Export {
+        #[command(flatten)]
+        node: RunArgs,
+        /// The product (default: the configured chain.product).
+        #[arg(long)]
+        product: Option<String>,
+        /// The release's sequence number.
+        #[arg(long)]
+        sequence: u64,
+        /// Ask this peer (a multiaddr ending in /p2p/<peer id>; repeatable; default: p2p.bootstrap).
+        #[arg(long)]
+        peer: Vec<firmchain_p2p::Multiaddr>,
+        /// Where to write the CAR.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Install a release from a CAR made by `firmchain export`, with no network: its proofs are verified from
+    /// this device's own checkpoint and state as an online install verifies them, the image goes through the
+    /// same slots and health check. Stop `firmchain run` first (it holds the data folder).
+    Install {
+        /// The CAR file.
+        car: PathBuf,
+        #[command(flatten)]
+        node: RunArgs,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        install_timeout: u64,
+    },
     /// Show or reset what a node persists (`<data>/state.redb`); stop the node first.
     #[command(subcommand)]
     State(StateCommand),
@@ -139,6 +169,15 @@ pub enum Command {
         /// and a resume on the way.
         #[arg(long, conflicts_with = "pipeline")]
         rollout: Option<RolloutSchedule>,
+        /// The devices run the light client over a local beacon harness (sync-committee signed headers over
+        /// anvil) instead of trusting anvil's headers; each install names the verified slot and the
+        /// signatures behind it.
+        #[arg(long, conflicts_with_all = ["pipeline", "rollout", "peers"])]
+        light: bool,
+        /// Devices with no RPC at all: the repository runs in light mode over a local beacon light-client
+        /// server and serves chain proofs; every device runs in `peers` mode and says where its proofs came from.
+        #[arg(long, conflicts_with_all = ["pipeline", "rollout"])]
+        peers: bool,
     },
 }
 
@@ -496,7 +535,8 @@ pub struct DataArgs {
 #[derive(Debug, Subcommand)]
 pub enum StateCommand {
     /// Print every stored fact: installed/<product>, rolled_back/<product>, health_pending/<product>,
-    /// light_client, event_cursor. A value that does not decode is named as damaged.
+    /// commit_pending/<product>, light_client, event_cursor, proofs. A value that does not decode is named as
+    /// damaged.
     Show {
         #[command(flatten)]
         data: DataArgs,
@@ -614,8 +654,57 @@ pub enum P2pCommand {
     },
 }
 
+/// The public networks with built-in consensus parameters (`--network`, `chain.network`).
+pub const NETWORKS: [&str; 3] = ["mainnet", "sepolia", "hoodi"];
+
+/// A node's configuration as `firmchain run` reads it, for commands that act on a node's data.
+#[derive(Debug, clap::Args)]
+pub struct NodeConfigArgs {
+    /// The node's TOML configuration file.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// The node's data folder (same as --set data_dir=DIR).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Set one configuration value, as for `firmchain run` (repeatable).
+    #[arg(long = "set", value_name = "SECTION.FIELD=VALUE")]
+    pub set: Vec<String>,
+    /// A public network's built-in parameters: mainnet, sepolia or hoodi (same as --set chain.network=NAME).
+    #[arg(long, value_parser = NETWORKS)]
+    pub network: Option<String>,
+}
+
+/// `firmchain chain checkpoint`: the light client's trusted checkpoint of a node.
+#[derive(Debug, Subcommand)]
+pub enum CheckpointCommand {
+    /// Show the configured checkpoint (chain.checkpoint) and the one the node persisted: block root, slot (the
+    /// configured one's is asked of the consensus RPC, and verified), age, whether it is inside the
+    /// weak-subjectivity window, and which one the node starts from (the newer of those inside the window).
+    Show {
+        #[command(flatten)]
+        node: NodeConfigArgs,
+    },
+    /// Write a new trusted checkpoint into the node's state, replacing the persisted one: the way back for a
+    /// device that was offline past the weak-subjectivity window, without deleting its data. Take the root of a
+    /// recent finalized beacon block from a source you trust (your own beacon node, a block explorer you
+    /// trust); the consensus RPC's bootstrap for it is verified against it and its age checked. Stop the node
+    /// first; it starts from the new checkpoint (unless chain.checkpoint is newer).
+    Set {
+        /// The beacon block root (0x + 64 hex digits).
+        root: String,
+        /// Accept a checkpoint older than the weak-subjectivity window.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        node: NodeConfigArgs,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ChainCommand {
+    /// Show or set a node's trusted light-client checkpoint (see `chain checkpoint set --help`).
+    #[command(subcommand)]
+    Checkpoint(CheckpointCommand),
     /// Follow the beacon chain from a trusted checkpoint with the light client and show the verified
     /// finalized and optimistic heads and how stale they are.
     Status {
@@ -646,6 +735,9 @@ pub enum ChainCommand {
         /// Ethereum mainnet.
         #[arg(long, env = "FIRMCHAIN_CHAIN__CHAIN_CONFIG")]
         chain_config: Option<PathBuf>,
+        /// A public network's built-in parameters: mainnet, sepolia or hoodi (instead of --chain-config).
+        #[arg(long, env = "FIRMCHAIN_CHAIN__NETWORK", value_parser = NETWORKS, conflicts_with = "chain_config")]
+        network: Option<String>,
         /// Seconds to wait for each RPC call (the node's `chain.timeout_secs`).
         #[arg(
             long,
@@ -690,6 +782,10 @@ pub enum ChainCommand {
         /// Light mode: the consensus chain's config file (default Ethereum mainnet).
         #[arg(long, env = "FIRMCHAIN_CHAIN__CHAIN_CONFIG")]
         chain_config: Option<PathBuf>,
+        /// Light mode: a public network's built-in parameters: mainnet, sepolia or hoodi (instead of
+        /// --chain-config).
+        #[arg(long, env = "FIRMCHAIN_CHAIN__NETWORK", value_parser = NETWORKS, conflicts_with = "chain_config")]
+        network: Option<String>,
         /// Light mode: read at the newest optimistic (attested) header instead of the finalized one.
         #[arg(long)]
         optimistic: bool,

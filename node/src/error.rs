@@ -44,6 +44,9 @@ pub enum CliError {
     Fetch(Box<firmchain_p2p::FetchError>),
     #[error(transparent)]
     Store(#[from] firmchain_p2p::StoreError),
+    /// An offline install or export refused what it was given (the reason names the check).
+    #[error("{path}: refused: {message}")]
+    Refused { path: PathBuf, message: String },
 }
 
 impl From<firmchain_p2p::FetchError> for CliError {
@@ -97,6 +100,7 @@ pub fn exit_code(report: &anyhow::Error) -> u8 {
         Some(CliError::Usage(_)) => 2,
         Some(CliError::Contract(firmchain_contracts::ContractError::Revert(_))) => 7,
         Some(CliError::Verify(_)) => 8,
+        Some(CliError::Refused { .. }) => 8,
         Some(CliError::Light(firmchain_lightclient::client::ClientError::Consensus { .. })) => 8,
         Some(CliError::Light(firmchain_lightclient::client::ClientError::CheckpointTooOld { .. })) => 2,
         _ => 1,

@@ -153,7 +153,7 @@ async fn a_failing_health_check_rolls_back() {
     let repo = f.repository();
     let health = NodeSpec {
         set: vec![
-            r#"install.health_check=test "$FIRMCHAIN_SEQUENCE" != 2 || { echo radio dead >&2; exit 3; }"#
+            r#"install.health_check=["sh", "-c", "test \"$FIRMCHAIN_SEQUENCE\" != 2 || { echo radio dead >&2; exit 3; }"]"#
                 .into(),
         ],
         ..NodeSpec::default()
@@ -438,7 +438,8 @@ async fn command_mode_hands_the_verified_image_to_the_installer() {
 async fn a_health_check_cut_short_by_a_crash_runs_at_the_next_start() {
     let f = Fleet::new(1_500_000, 1).await;
     let repo = f.repository();
-    let unhealthy = vec![r#"install.health_check=test "$FIRMCHAIN_SEQUENCE" != 1"#.to_owned()];
+    let unhealthy =
+        vec![r#"install.health_check=["sh", "-c", "test \"$FIRMCHAIN_SEQUENCE\" != 1"]"#.to_owned()];
     let mut d = f.device(
         "d",
         &[&repo],

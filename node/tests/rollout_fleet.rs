@@ -276,3 +276,62 @@ async fn a_delay_holds_a_guardian_cancel_vetoes_and_an_expired_release_is_never_
         assert_eq!(installed(d), 1, "an expired release was installed");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_publisher_key_at_threshold_two_can_neither_revoke_nor_resume() {
+    let fleet = Fleet::new(200_000, 1).await;
+    let repo = fleet.repository();
+    let names: Vec<(String, &str)> = (1..=3).map(|i| (format!("device-{i:02}"), "")).collect();
+    let devices = fleet.devices(&repo, &names);
+
+    // The owner (account 0, also a publisher) pauses the product; release 1 goes live at m = 1, held.
+    fleet.contract(0, &["pause", "--product", PRODUCT]);
+    assert_eq!(fleet.publish(&repo, 1, "")["sequence"], 1);
+    let t = fleet.chain_time();
+    for d in &devices {
+        wait_held(d, 1, "paused", t);
+    }
+
+    // A second publisher and m = 2: from now on account 1's key alone is one approval of two.
+    let second = fleet.chain.anvil.keys[1]
+        .parse::<alloy_signer_local::PrivateKeySigner>()
+        .unwrap()
+        .address()
+        .to_string();
+    fleet.contract(0, &["add-publisher", &second]);
+    fleet.contract(0, &["threshold", "2"]);
+
+    // The single key tries to revoke the release and to lift the pause: both stay one pending approval.
+    let revoke = fleet.contract(
+        1,
+        &[
+            "revoke",
+            "--product",
+            PRODUCT,
+            "--sequence",
+            "1",
+            "--reason",
+            "stolen key",
+        ],
+    );
+    assert_eq!(revoke["revoked"], false, "{revoke}");
+    let resume = fleet.contract(1, &["resume", "--product", PRODUCT]);
+    assert_eq!(resume["resumed"], false, "{resume}");
+    fleet.advance(3600);
+    let t = fleet.chain_time();
+    for d in &devices {
+        wait_held(d, 1, "paused", t);
+        assert_eq!(installed(d), 0, "one key lifted the pause");
+    }
+
+    // The owner resumes: release 1 was never revoked, so every device installs it.
+    assert_eq!(
+        fleet.contract(0, &["resume", "--product", PRODUCT])["resumed"],
+        true
+    );
+    for d in &devices {
+        d.wait_installed(1, T).unwrap();
+        let s = d.status().unwrap();
+        assert!(waiting(&s, 1).is_none(), "{s}");
+    }
+}

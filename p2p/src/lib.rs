@@ -5,6 +5,8 @@
 //! - [`bitswap`]: Bitswap 1.2.0 (also 1.1.0 and 1.0.0 inbound), our own implementation over libp2p streams.
 //! - [`fetch`]: fetching a DAG from several peers at once; every block is checked against its CID before it
 //!   is stored, and only blocks linked from verified blocks of the requested DAG are ever asked for.
+//! - [`proofs`]: chain proofs (committee updates, head and release proofs) served to and asked of peers, with
+//!   head proofs announced to connected peers; bounded per peer and in total.
 //! - [`blockstore`]: redb with a size budget, pins per root and eviction of unpinned blocks oldest first.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -13,6 +15,7 @@ pub mod blockstore;
 mod command;
 pub mod fetch;
 mod node;
+pub mod proofs;
 
 use std::io::Read;
 

@@ -93,6 +93,15 @@ impl HostilePeer {
         })
     }
 
+    /// Open a stream of `protocol` to the node (e.g. the proof protocols).
+    pub async fn open_on(&self, protocol: libp2p::StreamProtocol) -> Result<Stream, String> {
+        let mut control = self.control.clone();
+        tokio::time::timeout(Duration::from_secs(20), control.open_stream(self.node, protocol))
+            .await
+            .map_err(|_| "opening a stream timed out".to_string())?
+            .map_err(|e| e.to_string())
+    }
+
     /// Open a Bitswap 1.2.0 stream to the node.
     pub async fn open(&self) -> Result<Stream, String> {
         let mut control = self.control.clone();

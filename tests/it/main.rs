@@ -15,5 +15,6 @@ mod lightclient_sync;
 mod lightclient_tls;
 mod lightclient_trust;
 mod p2p_swarm;
+mod proof_exchange;
 mod release_proofs;
 mod rollout;

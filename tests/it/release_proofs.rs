@@ -47,6 +47,8 @@ const LAYOUT: IndexLayout = IndexLayout {
     head: slots::HEAD,
     digest: slots::DIGEST,
     revoked: slots::REVOKED,
+    timing: slots::TIMING,
+    paused_until: slots::PAUSED_UNTIL,
 };
 
 fn checkpoint(h: &BeaconHarness) -> Root {
@@ -376,4 +378,59 @@ fn the_proof_layout_is_the_contract_layout() {
     assert_eq!(FIRMWARE_INDEX.head(b), slots::head(&p));
     assert_eq!(FIRMWARE_INDEX.digest(b, 7), slots::digest(&p, Sequence(7)));
     assert_eq!(FIRMWARE_INDEX.revoked(b, 7), slots::revoked(&p, Sequence(7)));
+    assert_eq!(FIRMWARE_INDEX.timing(b, 7), slots::timing(&p, Sequence(7)));
+    assert_eq!(
+        FIRMWARE_INDEX.paused_until(b, 0),
+        slots::paused_until(&p, Sequence(0))
+    );
+}
+
+#[tokio::test]
+async fn proofs_carry_the_same_rollout_gates_as_an_rpc_read() {
+    let anvil = Anvil::start().unwrap();
+    let index = firmchain_tests::index_with_publisher(&anvil).await.unwrap();
+    let harness = BeaconHarness::start(&anvil.url, Behaviour::Honest).unwrap();
+    let mut gw = Gateway::start(&anvil, &harness).await;
+    let spec = gw.spec.clone();
+    index.publish(&release(1)).await.unwrap();
+    let product = release(1).product;
+    let (_, paused_until) = index.pause(&product, Sequence(0)).await.unwrap();
+    let n = block_now(&anvil).await;
+
+    let slot = spec.slot_at(now());
+    let chain = build_committee_chain(&spec, &gw.beacon, checkpoint(&harness), true, 0, 0, slot)
+        .await
+        .unwrap();
+    let store = device(&spec, &checkpoint(&harness), &encode_committee_chain(&chain));
+    let e = expected(&spec, index.address(), &product);
+    let release_proof = gw.release_proof(&index, &release(1), n).await;
+    let v = verify_release_proof(&store, &release_proof, &e).unwrap();
+    let header = gw.header_at(n).await;
+    let head_proof = build_head_proof(&gw.exec, &gw.client.store, header, &e, 4)
+        .await
+        .unwrap();
+    let h = verify_head_proof(&store, &head_proof, &e, None).unwrap();
+    assert_eq!(v.gate.product_paused_until, paused_until);
+    assert!(v.gate.live_at > 0, "a published release has gone live");
+    assert_eq!(h.gate.product_paused_until, paused_until);
+    assert_eq!(h.gate.live_at, v.gate.live_at);
+
+    // What the RPC device reads with eth_getProof at the same block.
+    let at = firmchain_contracts::proven::AtBlock {
+        number: v.anchor.block_number,
+        state_root: v.anchor.state_root,
+    };
+    let rpc = firmchain_contracts::proven_rollout::read_gates(
+        &gw.exec,
+        index.address(),
+        &product,
+        &[Sequence(1)],
+        at,
+    )
+    .await
+    .unwrap();
+    assert_eq!(rpc[0].live_at, v.gate.live_at);
+    assert_eq!(rpc[0].installable_at, v.gate.installable_at);
+    assert_eq!(rpc[0].product_paused_until, v.gate.product_paused_until);
+    assert_eq!(rpc[0].release_paused_until, v.gate.release_paused_until);
 }

@@ -4,7 +4,8 @@
 //! project-local tools that `scripts/setup` installs are, and how to run a foreign program without a network.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-pub mod beacon;
+/// The beacon light-client harness (in `firmchain-harness`, so `firmchain demo --peers` can run it too).
+pub use firmchain_harness::beacon;
 pub mod fleet;
 pub mod tls;
 

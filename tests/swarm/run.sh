@@ -6,6 +6,7 @@
 #
 #   bash tests/swarm/run.sh                 # writes tests/swarm/results.md
 #   SWARM_SIZES=5,10 bash tests/swarm/run.sh
+#   SWARM_ONLY=rollout bash tests/swarm/run.sh   # one scenario, no results file
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -69,4 +70,4 @@ say "image firmchain:swarm: $version ($(docker image inspect -f '{{.Size}}' firm
 [ "${version%% *}" = firmchain ] || { say "docker run IMAGE --version printed '$version'"; exit 1; }
 
 python3 "$root/tests/swarm/swarm.py" --work "$work/run" --results "$root/tests/swarm/results.md" \
-  --sizes "${SWARM_SIZES:-5,10,20}"
+  --sizes "${SWARM_SIZES:-5,10,20}" ${SWARM_ONLY:+--only "$SWARM_ONLY"}

@@ -25,6 +25,9 @@ LABEL = "firmchain-swarm=1"
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 ACCOUNT = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
 RPC = f"http://{ANVIL_IP}:8545"
+# anvil's second default account: the guardian of the rollout scenario.
+GUARDIAN_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+GUARDIAN = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 
 
 def log(msg):
@@ -139,11 +142,11 @@ class Fleet:
     def device_ip(self, i):
         return f"10.77.0.{100 + i}"
 
-    def start_device(self, i, env=()):
+    def start_device(self, i, env=(), settings=()):
         name = f"fc-dev{i}"
         host = os.path.join(self.work, name)
         os.makedirs(host, exist_ok=True)
-        extra = [f"p2p.bootstrap={self.repo_addr}", "install.initial_image=/factory.bin"]
+        extra = [f"p2p.bootstrap={self.repo_addr}", "install.initial_image=/factory.bin", *settings]
         self.run(name, self.device_ip(i), self.node_args("/data", extra),
                  env=[("FIRMCHAIN_LOG", "info,libp2p_kad=error"), *env],
                  volumes=[(host, "/data"), (os.path.join(self.work, "factory.bin"), "/factory.bin:ro")])
@@ -159,14 +162,14 @@ class Fleet:
     def status(self, name):
         return json.loads(docker("exec", name, "/firmchain", "--json", "node", "status", timeout=30))
 
-    def publish(self, seq, image):
+    def publish(self, seq, image, terms=()):
         path = os.path.join(self.work, "repo", f"v{seq}.bin")
         with open(path, "wb") as f:
             f.write(image)
         self.releases[seq] = image
         before = self.status("fc-repo")["uploaded_bytes"]
         out = docker("exec", "fc-repo", "/firmchain", "--json", "publish", "--api", "http://127.0.0.1:8420",
-                     "--product", PRODUCT, "--to", f"/data/v{seq}.bin", timeout=300)
+                     "--product", PRODUCT, "--to", f"/data/v{seq}.bin", *terms, timeout=300)
         included_ms = int(time.time() * 1000)
         r = json.loads(out)
         assert r["sequence"] == seq, r
@@ -176,6 +179,38 @@ class Fleet:
         log(f"release {seq} published in block {r['block']}: {r['kind']}, {payload} bytes")
         return {"included_ms": included_ms, "payload": payload, "uploaded_before": before, "kind": r["kind"],
                 "target": r["target_hash"]}
+
+    def index(self, *args, key=KEY):
+        """`firmchain contract ARGS` signed by `key`, from a throw-away container on the fleet's network."""
+        out = docker("run", "--rm", "--label", LABEL, "--network", NET, "-e", f"FIRMCHAIN_PRIVATE_KEY={key}",
+                     self.image, "--json", "contract", *args, "--rpc", RPC, "--contract", self.contract,
+                     timeout=120)
+        return json.loads(out)
+
+    def anvil_rpc(self, method, params):
+        """One JSON-RPC call to anvil from inside its network namespace (the fleet's network is internal)."""
+        pid = docker("inspect", "-f", "{{.State.Pid}}", "fc-anvil").strip()
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+        code = ("import sys, urllib.request; r = urllib.request.Request('http://127.0.0.1:8545', "
+                "data=sys.argv[1].encode(), headers={'Content-Type': 'application/json'}); "
+                "print(urllib.request.urlopen(r, timeout=30).read().decode())")
+        r = subprocess.run(["nsenter", "-t", pid, "-n", sys.executable, "-c", code, body], capture_output=True,
+                           text=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError(f"anvil {method}: {r.stderr.strip()}")
+        out = json.loads(r.stdout)
+        if "error" in out:
+            raise RuntimeError(f"anvil {method}: {out['error']}")
+        return out["result"]
+
+    def advance(self, secs):
+        """Move anvil's clock forward and mine a block at the new time; returns the new chain time."""
+        self.anvil_rpc("evm_increaseTime", [secs])
+        self.anvil_rpc("evm_mine", [])
+        return self.chain_time()
+
+    def chain_time(self):
+        return int(self.anvil_rpc("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
 
     def wait_installed(self, names, seq, timeout=120):
         target = self.releases[seq]
@@ -391,6 +426,98 @@ def scenarios(args):
         fleet.teardown()
 
 
+def held(status, seq):
+    """The reason /status gives for release `seq` waiting, or None."""
+    for w in status.get("waiting") or []:
+        if w["sequence"] == seq:
+            return w["reason"]
+    return None
+
+
+def rollout(args):
+    """7. A staged rollout enforced by the devices from the chain: a 40 % canary, a pause and a resume, growth
+    on anvil's clock, another hardware class that never fetches, and a guardian's veto inside the delay."""
+    n, other = 10, 2
+    fleet = new_fleet(args, 0, "rollout")
+    try:
+        names = [f"swarm-{i:02}" for i in range(1, n + 1)]
+        classes = {name: ("board-a" if i <= n - other else "board-b") for i, name in enumerate(names, 1)}
+        for i, name in enumerate(names, 1):
+            fleet.start_device(i, settings=[f"device.name={name}", f"device.hardware_class={classes[name]}"])
+        devs = {name: f"fc-dev{i}" for i, name in enumerate(names, 1)}
+        a = [x for x in names if classes[x] == "board-a"]
+        b = [x for x in names if classes[x] == "board-b"]
+
+        def wait_held(name, seq, reason, t):
+            def ok():
+                s = fleet.status(devs[name])
+                return (s.get("chain") or {}).get("timestamp", 0) >= t and held(s, seq) == reason and s
+            s = wait(f"{name} holds release {seq} ({reason}) at chain time {t}", 120, ok, every=0.5)
+            assert s["installed"]["sequence"] == seq - 1, f"{name} runs {s['installed']}"
+
+        image = next_release(fleet.factory, 1, args.change_kib)
+        p = fleet.publish(1, image, ["--hardware", "board-a", "--rollout", "40%,+30%/1h"])
+        status = fleet.index("rollout-status", "--product", PRODUCT, "--sequence", "1",
+                                "--device", ",".join(a), "--hardware", "board-a")
+        needs = {d["name"]: d["needs_bps"] for d in status["devices"]}
+        # The step at which each board-a device is inside the share: 40 %, 70 %, 100 %.
+        wave = {x: 1 if needs[x] <= 4000 else 2 if needs[x] <= 7000 else 3 for x in a}
+        first = [x for x in a if wave[x] == 1]
+        assert 0 < len(first) < len(a), f"the draw puts {len(first)} of {len(a)} devices in the canary: {status}"
+        assert sorted(x["name"] for x in status["devices"] if x["eligible"]) == sorted(first), status
+        t0 = fleet.chain_time()
+        fleet.wait_installed([devs[x] for x in first], 1)
+        for x in a:
+            if wave[x] > 1:
+                wait_held(x, 1, "rollout", t0)
+        for x in b:
+            wait_held(x, 1, "other_hardware", t0)
+        log(f"scenario 7: 40 %: {len(first)} of {len(a)} board-a devices installed, as predicted: {first}")
+
+        # A pause by the owner, then an hour of chain time: the second wave must wait; the resume lets it in.
+        fleet.index("pause", "--product", PRODUCT)
+        t1 = fleet.advance(3600)
+        for x in a:
+            if wave[x] > 1:
+                wait_held(x, 1, "paused", t1)
+        fleet.index("resume", "--product", PRODUCT)
+        second = [x for x in a if wave[x] <= 2]
+        fleet.wait_installed([devs[x] for x in second], 1)
+        t2 = fleet.chain_time()
+        for x in a:
+            if wave[x] > 2:
+                wait_held(x, 1, "rollout", t2)
+        # Two more hours: the whole class; the other class never fetched a byte.
+        fleet.advance(7200)
+        fleet.wait_installed([devs[x] for x in a], 1)
+        for x in b:
+            s = fleet.status(devs[x])
+            assert held(s, 1) == "other_hardware" and s["last_fetch"] is None and s["installed"]["sequence"] == 0, s
+
+        # A veto: a 10-minute activation delay and a guardian, who cancels release 2 inside its window.
+        fleet.index("guardian", "add", GUARDIAN, "--product", PRODUCT)
+        fleet.index("delay", "--product", PRODUCT, "10m")
+        image = next_release(image, 2, args.change_kib)
+        fleet.publish(2, image, ["--hardware", "board-a"])
+        t3 = fleet.chain_time()
+        for x in a:
+            wait_held(x, 2, "delay", t3)
+        fleet.index("cancel", "--product", PRODUCT, "--sequence", "2", "--reason", "veto", key=GUARDIAN_KEY)
+        t4 = fleet.advance(3600)
+        for x in a:
+            s = wait(f"{x} polled after the window", 120,
+                     lambda: (lambda s: (s.get("chain") or {}).get("timestamp", 0) >= t4 and held(s, 2) is None
+                              and s)(fleet.status(devs[x])), every=0.5)
+            assert s["installed"]["sequence"] == 1, f"{x} installed a cancelled release: {s['installed']}"
+        return (f"40 % canary: exactly the {len(first)} predicted of {len(a)} board-a devices installed; "
+                f"a pause held the second wave through its step, the resume let {len(second)} in, two hours "
+                f"later all {len(a)}; {len(b)} board-b devices never fetched; a guardian's cancel inside a 10-minute "
+                f"delay kept release 2 off every device")
+    finally:
+        fleet.save_logs()
+        fleet.teardown()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", required=True)
@@ -400,9 +527,17 @@ def main():
     ap.add_argument("--size-mib", type=int, default=4)
     ap.add_argument("--change-kib", type=int, default=256)
     ap.add_argument("--sizes", default="5,10,20")
+    ap.add_argument("--only", help="run one scenario (`rollout`), write no results file")
     args = ap.parse_args()
 
+    if args.only == "rollout":
+        log(f"scenario 7: {rollout(args)}")
+        return
+    if args.only:
+        ap.error(f"--only: unknown scenario {args.only!r}")
     results = scenarios(args)
+    results["7"] = rollout(args)
+    log(f"scenario 7: {results['7']}")
     rows = {}
     for n in [int(x) for x in args.sizes.split(",") if x]:
         rows[n] = measure(args, n)

@@ -316,7 +316,8 @@ pub struct Packed {
     pub car_bytes: u64,
 }
 
-fn write_section<W: Write>(out: &mut W, cid: &Cid, data: &[u8]) -> io::Result<u64> {
+/// Write one CAR section (varint length, binary CID, the block); returns the bytes written.
+pub fn write_section<W: Write>(out: &mut W, cid: &Cid, data: &[u8]) -> io::Result<u64> {
     let cid = cid.to_bytes();
     let mut prefix = Vec::with_capacity(4);
     varint::encode((cid.len() + data.len()) as u64, &mut prefix);

@@ -38,6 +38,11 @@ struct Device {
     outcomes: mpsc::UnboundedReceiver<ReleaseInstalled>,
 }
 
+/// `script` as the argument vector of a shell (the health check runs no shell of its own).
+fn sh(script: &str) -> Vec<String> {
+    vec!["sh".into(), "-c".into(), script.into()]
+}
+
 fn product() -> ProductId {
     "acme-sensor".parse().unwrap()
 }
@@ -60,7 +65,7 @@ fn device(health: Option<&str>) -> Device {
     let collect = Collect(tx).start();
     let config = InstallerConfig {
         target: InstallTarget::Slots(slots),
-        health_check: health.map(str::to_owned),
+        health_check: health.map(sh),
         health_timeout: Duration::from_secs(20),
         staging: dir.path().join("staging.bin"),
         store: store.clone(),
@@ -299,7 +304,7 @@ async fn the_crash_marker_runs_the_check_at_the_next_start() {
             &mut slots,
             &state,
             &product(),
-            Some(check),
+            Some(&sh(check)),
             Duration::from_secs(20),
         )
         .await

@@ -75,6 +75,7 @@ fn keys_print_and_parse_back() {
         StateKey::HealthPending(product()),
         StateKey::LightClient,
         StateKey::EventCursor,
+        StateKey::Proofs,
     ] {
         assert_eq!(key.to_string().parse::<StateKey>().unwrap(), key);
     }
@@ -97,12 +98,14 @@ fn a_damaged_value_is_an_error_naming_the_file_and_the_key() {
     let path = dir.path().join("state.redb");
     let s = NodeState::open(&path).unwrap();
     let p = product();
-    let cases: [(StateKey, &[u8]); 5] = [
+    let cases: [(StateKey, &[u8]); 7] = [
         (StateKey::Installed(p), b"short"),
         (StateKey::RolledBack(p), b"[1, \"x\""),
         (StateKey::HealthPending(p), b"\x01\x02"),
         (StateKey::LightClient, b"{\"checkpoint\": 1}"),
         (StateKey::EventCursor, b"\x01"),
+        (StateKey::Proofs, b"{\"chain\": 7}"),
+        (StateKey::CommitPending(p), b"{\"sequence\": 2}"),
     ];
     for (key, bytes) in cases {
         s.put_raw(&key, bytes).unwrap();
@@ -112,6 +115,8 @@ fn a_damaged_value_is_an_error_naming_the_file_and_the_key() {
             StateKey::HealthPending(_) => s.health_pending(&p).map(drop),
             StateKey::LightClient => s.light_client().map(drop),
             StateKey::EventCursor => s.event_cursor().map(drop),
+            StateKey::Proofs => s.proofs().map(drop),
+            StateKey::CommitPending(_) => s.commit_pending(&p).map(drop),
         };
         let err = read.unwrap_err();
         let msg = err.to_string();
@@ -158,4 +163,42 @@ fn values_of_earlier_stores_still_read() {
     assert_eq!(s.rolled_back(&p).unwrap()[0].sequence, 3);
     assert_eq!(s.health_pending(&p).unwrap(), None);
     s.check().unwrap();
+}
+
+/// The pending commit of a two-phase install survives a reopen, shows in `state show`, and a damaged one stops
+/// the node naming its key (never read as "nothing pending").
+#[test]
+fn a_pending_commit_survives_reopen_and_a_damaged_one_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.redb");
+    let pending = PendingCommit {
+        sequence: 2,
+        hash: Blake3Hash([2; 32]).to_string(),
+        installer: "rauc".into(),
+        from_slot: "rootfs.0".into(),
+        boot_id: "b00t-1".into(),
+        at: 1_700_000_000,
+    };
+    {
+        let s = NodeState::open(&path).unwrap();
+        assert_eq!(s.commit_pending(&product()).unwrap(), None);
+        s.set_commit_pending(&product(), Some(&pending)).unwrap();
+    }
+    let s = NodeState::open(&path).unwrap();
+    assert_eq!(s.commit_pending(&product()).unwrap(), Some(pending));
+    let key = "commit_pending/acme-sensor";
+    let shown = s.entries().unwrap();
+    let e = shown.iter().find(|e| e.key == key).unwrap();
+    assert_eq!(e.value.as_ref().unwrap()["from_slot"], "rootfs.0");
+    assert_eq!(
+        key.parse::<StateKey>().unwrap(),
+        StateKey::CommitPending(product())
+    );
+    s.set_commit_pending(&product(), None).unwrap();
+    assert_eq!(s.commit_pending(&product()).unwrap(), None);
+
+    s.put_raw(&StateKey::CommitPending(product()), br#"{"sequence":2}"#)
+        .unwrap();
+    let err = s.check().unwrap_err().to_string();
+    assert!(err.contains(key) && err.contains("state reset"), "{err}");
 }

@@ -16,6 +16,27 @@ pub fn hash_pair(a: &Root, b: &Root) -> Root {
     h.finalize().into()
 }
 
+/// The levels of a Merkle tree over `leaves` (a power of two), leaves first: for building proofs (test
+/// servers, fixtures).
+pub fn tree_levels(leaves: Vec<Root>) -> Vec<Vec<Root>> {
+    let mut levels = vec![leaves];
+    while levels.last().is_some_and(|l| l.len() > 1) {
+        let prev = levels.last().cloned().unwrap_or_default();
+        levels.push(prev.chunks(2).map(|p| hash_pair(&p[0], &p[1])).collect());
+    }
+    levels
+}
+
+/// The Merkle branch (siblings, leaf level first) of leaf `index` in the `levels` of [`tree_levels`].
+pub fn tree_branch(levels: &[Vec<Root>], mut index: usize) -> Vec<Root> {
+    let mut out = Vec::new();
+    for level in levels.iter().take(levels.len().saturating_sub(1)) {
+        out.push(level[index ^ 1]);
+        index /= 2;
+    }
+    out
+}
+
 /// The root of `chunks` padded with zero chunks to `limit` (a power of two at least `chunks.len()`), or to
 /// the next power of two when `limit` is `None`.
 pub fn merkleize(chunks: &[Root], limit: Option<usize>) -> Root {

@@ -5,10 +5,11 @@
 //!   one light-client update per period).
 //! - A [`ReleaseProof`] proves one release: a header signed by a supermajority of the current sync committee,
 //!   the execution payload header proven into it, the index contract's account proof and the storage proofs
-//!   of `head[product]`, `digest[product][seq]` and `revoked[product][seq]`, and the release record, which must
-//!   hash to the proven digest.
+//!   of `head[product]`, `digest[product][seq]`, `revoked[product][seq]` and the release's rollout gate
+//!   (`pausedUntil[product][0]`, `timing[product][seq]`, `pausedUntil[product][seq]`), and the release record,
+//!   which must hash to the proven digest.
 //! - A [`HeadProof`] proves the newest `head[product]`, its digest and the revocation flags of a window of
-//!   sequences at a newer header; a device accepts only head proofs newer than the last it accepted.
+//!   sequences and the head's rollout gate at a newer header; a device accepts only head proofs newer than the last it accepted.
 //!
 //! The encoding (magic, version, caps, canonical form) is described in `FORMAT.md` next to this file;
 //! verification ([`verify`]) reuses the light client's consensus and execution checks; [`build`] makes proofs
@@ -25,7 +26,7 @@ use alloy::primitives::{Address, B256, Bytes, U256};
 use crate::consensus::{Bootstrap, ConsensusError, Update};
 use crate::execution::ExecutionError;
 pub use build::{BuildError, build_committee_chain, build_head_proof, build_release_proof};
-pub use layout::IndexLayout;
+pub use layout::{IndexLayout, ProvenGate};
 pub use verify::{
     Anchor, Expected, HeadMark, Participation, TWO_THIRDS, VerifiedHead, VerifiedRelease, advance_store,
     store_from_checkpoint, verify_head_proof, verify_release_proof,
@@ -50,7 +51,7 @@ pub const MAX_NODE_BYTES: usize = 1024;
 /// Most nodes on one trie path (a key has 64 nibbles).
 pub const MAX_PATH: usize = 65;
 /// Most storage slots in one state proof.
-pub const MAX_SLOTS: usize = 2 + MAX_REVOCATIONS;
+pub const MAX_SLOTS: usize = layout::HEAD_FIXED_SLOTS + MAX_REVOCATIONS;
 /// Most revocation flags in one head proof.
 pub const MAX_REVOCATIONS: usize = 64;
 /// Most bytes of a release record.
@@ -194,7 +195,9 @@ pub struct ReleaseProof {
     pub header: Update,
     pub product: B256,
     pub sequence: u64,
-    /// Storage proofs of `head[product]`, `digest[product][sequence]`, `revoked[product][sequence]`.
+    /// Storage proofs of `head[product]`, `digest[product][sequence]`, `revoked[product][sequence]`, then the
+    /// release's rollout gate: `pausedUntil[product][0]`, `timing[product][sequence]`,
+    /// `pausedUntil[product][sequence]`.
     pub state: StateProof,
     /// The release record (`abi.encode(record)`), whose keccak is the proven digest.
     pub record: Vec<u8>,
@@ -208,8 +211,9 @@ pub struct HeadProof {
     pub product: B256,
     /// The first sequence whose revocation flag is included; the window runs to the head.
     pub revocations_from: u64,
-    /// Storage proofs of `head[product]`, `digest[product][head]`, then `revoked[product][s]` for each `s` of
-    /// the window, in order.
+    /// Storage proofs of `head[product]`, `digest[product][head]`, the head's rollout gate
+    /// (`pausedUntil[product][0]`, `timing[product][head]`, `pausedUntil[product][head]`), then
+    /// `revoked[product][s]` for each `s` of the window, in order.
     pub state: StateProof,
 }
 

@@ -13,7 +13,7 @@ use alloy::trie::{HashBuilder, Nibbles, TrieAccount};
 use blst::min_pk::{AggregatePublicKey, AggregateSignature, SecretKey};
 
 use super::layout::FIRMWARE_INDEX;
-use crate::consensus::ssz::{Root, hash_pair, merkleize, u64_chunk};
+use crate::consensus::ssz::{Root, hash_pair, merkleize, tree_branch, tree_levels, u64_chunk};
 use crate::consensus::types::{
     BeaconBlockHeader, Bootstrap, ExecutionPayloadHeader, LightClientHeader, SyncAggregate, SyncCommittee,
     Update,
@@ -133,6 +133,26 @@ impl World {
         );
     }
 
+    /// Set `timing[product][sequence]` (go-live and the end of the activation delay), as the contract packs it.
+    pub fn time(
+        &mut self,
+        contract: Address,
+        product: B256,
+        sequence: u64,
+        live_at: u64,
+        installable_at: u64,
+    ) {
+        let m = self.accounts.entry(contract).or_default();
+        let word = (U256::from(installable_at) << 64) | U256::from(live_at);
+        m.insert(FIRMWARE_INDEX.timing(product, sequence), word);
+    }
+
+    /// Set `pausedUntil[product][sequence]` (sequence 0: the whole product).
+    pub fn pause(&mut self, contract: Address, product: B256, sequence: u64, until: u64) {
+        let m = self.accounts.entry(contract).or_default();
+        m.insert(FIRMWARE_INDEX.paused_until(product, sequence), U256::from(until));
+    }
+
     pub fn revoke(&mut self, contract: Address, product: B256, sequence: u64) {
         let m = self.accounts.entry(contract).or_default();
         m.insert(FIRMWARE_INDEX.revoked(product, sequence), U256::from(1));
@@ -164,25 +184,6 @@ impl ExecutionRpc for World {
     async fn logs(&self, _filter: &Filter) -> Result<Vec<Log>, RpcError> {
         Err(no("logs"))
     }
-}
-
-/// The levels of a Merkle tree over `leaves` (a power of two), leaves first.
-fn tree(leaves: Vec<Root>) -> Vec<Vec<Root>> {
-    let mut levels = vec![leaves];
-    while levels.last().is_some_and(|l| l.len() > 1) {
-        let prev = levels.last().cloned().unwrap_or_default();
-        levels.push(prev.chunks(2).map(|p| hash_pair(&p[0], &p[1])).collect());
-    }
-    levels
-}
-
-fn branch(levels: &[Vec<Root>], mut index: usize) -> Vec<Root> {
-    let mut out = Vec::new();
-    for level in &levels[..levels.len() - 1] {
-        out.push(level[index ^ 1]);
-        index /= 2;
-    }
-    out
 }
 
 /// A sync committee with its secret keys, signing headers over execution states.
@@ -231,12 +232,12 @@ impl Chain {
     ) -> (LightClientHeader, Vec<Vec<Root>>) {
         let mut body = vec![[0u8; 32]; 16];
         body[9] = payload.hash_tree_root();
-        let body_levels = tree(body);
+        let body_levels = tree_levels(body);
         let mut state = vec![[0u8; 32]; 32];
         state[20] = hash_pair(&u64_chunk(0), finalized);
         state[22] = self.committee.hash_tree_root();
         state[23] = self.committee.hash_tree_root();
-        let state_levels = tree(state);
+        let state_levels = tree_levels(state);
         let header = LightClientHeader {
             beacon: BeaconBlockHeader {
                 slot,
@@ -246,7 +247,7 @@ impl Chain {
                 body_root: body_levels[body_levels.len() - 1][0],
             },
             execution: Some(payload.clone()),
-            execution_branch: branch(&body_levels, 9),
+            execution_branch: tree_branch(&body_levels, 9),
         };
         (header, state_levels)
     }
@@ -259,7 +260,7 @@ impl Chain {
             Bootstrap {
                 header,
                 current_sync_committee: self.committee.clone(),
-                current_sync_committee_branch: branch(&levels, 22),
+                current_sync_committee_branch: tree_branch(&levels, 22),
             },
         )
     }
@@ -276,7 +277,7 @@ impl Chain {
         let (finalized, _) = self.header(slot, &p, &[0; 32]);
         let (attested, levels) = self.header(slot + 1, &p, &finalized.beacon.hash_tree_root());
         let mut finality_branch = vec![u64_chunk(0)];
-        finality_branch.extend(branch(&levels, 20));
+        finality_branch.extend(tree_branch(&levels, 20));
         let mut u = Update {
             attested_header: attested,
             next_sync_committee: None,
@@ -302,7 +303,7 @@ impl Chain {
             &u.finalized_header.as_ref().unwrap().beacon.hash_tree_root(),
         );
         u.next_sync_committee = Some(self.committee.clone());
-        u.next_sync_committee_branch = branch(&levels, 23);
+        u.next_sync_committee_branch = tree_branch(&levels, 23);
         u
     }
 

@@ -345,8 +345,8 @@ fn head_proof_windows_are_bounded_and_must_match_the_slots() {
     assert_eq!(
         verify_head_proof(&store, &p, &expected(&chain), None).unwrap_err(),
         ProofError::SlotCount {
-            expected: 4,
-            actual: 5
+            expected: 7,
+            actual: 8
         }
     );
     let mut p = head_proof(&chain, &w, SLOT, 1);
@@ -453,8 +453,8 @@ fn decoding_refuses_other_magic_versions_kinds_and_trailing_bytes() {
     assert_eq!(
         decode_release_proof(&b).unwrap_err(),
         ProofError::UnsupportedVersion {
-            found: 2,
-            supported: 1
+            found: VERSION + 1,
+            supported: VERSION
         }
     );
     assert_eq!(
@@ -693,7 +693,13 @@ fn the_layout_follows_solidity() {
     assert_eq!(FIRMWARE_INDEX.digest(PRODUCT, 5), expected);
     let head = keccak256([PRODUCT.as_slice(), B256::from(U256::from(7)).as_slice()].concat());
     assert_eq!(FIRMWARE_INDEX.head(PRODUCT), head);
-    assert_eq!(FIRMWARE_INDEX.head_slots(PRODUCT, 0, 1).len(), 2);
+    assert_eq!(FIRMWARE_INDEX.head_slots(PRODUCT, 0, 1).len(), 5);
+    let timing = keccak256([PRODUCT.as_slice(), B256::from(U256::from(13)).as_slice()].concat());
+    let timing = keccak256([B256::from(U256::from(5)).as_slice(), timing.as_slice()].concat());
+    assert_eq!(FIRMWARE_INDEX.timing(PRODUCT, 5), timing);
+    let paused = keccak256([PRODUCT.as_slice(), B256::from(U256::from(14)).as_slice()].concat());
+    let paused = keccak256([B256::ZERO.as_slice(), paused.as_slice()].concat());
+    assert_eq!(FIRMWARE_INDEX.paused_until(PRODUCT, 0), paused);
 }
 
 #[test]
@@ -707,4 +713,71 @@ fn two_thirds_is_the_light_clients_supermajority() {
             );
         }
     }
+}
+
+#[test]
+fn proofs_carry_the_rollout_gates_of_the_contract() {
+    let (chain, mut w) = (Chain::default(), world());
+    w.time(CONTRACT, PRODUCT, 2, 1_000, 1_600);
+    w.time(CONTRACT, PRODUCT, 3, 2_000, 2_000);
+    w.pause(CONTRACT, PRODUCT, 0, 5_000);
+    w.pause(CONTRACT, PRODUCT, 3, 9_000);
+    let store = chain.store(&w);
+    let v = verify_release_proof(
+        &store,
+        &release_proof(&chain, &w, 2, COMMITTEE),
+        &expected(&chain),
+    )
+    .unwrap();
+    assert_eq!(
+        v.gate,
+        ProvenGate {
+            live_at: 1_000,
+            installable_at: 1_600,
+            product_paused_until: 5_000,
+            release_paused_until: 0
+        }
+    );
+    let h = verify_head_proof(&store, &head_proof(&chain, &w, SLOT, 1), &expected(&chain), None).unwrap();
+    assert_eq!(
+        h.gate,
+        ProvenGate {
+            live_at: 2_000,
+            installable_at: 2_000,
+            product_paused_until: 5_000,
+            release_paused_until: 9_000
+        }
+    );
+    // A relay that rewrites a gate value (to lift a pause) breaks the storage proof.
+    let mut lifted = release_proof(&chain, &w, 2, COMMITTEE);
+    lifted.state.storage[3].0 = U256::ZERO;
+    let err = verify_release_proof(&store, &lifted, &expected(&chain)).unwrap_err();
+    assert!(
+        matches!(err, ProofError::State(ExecutionError::StorageProof { .. })),
+        "{err}"
+    );
+    // Dropping the gate slots (a version-1-shaped proof) is refused by count.
+    let mut short = release_proof(&chain, &w, 2, COMMITTEE);
+    short.state.storage.truncate(3);
+    assert_eq!(
+        verify_release_proof(&store, &short, &expected(&chain)).unwrap_err(),
+        ProofError::SlotCount {
+            expected: 6,
+            actual: 3
+        }
+    );
+}
+
+#[test]
+fn version_one_proofs_are_refused_by_name() {
+    let (chain, w) = (Chain::default(), world());
+    let mut b = encode_release_proof(&release_proof(&chain, &w, 1, COMMITTEE));
+    b[4] = 1;
+    assert_eq!(
+        decode_release_proof(&b).unwrap_err(),
+        ProofError::UnsupportedVersion {
+            found: 1,
+            supported: 2
+        }
+    );
 }

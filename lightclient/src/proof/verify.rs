@@ -7,7 +7,7 @@
 use alloy::primitives::{Address, B256, U256, keccak256};
 use alloy::rpc::types::{EIP1186AccountProofResponse, EIP1186StorageProof};
 
-use super::layout::IndexLayout;
+use super::layout::{HEAD_FIXED_SLOTS, IndexLayout, ProvenGate, RELEASE_SLOTS};
 use super::{CommitteeChain, HeadProof, MAX_REVOCATIONS, ProofError, ReleaseProof, StateProof};
 use crate::consensus::ssz::Root;
 use crate::consensus::{
@@ -101,6 +101,8 @@ pub struct VerifiedRelease {
     pub revoked: bool,
     /// The record bytes (`abi.encode(record)`), hashing to `digest`.
     pub record: Vec<u8>,
+    /// The release's rollout gate at the anchor.
+    pub gate: ProvenGate,
 }
 
 /// A product's head and revocation flags, proven at a header newer than the last accepted one.
@@ -114,6 +116,8 @@ pub struct VerifiedHead {
     pub digest: B256,
     /// `(sequence, revoked)` for each sequence of the window, in order.
     pub revoked: Vec<(u64, bool)>,
+    /// The head release's rollout gate at the anchor (all zeros when `head` is 0).
+    pub gate: ProvenGate,
 }
 
 /// The header whose execution state a proof uses: the finalized header of a finality update (it must come
@@ -249,9 +253,9 @@ pub fn verify_release_proof(
     expected: &Expected<'_>,
 ) -> Result<VerifiedRelease, ProofError> {
     check_subject(expected, proof.product, &proof.state)?;
-    if proof.state.storage.len() != 3 {
+    if proof.state.storage.len() != RELEASE_SLOTS {
         return Err(ProofError::SlotCount {
-            expected: 3,
+            expected: RELEASE_SLOTS,
             actual: proof.state.storage.len(),
         });
     }
@@ -287,6 +291,7 @@ pub fn verify_release_proof(
         digest,
         revoked: !values[2].is_zero(),
         record: proof.record.clone(),
+        gate: ProvenGate::from_values(values[3], values[4], values[5]),
     })
 }
 
@@ -324,7 +329,7 @@ pub fn verify_head_proof(
         });
     }
     let (claimed_head, _) = proof.state.storage.first().ok_or(ProofError::SlotCount {
-        expected: 2,
+        expected: HEAD_FIXED_SLOTS,
         actual: 0,
     })?;
     let head = sequence_value(*claimed_head, "head[product] exceeds 64 bits")?;
@@ -347,7 +352,7 @@ pub fn verify_head_proof(
     )?;
     let values = verify_state(&anchor, &proof.state, &keys)?;
     let revoked = (proof.revocations_from..=head)
-        .zip(&values[2..])
+        .zip(&values[HEAD_FIXED_SLOTS..])
         .map(|(s, v)| (s, !v.is_zero()))
         .collect();
     Ok(VerifiedHead {
@@ -356,6 +361,7 @@ pub fn verify_head_proof(
         head,
         digest: B256::from(values[1]),
         revoked,
+        gate: ProvenGate::from_values(values[2], values[3], values[4]),
     })
 }
 

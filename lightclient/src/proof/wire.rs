@@ -7,7 +7,7 @@ use super::ProofError;
 /// The first four bytes of every encoded proof.
 pub const MAGIC: [u8; 4] = *b"FCPF";
 /// The encoding version this code reads and writes.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 
 /// What an encoded message holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

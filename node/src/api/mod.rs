@@ -83,7 +83,7 @@ async fn status_of(s: &ApiState, snapshot: StatusSnapshot) -> Value {
     let chain = snapshot.chain.as_ref().map(|c| {
         let age = now.saturating_sub(c.timestamp);
         json!({ "mode": c.mode, "block": c.block, "hash": c.hash, "timestamp": c.timestamp,
-            "age_seconds": age, "stale": age > s.max_staleness, "verified_at": c.verified_at })
+            "age_seconds": age, "stale": age > s.max_staleness, "verified_at": c.verified_at, "light": c.light })
     });
     let counters = s.p2p.counters();
     json!({
@@ -98,18 +98,23 @@ async fn status_of(s: &ApiState, snapshot: StatusSnapshot) -> Value {
         "waiting": device.as_ref().map(|d| &d.waiting),
         // Plain words for monitoring: a node that never verified a head is not "fresh".
         "chain_state": match &chain {
+            _ if snapshot.chain_blocked.is_some() => "checkpoint too old",
             None => "never verified",
             Some(c) if c["stale"] == true => "stale",
             Some(_) => "verified",
         },
         "chain": chain,
         "chain_error": snapshot.chain_error,
+        // What the operator must do when the light client cannot start (its checkpoint is too old).
+        "chain_action": snapshot.chain_blocked,
+        "warnings": snapshot.warnings,
         "peers": peers,
         "fetch": snapshot.fetch,
         "last_fetch": snapshot.last_fetch,
         "last_fetch_error": snapshot.last_fetch_error,
         "last_install": snapshot.last_install,
         "rollbacks": snapshot.rollbacks,
+        "commit": snapshot.commit,
         "rejected": snapshot.rejected,
         "published": snapshot.published,
         "recovered": s.recovered,

@@ -22,6 +22,7 @@ pub fn run(command: ChainCommand, out: &Output) -> Result<(), CliError> {
 
 async fn run_async(command: ChainCommand, out: &Output) -> Result<(), CliError> {
     match command {
+        ChainCommand::Checkpoint(command) => super::checkpoint::run(command, out).await,
         ChainCommand::Status {
             consensus_rpc,
             checkpoint,
@@ -30,9 +31,10 @@ async fn run_async(command: ChainCommand, out: &Output) -> Result<(), CliError> 
             force_checkpoint,
             max_staleness,
             chain_config,
+            network,
             rpc_timeout: timeout,
         } => {
-            let spec = chain_spec(chain_config.as_deref())?;
+            let spec = chain_spec(network.as_deref(), chain_config.as_deref())?;
             let window = weak_subjectivity_days * 24 * 3600;
             let saved = state.as_deref().and_then(Persisted::load);
             let checkpoint = match (saved.map(|p| p.checkpoint), checkpoint) {
@@ -65,6 +67,7 @@ async fn run_async(command: ChainCommand, out: &Output) -> Result<(), CliError> 
             consensus_rpc,
             checkpoint,
             chain_config,
+            network,
             optimistic,
             force_checkpoint,
             rpc_timeout: timeout,
@@ -72,7 +75,7 @@ async fn run_async(command: ChainCommand, out: &Output) -> Result<(), CliError> 
             let light = match (consensus_rpc.is_empty(), checkpoint) {
                 (true, None) => None,
                 (false, Some(checkpoint)) => Some(Light {
-                    spec: chain_spec(chain_config.as_deref())?,
+                    spec: chain_spec(network.as_deref(), chain_config.as_deref())?,
                     endpoints: consensus_rpc,
                     checkpoint,
                     optimistic,
@@ -89,8 +92,15 @@ async fn run_async(command: ChainCommand, out: &Output) -> Result<(), CliError> 
     }
 }
 
-/// The consensus chain: a config file, or Ethereum mainnet.
-pub(super) fn chain_spec(path: Option<&std::path::Path>) -> Result<ChainSpec, CliError> {
+/// The consensus chain: a network preset, a config file, or Ethereum mainnet.
+pub(super) fn chain_spec(
+    network: Option<&str>,
+    path: Option<&std::path::Path>,
+) -> Result<ChainSpec, CliError> {
+    if let Some(name) = network {
+        return ChainSpec::network(name)
+            .ok_or_else(|| CliError::Usage(format!("--network {name:?}: not mainnet, sepolia or hoodi")));
+    }
     match path {
         None => Ok(ChainSpec::mainnet()),
         Some(p) => {
@@ -117,7 +127,7 @@ pub(super) fn parse_root(what: &str, checkpoint: &str) -> Result<[u8; 32], CliEr
     Ok(root)
 }
 
-fn unix_now() -> u64 {
+pub(super) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -216,7 +226,7 @@ async fn read_head(
             },
             BlockError::Header(v) => CliError::Verify(v),
             BlockError::Light(l) => CliError::Light(l),
-            e @ BlockError::NoExecution { .. } => CliError::Rpc {
+            e @ (BlockError::NoExecution { .. } | BlockError::Blocked(_)) => CliError::Rpc {
                 what: "light client",
                 message: e.to_string(),
             },

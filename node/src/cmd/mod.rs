@@ -9,13 +9,16 @@ use crate::error::CliError;
 use crate::output::Output;
 
 mod chain;
+mod checkpoint;
 mod contract;
 mod demo;
 mod fault;
 mod files;
 mod node;
+mod offline;
 mod p2p;
 mod patch;
+mod peers_demo;
 mod publish;
 mod rollout;
 mod rollout_demo;
@@ -57,6 +60,8 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
             anvil,
             pipeline,
             rollout,
+            light,
+            peers,
         } => {
             if let Some(schedule) = rollout {
                 let args = swarm_demo::DemoArgs {
@@ -65,6 +70,8 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
                     devices,
                     change_kib,
                     anvil,
+                    light: false,
+                    peers: false,
                 };
                 rollout_demo::run(args, schedule, out)
             } else if pipeline {
@@ -76,6 +83,8 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
                     devices,
                     change_kib,
                     anvil,
+                    light,
+                    peers,
                 };
                 swarm_demo::run(args, out)
             }
@@ -85,6 +94,23 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
         Command::P2p(c) => p2p::run(c, out),
         Command::Publish(args) => publish::run(args, out),
         Command::Run(args) => run::run(args, out),
+        Command::Export {
+            mut node,
+            product,
+            sequence,
+            peer,
+            output,
+        } => {
+            if let Some(p) = product {
+                node.set.push(format!("chain.product={p}"));
+            }
+            offline::export(node, sequence, peer, &output, out)
+        }
+        Command::Install {
+            car,
+            node,
+            install_timeout,
+        } => offline::install(node, &car, std::time::Duration::from_secs(install_timeout), out),
         Command::Node(c) => node::run(c, out),
         Command::State(c) => state::run(c, out),
     }

@@ -80,7 +80,7 @@ async fn node(config: Config, out: &Output) -> Result<(), CliError> {
     let started = json!({
         "running": role, "product": product.to_string(), "peer_id": p2p.peer_id().to_string(),
         "addrs": addrs, "api": api_addr.map(|a| a.to_string()), "data_dir": dir.to_string(),
-        "chain": if node.chain_mode == ChainMode::Rpc { "rpc" } else { "light" },
+        "chain": match node.chain_mode { ChainMode::Rpc => "rpc", ChainMode::Light => "light", ChainMode::Peers => "peers" },
     });
     out.line(&started, || {
         format!(

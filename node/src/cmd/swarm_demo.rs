@@ -1,6 +1,8 @@
 //! `firmchain demo`: a local fleet on loopback. anvil, the FirmwareIndex, one repository node and N device
 //! nodes (all real processes of this binary), two releases of a sample firmware image, and each device's
 //! convergence: sequence, hash, where its blocks came from. Everything it started is stopped at the end.
+//! With `--light` the devices run the light client over the beacon harness (a 32-key sync committee signing
+//! headers that carry anvil's blocks): each install names the verified slot and the signatures behind it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,6 +12,7 @@ use std::time::{Duration, Instant};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::transports::http::reqwest;
 use firmchain_contracts::{DEFAULT_TIMEOUT, IndexClient, provider};
+use firmchain_harness::beacon::{BeaconHarness, Behaviour};
 use firmchain_harness::{HarnessError, NodeStart, Proc, find_anvil};
 use firmchain_update::Blake3Hash;
 use serde_json::{Value, json};
@@ -26,6 +29,10 @@ pub struct DemoArgs {
     pub devices: u32,
     pub change_kib: u32,
     pub anvil: Option<PathBuf>,
+    /// Devices in light mode over the beacon harness.
+    pub light: bool,
+    /// Devices in `peers` mode, the repository in light mode over a local beacon server.
+    pub peers: bool,
 }
 
 pub(super) fn fail(message: impl Into<String>) -> CliError {
@@ -131,6 +138,50 @@ pub(super) async fn status(http: &reqwest::Client, node: &Node) -> Result<Value,
         .map_err(|e| fail(format!("{}: {e}", node.proc.name())))
 }
 
+/// Light mode: the beacon harness over anvil at `rpc` (its thread serves until the demo exits), its chain
+/// config written to `dir`, and the `--set` values of a device that follows it.
+fn light_settings(
+    rpc: &str,
+    dir: &Path,
+    step: &dyn Fn(String),
+) -> Result<(BeaconHarness, Vec<String>), CliError> {
+    let beacon =
+        BeaconHarness::start(rpc, Behaviour::Honest).map_err(|e| fail(format!("beacon harness: {e}")))?;
+    let config = dir.join("beacon-chain.yaml");
+    std::fs::write(&config, &beacon.config).map_err(CliError::file(&config))?;
+    step(format!(
+        "beacon harness at {}: a 32-key sync committee signs headers carrying anvil's blocks (1 s slots); \
+         devices trust checkpoint {} and verify every header, and prove the index against it",
+        beacon.url, beacon.checkpoint
+    ));
+    let set = vec![
+        "chain.mode=light".into(),
+        format!("chain.consensus_rpc={}", beacon.url),
+        format!("chain.checkpoint={}", beacon.checkpoint),
+        format!("chain.chain_config={}", config.display()),
+    ];
+    Ok((beacon, set))
+}
+
+/// `; verified at slot S (P of N sync-committee signatures)` for a light-mode install's `verified` head.
+fn authorised_by(verified: &Value) -> String {
+    let light = &verified["light"];
+    let Some(slot) = light["slot"].as_u64() else {
+        return String::new();
+    };
+    let block = &verified["block"];
+    match light["participation"]
+        .as_array()
+        .map(|p| (p[0].as_u64(), p[1].as_u64()))
+    {
+        Some((Some(p), Some(n))) => {
+            format!("; verified at slot {slot} (block {block}), {p} of {n} sync-committee signatures")
+        }
+        _ if light["finalized"] == true => format!("; verified at finalized slot {slot} (block {block})"),
+        _ => format!("; verified at slot {slot} (block {block})"),
+    }
+}
+
 pub fn run(args: DemoArgs, out: &Output) -> Result<(), CliError> {
     super::block_on_threads(demo(args, out))
 }
@@ -179,9 +230,23 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
     let v2 = next_release_with(&v1, change, 8);
     let factory = dir.join("factory.bin");
     std::fs::write(&factory, &v0).map_err(CliError::file(&factory))?;
+    let light = if args.light {
+        Some(light_settings(&rpc, &dir, &step)?)
+    } else {
+        None
+    };
+
+    // Peers mode: a beacon light-client server over anvil, blocks mined every half second (it follows anvil's
+    // head), the repository in light mode serving proofs, the devices with no RPC.
+    let peers = match args.peers {
+        true => Some(super::peers_demo::PeersDemo::start(&rpc, &dir, &step)?),
+        false => None,
+    };
+    let repo_extra = peers.as_ref().map(|p| p.repository_sets()).unwrap_or_default();
+    let device_extra = peers.as_ref().map(|p| p.device_sets()).unwrap_or_default();
 
     // The nodes.
-    let mut cmd = node_command(&exe, &dir.join("repository"), &rpc, &contract, &[]);
+    let mut cmd = node_command(&exe, &dir.join("repository"), &rpc, &contract, &repo_extra);
     cmd.arg("--repository").env("FIRMCHAIN_PRIVATE_KEY", &key);
     let repo = start_node("repository", cmd, &dir.join("repository.log"))?;
     step(format!(
@@ -192,10 +257,12 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
     let mut devices = Vec::new();
     for i in 1..=args.devices {
         let name = format!("device-{i}");
-        let extra = vec![
+        let mut extra = vec![
             format!("p2p.bootstrap={}", repo.addrs.join(",")),
             format!("install.initial_image={}", factory.display()),
         ];
+        extra.extend(light.iter().flat_map(|(_, set)| set.iter().cloned()));
+        extra.extend(device_extra.iter().cloned());
         let cmd = node_command(&exe, &dir.join(&name), &rpc, &contract, &extra);
         let d = start_node(&name, cmd, &dir.join(format!("{name}.log")))?;
         step(format!(
@@ -273,8 +340,22 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
                             )
                         })
                         .collect();
+                    let mut s = s;
+                    let proofs = match &peers {
+                        Some(_) => {
+                            let log = dir.join(format!("{}.log", d.proc.name()));
+                            let source = super::peers_demo::proof_source(&log, &names);
+                            let line = format!(
+                                "; {} mode, proofs from {source}",
+                                s["chain"]["mode"].as_str().unwrap_or("?")
+                            );
+                            s["proofs_from"] = json!(source);
+                            line
+                        }
+                        None => String::new(),
+                    };
                     step(format!(
-                        "{} installed release {seq} after {:.2} s: blake3 {} ({}, {})",
+                        "{} installed release {seq} after {:.2} s: blake3 {} ({}, {}){}{proofs}",
                         d.proc.name(),
                         published.elapsed().as_secs_f64(),
                         s["installed"]["hash"].as_str().unwrap_or("?"),
@@ -283,7 +364,8 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
                             "all blocks already held".into()
                         } else {
                             from.join(", ")
-                        }
+                        },
+                        authorised_by(&s["last_install"]["verified"])
                     ));
                     if s["installed"]["hash"].as_str() != Some(target.to_string().as_str()) {
                         return Err(fail(format!("{} installed the wrong image", d.proc.name())));
@@ -311,20 +393,33 @@ async fn demo(args: DemoArgs, out: &Output) -> Result<(), CliError> {
             "converged_seconds": converged, "repository_uploaded_bytes": uploaded,
             "devices": done.into_iter().flatten().collect::<Vec<_>>().iter().map(|s| json!({
                 "peer_id": s["peer_id"], "installed": s["installed"], "fetched": s["last_fetch"],
+                "verified": s["last_install"]["verified"],
+                "chain_mode": s["chain"]["mode"], "proofs_from": s["proofs_from"],
             })).collect::<Vec<_>>(),
         }));
     }
 
+    let mode = match (&light, &peers) {
+        (Some(_), _) => "light",
+        (_, Some(_)) => "peers",
+        _ => "rpc",
+    };
     step("stopping the fleet and anvil".into());
     drop(devices);
     drop(repo);
+    drop(peers);
     drop(anvil);
-    let summary = json!({ "dir": dir.display().to_string(), "releases": releases,
+    let summary = json!({ "dir": dir.display().to_string(), "releases": releases, "mode": mode,
         "seconds": started.elapsed().as_secs_f64() });
     out.result(&summary, || {
         format!(
-            "demo passed in {:.1} s: every device runs release 2, verified against the chain",
-            started.elapsed().as_secs_f64()
+            "demo passed in {:.1} s: every device runs release 2, verified against the chain{}",
+            started.elapsed().as_secs_f64(),
+            match mode {
+                "light" => " through the sync committee (light client)",
+                "peers" => " through chain proofs relayed by peers (no RPC on any device)",
+                _ => "",
+            }
         )
     });
     Ok(())

@@ -120,6 +120,7 @@ pub struct P2p {
     cmd: mpsc::Sender<Command>,
     shared: Arc<Shared>,
     fetch_defaults: FetchOptions,
+    proofs: crate::proofs::Proofs,
 }
 
 /// A fetch in progress.
@@ -163,7 +164,7 @@ impl P2p {
     ) -> Result<(P2p, tokio::task::JoinHandle<()>), P2pError> {
         let peer_id = key.public().to_peer_id();
         let (mut swarm, inbound) = build_swarm(&config, key)?;
-        let control = swarm.behaviour().stream.new_control();
+        let mut control = swarm.behaviour().stream.new_control();
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let shared = Shared::new(
             store.clone(),
@@ -174,6 +175,7 @@ impl P2p {
             config.fault,
         );
         bitswap::spawn_acceptor(&shared, inbound);
+        let proofs = crate::proofs::Proofs::start(&mut control, cmd_tx.clone());
 
         let mut listeners = HashMap::new();
         for addr in &config.listen {
@@ -227,6 +229,7 @@ impl P2p {
             cmd: cmd_tx,
             shared: shared.clone(),
             fetch_defaults: config.fetch.clone(),
+            proofs,
         };
         let event_loop = EventLoop {
             swarm,
@@ -254,6 +257,11 @@ impl P2p {
     /// The blockstore.
     pub fn store(&self) -> &Arc<Blockstore> {
         &self.shared.store
+    }
+
+    /// The chain-proof service (what this node serves, requests to peers, announcements).
+    pub fn proofs(&self) -> &crate::proofs::Proofs {
+        &self.proofs
     }
 
     /// Transfer counters.

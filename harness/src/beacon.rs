@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use blst::min_pk::{AggregateSignature, SecretKey};
-use firmchain_lightclient::consensus::ssz::{Root, hash_pair, merkleize, u64_chunk};
+use firmchain_lightclient::consensus::ssz::{
+    Root, hash_pair, merkleize, tree_branch, tree_levels, u64_chunk,
+};
 use firmchain_lightclient::consensus::types::{BeaconBlockHeader, ExecutionPayloadHeader, SyncCommittee};
 use serde_json::{Value, json};
 
@@ -97,25 +99,6 @@ fn key(seed: u8) -> Result<SecretKey, String> {
     SecretKey::key_gen(&[seed; 32], &[]).map_err(|e| format!("key_gen: {e:?}"))
 }
 
-/// The levels of a Merkle tree over `leaves` (a power of two), leaves first.
-fn tree(leaves: Vec<Root>) -> Vec<Vec<Root>> {
-    let mut levels = vec![leaves];
-    while levels.last().is_some_and(|l| l.len() > 1) {
-        let prev = levels.last().cloned().unwrap_or_default();
-        levels.push(prev.chunks(2).map(|p| hash_pair(&p[0], &p[1])).collect());
-    }
-    levels
-}
-
-fn branch(levels: &[Vec<Root>], mut index: usize) -> Vec<Root> {
-    let mut out = Vec::new();
-    for level in &levels[..levels.len() - 1] {
-        out.push(level[index ^ 1]);
-        index /= 2;
-    }
-    out
-}
-
 fn roots_json(r: &[Root]) -> Value {
     Value::Array(r.iter().map(|x| Value::String(hex(x))).collect())
 }
@@ -195,13 +178,13 @@ fn header(
 ) -> (Value, Root, Vec<Vec<Root>>) {
     let mut body = vec![[0u8; 32]; 16];
     body[9] = *payload_root; // gindex 25
-    let body_levels = tree(body);
+    let body_levels = tree_levels(body);
     let body_root = body_levels[body_levels.len() - 1][0];
     let mut state = vec![[0u8; 32]; 32];
     state[20] = hash_pair(&u64_chunk(0), finalized); // finalized_checkpoint (gindex 52): epoch, root
     state[22] = *committee; // current_sync_committee (gindex 54)
     state[23] = *committee; // next_sync_committee (gindex 55)
-    let state_levels = tree(state);
+    let state_levels = tree_levels(state);
     let beacon = BeaconBlockHeader {
         slot,
         proposer_index: 0,
@@ -215,7 +198,7 @@ fn header(
             "state_root": hex(&beacon.state_root), "body_root": hex(&beacon.body_root),
         },
         "execution": payload,
-        "execution_branch": roots_json(&branch(&body_levels, 9)),
+        "execution_branch": roots_json(&tree_branch(&body_levels, 9)),
     });
     (json, beacon.hash_tree_root(), state_levels)
 }
@@ -316,7 +299,7 @@ impl State {
             let boot = json!({ "version": "deneb", "data": {
                 "header": finalized,
                 "current_sync_committee": committee_json(&self.committee),
-                "current_sync_committee_branch": roots_json(&branch(&f_levels, 22)),
+                "current_sync_committee_branch": roots_json(&tree_branch(&f_levels, 22)),
             }});
             self.bootstraps.insert(hex(&finalized_root), boot);
         }
@@ -344,13 +327,13 @@ impl State {
         });
         if with_finality {
             let mut fb = vec![u64_chunk(0)];
-            fb.extend(branch(&levels, 20));
+            fb.extend(tree_branch(&levels, 20));
             data["finalized_header"] = finalized;
             data["finality_branch"] = roots_json(&fb);
         }
         if with_next {
             data["next_sync_committee"] = committee_json(&self.committee);
-            data["next_sync_committee_branch"] = roots_json(&branch(&levels, 23));
+            data["next_sync_committee_branch"] = roots_json(&tree_branch(&levels, 23));
         }
         Ok(json!({ "version": "deneb", "data": data }))
     }
@@ -379,6 +362,17 @@ impl State {
 impl BeaconHarness {
     /// Serve light-client data over the anvil chain at `anvil_url`, behaving as told.
     pub fn start(anvil_url: &str, behaviour: Behaviour) -> Result<BeaconHarness, String> {
+        BeaconHarness::start_aged(anvil_url, behaviour, 64)
+    }
+
+    /// Like [`BeaconHarness::start`], with the chain's genesis `genesis_age` seconds ago: the checkpoint (slot
+    /// 8) is that old, while the served heads are current (a device that was offline past the
+    /// weak-subjectivity window). Sync-committee periods are six days long, so the chain stays in one.
+    pub fn start_aged(
+        anvil_url: &str,
+        behaviour: Behaviour,
+        genesis_age: u64,
+    ) -> Result<BeaconHarness, String> {
         let keys = (0..COMMITTEE)
             .map(|i| key(i as u8 + 1))
             .collect::<Result<Vec<_>, _>>()?;
@@ -396,7 +390,8 @@ impl BeaconHarness {
             pubkeys,
             aggregate_pubkey,
         };
-        let genesis_time = now() - 64;
+        let genesis_time = now().saturating_sub(genesis_age);
+        let period_epochs = if genesis_age > 8192 * 8 / 2 { 65536 } else { 8192 };
         let genesis = rpc(anvil_url, "eth_getBlockByNumber", json!(["0x0", false]))?;
         let (p, p_root) = payload(&genesis)?;
         let committee_root = committee.hash_tree_root();
@@ -404,11 +399,11 @@ impl BeaconHarness {
         let bootstrap = json!({ "version": "deneb", "data": {
             "header": header,
             "current_sync_committee": committee_json(&committee),
-            "current_sync_committee_branch": roots_json(&branch(&levels, 22)),
+            "current_sync_committee_branch": roots_json(&tree_branch(&levels, 22)),
         }});
         let config = format!(
             "CONFIG_NAME: anvil-harness\nPRESET_BASE: minimal\nGENESIS_TIME: {genesis_time}\n\
-             GENESIS_VALIDATORS_ROOT: {}\nSECONDS_PER_SLOT: 1\nEPOCHS_PER_SYNC_COMMITTEE_PERIOD: 8192\n\
+             GENESIS_VALIDATORS_ROOT: {}\nSECONDS_PER_SLOT: 1\nEPOCHS_PER_SYNC_COMMITTEE_PERIOD: {period_epochs}\n\
              GENESIS_FORK_VERSION: 0x00000001\nALTAIR_FORK_VERSION: 0x01000001\nALTAIR_FORK_EPOCH: 0\n\
              BELLATRIX_FORK_VERSION: 0x02000001\nBELLATRIX_FORK_EPOCH: 0\nCAPELLA_FORK_VERSION: 0x03000001\n\
              CAPELLA_FORK_EPOCH: 0\nDENEB_FORK_VERSION: 0x04000001\nDENEB_FORK_EPOCH: 0\n\
@@ -462,6 +457,24 @@ impl BeaconHarness {
             checkpoint: hex(&root),
             state,
         })
+    }
+
+    /// The root of the newest finalized header served (a checkpoint an operator would take from a beacon
+    /// node they trust).
+    pub fn fresh_checkpoint(&self) -> Result<String, String> {
+        let mut s = self.state.lock().map_err(|e| e.to_string())?;
+        s.update(false, true)?;
+        let slot = |b: &Value| {
+            b["data"]["header"]["beacon"]["slot"]
+                .as_str()
+                .and_then(|x| x.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        s.bootstraps
+            .iter()
+            .max_by_key(|(_, b)| slot(b))
+            .map(|(root, _)| root.clone())
+            .ok_or_else(|| "no finalized header served yet".to_string())
     }
 
     /// Change how the server behaves from now on.

@@ -1,0 +1,203 @@
+//! What a `peers`-mode device knows from proofs, as plain data: its light-client store (from its own
+//! checkpoint and the committee updates peers relayed), the mark of the last head proof it accepted, and the
+//! bytes of the proofs it keeps to serve on. Every proof is verified here; time is passed in.
+
+use alloy::primitives::{Address, B256};
+use firmchain_lightclient::consensus::ssz::Root;
+use firmchain_lightclient::consensus::{ChainSpec, Store};
+use firmchain_lightclient::proof::layout::FIRMWARE_INDEX;
+use firmchain_lightclient::proof::{
+    CommitteeChain, Expected, HeadMark, ProofError, TWO_THIRDS, VerifiedHead, VerifiedRelease, advance_store,
+    decode_committee_chain, decode_head_proof, decode_release_proof, encode_committee_chain,
+    store_from_checkpoint, verify_head_proof, verify_release_proof,
+};
+use firmchain_update::{ProductId, ReleaseRecord};
+
+/// Why a proof from a peer was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    #[error(transparent)]
+    Proof(#[from] ProofError),
+    #[error("no committee yet: the device has not verified a bootstrap for its checkpoint")]
+    NoStore,
+    #[error("the proven release record does not decode: {0}")]
+    Record(String),
+    #[error("release proof for sequence {actual}, {expected} was asked for")]
+    WrongSequence { expected: u64, actual: u64 },
+}
+
+impl FollowError {
+    /// Whether an honest peer could have sent it (see [`ProofError::is_benign`]).
+    pub fn is_benign(&self) -> bool {
+        match self {
+            FollowError::Proof(e) => e.is_benign(),
+            FollowError::NoStore => true,
+            FollowError::Record(_) | FollowError::WrongSequence { .. } => false,
+        }
+    }
+}
+
+/// The device's proof state.
+#[derive(Debug, Clone)]
+pub struct ProofBook {
+    pub spec: ChainSpec,
+    pub checkpoint: Root,
+    pub contract: Address,
+    pub product: ProductId,
+    /// None until a bootstrap for the checkpoint verified.
+    pub store: Option<Store>,
+    /// The committee chain that built `store` (bootstrap and the updates applied), kept to restart from.
+    pub chain: CommitteeChain,
+    /// The last head proof accepted, and its bytes.
+    pub last: Option<(HeadMark, Vec<u8>)>,
+    /// What the last accepted head proof proved.
+    pub head: Option<VerifiedHead>,
+}
+
+impl ProofBook {
+    pub fn new(spec: ChainSpec, checkpoint: Root, contract: Address, product: ProductId) -> ProofBook {
+        ProofBook {
+            spec,
+            checkpoint,
+            contract,
+            product,
+            store: None,
+            chain: CommitteeChain {
+                bootstrap: None,
+                updates: Vec::new(),
+            },
+            last: None,
+            head: None,
+        }
+    }
+
+    fn expected(&self, now: u64) -> Expected<'_> {
+        Expected {
+            spec: &self.spec,
+            contract: self.contract,
+            layout: FIRMWARE_INDEX,
+            product: B256::from(self.product.0),
+            current_slot: self.spec.slot_at(now),
+            participation: TWO_THIRDS,
+        }
+    }
+
+    /// The sync-committee period the store is in.
+    pub fn period(&self) -> Option<u64> {
+        self.store
+            .as_ref()
+            .map(|s| self.spec.period(s.finalized_header.beacon.slot))
+    }
+
+    /// The current period by the device clock.
+    pub fn current_period(&self, now: u64) -> u64 {
+        self.spec.period(self.spec.slot_at(now))
+    }
+
+    /// Start the store from a relayed bootstrap (a committee chain) against the device's own checkpoint.
+    pub fn bootstrap(&mut self, bytes: &[u8], now: u64) -> Result<(), FollowError> {
+        let chain = decode_committee_chain(bytes)?;
+        let store = store_from_checkpoint(&self.spec, &self.checkpoint, &chain, self.spec.slot_at(now))?;
+        self.store = Some(store);
+        self.chain = chain;
+        Ok(())
+    }
+
+    /// Apply relayed committee updates (each a committee chain without bootstrap); returns how many applied.
+    pub fn advance(&mut self, items: &[Vec<u8>], now: u64) -> Result<usize, FollowError> {
+        let store = self.store.as_mut().ok_or(FollowError::NoStore)?;
+        let mut updates = Vec::new();
+        for item in items {
+            let chain = decode_committee_chain(item)?;
+            if chain.bootstrap.is_some() {
+                return Err(ProofError::NonCanonical {
+                    what: "a committee update with a bootstrap",
+                }
+                .into());
+            }
+            updates.extend(chain.updates);
+        }
+        let used = advance_store(&self.spec, store, &updates, self.spec.slot_at(now))?;
+        if used > 0 {
+            self.chain.updates.extend(updates);
+            // Keep the chain bounded: the newest updates carry the committees that matter.
+            let max = firmchain_lightclient::proof::MAX_CHAIN_UPDATES;
+            let excess = self.chain.updates.len().saturating_sub(max);
+            self.chain.updates.drain(..excess);
+        }
+        Ok(used)
+    }
+
+    /// Verify a head proof newer than the last accepted; on success it becomes the last.
+    pub fn accept_head(&mut self, bytes: &[u8], now: u64) -> Result<VerifiedHead, FollowError> {
+        let store = self.store.as_ref().ok_or(FollowError::NoStore)?;
+        let proof = decode_head_proof(bytes)?;
+        let last = self.last.as_ref().map(|(m, _)| *m);
+        let v = verify_head_proof(store, &proof, &self.expected(now), last)?;
+        self.last = Some((v.anchor.mark(), bytes.to_vec()));
+        self.head = Some(v.clone());
+        Ok(v)
+    }
+
+    /// Verify the release proof of `sequence` and decode its record.
+    pub fn accept_release(
+        &self,
+        bytes: &[u8],
+        sequence: u64,
+        now: u64,
+    ) -> Result<(VerifiedRelease, ReleaseRecord), FollowError> {
+        let store = self.store.as_ref().ok_or(FollowError::NoStore)?;
+        let proof = decode_release_proof(bytes)?;
+        if proof.sequence != sequence {
+            return Err(FollowError::WrongSequence {
+                expected: sequence,
+                actual: proof.sequence,
+            });
+        }
+        let v = verify_release_proof(store, &proof, &self.expected(now))?;
+        let record = ReleaseRecord::abi_decode(&v.record).map_err(|e| FollowError::Record(e.to_string()))?;
+        if record.product != self.product || record.sequence.0 != sequence {
+            return Err(FollowError::Record(format!(
+                "the record is release {} of {}, the proof is for {sequence} of {}",
+                record.sequence.0, record.product, self.product
+            )));
+        }
+        Ok((v, record))
+    }
+
+    /// What to persist: the committee chain and the last head proof.
+    pub fn saved(&self) -> SavedProofs {
+        SavedProofs {
+            chain: alloy::hex::encode(encode_committee_chain(&self.chain)),
+            head: self.last.as_ref().map(|(_, b)| alloy::hex::encode(b)),
+        }
+    }
+
+    /// Restore from what [`ProofBook::saved`] wrote: the store is rebuilt from the device's own checkpoint and
+    /// verified again; the head proof must verify against it too (its mark then refuses replays of older
+    /// ones).
+    pub fn restore(&mut self, saved: &SavedProofs, now: u64) -> Result<(), FollowError> {
+        let chain = alloy::hex::decode(&saved.chain).map_err(|e| FollowError::Record(e.to_string()))?;
+        self.bootstrap(&chain, now)?;
+        if let Some(head) = &saved.head {
+            let bytes = alloy::hex::decode(head).map_err(|e| FollowError::Record(e.to_string()))?;
+            // An old head proof of a past period no longer verifies; that only costs freshness.
+            let proof = decode_head_proof(&bytes)?;
+            if let Some(store) = &self.store
+                && let Ok(v) = verify_head_proof(store, &proof, &self.expected(now), None)
+            {
+                self.last = Some((v.anchor.mark(), bytes));
+                self.head = Some(v);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The proofs a device keeps in its state (`proofs` in NodeState): hex of the committee chain and of the last
+/// head proof.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SavedProofs {
+    pub chain: String,
+    pub head: Option<String>,
+}

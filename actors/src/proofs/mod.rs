@@ -1,0 +1,11 @@
+//! Chain proofs on the node: a node with chain access serves them ([`serve`]), a `peers`-mode device follows
+//! the index through them alone ([`follow`], over the pure [`book`]). The proof format and its verification
+//! are the light client's (`firmchain_lightclient::proof`); the transport is p2p's (`firmchain_p2p::proofs`).
+
+pub mod book;
+pub mod follow;
+pub mod serve;
+
+pub use book::{FollowError, ProofBook, SavedProofs};
+pub use follow::{FollowerPorts, OfferProofs, ProofFollower, Source};
+pub use serve::ProofServing;
