@@ -285,6 +285,7 @@ async fn fetch(
             })
             .collect(),
         rejected: summary.rejected.iter().map(|r| r.to_string()).collect(),
+        timeouts: summary.timeouts,
         seconds: summary.elapsed.as_secs_f64(),
     };
     Ok((report, entry))

@@ -207,6 +207,9 @@ pub struct FetchReport {
     pub peers: Vec<PeerShare>,
     /// Peers dropped for misbehaving, and why.
     pub rejected: Vec<String>,
+    /// Progress timeouts on the way: how often a peer holding wants stayed silent until it was asked again
+    /// (none when every peer answers).
+    pub timeouts: u64,
     /// Wall time.
     pub seconds: f64,
 }

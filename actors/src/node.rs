@@ -106,6 +106,8 @@ pub fn p2p_config(config: &Config) -> Result<P2pConfig, NodeError> {
         bootstrap: settings.bootstrap,
         mdns: config.p2p.mdns,
         max_connections: config.p2p.max_connections,
+        reserved_outbound: config.p2p.reserved_outbound,
+        max_connections_per_ip: config.p2p.max_connections_per_ip,
         // A repository seeds each block once per second and lets the devices share it.
         seed_window: config.repository.then_some(Duration::from_secs(1)),
         fetch: firmchain_p2p::FetchOptions {

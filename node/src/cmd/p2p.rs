@@ -196,6 +196,8 @@ struct Got {
     blocks: u64,
     from_store: u64,
     seconds: f64,
+    /// Progress timeouts on the way (a silent peer asked again, struck or dropped).
+    timeouts: u64,
     peers: Vec<PeerBytes>,
     rejected: Vec<String>,
 }
@@ -299,6 +301,7 @@ async fn get(
         blocks: summary.blocks,
         from_store: summary.from_store,
         seconds: summary.elapsed.as_secs_f64(),
+        timeouts: summary.timeouts,
         peers: summary
             .peers
             .iter()

@@ -28,6 +28,8 @@ pub fn api_state(config: &Config, node: &NodeHandle) -> ApiState {
         // budget an operator gave the node.
         limits: api::ApiLimits {
             spool_dir: Some(node.data_dir.join("spool")),
+            max_body_bytes: config.api.max_body_bytes,
+            max_connections: config.api.max_connections as usize,
             ..api::ApiLimits::default()
         },
         publishing: api::PublishGate::default(),

@@ -8,6 +8,7 @@
 //! Blocks are attributed to the peer whose stream carried them, so a peer that lies is named; a peer that abuses
 //! the server is named, dropped and banned.
 
+pub(crate) mod inbound;
 pub mod proto;
 pub mod serve;
 
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cid::Cid;
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+use futures::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::{PeerId, StreamProtocol};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::{debug, warn};
@@ -41,8 +42,13 @@ const READ_BODY_TIMEOUT: Duration = Duration::from_secs(60);
 const WRITER_IDLE: Duration = Duration::from_secs(30);
 const WRITER_QUEUE: usize = 32;
 const INBOUND_QUEUE: usize = 1024;
-/// The most Bitswap streams one peer may have open to us at once; more are reset unread.
+/// The most Bitswap messages of one peer that we read and handle at once; messages on further streams wait,
+/// unread (their bytes stay in the peer's send window), until one of these is handled.
 pub const MAX_INBOUND_STREAMS_PER_PEER: usize = 4;
+/// The most Bitswap streams one peer may have open to us at once, read or waiting; more are reset unread.
+/// go-bitswap (kubo) answers on a new stream per message from several workers at once: a stream reset here
+/// loses the blocks it carried, so waiting streams must be many more than kubo's 8 workers.
+pub const MAX_OPEN_STREAMS_PER_PEER: usize = 32;
 
 /// Misbehaviour for tests of what a fetching node does with hostile peers.
 #[cfg(feature = "fault-injection")]
@@ -127,8 +133,8 @@ pub(crate) struct Shared {
     wantlists: Mutex<HashMap<PeerId, Wantlist>>,
     /// Serving tasks that may load or write at once.
     serve_slots: Arc<Semaphore>,
-    /// Inbound Bitswap streams open per peer.
-    inbound: Mutex<HashMap<PeerId, usize>>,
+    /// Inbound Bitswap streams open per peer, and the gate of those read at once.
+    inbound: Mutex<HashMap<PeerId, PeerStreams>>,
     /// The event loop, for bans.
     cmd: mpsc::Sender<Command>,
     /// Origin seeding (see [`Shared::defer_to_other_peer`]): how long a block just sent to one peer is refused
@@ -488,64 +494,91 @@ async fn close_writer(shared: &Arc<Shared>, peer: PeerId, mut rx: mpsc::Receiver
     shared.peer_gone(peer).await;
 }
 
-/// Accept inbound Bitswap streams on every protocol version until the control is dropped.
-pub(crate) fn spawn_acceptors(shared: &Arc<Shared>, control: &mut libp2p_stream::Control) {
-    for protocol in PROTOCOLS {
-        let Ok(mut incoming) = control.accept(protocol.clone()) else {
-            warn!(target: "firmchain::bitswap", %protocol, "protocol already registered");
-            continue;
-        };
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            while let Some((peer, stream)) = incoming.next().await {
-                let Some(slot) = InboundSlot::take(&shared, peer) else {
-                    debug!(target: "firmchain::bitswap", %peer, limit = MAX_INBOUND_STREAMS_PER_PEER,
-                        "too many bitswap streams from one peer; resetting one");
-                    drop(stream);
-                    continue;
-                };
-                tokio::spawn(read_stream(shared.clone(), peer, stream, slot));
-            }
-        });
-    }
+/// Accept the inbound Bitswap streams that [`inbound::Behaviour`] queues, until the swarm stops: each is read
+/// once the peer has a read slot, or reset past [`MAX_OPEN_STREAMS_PER_PEER`].
+pub(crate) fn spawn_acceptor(shared: &Arc<Shared>, mut incoming: mpsc::Receiver<(PeerId, libp2p::Stream)>) {
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        while let Some((peer, stream)) = incoming.recv().await {
+            let Some((slot, gate)) = InboundSlot::take(&shared, peer) else {
+                debug!(target: "firmchain::bitswap", %peer, limit = MAX_OPEN_STREAMS_PER_PEER,
+                    "too many bitswap streams from one peer; resetting one");
+                drop(stream);
+                continue;
+            };
+            tokio::spawn(read_stream(slot.shared.clone(), peer, stream, slot, gate));
+        }
+    });
 }
 
-/// One of a peer's [`MAX_INBOUND_STREAMS_PER_PEER`] inbound streams, given back when dropped.
+/// The inbound Bitswap streams of one peer: how many are open, and the gate of those read at once.
+struct PeerStreams {
+    open: usize,
+    gate: Arc<Semaphore>,
+}
+
+/// One of a peer's [`MAX_OPEN_STREAMS_PER_PEER`] inbound streams, given back when dropped.
 struct InboundSlot {
     shared: Arc<Shared>,
     peer: PeerId,
 }
 
 impl InboundSlot {
-    fn take(shared: &Arc<Shared>, peer: PeerId) -> Option<InboundSlot> {
+    /// A slot for one more stream of `peer` and the gate it must pass to be read, or `None` past the limit.
+    fn take(shared: &Arc<Shared>, peer: PeerId) -> Option<(InboundSlot, Arc<Semaphore>)> {
         let mut open = lock(&shared.inbound);
-        let n = open.entry(peer).or_default();
-        if *n >= MAX_INBOUND_STREAMS_PER_PEER {
+        let s = open.entry(peer).or_insert_with(|| PeerStreams {
+            open: 0,
+            gate: Arc::new(Semaphore::new(MAX_INBOUND_STREAMS_PER_PEER)),
+        });
+        if s.open >= MAX_OPEN_STREAMS_PER_PEER {
             return None;
         }
-        *n += 1;
-        Some(InboundSlot {
+        s.open += 1;
+        let slot = InboundSlot {
             shared: shared.clone(),
             peer,
-        })
+        };
+        Some((slot, s.gate.clone()))
     }
 }
 
 impl Drop for InboundSlot {
     fn drop(&mut self) {
         let mut open = lock(&self.shared.inbound);
-        if let Some(n) = open.get_mut(&self.peer) {
-            *n -= 1;
-            if *n == 0 {
+        if let Some(s) = open.get_mut(&self.peer) {
+            s.open -= 1;
+            if s.open == 0 {
                 open.remove(&self.peer);
             }
         }
     }
 }
 
-async fn read_stream(shared: Arc<Shared>, peer: PeerId, stream: libp2p::Stream, _slot: InboundSlot) {
+/// Read `stream`'s messages until it ends. A message is read and handled only under one of the peer's
+/// [`MAX_INBOUND_STREAMS_PER_PEER`] read slots (`gate`), taken once its first byte arrived: an idle stream
+/// (go-bitswap keeps its sender's stream open between messages) holds none, so it cannot starve the others, and
+/// a stream is never reset for arriving while others are read.
+async fn read_stream(
+    shared: Arc<Shared>,
+    peer: PeerId,
+    stream: libp2p::Stream,
+    _slot: InboundSlot,
+    gate: Arc<Semaphore>,
+) {
     let mut r = futures::io::BufReader::with_capacity(256 * 1024, stream);
     loop {
+        match r.fill_buf().await {
+            Ok([]) => return,
+            Ok(_) => {}
+            Err(e) => {
+                debug!(target: "firmchain::bitswap", %peer, error = %e, "bitswap stream closed");
+                return;
+            }
+        }
+        let Ok(_reading) = gate.clone().acquire_owned().await else {
+            return;
+        };
         let frame = match read_frame(&mut r, MAX_MESSAGE_SIZE).await {
             Ok(Some(f)) => f,
             Ok(None) => return,

@@ -146,6 +146,9 @@ pub struct FetchSummary {
     pub rejected: Vec<Rejection>,
     /// The CID of the entry fetched, with [`FetchOptions::entry`].
     pub entry: Option<Cid>,
+    /// Progress timeouts: how often a peer holding wants went silent for a timeout (and was asked again,
+    /// struck or dropped). An honest, connected peer causes none.
+    pub timeouts: u64,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -224,6 +227,7 @@ struct Fetch<'a> {
     from_store: u64,
     rejected: Vec<Rejection>,
     entry: Option<Cid>,
+    timeouts: u64,
     store_tx: Option<mpsc::Sender<(Cid, Option<Bytes>)>>,
     progress: watch::Sender<FetchProgress>,
 }
@@ -257,6 +261,7 @@ pub(crate) async fn run(
         from_store: 0,
         rejected: Vec::new(),
         entry: None,
+        timeouts: 0,
         store_tx: Some(store_tx),
         progress,
     };
@@ -294,6 +299,7 @@ pub(crate) async fn run(
         peers,
         rejected: f.rejected,
         entry: f.entry,
+        timeouts: f.timeouts,
         elapsed: started.elapsed(),
     })
 }
@@ -449,6 +455,7 @@ impl Fetch<'_> {
                 }
                 _ = tokio::time::sleep_until(wake.into()) => {
                     for (peer, held, judged) in self.sched.expire(Instant::now()) {
+                        self.timeouts += 1;
                         if judged == Judged::AskedAgain {
                             // Ask again, on a new stream: the first copy may have been written into a stream
                             // that died with its connection.

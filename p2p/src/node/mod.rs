@@ -174,7 +174,7 @@ impl P2p {
         registry: &mut libp2p::metrics::Registry,
     ) -> Result<(P2p, tokio::task::JoinHandle<()>), P2pError> {
         let peer_id = key.public().to_peer_id();
-        let mut swarm = build_swarm(&config, key, registry)?;
+        let (mut swarm, inbound) = build_swarm(&config, key, registry)?;
         let metrics = libp2p::metrics::Metrics::new(registry);
         let mut control = swarm.behaviour().stream.new_control();
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
@@ -186,7 +186,7 @@ impl P2p {
             #[cfg(feature = "fault-injection")]
             config.fault,
         );
-        bitswap::spawn_acceptors(&shared, &mut control);
+        bitswap::spawn_acceptor(&shared, inbound);
         let proofs = crate::proofs::Proofs::start(&mut control, cmd_tx.clone());
 
         let mut listeners = HashMap::new();

@@ -11,6 +11,9 @@ use super::{P2pConfig, providers};
 use crate::command::P2pError;
 
 pub(crate) const QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Yamux streams per connection, both directions: Bitswap ([`crate::bitswap::MAX_OPEN_STREAMS_PER_PEER`]
+/// inbound, a writer outbound), Kademlia, identify and ping need far fewer than the library's 512.
+pub const MAX_STREAMS_PER_CONNECTION: usize = 64;
 const AGENT: &str = concat!("firmchain/", env!("CARGO_PKG_VERSION"));
 
 /// Local discovery by mDNS; a build without the `mdns` feature has a behaviour that does nothing in its place.
@@ -29,14 +32,19 @@ pub(crate) struct Behaviour {
     pub(crate) kad: kad::Behaviour<MemoryStore>,
     pub(crate) mdns: Toggle<Mdns>,
     pub(crate) stream: libp2p_stream::Behaviour,
+    pub(crate) bitswap: crate::bitswap::inbound::Behaviour,
 }
+
+/// The swarm and the queue of inbound Bitswap streams (see [`crate::bitswap::inbound`]).
+pub(crate) type Built = (Swarm<Behaviour>, InboundStreams);
+pub(crate) type InboundStreams = tokio::sync::mpsc::Receiver<(libp2p::PeerId, libp2p::Stream)>;
 
 /// The swarm of `config`; its transports count their bytes into `registry` (`libp2p_bandwidth_*`).
 pub(crate) fn build_swarm(
     config: &P2pConfig,
     key: identity::Keypair,
     registry: &mut libp2p::metrics::Registry,
-) -> Result<Swarm<Behaviour>, P2pError> {
+) -> Result<Built, P2pError> {
     let t = |e: &dyn std::fmt::Display| P2pError::Transport(e.to_string());
     let limits = connection_limits::ConnectionLimits::default()
         .with_max_established(Some(config.max_connections))
@@ -65,13 +73,15 @@ pub(crate) fn build_swarm(
             libp2p::dns::ResolverOpts::default(),
         )
     });
+    let (bitswap, inbound) = crate::bitswap::inbound::Behaviour::new();
+    let mut bitswap = Some(bitswap);
     let builder = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, || {
             // The legacy yamux configuration: a fixed 256 KiB window, so Helia's window-sized frames are
             // accepted (the dynamic window rejects frames over 1 MiB and drops the connection).
             let mut cfg = yamux::Config::default();
-            cfg.set_max_num_streams(512);
+            cfg.set_max_num_streams(MAX_STREAMS_PER_CONNECTION);
             cfg
         })
         .map_err(|e| t(&e))?;
@@ -118,12 +128,15 @@ pub(crate) fn build_swarm(
                 kad,
                 mdns: Toggle::from(mdns),
                 stream: libp2p_stream::Behaviour::new(),
+                bitswap: bitswap
+                    .take()
+                    .ok_or_else(|| std::io::Error::other("the behaviour is built once"))?,
             })
         })
         .map_err(|e| t(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
         .build();
-    Ok(swarm)
+    Ok((swarm, inbound))
 }
 
 /// The DHT key of `root` (its multihash, as IPFS has it).
