@@ -45,22 +45,21 @@ async fn the_running_api_refuses_oversized_pathlike_concurrent_and_slow_requests
         .write_all(post_head(&repo.api, fleet.images[1].len()).as_bytes())
         .unwrap();
     first.write_all(&fleet.images[1][..1024]).unwrap();
-    let mut busy = None;
-    // A publish that got in before the first reached the gate takes its time (a transaction); a few tries.
-    for _ in 0..5 {
-        if busy.is_some() {
-            break;
-        }
-        let (code, v) = http(&repo.api, "POST", "/publish", &fleet.images[1], None).unwrap();
-        eprintln!("second publish: {code} {v}");
-        match code {
-            429 => busy = Some(v),
-            // The first had not reached the gate yet, so this one published: ask again.
-            200 => {}
-            other => panic!("second publish: {other} {v}"),
-        }
+    // It holds the gate once its body is being spooled (a file in the data folder's spool).
+    let spool = fleet.dir.path().join("repo").join("spool");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_dir(&spool).is_ok_and(|mut d| d.next().is_some()) {
+        assert!(
+            Instant::now() < deadline,
+            "the first publish never started spooling"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
-    let busy = busy.expect("a second publish was accepted while one was in flight");
+    let (code, busy) = http(&repo.api, "POST", "/publish", &fleet.images[1], None).unwrap();
+    assert_eq!(
+        code, 429,
+        "a second publish was accepted while one was in flight: {busy}"
+    );
     assert!(busy.to_string().contains("in flight"), "{busy}");
 
     // A client that never finishes its headers is cut off, while /status stays served.
