@@ -5,29 +5,24 @@
 //! the reason and nothing is installed.
 
 mod common;
+use common::beacon::{Beacon, Miner};
 use common::{Fleet, bin};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use alloy::providers::Provider;
 use firmchain_lightclient::proof::{decode_release_proof, encode_release_proof};
-use firmchain_tests::beacon::{BeaconHarness, Behaviour};
-use firmchain_tests::fleet::{NodeSpec, PRODUCT, active_image};
+use firmchain_tests::fleet::{PRODUCT, active_image};
 use firmchain_update::car::{CarReader, encode_header, write_section};
 use firmchain_update::dag;
 use serde_json::Value;
 
-fn chain_sets(f: &Fleet, h: &BeaconHarness, config: &Path) -> Vec<String> {
-    vec![
-        "chain.mode=peers".into(),
-        "chain.execution_rpc=".into(),
-        format!("chain.contract={}", f.chain.contract),
-        format!("chain.product={PRODUCT}"),
-        format!("chain.checkpoint={}", h.checkpoint),
-        format!("chain.chain_config={}", config.display()),
-    ]
+fn chain_sets(f: &Fleet, beacon: &Beacon) -> Vec<String> {
+    let mut sets = beacon.peers_sets();
+    sets.push(format!("chain.contract={}", f.chain.contract));
+    sets.push(format!("chain.product={PRODUCT}"));
+    sets
 }
 
 fn firmchain(data: &Path, sets: &[String], args: &[&str]) -> Output {
@@ -68,30 +63,11 @@ fn forge_release(car: &Path, out: &Path, forge: impl Fn(&mut firmchain_lightclie
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_exported_to_a_car_installs_offline_and_a_tampered_car_is_refused() {
     let f = Fleet::new(300_000, 1).await;
-    let h = BeaconHarness::start(&f.chain.anvil.url, Behaviour::Honest).unwrap();
-    let config = f.dir.path().join("chain.yaml");
-    std::fs::write(&config, &h.config).unwrap();
-    let miner = firmchain_contracts::provider(&f.chain.anvil.url, None).unwrap();
-    let mine = tokio::spawn(async move {
-        loop {
-            let _ = miner.raw_request::<_, Value>("evm_mine".into(), ()).await;
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    });
-    let repo = f.spawn(NodeSpec {
-        dir: f.dir.path().join("repo"),
-        repository: true,
-        key: Some(f.chain.key().to_owned()),
-        set: vec![
-            "chain.mode=light".into(),
-            format!("chain.consensus_rpc={}", h.url),
-            format!("chain.checkpoint={}", h.checkpoint),
-            format!("chain.chain_config={}", config.display()),
-        ],
-        ..NodeSpec::default()
-    });
+    let beacon = Beacon::start(&f);
+    let mine = Miner::start(&f.chain.anvil.url);
+    let repo = f.spawn(beacon.repository_spec(&f));
     repo.publish(&f.images[1]).unwrap();
-    let sets = chain_sets(&f, &h, &config);
+    let sets = chain_sets(&f, &beacon);
     let car = f.dir.path().join("release.car");
     let gateway = f.dir.path().join("gateway");
     let args = ["export", "--sequence", "1", "--peer", &repo.addrs[0], "-o"];
@@ -112,7 +88,7 @@ async fn a_release_exported_to_a_car_installs_offline_and_a_tampered_car_is_refu
     let v: Value = serde_json::from_slice(&exported.stdout).unwrap();
     assert_eq!(v["sequence"], 1, "{v}");
     drop(repo);
-    mine.abort();
+    drop(mine);
 
     let device = |name: &str| -> (PathBuf, Vec<String>) {
         let dir = f.dir.path().join(name);

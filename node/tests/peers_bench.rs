@@ -5,11 +5,10 @@
 
 mod common;
 use common::Fleet;
+use common::beacon::{Beacon, Miner};
 
 use std::time::Duration;
 
-use alloy::providers::Provider;
-use firmchain_tests::beacon::{BeaconHarness, Behaviour};
 use firmchain_tests::fleet::NodeSpec;
 use serde_json::{Value, json};
 
@@ -18,22 +17,9 @@ const T: Duration = Duration::from_secs(180);
 
 async fn run(mode: &str) -> Value {
     let f = Fleet::new(2 << 20, 1).await;
-    let h = BeaconHarness::start(&f.chain.anvil.url, Behaviour::Honest).unwrap();
-    let config = f.dir.path().join("chain.yaml");
-    std::fs::write(&config, &h.config).unwrap();
-    let miner = firmchain_contracts::provider(&f.chain.anvil.url, None).unwrap();
-    let mine = tokio::spawn(async move {
-        loop {
-            let _ = miner.raw_request::<_, Value>("evm_mine".into(), ()).await;
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    });
-    let light = vec![
-        "chain.mode=light".into(),
-        format!("chain.consensus_rpc={}", h.url),
-        format!("chain.checkpoint={}", h.checkpoint),
-        format!("chain.chain_config={}", config.display()),
-    ];
+    let beacon = Beacon::start(&f);
+    let mine = Miner::start(&f.chain.anvil.url);
+    let light = beacon.light_sets();
     let repo = f.spawn(NodeSpec {
         dir: f.dir.path().join("repo"),
         repository: true,
@@ -42,12 +28,7 @@ async fn run(mode: &str) -> Value {
         ..NodeSpec::default()
     });
     let device_set: Vec<String> = match mode {
-        "peers" => vec![
-            "chain.mode=peers".into(),
-            "chain.execution_rpc=".into(),
-            format!("chain.checkpoint={}", h.checkpoint),
-            format!("chain.chain_config={}", config.display()),
-        ],
+        "peers" => beacon.peers_sets(),
         _ => light,
     };
     let devices: Vec<_> = (0..DEVICES)
@@ -79,7 +60,7 @@ async fn run(mode: &str) -> Value {
         let at = s["last_install"]["at_ms"].as_u64();
         last = last.max(at.unwrap_or_else(|| panic!("no install time in {s}")));
     }
-    mine.abort();
+    drop(mine);
     json!({ "mode": mode, "devices": DEVICES, "block": published["block"],
         "inclusion_to_last_install_ms": last.saturating_sub(included_ms) })
 }

@@ -5,82 +5,16 @@
 
 mod common;
 use common::Fleet;
+use common::beacon::{Beacon, Miner};
 
 use std::time::Duration;
 
-use alloy::providers::Provider;
-use firmchain_tests::beacon::{BeaconHarness, Behaviour};
-use firmchain_tests::fleet::{NodeProc, NodeSpec, PRODUCT, active_image};
+use firmchain_tests::fleet::{NodeProc, PRODUCT, active_image};
 use firmchain_update::{ProductId, Sequence};
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(90);
 const MAX_STALENESS: u64 = 12;
-
-/// The harness and the chain settings its clients need.
-struct Beacon {
-    harness: BeaconHarness,
-    config: std::path::PathBuf,
-}
-
-impl Beacon {
-    fn start(f: &Fleet) -> Beacon {
-        let harness = BeaconHarness::start(&f.chain.anvil.url, Behaviour::Honest).unwrap();
-        let config = f.dir.path().join("chain.yaml");
-        std::fs::write(&config, &harness.config).unwrap();
-        Beacon { harness, config }
-    }
-
-    fn repository_spec(&self, f: &Fleet) -> NodeSpec {
-        NodeSpec {
-            dir: f.dir.path().join("repo"),
-            repository: true,
-            key: Some(f.chain.key().to_owned()),
-            set: vec![
-                "chain.mode=light".into(),
-                format!("chain.consensus_rpc={}", self.harness.url),
-                format!("chain.checkpoint={}", self.harness.checkpoint),
-                format!("chain.chain_config={}", self.config.display()),
-            ],
-            ..NodeSpec::default()
-        }
-    }
-
-    /// A device with no RPC URL: peers mode, its checkpoint and the chain's parameters only.
-    fn peers_spec(&self) -> NodeSpec {
-        NodeSpec {
-            set: vec![
-                "chain.mode=peers".into(),
-                "chain.execution_rpc=".into(),
-                format!("chain.checkpoint={}", self.harness.checkpoint),
-                format!("chain.chain_config={}", self.config.display()),
-                format!("chain.max_staleness_secs={MAX_STALENESS}"),
-            ],
-            ..NodeSpec::default()
-        }
-    }
-}
-
-/// Mine an anvil block every 500 ms (the harness moves its head only with new blocks), until dropped.
-struct Miner(tokio::task::JoinHandle<()>);
-
-impl Miner {
-    fn start(url: &str) -> Miner {
-        let p = firmchain_contracts::provider(url, None).unwrap();
-        Miner(tokio::spawn(async move {
-            loop {
-                let _ = p.raw_request::<_, Value>("evm_mine".into(), ()).await;
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }))
-    }
-}
-
-impl Drop for Miner {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
 
 fn waiting_reason(v: &Value, seq: u64) -> Option<String> {
     v["waiting"]
@@ -99,12 +33,13 @@ fn runs_in_peers_mode(d: &NodeProc) {
 async fn a_fleet_with_no_rpc_installs_revokes_and_goes_stale_through_proofs_from_peers() {
     let f = Fleet::new(300_000, 2).await;
     let beacon = Beacon::start(&f);
+    let staleness = [format!("chain.max_staleness_secs={MAX_STALENESS}")];
     let _miner = Miner::start(&f.chain.anvil.url);
     let mut repo = f.spawn(beacon.repository_spec(&f));
-    let d1 = f.device("d1", &[&repo], beacon.peers_spec());
-    let d2 = f.device("d2", &[&repo], beacon.peers_spec());
+    let d1 = f.device("d1", &[&repo], beacon.peers_spec(&staleness));
+    let d2 = f.device("d2", &[&repo], beacon.peers_spec(&staleness));
     // d3 knows only d1: what it verifies, d1 relayed (or peers it met through d1).
-    let d3 = f.device("d3", &[&d1], beacon.peers_spec());
+    let d3 = f.device("d3", &[&d1], beacon.peers_spec(&staleness));
     let devices = [&d1, &d2, &d3];
     for d in devices {
         d.wait_for("a head proof verified", T, |v| v["chain"]["mode"] == "peers")

@@ -7,17 +7,16 @@
 
 mod common;
 use common::Fleet;
+use common::beacon::{Beacon, Miner};
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::primitives::Address;
-use alloy::providers::Provider;
 use firmchain_lightclient::proof::{decode_head_proof, encode_head_proof};
 use firmchain_p2p::proofs::{ProofRequest, ProofResponse, ShelfItem};
 use firmchain_p2p::{Blockstore, P2p, P2pConfig, PeerId};
-use firmchain_tests::beacon::{BeaconHarness, Behaviour};
-use firmchain_tests::fleet::{NodeSpec, PRODUCT, active_image};
+use firmchain_tests::fleet::{PRODUCT, active_image};
 use firmchain_update::ProductId;
 use serde_json::Value;
 
@@ -44,37 +43,10 @@ fn rejected(v: &Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_proofs_from_peers_are_refused_their_senders_named_and_honest_proofs_win() {
     let f = Fleet::new(300_000, 1).await;
-    let harness = BeaconHarness::start(&f.chain.anvil.url, Behaviour::Honest).unwrap();
-    let config = f.dir.path().join("chain.yaml");
-    std::fs::write(&config, &harness.config).unwrap();
-    let miner = firmchain_contracts::provider(&f.chain.anvil.url, None).unwrap();
-    let mine = tokio::spawn(async move {
-        loop {
-            let _ = miner.raw_request::<_, Value>("evm_mine".into(), ()).await;
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    });
-    let repo = f.spawn(NodeSpec {
-        dir: f.dir.path().join("repo"),
-        repository: true,
-        key: Some(f.chain.key().to_owned()),
-        set: vec![
-            "chain.mode=light".into(),
-            format!("chain.consensus_rpc={}", harness.url),
-            format!("chain.checkpoint={}", harness.checkpoint),
-            format!("chain.chain_config={}", config.display()),
-        ],
-        ..NodeSpec::default()
-    });
-    let peers_mode = NodeSpec {
-        set: vec![
-            "chain.mode=peers".into(),
-            "chain.execution_rpc=".into(),
-            format!("chain.checkpoint={}", harness.checkpoint),
-            format!("chain.chain_config={}", config.display()),
-        ],
-        ..NodeSpec::default()
-    };
+    let beacon = Beacon::start(&f);
+    let mine = Miner::start(&f.chain.anvil.url);
+    let repo = f.spawn(beacon.repository_spec(&f));
+    let peers_mode = beacon.peers_spec(&[]);
     let d = f.device("d", &[&repo], peers_mode);
     let first = d
         .wait_for("a head proof verified", T, |v| v["chain"]["mode"] == "peers")
@@ -181,5 +153,5 @@ async fn forged_proofs_from_peers_are_refused_their_senders_named_and_honest_pro
     assert!(matches!(replayed, ProofResponse::Found(_)), "{replayed:?}");
     let id = replayer.peer_id().to_string();
     assert!(!rejected(&s).iter().any(|r| r.contains(&id)), "{s}");
-    mine.abort();
+    drop(mine);
 }

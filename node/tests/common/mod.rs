@@ -2,6 +2,8 @@
 //! the firmware images, and `firmchain run` processes (a repository, devices) started from it.
 #![allow(dead_code)] // each test binary uses its own part of it
 
+pub mod beacon;
+
 use std::path::{Path, PathBuf};
 
 use firmchain_tests::fleet::{Chain, NodeProc, NodeSpec, images};
