@@ -2,6 +2,9 @@
 //! notification socket, JSON logs, exit codes in `--help`, completions and the man page, `status` from the data
 //! folder, `node health`, secrets from files and credentials, and snake_case JSON keys everywhere.
 
+mod common;
+use common::NO_CHAIN;
+
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -538,21 +541,11 @@ fn secrets_come_from_one_of_value_file_or_credential() {
     let token = dir.path().join("token");
     std::fs::write(&token, "tok-secret-77\n").unwrap();
     let base = [
-        "--json",
-        "run",
-        "--check",
-        "--repository",
-        "--set",
-        "chain.mode=rpc",
-        "--set",
-        "chain.execution_rpc=http://127.0.0.1:9",
-        "--set",
-        "chain.contract=0x5FbDB2315678afecb367f032c93F642f64180aa3",
-        "--set",
-        "chain.product=acme-sensor",
-        "--set",
-        "api.listen=0.0.0.0:8420",
-    ];
+        &["--json", "run", "--check", "--repository"][..],
+        &NO_CHAIN,
+        &["--set", "api.listen=0.0.0.0:8420"],
+    ]
+    .concat();
     let token_file = format!("api.token_file={}", token.display());
     let ok = run(&[&base[..], &["--set", &token_file]].concat());
     assert!(ok.status.success(), "{}", stderr(&ok));
@@ -615,19 +608,7 @@ fn the_config_file_comes_from_the_flag_or_firmchain_config_and_a_missing_default
         return;
     }
     // No file anywhere: the settings alone, and no complaint about the default path.
-    let out = run(&[
-        "--json",
-        "run",
-        "--check",
-        "--set",
-        "chain.mode=rpc",
-        "--set",
-        "chain.execution_rpc=http://127.0.0.1:9",
-        "--set",
-        "chain.contract=0x5FbDB2315678afecb367f032c93F642f64180aa3",
-        "--set",
-        "chain.product=acme-sensor",
-    ]);
+    let out = run(&[&["--json", "run", "--check"][..], &NO_CHAIN].concat());
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stderr(&out).contains("/etc/firmchain"));
 }
@@ -667,19 +648,7 @@ fn every_json_output_uses_snake_case_keys() {
         run(&["--json", "unpack", &p("new.car"), "-o", &p("back.bin")]),
         run(&["--json", "state", "show", "--data", d]),
         run(&["--json", "status", "--offline", "--data", d]),
-        run(&[
-            "--json",
-            "run",
-            "--check",
-            "--set",
-            "chain.mode=rpc",
-            "--set",
-            "chain.execution_rpc=http://127.0.0.1:9",
-            "--set",
-            "chain.contract=0x5FbDB2315678afecb367f032c93F642f64180aa3",
-            "--set",
-            "chain.product=acme-sensor",
-        ]),
+        run(&[&["--json", "run", "--check"][..], &NO_CHAIN].concat()),
     ];
     for out in &outputs {
         let v = json(out);

@@ -1,6 +1,9 @@
 //! `firmchain state` and a damaged state store: the node refuses to start naming the key, `state show` names it,
 //! `state reset KEY` is the way out.
 
+mod common;
+use common::NO_CHAIN;
+
 use std::process::{Command, Output};
 
 use firmchain_actors::state::{NodeState, StateKey};
@@ -20,23 +23,14 @@ fn stderr(out: &Output) -> String {
 /// `run` on `data` with a configuration that passes validation (nothing listens on the RPC: the node must stop
 /// at its state store, before any network work).
 fn run_node(data: &str) -> Output {
-    firmchain(&[
-        "run",
-        "--data",
-        data,
-        "--set",
-        "chain.mode=rpc",
-        "--set",
-        "chain.execution_rpc=http://127.0.0.1:9",
-        "--set",
-        "chain.contract=0x5FbDB2315678afecb367f032c93F642f64180aa3",
-        "--set",
-        "chain.product=acme-sensor",
-        "--set",
-        "p2p.listen=/ip4/127.0.0.1/tcp/0",
-        "--set",
-        "api.listen=",
-    ])
+    firmchain(
+        &[
+            &["run", "--data", data][..],
+            &NO_CHAIN,
+            &["--set", "p2p.listen=/ip4/127.0.0.1/tcp/0", "--set", "api.listen="][..],
+        ]
+        .concat(),
+    )
 }
 
 #[test]

@@ -12,7 +12,7 @@ use firmchain_p2p::{Blockstore, Multiaddr, P2pConfig, PeerId};
 use firmchain_tests::pseudo_random;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{Stream, noise, tcp, yamux};
+use libp2p::Stream;
 
 use crate::hostile_peer::write_message;
 use crate::p2p_swarm::{TestNode, with_peers};
@@ -39,18 +39,7 @@ async fn read_frame(s: &mut Stream) -> Option<bytes::Bytes> {
 /// Connect to the node at `addr` as a provider of the blocks in `store` that answers each want on a new
 /// stream, all at once.
 async fn go_style_provider(addr: &Multiaddr, store: Arc<Blockstore>) -> PeerId {
-    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| libp2p_stream::Behaviour::new())
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
-        .build();
+    let mut swarm = crate::hostile_peer::stream_swarm();
     let me = *swarm.local_peer_id();
     let control = swarm.behaviour().new_control();
     for protocol in PROTOCOLS {

@@ -11,6 +11,22 @@ use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Stream, noise, tcp, yamux};
 
+/// A libp2p swarm over TCP with only the stream behaviour: the test speaks the protocols by hand.
+pub fn stream_swarm() -> libp2p::Swarm<libp2p_stream::Behaviour> {
+    libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| libp2p_stream::Behaviour::new())
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
+        .build()
+}
+
 /// A connected hostile peer. Whatever the node sends back on Bitswap is read and thrown away, so the node is
 /// never slowed down by a full window: the attack costs it all it can.
 pub struct HostilePeer {
@@ -37,18 +53,7 @@ impl HostilePeer {
     }
 
     async fn try_connect_with(addr: &Multiaddr, bitswap: bool) -> Result<HostilePeer, String> {
-        let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default().nodelay(true),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .unwrap()
-            .with_behaviour(|_| libp2p_stream::Behaviour::new())
-            .unwrap()
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
-            .build();
+        let mut swarm = stream_swarm();
         let peer_id = *swarm.local_peer_id();
         let mut control = swarm.behaviour().new_control();
         for protocol in PROTOCOLS.into_iter().filter(|_| bitswap) {

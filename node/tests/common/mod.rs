@@ -9,6 +9,19 @@ use std::path::{Path, PathBuf};
 use firmchain_tests::fleet::{Chain, NodeProc, NodeSpec, images};
 use firmchain_update::Blake3Hash;
 
+/// `--set` arguments of a chain configuration that validates with nothing behind it (nothing listens on the
+/// RPC): for commands and nodes that must not reach a chain.
+pub const NO_CHAIN: [&str; 8] = [
+    "--set",
+    "chain.mode=rpc",
+    "--set",
+    "chain.execution_rpc=http://127.0.0.1:9",
+    "--set",
+    "chain.contract=0x5FbDB2315678afecb367f032c93F642f64180aa3",
+    "--set",
+    "chain.product=acme-sensor",
+];
+
 pub fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_firmchain"))
 }
