@@ -11,8 +11,8 @@ use firmchain_p2p::bitswap::proto::{Message, Prefix, WireBlock};
 use firmchain_p2p::{Blockstore, Multiaddr, P2pConfig, PeerId};
 use firmchain_tests::pseudo_random;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
-use libp2p::swarm::SwarmEvent;
 use libp2p::Stream;
+use libp2p::swarm::SwarmEvent;
 
 use crate::hostile_peer::write_message;
 use crate::p2p_swarm::{TestNode, with_peers};
