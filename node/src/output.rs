@@ -48,12 +48,13 @@ impl Output {
     }
 
     /// Report a failure on stderr (and as JSON on stdout with `--json`).
+    /// stderr first: whoever reads the JSON line then finds the same words already in the log.
     pub fn error(&self, report: &anyhow::Error) {
+        eprintln!("error: {report:#}");
         if self.json {
             let v = serde_json::json!({ "error": format!("{report:#}"), "exit_code": crate::error::exit_code(report) });
             println!("{v}");
         }
-        eprintln!("error: {report:#}");
     }
 
     /// A progress bar over `total` bytes, drawn only on a terminal and without `--json`/`--quiet`.
