@@ -17,7 +17,7 @@ use firmchain_lightclient::client::ClientError;
 use firmchain_lightclient::consensus::ChainSpec;
 use firmchain_lightclient::execution_rpc::HttpExecutionRpc;
 use firmchain_lightclient::rpc::{HttpRpc, RpcError};
-use firmchain_p2p::{Blockstore, P2p, P2pConfig};
+use firmchain_p2p::{Blockstore, P2p, P2pConfig, ScheduleConfig};
 use firmchain_update::machine::{Input, Installed, Policy, UpdateMachine};
 use firmchain_update::{ProductId, Sequence};
 
@@ -112,10 +112,29 @@ pub fn p2p_config(config: &Config) -> Result<P2pConfig, NodeError> {
         seed_window: config.repository.then_some(Duration::from_secs(1)),
         fetch: firmchain_p2p::FetchOptions {
             stall_timeout: Duration::from_secs(config.p2p.stall_timeout_secs),
+            schedule: fetch_schedule(config.p2p.fetch_window, defaults.fetch.schedule),
             ..defaults.fetch.clone()
         },
         ..defaults
     })
+}
+
+/// The fetch window of `p2p.fetch_window`: the most blocks in flight per fetch (all peers together, so one peer
+/// may have all of them). Unset: a device build (no `repository` feature) keeps [`DEVICE_FETCH_WINDOW`] blocks
+/// in flight, the full build the p2p defaults (`defaults`), so fleet fetches on the full build stay as fast.
+///
+/// [`DEVICE_FETCH_WINDOW`]: firmchain_config::DEVICE_FETCH_WINDOW
+pub fn fetch_schedule(window: Option<u32>, defaults: ScheduleConfig) -> ScheduleConfig {
+    let window = match window {
+        Some(w) => w as usize,
+        None if cfg!(feature = "repository") => return defaults,
+        None => firmchain_config::DEVICE_FETCH_WINDOW as usize,
+    };
+    ScheduleConfig {
+        window,
+        max_in_flight: window,
+        ..defaults
+    }
 }
 
 /// A running node.

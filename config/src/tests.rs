@@ -127,6 +127,8 @@ fn validation_names_the_key() {
         ("chain.log_range=0", "chain.log_range"),
         ("p2p.reserved_outbound=256", "p2p.reserved_outbound"),
         ("p2p.max_connections_per_ip=0", "p2p.max_connections_per_ip"),
+        ("p2p.fetch_window=0", "p2p.fetch_window"),
+        ("p2p.fetch_window=1025", "p2p.fetch_window"),
         ("api.max_body_bytes=1000", "api.max_body_bytes"),
         ("api.max_connections=0", "api.max_connections"),
     ];
@@ -163,10 +165,13 @@ fn validation_names_the_key() {
             "p2p.max_connections_per_ip=4".into(),
             "api.max_body_bytes=67108864".into(),
             "api.max_connections=8".into(),
+            "p2p.fetch_window=4".into(),
         ],
         ..devnet()
     })
     .unwrap();
+    assert_eq!(limits.p2p.fetch_window, Some(4));
+    assert_eq!(Config::load(&devnet()).unwrap().p2p.fetch_window, None);
     assert_eq!(
         (limits.p2p.reserved_outbound, limits.p2p.max_connections_per_ip),
         (8, 4)
