@@ -8,6 +8,7 @@ mod api;
 mod cli;
 mod cmd;
 mod error;
+mod footprint;
 mod logging;
 mod notify;
 mod output;
@@ -27,6 +28,8 @@ fn main() -> ExitCode {
         return ExitCode::from(error::Exit::Usage.code());
     }
     let out = output::Output::new(cli.json, cli.quiet);
+    // Parsing the command line and starting up touched most of the code: what the command runs comes back.
+    footprint::release_startup_code();
     match cmd::run(cli.command, &out) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -71,7 +71,10 @@ fn the_fetch_window_bounds_the_blocks_in_flight() {
     let s = p2p_config(&c).unwrap().fetch.schedule;
     let defaults = ScheduleConfig::default();
     if cfg!(feature = "repository") {
-        assert_eq!((s.window, s.max_in_flight), (defaults.window, defaults.max_in_flight));
+        assert_eq!(
+            (s.window, s.max_in_flight),
+            (defaults.window, defaults.max_in_flight)
+        );
     } else {
         let w = firmchain_config::DEVICE_FETCH_WINDOW as usize;
         assert_eq!((s.window, s.max_in_flight), (w, w));

@@ -106,6 +106,8 @@ async fn node(mut config: Config, out: &Output) -> Result<(), CliError> {
         )
     });
 
+    // Starting the node (configuration, store, libp2p, actors) touched code it will not run again.
+    crate::footprint::release_startup_code();
     crate::notify::notify(&format!(
         "READY=1\nSTATUS={role} for {product}, api {}",
         api_or_off(api_addr)
