@@ -1,4 +1,5 @@
-//! Patch creation (publisher side): branch filter, bidiff against the old image, then zstd or LZMA2 per stream.
+//! Patch creation (publisher side): branch filter, bsdiff matching against the old image ([`super::matcher`]),
+//! then zstd or LZMA2 per stream.
 
 use std::io::{self, Write};
 
@@ -6,6 +7,7 @@ use super::branch::{self, Arch};
 use super::coder::{self, Coder, LzmaTuning};
 use super::header::{AddCoding, HEADER_LEN, PatchHeader, PayloadKind, VERSION_1, VERSION_2};
 use super::layout::{Layout, StreamEntry};
+use super::matcher::{Match, Scan, SuffixArray};
 use super::{STREAM_WINDOW_LOG, zero_runs};
 use crate::hash::Blake3Hash;
 use crate::varint;
@@ -43,6 +45,8 @@ pub enum CreateError {
     WindowLog(u32),
     #[error("compressing: {0}")]
     Compress(#[source] io::Error),
+    #[error("the old image is {size} bytes; patches are made against images of at most {max} bytes")]
+    OldTooLarge { size: u64, max: u64 },
 }
 
 impl PatchOptions {
@@ -66,7 +70,8 @@ pub(super) struct Streams {
     pub(super) copy: Vec<u8>,
 }
 
-/// The bidiff instructions that turn `old` into `new`, split into streams.
+/// The bidiff instructions that turn `old` into `new`, split into streams (`old` at most `i32::MAX` bytes:
+/// [`create_patch`] checks).
 pub(super) fn bidiff_streams(old: &[u8], new: &[u8]) -> Streams {
     let mut s = Streams::default();
     let mut emit = |add: &[u8], copy: &[u8], seek: i64| {
@@ -83,16 +88,28 @@ pub(super) fn bidiff_streams(old: &[u8], new: &[u8]) -> Streams {
         emit(&[], new, 0);
         return s;
     }
-    let mut translator =
-        bidiff::Translator::new(old, new, |c: &bidiff::Control| -> Result<(), std::io::Error> {
-            emit(c.add, c.copy, c.seek);
-            Ok(())
-        });
-    // Neither closure fails, so neither call can.
-    let _ = bidiff::diff(old, new, &bidiff::DiffParams::default(), |m| {
-        translator.translate(m)
-    });
-    let _ = translator.close();
+    let sa = SuffixArray::new(old);
+    // Each instruction is written when the next one is known: its seek leads to the next one's old start.
+    let mut add = Vec::new();
+    let mut prev: Option<Match> = None;
+    for m in Scan::new(old, new, &sa) {
+        if let Some(p) = prev {
+            let seek = m.add_old_start as i64 - (p.add_old_start + p.add_length) as i64;
+            emit(&add, &new[p.copy_start()..p.copy_end], seek);
+        }
+        add.clear();
+        let (o, n) = (&old[m.add_old_start..], &new[m.add_new_start..]);
+        add.extend(
+            o[..m.add_length]
+                .iter()
+                .zip(&n[..m.add_length])
+                .map(|(o, n)| n.wrapping_sub(*o)),
+        );
+        prev = Some(m);
+    }
+    if let Some(p) = prev {
+        emit(&add, &new[p.copy_start()..p.copy_end], 0);
+    }
     s
 }
 
@@ -256,6 +273,12 @@ pub(super) fn create_patch_trying(
     archs: &[Arch],
 ) -> Result<Vec<u8>, CreateError> {
     opts.check()?;
+    if i32::try_from(old.len()).is_err() {
+        return Err(CreateError::OldTooLarge {
+            size: old.len() as u64,
+            max: i32::MAX as u64,
+        });
+    }
     let max_log = opts.window_log.min(STREAM_WINDOW_LOG) as u8;
     let filters = match (branch::detect(old), branch::detect(new)) {
         (Some(o), Some(n)) if o.arch == n.arch && archs.contains(&o.arch) => Some((o, n)),

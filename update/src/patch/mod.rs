@@ -24,6 +24,8 @@ pub mod coder;
 mod create;
 mod header;
 pub mod layout;
+#[cfg(feature = "diff")]
+mod matcher;
 pub mod zero_runs;
 
 pub use apply::{Applied, ApplyError, ApplyLimits, ErrorClass, apply};
