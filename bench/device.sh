@@ -12,6 +12,10 @@
 #   bash bench/device.sh               # builds the four binaries (fat LTO: slow), writes bench/results/device.md
 #   SKIP_BUILD=1 bash bench/device.sh  # measure the binaries already in target/device/
 #   FLEET_ENV="MALLOC_ARENA_MAX=2" bash bench/device.sh   # one more fleet run with these variables
+#   DEVICE=target/device/firmchain-z bash bench/device.sh # the fleet's device binary (default: firmchain-s)
+#
+# Every binary is built from the checkout as it is; the results file names its commit (and says when the tree
+# had uncommitted changes).
 #
 # Needs network access to PyPI (the uv wheels); installs hyperfine and GNU time from Debian.
 set -euo pipefail
@@ -40,7 +44,16 @@ if [ -z "${SKIP_BUILD:-}" ]; then
   FEATURES=default OUT=$dev/firmchain-full bash scripts/build-device
 fi
 full=$dev/firmchain-full
-device=${DEVICE:-$dev/firmchain}
+# The device binary of the fleet: the shipped profile, opt-level "s" (the build above leaves it as firmchain-s).
+device=${DEVICE:-$dev/firmchain-s}
+[ -x "$full" ] || { say "no $full (the repository of the fleet, and the publisher of the patch): build it first"; exit 1; }
+[ -x "$device" ] || { say "no $device: build it first, or set DEVICE"; exit 1; }
+command="bash bench/device.sh"
+for var in SKIP_BUILD DEVICE FLEET_ENV RUNS; do
+  if [ -n "${!var:-}" ]; then command="$var=${!var} $command"; fi
+done
+commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then commit="$commit (with uncommitted changes)"; fi
 
 # The largest pair of bench/patch.sh: the uv executable of two consecutive releases.
 wheel() { # version -> path of the uv executable
@@ -56,7 +69,8 @@ wheel() { # version -> path of the uv executable
 }
 old=$(wheel 0.13.8)
 new=$(wheel 0.13.9)
-[ -s "$work/uv.patch" ] || "$full" --quiet diff --kind patch "$old" "$new" --output "$work/uv.patch"
+# The patch is made by this run's full build (the publisher), every run.
+"$full" --quiet diff --kind patch "$old" "$new" --output "$work/uv.patch"
 [ -s "$work/64mib.bin" ] || python3 -c "import random,sys; sys.stdout.buffer.write(random.Random(1).randbytes(64 << 20))" > "$work/64mib.bin"
 
 rss() { # command... -> peak RSS in KiB
@@ -77,6 +91,7 @@ for v in 3 s z full; do
   size=$(stat -c %s "$bin")
   apply_cmd="$bin --quiet apply $old $work/uv.patch --output $work/out-$v"
   hash_cmd="$bin --quiet hash $work/64mib.bin"
+  base=$(rss "$bin" --version)
   at=$(timing "apply-$v" "$apply_cmd")
   ar=$(rss $apply_cmd)
   ht=$(timing "hash-$v" "$hash_cmd")
@@ -84,7 +99,8 @@ for v in 3 s z full; do
   cmp -s "$work/out-$v" "$new" || { say "apply with $bin did not give the new image"; exit 1; }
   features=device; [ "$v" = full ] && features="default (full)"
   level=$v; [ "$v" = full ] && level=s
-  rows+=("| $level | $features | $size ($(python3 -c "print(f'{$size/1e6:.2f}')") MB) | $at | $((ar / 1024)).$(( (ar % 1024) * 10 / 1024 )) MiB | $ht | $((hr / 1024)).$(( (hr % 1024) * 10 / 1024 )) MiB |")
+  mib() { python3 -c "print(f'{$1 / 1024:.2f} MiB')"; }
+  rows+=("| $level | $features | $size ($(python3 -c "print(f'{$size/1e6:.2f}')") MB) | $(mib "$base") | $at | $(mib "$ar") | $ht | $(mib "$hr") |")
 done
 
 fleet() { # name env... -> JSON of the demo
@@ -118,15 +134,16 @@ fi
 {
   echo "# Device benchmark"
   echo
-  echo "\`bash bench/device.sh\` on $(nproc) cores (shared with other work, so times are noisy), $(date -u +%Y-%m-%d)."
+  echo "Made by \`$command\` at commit $commit on $(nproc) cores (shared with other"
+  echo "work, so times are noisy), $(date -u +%Y-%m-%d), $(uname -m), Linux $(uname -r)."
   echo "Binaries: \`OPT_LEVEL=<level> bash scripts/build-device\` (static glibc, stripped, fat LTO, one codegen"
   echo "unit, panic=abort; device features: no \`publisher\`, \`quic\`, \`mdns\`) and \`FEATURES=default bash"
   echo "scripts/build-device\` (the full build). Apply: \`firmchain apply\` of uv 0.13.8 → 0.13.9 ($(stat -c %s "$new")"
   echo "bytes; patch $(stat -c %s "$work/uv.patch") bytes); hash: \`firmchain hash\` of a 64 MiB file; times by"
   echo "\`hyperfine --warmup 1 --runs ${RUNS:-5}\`, peak RSS by GNU time."
   echo
-  echo "| opt-level | features | binary | apply time | apply peak RSS | hash 64 MiB | hash peak RSS |"
-  echo "|---|---|---|---|---|---|---|"
+  echo "| opt-level | features | binary | \`--version\` peak RSS | apply time | apply peak RSS | hash 64 MiB | hash peak RSS |"
+  echo "|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${rows[@]}"
   echo
   echo "## Device RSS through an update"
