@@ -120,15 +120,15 @@ pub fn p2p_config(config: &Config) -> Result<P2pConfig, NodeError> {
 }
 
 /// The fetch window of `p2p.fetch_window`: the most blocks in flight per fetch (all peers together, so one peer
-/// may have all of them). Unset: a device build (no `repository` feature) keeps [`DEVICE_FETCH_WINDOW`] blocks
+/// may have all of them). 0 (not set): a device build (no `repository` feature) keeps [`DEVICE_FETCH_WINDOW`] blocks
 /// in flight, the full build the p2p defaults (`defaults`), so fleet fetches on the full build stay as fast.
 ///
 /// [`DEVICE_FETCH_WINDOW`]: firmchain_config::DEVICE_FETCH_WINDOW
-pub fn fetch_schedule(window: Option<u32>, defaults: ScheduleConfig) -> ScheduleConfig {
+pub fn fetch_schedule(window: u32, defaults: ScheduleConfig) -> ScheduleConfig {
     let window = match window {
-        Some(w) => w as usize,
-        None if cfg!(feature = "repository") => return defaults,
-        None => firmchain_config::DEVICE_FETCH_WINDOW as usize,
+        0 if cfg!(feature = "repository") => return defaults,
+        0 => firmchain_config::DEVICE_FETCH_WINDOW as usize,
+        w => w as usize,
     };
     ScheduleConfig {
         window,

@@ -172,12 +172,12 @@ pub struct P2pSection {
     /// Most connections from one IP address (loopback exempt).
     pub max_connections_per_ip: u32,
     /// Most blocks (up to 256 KiB each) a fetch has in flight, from all peers together: what a fetch holds
-    /// in memory before the blocks reach the store. Unset: the build's default, [`DEVICE_FETCH_WINDOW`] in a
-    /// device build, 32 in the full build.
-    pub fetch_window: Option<u32>,
+    /// in memory before the blocks reach the store. 0 (the default): the build's own, [`DEVICE_FETCH_WINDOW`]
+    /// in a device build, 32 in the full build.
+    pub fetch_window: u32,
 }
 
-/// The fetch window of a device build when `p2p.fetch_window` is unset: 8 blocks, 2 MiB in flight.
+/// The fetch window of a device build when `p2p.fetch_window` is 0 (not set): 8 blocks, 2 MiB in flight.
 pub const DEVICE_FETCH_WINDOW: u32 = 8;
 
 /// The largest `p2p.fetch_window` (256 MiB in flight).
@@ -316,7 +316,7 @@ impl Default for P2pSection {
             stall_timeout_secs: 120,
             reserved_outbound: 32,
             max_connections_per_ip: 16,
-            fetch_window: None,
+            fetch_window: 0,
         }
     }
 }
@@ -648,12 +648,10 @@ fn check_limits(c: &Config) -> Result<(), Invalid> {
     if p.max_connections_per_ip == 0 {
         return Err(invalid("p2p.max_connections_per_ip", "must be positive"));
     }
-    if let Some(w) = p.fetch_window
-        && !(1..=MAX_FETCH_WINDOW).contains(&w)
-    {
+    if p.fetch_window > MAX_FETCH_WINDOW {
         return Err(invalid(
             "p2p.fetch_window",
-            format!("{w} is not between 1 and {MAX_FETCH_WINDOW}"),
+            format!("{} is over {MAX_FETCH_WINDOW}", p.fetch_window),
         ));
     }
     if c.api.max_body_bytes < 1 << 20 {

@@ -127,7 +127,6 @@ fn validation_names_the_key() {
         ("chain.log_range=0", "chain.log_range"),
         ("p2p.reserved_outbound=256", "p2p.reserved_outbound"),
         ("p2p.max_connections_per_ip=0", "p2p.max_connections_per_ip"),
-        ("p2p.fetch_window=0", "p2p.fetch_window"),
         ("p2p.fetch_window=1025", "p2p.fetch_window"),
         ("api.max_body_bytes=1000", "api.max_body_bytes"),
         ("api.max_connections=0", "api.max_connections"),
@@ -170,8 +169,8 @@ fn validation_names_the_key() {
         ..devnet()
     })
     .unwrap();
-    assert_eq!(limits.p2p.fetch_window, Some(4));
-    assert_eq!(Config::load(&devnet()).unwrap().p2p.fetch_window, None);
+    assert_eq!(limits.p2p.fetch_window, 4);
+    assert_eq!(Config::load(&devnet()).unwrap().p2p.fetch_window, 0);
     assert_eq!(
         (limits.p2p.reserved_outbound, limits.p2p.max_connections_per_ip),
         (8, 4)
@@ -446,4 +445,15 @@ fn peers_mode_needs_no_rpc_but_a_checkpoint_and_no_repository_role() {
     assert!(ServeProofs::On.serves(false) && !ServeProofs::Off.serves(true));
     let c = base(&["chain.serve_proofs=off"]).unwrap();
     assert_eq!(c.chain.serve_proofs, ServeProofs::Off);
+}
+
+/// `p2p.fetch_window` comes from `--set` and the environment as a number.
+#[test]
+fn the_fetch_window_is_read_from_the_environment() {
+    let c = Config::load(&Sources {
+        env: vec![("FIRMCHAIN_P2P__FETCH_WINDOW".into(), "32".into())],
+        ..devnet()
+    })
+    .unwrap();
+    assert_eq!(c.p2p.fetch_window, 32);
 }

@@ -58,16 +58,16 @@ async fn a_repository_without_a_signer_does_not_start() {
     assert!(matches!(err, NodeError::NoSigner), "{err}");
 }
 
-/// `p2p.fetch_window` bounds the blocks in flight of every fetch, from all peers together; unset, the full
+/// `p2p.fetch_window` bounds the blocks in flight of every fetch, from all peers together; at 0, the full
 /// build keeps the p2p defaults and a device build the device's window.
 #[test]
 fn the_fetch_window_bounds_the_blocks_in_flight() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(dir.path());
-    c.p2p.fetch_window = Some(4);
+    c.p2p.fetch_window = 4;
     let s = p2p_config(&c).unwrap().fetch.schedule;
     assert_eq!((s.window, s.max_in_flight), (4, 4));
-    c.p2p.fetch_window = None;
+    c.p2p.fetch_window = 0;
     let s = p2p_config(&c).unwrap().fetch.schedule;
     let defaults = ScheduleConfig::default();
     if cfg!(feature = "repository") {
