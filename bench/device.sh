@@ -33,6 +33,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq >/dev/null && apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# What the results file names: this command and the commit the binaries are built from.
+command="bash bench/device.sh"
+for var in SKIP_BUILD DEVICE FLEET_ENV RUNS; do
+  if [ -n "${!var:-}" ]; then command="$var=${!var} $command"; fi
+done
+commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then commit="$commit (with uncommitted changes)"; fi
+
 dev=$root/target/device
 if [ -z "${SKIP_BUILD:-}" ]; then
   # One at a time: each is a fat-LTO build of the whole tree.
@@ -48,12 +56,6 @@ full=$dev/firmchain-full
 device=${DEVICE:-$dev/firmchain-s}
 [ -x "$full" ] || { say "no $full (the repository of the fleet, and the publisher of the patch): build it first"; exit 1; }
 [ -x "$device" ] || { say "no $device: build it first, or set DEVICE"; exit 1; }
-command="bash bench/device.sh"
-for var in SKIP_BUILD DEVICE FLEET_ENV RUNS; do
-  if [ -n "${!var:-}" ]; then command="$var=${!var} $command"; fi
-done
-commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then commit="$commit (with uncommitted changes)"; fi
 
 # The largest pair of bench/patch.sh: the uv executable of two consecutive releases.
 wheel() { # version -> path of the uv executable
