@@ -4,7 +4,7 @@
 
 pub mod schedule;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -228,6 +228,8 @@ struct Fetch<'a> {
     rejected: Vec<Rejection>,
     entry: Option<Cid>,
     timeouts: u64,
+    /// Blocks other peers were asked about (want-have) when first asked of one.
+    asked_around: HashSet<Cid>,
     store_tx: Option<mpsc::Sender<(Cid, Option<Bytes>)>>,
     progress: watch::Sender<FetchProgress>,
 }
@@ -262,6 +264,7 @@ pub(crate) async fn run(
         rejected: Vec::new(),
         entry: None,
         timeouts: 0,
+        asked_around: HashSet::new(),
         store_tx: Some(store_tx),
         progress,
     };
@@ -333,6 +336,7 @@ async fn store_writer(
             }
         }
         let store = shared.store.clone();
+        let stored: Vec<Cid> = blocks.iter().map(|(c, _)| *c).collect();
         tokio::task::spawn_blocking(move || {
             if !blocks.is_empty() {
                 store.put_batch_with(Some(&root), &blocks, false)?;
@@ -344,6 +348,8 @@ async fn store_writer(
         })
         .await
         .map_err(|e| StoreError::Db(e.to_string()))??;
+        // Servable now: tell the peers that asked for these while we lacked them.
+        shared.stored(&stored);
     }
     // One fsync for the whole fetch: until here a crash loses blocks (fetched again), never consistency.
     let store = shared.store.clone();
@@ -373,11 +379,18 @@ impl Fetch<'_> {
                 return Ok(());
             }
             let now = Instant::now();
+            let mut first_asked = Vec::new();
             for (peer, cids) in self.sched.assign(now) {
                 self.shared.want(self.id, &cids);
                 debug!(target: "firmchain::fetch", %peer, wants = cids.len(), "asking");
+                first_asked.extend(
+                    cids.iter()
+                        .filter(|c| self.asked_around.insert(**c))
+                        .map(|c| (*c, peer)),
+                );
                 self.ask(peer, &cids);
             }
+            self.ask_around(&first_asked);
             self.publish_progress();
             // Stalled: a block nobody in play can give us (or nobody in play at all).
             let stuck = self.sched.stuck().or_else(|| {
@@ -526,6 +539,7 @@ impl Fetch<'_> {
                 self.accept(cid, data).await?;
             }
             Inbound::DontHave { peer, cid } => self.sched.dont_have(peer, cid, now),
+            Inbound::Have { peer, cid } => self.sched.have(peer, cid),
             Inbound::Unwanted { peer, cid } => {
                 if cid.is_some_and(|c| self.sched.is_known(&c)) || !self.sched.peers().contains(&peer) {
                     return Ok(());
@@ -578,6 +592,36 @@ impl Fetch<'_> {
             let _ = self.cmd.send(Command::Ban(peer, r.reason.clone())).await;
         }
         self.rejected.push(r);
+    }
+
+    /// Blocks asked of one peer for the first time: ask every other peer in play whether it has them
+    /// (want-have, no `DontHave` wanted). A peer that holds one says `Have` now; one that does not yet says it
+    /// once its own fetch stores the block (see [`crate::bitswap::waiters`]). So devices fetching the same
+    /// release learn mid-fetch which of them hold what, instead of all asking the repository.
+    fn ask_around(&self, asked: &[(Cid, PeerId)]) {
+        if asked.is_empty() || self.sched.peers().len() < 2 {
+            return;
+        }
+        for peer in self.sched.peers() {
+            let wantlist: Vec<Entry> = asked
+                .iter()
+                .filter(|(_, p)| p != peer)
+                .map(|(c, _)| Entry {
+                    cid: *c,
+                    priority: 1,
+                    cancel: false,
+                    want: WantType::Have,
+                    send_dont_have: false,
+                })
+                .collect();
+            if !wantlist.is_empty() {
+                let msg = Message {
+                    wantlist,
+                    ..Message::default()
+                };
+                self.shared.send_detached(*peer, msg);
+            }
+        }
     }
 
     /// Send want-blocks for `cids` to `peer` (asking again is harmless: the server merges repeated wants).
@@ -688,6 +732,7 @@ impl Fetch<'_> {
 
     /// Newly discovered blocks: take what the store already holds (a resumed fetch), queue the rest.
     async fn resolve(&mut self, mut queue: Vec<Cid>) -> Result<(), FetchError> {
+        let mut missing = Vec::new();
         while !queue.is_empty() {
             let total = self.sched.counts().1 as u64 + queue.len() as u64;
             if total > self.opts.limits.max_blocks {
@@ -720,9 +765,10 @@ impl Fetch<'_> {
                             tx.send((cid, None)).await.map_err(|_| FetchError::Stopped)?;
                         }
                     }
-                    None => self.sched.push(cid),
+                    None => missing.push(cid),
                 }
             }
+            self.sched.push_many(std::mem::take(&mut missing));
         }
         if self.from_store > 0 && self.sched.counts().0 as u64 == self.from_store {
             info!(target: "firmchain::fetch", root = %self.root, blocks = self.from_store, "resumed from the store");
