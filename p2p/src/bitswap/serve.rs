@@ -99,12 +99,26 @@ impl Wantlist {
             if self.answering.contains(&e.cid) {
                 continue;
             }
-            let want = Want {
+            let mut want = Want {
                 want: e.want,
                 send_dont_have: e.send_dont_have,
             };
-            if self.wants.insert(e.cid, want).is_none() {
-                self.order.push_back(e.cid);
+            match self.wants.get(&e.cid) {
+                // A want-have never downgrades a held want-block (the block answers both).
+                Some(held) if held.want == WantType::Block && want.want == WantType::Have => {
+                    want = Want {
+                        send_dont_have: held.send_dont_have || want.send_dont_have,
+                        ..*held
+                    };
+                    self.wants.insert(e.cid, want);
+                }
+                Some(_) => {
+                    self.wants.insert(e.cid, want);
+                }
+                None => {
+                    self.wants.insert(e.cid, want);
+                    self.order.push_back(e.cid);
+                }
             }
         }
         if self.wants.len() > MAX_HELD_WANTS {
@@ -495,5 +509,25 @@ mod tests {
         l.put_back(taken[1..].to_vec());
         let next: Vec<Cid> = l.take(10).into_iter().map(|(c, _)| c).collect();
         assert_eq!(next, [cid(2), cid(3)]);
+    }
+
+    #[test]
+    fn a_want_have_never_downgrades_a_held_want_block() {
+        let mut l = Wantlist::default();
+        let now = Instant::now();
+        let cid = firmchain_update::dag::cid_of(firmchain_update::dag::RAW, b"x");
+        let entry = |want| Entry {
+            cid,
+            priority: 1,
+            cancel: false,
+            want,
+            send_dont_have: want == WantType::Block,
+        };
+        l.apply(&[entry(WantType::Block)], false, now).unwrap();
+        l.apply(&[entry(WantType::Have)], false, now).unwrap();
+        let taken = l.take(8);
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].1.want, WantType::Block);
+        assert!(taken[0].1.send_dont_have);
     }
 }
