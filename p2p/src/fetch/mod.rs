@@ -4,7 +4,7 @@
 
 pub mod schedule;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -212,8 +212,14 @@ impl Drop for Unregister<'_> {
 
 const STORE_BATCH_BYTES: usize = 4 * 1024 * 1024;
 const REQUERY_EVERY: Duration = Duration::from_secs(5);
-/// How long a block that every peer refused waits before they are asked again.
-const RETRY_REFUSED: Duration = Duration::from_millis(250);
+/// How long a block that every peer refused waits before they are asked again: as long as a seeding
+/// repository refuses a block it just sent elsewhere (its `seed_window`, 1 s), so the fleet has that long to
+/// tell `Have` before the repository is asked again.
+const RETRY_REFUSED: Duration = Duration::from_secs(1);
+/// Peers asked whether they have the blocks of a DAG level (see `Fetch::ask_around`).
+const ASK_AROUND: usize = 8;
+/// Want-have entries per message (well under the server's held-wants cap).
+const MAX_ASK_AROUND_ENTRIES: usize = 512;
 
 struct Fetch<'a> {
     shared: &'a Arc<Shared>,
@@ -228,8 +234,6 @@ struct Fetch<'a> {
     rejected: Vec<Rejection>,
     entry: Option<Cid>,
     timeouts: u64,
-    /// Blocks other peers were asked about (want-have) when first asked of one.
-    asked_around: HashSet<Cid>,
     store_tx: Option<mpsc::Sender<(Cid, Option<Bytes>)>>,
     progress: watch::Sender<FetchProgress>,
 }
@@ -264,7 +268,6 @@ pub(crate) async fn run(
         rejected: Vec::new(),
         entry: None,
         timeouts: 0,
-        asked_around: HashSet::new(),
         store_tx: Some(store_tx),
         progress,
     };
@@ -379,18 +382,11 @@ impl Fetch<'_> {
                 return Ok(());
             }
             let now = Instant::now();
-            let mut first_asked = Vec::new();
             for (peer, cids) in self.sched.assign(now) {
                 self.shared.want(self.id, &cids);
                 debug!(target: "firmchain::fetch", %peer, wants = cids.len(), "asking");
-                first_asked.extend(
-                    cids.iter()
-                        .filter(|c| self.asked_around.insert(**c))
-                        .map(|c| (*c, peer)),
-                );
                 self.ask(peer, &cids);
             }
-            self.ask_around(&first_asked);
             self.publish_progress();
             // Stalled: a block nobody in play can give us (or nobody in play at all).
             let stuck = self.sched.stuck().or_else(|| {
@@ -594,32 +590,33 @@ impl Fetch<'_> {
         self.rejected.push(r);
     }
 
-    /// Blocks asked of one peer for the first time: ask every other peer in play whether it has them
-    /// (want-have, no `DontHave` wanted). A peer that holds one says `Have` now; one that does not yet says it
-    /// once its own fetch stores the block (see [`crate::bitswap::waiters`]). So devices fetching the same
-    /// release learn mid-fetch which of them hold what, instead of all asking the repository.
-    fn ask_around(&self, asked: &[(Cid, PeerId)]) {
-        if asked.is_empty() || self.sched.peers().len() < 2 {
+    /// The blocks of a DAG level just learnt: ask a few peers in play ([`ASK_AROUND`], in this fetch's own
+    /// order) whether they have them (want-have, no `DontHave` wanted). A peer that holds one says `Have` now;
+    /// one that does not yet says it once its own fetch stores the block (see [`crate::bitswap::waiters`]). So
+    /// devices fetching the same release learn mid-fetch which of them hold what, instead of all asking the
+    /// repository; a few peers each, not all, so the messages do not grow with the square of the fleet.
+    fn ask_around(&self, cids: &[Cid]) {
+        if cids.is_empty() || self.sched.peers().len() < 2 {
             return;
         }
-        for peer in self.sched.peers() {
-            let wantlist: Vec<Entry> = asked
-                .iter()
-                .filter(|(_, p)| p != peer)
-                .map(|(c, _)| Entry {
-                    cid: *c,
-                    priority: 1,
-                    cancel: false,
-                    want: WantType::Have,
-                    send_dont_have: false,
-                })
-                .collect();
-            if !wantlist.is_empty() {
+        for chunk in cids.chunks(MAX_ASK_AROUND_ENTRIES) {
+            self.shared.want(self.id, chunk);
+            for peer in self.sched.sample(ASK_AROUND) {
+                let wantlist: Vec<Entry> = chunk
+                    .iter()
+                    .map(|c| Entry {
+                        cid: *c,
+                        priority: 1,
+                        cancel: false,
+                        want: WantType::Have,
+                        send_dont_have: false,
+                    })
+                    .collect();
                 let msg = Message {
                     wantlist,
                     ..Message::default()
                 };
-                self.shared.send_detached(*peer, msg);
+                self.shared.send_detached(peer, msg);
             }
         }
     }
@@ -768,7 +765,9 @@ impl Fetch<'_> {
                     None => missing.push(cid),
                 }
             }
-            self.sched.push_many(std::mem::take(&mut missing));
+            let learnt = std::mem::take(&mut missing);
+            self.ask_around(&learnt);
+            self.sched.push_many(learnt);
         }
         if self.from_store > 0 && self.sched.counts().0 as u64 == self.from_store {
             info!(target: "firmchain::fetch", root = %self.root, blocks = self.from_store, "resumed from the store");

@@ -137,6 +137,14 @@ impl Schedule {
         true
     }
 
+    /// Up to `n` peers in play, in this fetch's own order of peers.
+    pub fn sample(&self, n: usize) -> Vec<PeerId> {
+        let mut peers = self.peers.clone();
+        peers.sort_by_cached_key(|p| self.rank(p));
+        peers.truncate(n);
+        peers
+    }
+
     /// The peers in play (not dropped).
     pub fn peers(&self) -> &[PeerId] {
         &self.peers
