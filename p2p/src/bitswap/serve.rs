@@ -58,8 +58,9 @@ pub struct Wantlist {
     order: VecDeque<Cid>,
     wants: HashMap<Cid, Want>,
     sent: HashMap<Cid, (u32, Instant)>,
-    /// Taken by the serving task and not answered yet: a repeat of one of these merges into it.
-    answering: HashSet<Cid>,
+    /// Taken by the serving task and not answered yet, with what was asked: a repeat of one of these merges
+    /// into it (a want-block does not merge into a want-have being answered: it is held for the next round).
+    answering: HashMap<Cid, WantType>,
     /// A serving task runs for this peer.
     serving: bool,
 }
@@ -96,7 +97,9 @@ impl Wantlist {
                     window: REPEAT_WINDOW,
                 });
             }
-            if self.answering.contains(&e.cid) {
+            if let Some(taken) = self.answering.get(&e.cid)
+                && (*taken == WantType::Block || e.want == WantType::Have)
+            {
                 continue;
             }
             let mut want = Want {
@@ -141,7 +144,7 @@ impl Wantlist {
         while out.len() < n {
             let Some(cid) = self.order.pop_front() else { break };
             if let Some(w) = self.wants.remove(&cid) {
-                self.answering.insert(cid);
+                self.answering.insert(cid, w.want);
                 out.push((cid, w));
             }
         }
@@ -529,5 +532,30 @@ mod tests {
         assert_eq!(taken.len(), 1);
         assert_eq!(taken[0].1.want, WantType::Block);
         assert!(taken[0].1.send_dont_have);
+    }
+
+    #[test]
+    fn a_want_block_arriving_while_a_want_have_is_answered_is_kept() {
+        let mut l = Wantlist::default();
+        let now = Instant::now();
+        let cid = firmchain_update::dag::cid_of(firmchain_update::dag::RAW, b"y");
+        let entry = |want| Entry {
+            cid,
+            priority: 1,
+            cancel: false,
+            want,
+            send_dont_have: true,
+        };
+        l.apply(&[entry(WantType::Have)], false, now).unwrap();
+        assert_eq!(l.take(8)[0].1.want, WantType::Have);
+        // Asked for the block while the Have answer is on its way: held for the next round.
+        l.apply(&[entry(WantType::Block)], false, now).unwrap();
+        l.answered([cid]);
+        let next = l.take(8);
+        assert_eq!(next.len(), 1, "the want-block was lost");
+        assert_eq!(next[0].1.want, WantType::Block);
+        // A repeat of a want-block being answered still merges into it.
+        l.apply(&[entry(WantType::Block)], false, now).unwrap();
+        assert!(l.is_empty());
     }
 }
