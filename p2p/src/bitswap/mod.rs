@@ -10,7 +10,6 @@
 
 pub mod proto;
 pub mod serve;
-pub mod waiters;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -75,8 +74,6 @@ pub(crate) enum Inbound {
     Block { peer: PeerId, cid: Cid, data: Bytes },
     /// The peer does not have the block.
     DontHave { peer: PeerId, cid: Cid },
-    /// The peer has the block (an answer to a want-have, or news of a block it got since it said `DontHave`).
-    Have { peer: PeerId, cid: Cid },
     /// A block nobody wants (wrong bytes for a want, or a late duplicate).
     Unwanted { peer: PeerId, cid: Option<Cid> },
     /// The peer broke the protocol.
@@ -135,8 +132,6 @@ pub(crate) struct Shared {
     router: Mutex<Router>,
     /// What each peer wants of us.
     wantlists: Mutex<HashMap<PeerId, Wantlist>>,
-    /// Peers told `DontHave` that hear `Have` once our fetch stores the block.
-    pub(crate) waiters: Mutex<waiters::Waiters>,
     /// Serving tasks that may load or write at once.
     serve_slots: Arc<Semaphore>,
     /// Inbound Bitswap streams open per peer, and the gate of those read at once.
@@ -179,7 +174,6 @@ impl Shared {
             writers: Mutex::new(HashMap::new()),
             router: Mutex::new(Router::default()),
             wantlists: Mutex::new(HashMap::new()),
-            waiters: Mutex::new(waiters::Waiters::default()),
             serve_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_SERVES)),
             inbound: Mutex::new(HashMap::new()),
             cmd,
@@ -282,25 +276,7 @@ impl Shared {
         // (Bitswap peers send their whole wantlist again on a new connection).
         lock(&self.writers).remove(&peer);
         lock(&self.wantlists).remove(&peer);
-        lock(&self.waiters).peer_gone(&peer);
         self.broadcast(|| Inbound::PeerGone { peer }).await;
-    }
-
-    /// Remember that `peer` wants `cid`, which we lack (it was told `DontHave`).
-    pub(crate) fn wait_for(&self, peer: PeerId, cid: Cid, now: Instant) {
-        lock(&self.waiters).wait(peer, cid, now);
-    }
-
-    /// Our store now holds `cids`: tell the peers waiting for them (`Have`), one message each.
-    pub(crate) fn stored(self: &Arc<Self>, cids: &[Cid]) {
-        let told = lock(&self.waiters).take(cids, Instant::now());
-        for (peer, cids) in told {
-            let msg = Message {
-                presences: cids.into_iter().map(|c| (c, Presence::Have)).collect(),
-                ..Message::default()
-            };
-            self.send_detached(peer, msg);
-        }
     }
 
     /// Retire `peer`'s outbound stream: the next message opens a new one (on a live connection).
@@ -669,14 +645,11 @@ async fn receive(
         }
     }
     for (cid, presence) in presences {
-        let Some(tx) = shared.wanted_by(&cid) else {
-            continue;
-        };
-        let event = match presence {
-            Presence::DontHave => Inbound::DontHave { peer, cid },
-            Presence::Have => Inbound::Have { peer, cid },
-        };
-        let _ = tx.send(event).await;
+        if presence == Presence::DontHave
+            && let Some(tx) = shared.wanted_by(&cid)
+        {
+            let _ = tx.send(Inbound::DontHave { peer, cid }).await;
+        }
     }
 }
 

@@ -214,12 +214,7 @@ pub(crate) fn on_wants(
         list.serving |= start;
         start
     };
-    if entries.iter().any(|e| e.cancel) {
-        let mut waiters = lock(&shared.waiters);
-        for e in entries.iter().filter(|e| e.cancel) {
-            waiters.cancel(&peer, &e.cid);
-        }
-    }
+
     if start {
         tokio::spawn(serve_peer(shared.clone(), peer));
     }
@@ -281,21 +276,17 @@ async fn load(shared: &Arc<Shared>, peer: PeerId, batch: Vec<(Cid, Want)>) -> Op
         let have_cids: Vec<Cid> = haves.iter().map(|(c, _)| *c).collect();
         let held = this.store.has_many(&have_cids)?;
         let mut presences = Vec::new();
-        let now = Instant::now();
         for ((cid, w), held) in haves.iter().zip(held) {
             match held {
                 true => presences.push((*cid, Presence::Have)),
-                false => {
-                    this.wait_for(peer, *cid, now);
-                    if w.send_dont_have {
-                        presences.push((*cid, Presence::DontHave));
-                    }
-                }
+                false if w.send_dont_have => presences.push((*cid, Presence::DontHave)),
+                false => {}
             }
         }
         let block_cids: Vec<Cid> = blocks.iter().map(|(c, _)| *c).collect();
         let found = this.store.get_within(&block_cids, SPLIT_MESSAGE_SIZE)?;
         let leftover = blocks[found.len()..].to_vec();
+        let now = Instant::now();
         let mut out = Vec::new();
         for ((cid, w), data) in blocks.iter().zip(found) {
             match data {
@@ -306,12 +297,8 @@ async fn load(shared: &Arc<Shared>, peer: PeerId, batch: Vec<(Cid, Want)>) -> Op
                     prefix: proto::Prefix::of(cid),
                     data,
                 }),
-                None => {
-                    this.wait_for(peer, *cid, now);
-                    if w.send_dont_have {
-                        presences.push((*cid, Presence::DontHave));
-                    }
-                }
+                None if w.send_dont_have => presences.push((*cid, Presence::DontHave)),
+                None => {}
             }
         }
         Ok::<_, crate::StoreError>((out, presences, leftover))

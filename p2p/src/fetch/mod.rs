@@ -212,14 +212,8 @@ impl Drop for Unregister<'_> {
 
 const STORE_BATCH_BYTES: usize = 4 * 1024 * 1024;
 const REQUERY_EVERY: Duration = Duration::from_secs(5);
-/// How long a block that every peer refused waits before they are asked again: as long as a seeding
-/// repository refuses a block it just sent elsewhere (its `seed_window`, 1 s), so the fleet has that long to
-/// tell `Have` before the repository is asked again.
-const RETRY_REFUSED: Duration = Duration::from_secs(1);
-/// Peers asked whether they have the blocks of a DAG level (see `Fetch::ask_around`).
-const ASK_AROUND: usize = 8;
-/// Want-have entries per message (well under the server's held-wants cap).
-const MAX_ASK_AROUND_ENTRIES: usize = 512;
+/// How long a block that every peer refused waits before they are asked again.
+const RETRY_REFUSED: Duration = Duration::from_millis(250);
 
 struct Fetch<'a> {
     shared: &'a Arc<Shared>,
@@ -339,7 +333,6 @@ async fn store_writer(
             }
         }
         let store = shared.store.clone();
-        let stored: Vec<Cid> = blocks.iter().map(|(c, _)| *c).collect();
         tokio::task::spawn_blocking(move || {
             if !blocks.is_empty() {
                 store.put_batch_with(Some(&root), &blocks, false)?;
@@ -351,8 +344,6 @@ async fn store_writer(
         })
         .await
         .map_err(|e| StoreError::Db(e.to_string()))??;
-        // Servable now: tell the peers that asked for these while we lacked them.
-        shared.stored(&stored);
     }
     // One fsync for the whole fetch: until here a crash loses blocks (fetched again), never consistency.
     let store = shared.store.clone();
@@ -535,7 +526,6 @@ impl Fetch<'_> {
                 self.accept(cid, data).await?;
             }
             Inbound::DontHave { peer, cid } => self.sched.dont_have(peer, cid, now),
-            Inbound::Have { peer, cid } => self.sched.have(peer, cid),
             Inbound::Unwanted { peer, cid } => {
                 if cid.is_some_and(|c| self.sched.is_known(&c)) || !self.sched.peers().contains(&peer) {
                     return Ok(());
@@ -588,37 +578,6 @@ impl Fetch<'_> {
             let _ = self.cmd.send(Command::Ban(peer, r.reason.clone())).await;
         }
         self.rejected.push(r);
-    }
-
-    /// The blocks of a DAG level just learnt: ask a few peers in play ([`ASK_AROUND`], in this fetch's own
-    /// order) whether they have them (want-have, no `DontHave` wanted). A peer that holds one says `Have` now;
-    /// one that does not yet says it once its own fetch stores the block (see [`crate::bitswap::waiters`]). So
-    /// devices fetching the same release learn mid-fetch which of them hold what, instead of all asking the
-    /// repository; a few peers each, not all, so the messages do not grow with the square of the fleet.
-    fn ask_around(&self, cids: &[Cid]) {
-        if cids.is_empty() || self.sched.peers().len() < 2 {
-            return;
-        }
-        for chunk in cids.chunks(MAX_ASK_AROUND_ENTRIES) {
-            self.shared.want(self.id, chunk);
-            for peer in self.sched.sample(ASK_AROUND) {
-                let wantlist: Vec<Entry> = chunk
-                    .iter()
-                    .map(|c| Entry {
-                        cid: *c,
-                        priority: 1,
-                        cancel: false,
-                        want: WantType::Have,
-                        send_dont_have: false,
-                    })
-                    .collect();
-                let msg = Message {
-                    wantlist,
-                    ..Message::default()
-                };
-                self.shared.send_detached(peer, msg);
-            }
-        }
     }
 
     /// Send want-blocks for `cids` to `peer` (asking again is harmless: the server merges repeated wants).
@@ -729,7 +688,6 @@ impl Fetch<'_> {
 
     /// Newly discovered blocks: take what the store already holds (a resumed fetch), queue the rest.
     async fn resolve(&mut self, mut queue: Vec<Cid>) -> Result<(), FetchError> {
-        let mut missing = Vec::new();
         while !queue.is_empty() {
             let total = self.sched.counts().1 as u64 + queue.len() as u64;
             if total > self.opts.limits.max_blocks {
@@ -762,12 +720,9 @@ impl Fetch<'_> {
                             tx.send((cid, None)).await.map_err(|_| FetchError::Stopped)?;
                         }
                     }
-                    None => missing.push(cid),
+                    None => self.sched.push(cid),
                 }
             }
-            let learnt = std::mem::take(&mut missing);
-            self.ask_around(&learnt);
-            self.sched.push_many(learnt);
         }
         if self.from_store > 0 && self.sched.counts().0 as u64 == self.from_store {
             info!(target: "firmchain::fetch", root = %self.root, blocks = self.from_store, "resumed from the store");

@@ -6,10 +6,6 @@
 //!   no better peer exists.
 //! - A peer that delivers nothing for `progress_timeout` while it holds wants gets a strike and its wants go
 //!   elsewhere; at `max_strikes` it is dropped.
-//! - A peer that told us `Have` for a block (news of a block it got mid-fetch, or an answer to a want-have) is
-//!   asked for it before peers that may not hold it; a `Have` also lifts an earlier `DontHave` of that peer.
-//! - Blocks of one level of the DAG are fetched in an order of the fetch's own, so devices fetching the same
-//!   release at once hold different blocks early and can serve each other.
 //! - Endgame: when nothing is left to assign, an idle peer is also asked for blocks still in flight elsewhere,
 //!   so one slow peer cannot hold up the end of a fetch.
 
@@ -89,8 +85,6 @@ pub struct Schedule {
     pending: VecDeque<Cid>,
     in_flight: HashMap<Cid, Vec<PeerId>>,
     refused: HashMap<Cid, HashSet<PeerId>>,
-    /// Peers that said they hold a block we still miss.
-    haves: HashMap<Cid, HashSet<PeerId>>,
     salt: std::collections::hash_map::RandomState,
     known: HashSet<Cid>,
     done: HashSet<Cid>,
@@ -115,7 +109,6 @@ impl Schedule {
             pending: VecDeque::new(),
             in_flight: HashMap::new(),
             refused: HashMap::new(),
-            haves: HashMap::new(),
             salt: std::collections::hash_map::RandomState::new(),
             known: HashSet::new(),
             done: HashSet::new(),
@@ -135,14 +128,6 @@ impl Schedule {
         self.peers.push(peer);
         self.records.insert(peer, PeerRecord::default());
         true
-    }
-
-    /// Up to `n` peers in play, in this fetch's own order of peers.
-    pub fn sample(&self, n: usize) -> Vec<PeerId> {
-        let mut peers = self.peers.clone();
-        peers.sort_by_cached_key(|p| self.rank(p));
-        peers.truncate(n);
-        peers
     }
 
     /// The peers in play (not dropped).
@@ -165,26 +150,6 @@ impl Schedule {
         if self.known.insert(cid) {
             self.pending.push_back(cid);
         }
-    }
-
-    /// Blocks to fetch, in this fetch's own order (see the module docs); known ones are ignored.
-    pub fn push_many(&mut self, mut cids: Vec<Cid>) {
-        use std::hash::BuildHasher;
-        cids.sort_by_cached_key(|c| self.salt.hash_one(c.to_bytes()));
-        for cid in cids {
-            self.push(cid);
-        }
-    }
-
-    /// `peer` holds `cid`: ask it before peers that may not, even if it refused before.
-    pub fn have(&mut self, peer: PeerId, cid: Cid) {
-        if self.done.contains(&cid) || !self.known.contains(&cid) || !self.records.contains_key(&peer) {
-            return;
-        }
-        if let Some(r) = self.refused.get_mut(&cid) {
-            r.remove(&peer);
-        }
-        self.haves.entry(cid).or_default().insert(peer);
     }
 
     /// A block we already hold (resumed from the store).
@@ -264,13 +229,10 @@ impl Schedule {
         self.peers.iter().all(|p| refused.is_some_and(|r| r.contains(p)))
     }
 
-    fn tier(&self, peer: &PeerId, cid: &Cid) -> u8 {
-        if self.haves.get(cid).is_some_and(|h| h.contains(peer)) {
-            return 0;
-        }
+    fn tier(&self, peer: &PeerId) -> u8 {
         match self.records.get(peer) {
-            Some(r) if r.dont_haves > 0 && r.blocks == 0 => 2,
-            _ => 1,
+            Some(r) if r.dont_haves > 0 && r.blocks == 0 => 1,
+            _ => 0,
         }
     }
 
@@ -285,11 +247,9 @@ impl Schedule {
                     out.entry(peer).or_default().push(cid);
                 }
                 Pick::Wait => {
-                    // Every suitable peer for this block is full: keep it in line; stop once nobody has room.
+                    // Every suitable peer is full: keep the order and stop.
                     skipped.push_back(cid);
-                    if self.total_in_flight >= self.cfg.max_in_flight {
-                        break;
-                    }
+                    break;
                 }
                 Pick::Nobody => skipped.push_back(cid),
             }
@@ -356,10 +316,10 @@ impl Schedule {
         if eligible.is_empty() {
             return Pick::Nobody;
         }
-        let best_tier = eligible.iter().map(|p| self.tier(p, cid)).min().unwrap_or(0);
+        let best_tier = eligible.iter().map(|p| self.tier(p)).min().unwrap_or(0);
         let best = eligible
             .iter()
-            .filter(|p| self.tier(p, cid) == best_tier && self.room(p) > 0)
+            .filter(|p| self.tier(p) == best_tier && self.room(p) > 0)
             .min_by_key(|p| (self.records.get(*p).map_or(0, |r| r.in_flight), self.rank(p)));
         match best {
             Some(p) => Pick::Peer(**p),
@@ -411,7 +371,6 @@ impl Schedule {
             r.bytes += len as u64;
         }
         self.done.insert(cid);
-        self.haves.remove(&cid);
         self.pending.retain(|c| *c != cid);
         let others = holders.into_iter().filter(|h| *h != peer).collect();
         (Received::Wanted, others)
@@ -425,9 +384,6 @@ impl Schedule {
             r.asked_again = false;
         }
         self.refused.entry(cid).or_default().insert(peer);
-        if let Some(h) = self.haves.get_mut(&cid) {
-            h.remove(&peer);
-        }
         self.release(&peer, &cid);
     }
 
@@ -800,60 +756,5 @@ mod tests {
         assert_eq!(again, vec![block], "asked again after the refusals were forgiven");
         // With a want in flight nothing is forgiven.
         assert_eq!(s.forgive_refusals(), 0);
-    }
-
-    #[test]
-    fn a_peer_that_says_have_is_asked_first_even_after_it_refused() {
-        let now = Instant::now();
-        let mut s = Schedule::new(cfg(4));
-        let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
-        for p in [a, b, c] {
-            s.add_peer(p);
-        }
-        let block = cids(1)[0];
-        s.push(block);
-        let (first, _) = s.assign(now).remove(0);
-        s.dont_have(first, block, now);
-        // The peer that refused got the block since and says so: it is asked again, before the third peer.
-        s.have(first, block);
-        let again = s.assign(now);
-        assert_eq!(again, vec![(first, vec![block])]);
-        // A Have for a block already delivered, or from an unknown peer, changes nothing.
-        s.received(first, block, 10, now);
-        s.have(b, block);
-        s.have(PeerId::random(), block);
-        assert!(s.haves.is_empty());
-        assert!(s.is_complete());
-    }
-
-    #[test]
-    fn each_fetch_orders_a_level_its_own_way_and_a_full_holder_does_not_block_the_rest() {
-        let all = cids(64);
-        let order = |s: &Schedule| s.pending.iter().copied().collect::<Vec<_>>();
-        let mut one = Schedule::new(cfg(4));
-        one.push_many(all.clone());
-        let mut two = Schedule::new(cfg(4));
-        two.push_many(all.clone());
-        assert_ne!(order(&one), order(&two), "two fetches ask in different orders");
-        let mut sorted = order(&one);
-        sorted.sort_by_key(|c| c.to_bytes());
-        let mut expected = all.clone();
-        expected.sort_by_key(|c| c.to_bytes());
-        assert_eq!(sorted, expected, "every block once");
-
-        // The only holder of the first block is full: the other blocks still go to the other peer.
-        let now = Instant::now();
-        let mut s = Schedule::new(cfg(1));
-        let (a, b) = (PeerId::random(), PeerId::random());
-        s.add_peer(a);
-        s.add_peer(b);
-        for c in &all[..3] {
-            s.push(*c);
-        }
-        s.have(a, all[0]);
-        s.have(a, all[1]);
-        let out = s.assign(now);
-        assert!(out.contains(&(a, vec![all[0]])), "{out:?}");
-        assert!(out.contains(&(b, vec![all[2]])), "{out:?}");
     }
 }
