@@ -106,8 +106,8 @@ for n in (50, 100):
     for x in r["releases"]:
         waited = sum(1 for d in x["devices"] if (d.get("fetched") or {}).get("timeouts", 0) > 0)
         used, top = shares(x)
-        load = ", ".join(f"{v:.1f}" for v in loads(f"n{n}"))
-        print(f"| {n} | {x['sequence']} ({x['kind']}, {x['payload_bytes'] / 1048576:.2f} MiB) | {x['converged_seconds']:.2f} s | {x['repository_uploaded_bytes'] / max(x['payload_bytes'], 1):.2f}× | {used:.2f}× | {top:.2f}× | {waited} | {load} |")
+        la = ", ".join(f"{v:.1f}" for v in loads(f"n{n}"))
+        print(f"| {n} | {x['sequence']} ({x['kind']}, {x['payload_bytes'] / 1048576:.2f} MiB) | {x['converged_seconds']:.2f} s | {x['repository_uploaded_bytes'] / max(x['payload_bytes'], 1):.2f}× | {used:.2f}× | {top:.2f}× | {waited} | {la} |")
 print("\nTargets: no device waits for a timeout; upload ≤ 1.5× the payload and the last install < 1.5 s after inclusion.")
 PY
 say "wrote $results"
