@@ -201,3 +201,80 @@ pub struct SavedProofs {
     pub chain: String,
     pub head: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use firmchain_lightclient::proof::{MAX_COMMITTEE_CHAIN_BYTES, MAX_PROOF_BYTES};
+
+    fn book() -> ProofBook {
+        ProofBook::new(
+            ChainSpec::mainnet(),
+            [7; 32],
+            Address::ZERO,
+            "acme-sensor".parse().unwrap(),
+        )
+    }
+
+    const NOW: u64 = 1_750_000_000;
+
+    #[test]
+    fn nothing_is_accepted_before_the_checkpoints_bootstrap_verified() {
+        let mut b = book();
+        let e = b.accept_head(&[0; 64], NOW).unwrap_err();
+        assert!(matches!(e, FollowError::NoStore) && e.is_benign(), "{e}");
+        let e = b.accept_release(&[0; 64], 1, NOW).unwrap_err();
+        assert!(matches!(e, FollowError::NoStore), "{e}");
+        let e = b.advance(&[vec![0; 64]], NOW).unwrap_err();
+        assert!(matches!(e, FollowError::NoStore), "{e}");
+        assert!(b.last.is_none() && b.head.is_none() && b.period().is_none());
+    }
+
+    #[test]
+    fn garbage_and_oversized_bootstraps_are_refused_before_parsing_and_blamed() {
+        let mut b = book();
+        let e = b.bootstrap(b"not a proof at all", NOW).unwrap_err();
+        assert!(
+            matches!(e, FollowError::Proof(ProofError::BadMagic { .. })),
+            "{e}"
+        );
+        assert!(!e.is_benign(), "garbage must ban the peer");
+        let big = vec![0; MAX_COMMITTEE_CHAIN_BYTES + 1];
+        let e = b.bootstrap(&big, NOW).unwrap_err();
+        assert!(
+            matches!(e, FollowError::Proof(ProofError::TooLarge { len, .. }) if len == big.len()),
+            "{e}"
+        );
+        assert!(!e.is_benign());
+        assert!(b.store.is_none(), "a refused bootstrap left a store behind");
+    }
+
+    #[test]
+    fn a_chain_without_the_checkpoints_bootstrap_starts_nothing() {
+        let mut b = book();
+        // What a book that never synced saves: an empty committee chain.
+        let empty = encode_committee_chain(&b.chain);
+        let e = b.bootstrap(&empty, NOW).unwrap_err();
+        assert!(matches!(e, FollowError::Proof(ProofError::NoBootstrap)), "{e}");
+        assert!(b.store.is_none());
+    }
+
+    #[test]
+    fn a_damaged_saved_state_is_refused_and_the_book_stays_empty() {
+        let mut b = book();
+        for saved in [
+            SavedProofs {
+                chain: "zz".into(),
+                head: None,
+            },
+            SavedProofs {
+                chain: alloy::hex::encode(b"garbage"),
+                head: Some(alloy::hex::encode(vec![1; MAX_PROOF_BYTES + 1])),
+            },
+        ] {
+            assert!(b.restore(&saved, NOW).is_err(), "{saved:?}");
+            assert!(b.store.is_none() && b.last.is_none() && b.head.is_none());
+        }
+        assert_eq!(b.saved().head, None);
+    }
+}
