@@ -560,6 +560,13 @@ def proof_source(fleet, name):
     return lines[-1].split("from=peer ", 1)[1].split()[0].strip('"')
 
 
+def routes(name):
+    """The IPv4 routes in `name`'s network namespace."""
+    pid = docker("inspect", "-f", "{{.State.Pid}}", name).strip()
+    r = subprocess.run(["nsenter", "-t", pid, "-n", "ip", "-4", "route"], capture_output=True, text=True)
+    return "; ".join(l.strip() for l in r.stdout.splitlines())
+
+
 def no_route(fleet, name, ip, port):
     """True when a TCP connect from `name`'s network namespace to ip:port fails (the image has no shell)."""
     pid = docker("inspect", "-f", "{{.State.Pid}}", name).strip()
@@ -645,7 +652,8 @@ def peers(args):
             for ip, port in ((ANVIL_IP, 8545), (BEACON_IP, 5052)):
                 unreachable, why = no_route(fleet, d, ip, port)
                 assert unreachable, f"{d} reaches {ip}:{port}"
-        log(f"scenario 8: {n} devices in peers mode, no RPC URL, no route to anvil or the beacon ({why})")
+        log(f"scenario 8: {n} devices in peers mode, no RPC URL; a connect to anvil or the beacon fails ({why}); "
+            f"routes of {devs[0]}: {routes(devs[0])}")
         for d in devs:
             wait(f"{d} verified a head proof", 180,
                  lambda: (lambda s: (s.get("chain") or {}).get("mode") == "peers"
@@ -653,8 +661,13 @@ def peers(args):
 
         # A release reaches every device through proofs relayed over the mesh.
         image = next_release(fleet.factory, 1, args.change_kib)
+        # Timed from the start of the publish command (its transaction waits for anvil's next block).
+        started_ms = int(time.time() * 1000)
         p = fleet.publish(1, image)
-        t, _, _ = fleet.converge(devs, 1, p, timeout=180)
+        done = fleet.wait_installed(devs, 1, timeout=180)
+        for d, s in done.items():
+            assert s["installed"]["hash"] == p["target"], f"{d} runs {s['installed']}"
+        t = (max(s["last_install"]["at_ms"] for s in done.values()) - started_ms) / 1000.0
         sources = {d: ids.get(proof_source(fleet, d) or "", "?") for d in devs}
         relayed = sum(1 for d in devs if sources[d] not in ("fc-repo", "?"))
         log(f"scenario 8: release 1 on {n} devices in {t:.2f} s; release proofs from {sources}")
@@ -683,8 +696,11 @@ def peers(args):
 
         # Freeze: the beacon stops; the repository builds no newer head proof, the devices only relay the last
         # one to each other (a replay is not news), and each reports `stale` after chain.max_staleness_secs.
+        ages = []
         for d in devs:
-            assert fleet.status(d)["chain_state"] == "verified", d
+            s = fleet.status(d)
+            assert s["chain_state"] == "verified", s
+            ages.append(s["chain"]["age_seconds"])
         docker("kill", "fc-beacon")
         stopped = time.time()
         for d in devs:
@@ -693,11 +709,13 @@ def peers(args):
         for d in devs:
             s = fleet.status(d)
             assert s["installed"]["sequence"] == 3 and s["chain"]["age_seconds"] > PEERS_STALENESS, s
-        return (f"{n} devices in peers mode with no RPC URL on a network with no route to anvil or the beacon "
+        return (f"{n} devices in peers mode with no RPC URL on a network of their own (a connect to anvil or the "
+                f"beacon fails: {why}) "
                 f"(only the repository, light mode, serves proofs; devices 6-10 know only device 1): release 1 "
                 f"installed on all in {t:.2f} s ({relayed} release proofs relayed by devices); release 2 revoked "
                 f"while paused reached all through head proofs and was never fetched, release 3 installed; "
-                f"beacon stopped: all {n} report stale within {after:.0f} s (max_staleness {PEERS_STALENESS} s)")
+                f"beacon killed (newest head proof then {min(ages)}-{max(ages)} s old): all {n} report stale "
+                f"within {after:.0f} s (max_staleness {PEERS_STALENESS} s)")
     finally:
         fleet.save_logs()
         fleet.teardown()

@@ -1,11 +1,16 @@
 //! Light mode with `chain.peers_fallback`: the node's own sources first, verified proofs from peers when they
 //! fail or fall behind. The node's IndexWatcher reports through its ProofFollower (status events, rollout
-//! reports and installs pass through it). The follower asks peers only while the watcher is not current, and
-//! of the heads and chain times both deliver it forwards only what is at least as new as what it forwarded
-//! before: the newest verified head wins, and neither source can take the device back to an older one. Both
-//! sources verify from the same checkpoint, so either authorises exactly what the other would.
+//! reports and installs pass through it). The follower asks peers only while the watcher is not current. Of
+//! the heads both deliver it shows only one at least as new as the last shown, so neither source can take the
+//! device back to an older head; the rollout rules get, for each release, the gate proven at the newer of the
+//! two sources' latest headers. Both sources verify from the same checkpoint, so either authorises exactly
+//! what the other would.
+
+use std::collections::BTreeMap;
 
 use actix::{Context, Handler};
+use firmchain_update::Sequence;
+use firmchain_update::rollout::ReleaseGate;
 
 use super::follow::ProofFollower;
 use crate::messages::StatusEvent;
@@ -22,11 +27,15 @@ pub struct Fallback {
     own_failed: bool,
     /// The newest head timestamp shown in `/status`, from either source.
     shown: u64,
-    /// The newest chain time given to the rollout rules, from either source.
-    told: u64,
+    /// Each source's latest rollout report.
+    own_gates: Gates,
+    peer_gates: Gates,
     /// Whether peers are followed now.
     active: bool,
 }
+
+/// A rollout report: the chain time it was proven at and each waiting release's gate.
+pub type Gates = (u64, Vec<(Sequence, ReleaseGate)>);
 
 impl Fallback {
     /// Own sources first; they count as behind when their head is older than `behind_after` seconds.
@@ -36,7 +45,8 @@ impl Fallback {
             own_head: now,
             own_failed: false,
             shown: 0,
-            told: 0,
+            own_gates: (0, Vec::new()),
+            peer_gates: (0, Vec::new()),
             active: false,
         }
     }
@@ -68,9 +78,26 @@ impl Fallback {
         newest(&mut self.shown, timestamp, own)
     }
 
-    /// Whether rollout gates proven at chain time `now` are to be given to the Coordinator (as [`Self::show`]).
-    pub fn tell(&mut self, now: u64, own: bool) -> bool {
-        newest(&mut self.told, now, own)
+    /// Take a source's rollout report and return what the rollout rules get: the later chain time, and for
+    /// each release either source waits on, the gate of the source whose report is newer (the own sources win
+    /// a tie). A report older than the source's previous one is ignored.
+    pub fn gates(&mut self, report: Gates, own: bool) -> Gates {
+        let slot = if own {
+            &mut self.own_gates
+        } else {
+            &mut self.peer_gates
+        };
+        if report.0 >= slot.0 {
+            *slot = report;
+        }
+        let (older, newer) = if self.peer_gates.0 > self.own_gates.0 {
+            (&self.own_gates, &self.peer_gates)
+        } else {
+            (&self.peer_gates, &self.own_gates)
+        };
+        let mut merged: BTreeMap<Sequence, ReleaseGate> = older.1.iter().copied().collect();
+        merged.extend(newer.1.iter().copied());
+        (newer.0, merged.into_iter().collect())
     }
 }
 
@@ -105,14 +132,17 @@ impl Handler<StatusEvent> for ProofFollower {
     }
 }
 
-/// The IndexWatcher's rollout reports: given on only when not older than what peers proved.
+/// The IndexWatcher's rollout reports, merged with the peers' (see [`Fallback::gates`]).
 impl Handler<RolloutProven> for ProofFollower {
     type Result = ();
 
     fn handle(&mut self, msg: RolloutProven, _: &mut Context<Self>) {
-        let forward = self.fallback_mut().is_none_or(|f| f.tell(msg.now, true));
-        if let (true, Some(to)) = (forward, &self.ports().rollout) {
-            to.do_send(msg);
+        let (now, gates) = match self.fallback_mut() {
+            Some(f) => f.gates((msg.now, msg.gates), true),
+            None => (msg.now, msg.gates),
+        };
+        if let Some(to) = &self.ports().rollout {
+            to.do_send(RolloutProven { now, gates });
         }
     }
 }
@@ -155,16 +185,42 @@ mod tests {
         assert!(!f.show(115, false));
     }
 
+    fn paused(until: u64) -> ReleaseGate {
+        ReleaseGate {
+            live_at: 1,
+            installable_at: 1,
+            product_paused_until: until,
+            release_paused_until: 0,
+        }
+    }
+
     #[test]
-    fn rollout_time_never_goes_back() {
+    fn each_release_gets_the_gate_of_the_newer_report() {
         let mut f = Fallback::new(60, 0);
-        assert!(f.tell(100, false));
-        assert!(
-            !f.tell(99, true),
-            "older gates of a lagging source would undo a resume"
-        );
-        assert!(f.tell(100, true));
-        assert!(!f.tell(100, false));
-        assert!(f.tell(101, false));
+        // Peers at chain time 100: release 2 paused until 500.
+        let g = f.gates((100, vec![(Sequence(2), paused(500))]), false);
+        assert_eq!(g, (100, vec![(Sequence(2), paused(500))]));
+        // Own sources newer, at 110: the pause was lifted; they also hold release 3.
+        let own = vec![(Sequence(2), paused(0)), (Sequence(3), paused(0))];
+        let g = f.gates((110, own.clone()), true);
+        assert_eq!(g, (110, own.clone()));
+        // A lagging peers' report (the old pause) does not undo the resume, nor move chain time back.
+        let g = f.gates((105, vec![(Sequence(2), paused(500))]), false);
+        assert_eq!(g, (110, own.clone()));
+        // Own sources that never saw release 4 (a lying RPC): the peers' gate for it is kept beside theirs,
+        // and stays when the own sources report again without it.
+        let g = f.gates((120, vec![(Sequence(4), paused(0))]), false);
+        let all = vec![
+            (Sequence(2), paused(0)),
+            (Sequence(3), paused(0)),
+            (Sequence(4), paused(0)),
+        ];
+        assert_eq!(g, (120, all.clone()));
+        let g = f.gates((121, own.clone()), true);
+        assert_eq!(g, (121, all));
+        // An older report of the same source is ignored.
+        let g = f.gates((90, Vec::new()), true);
+        assert_eq!(g.0, 121);
+        assert_eq!(g.1.len(), 3);
     }
 }

@@ -200,9 +200,11 @@ impl ProofFollower {
                 r.do_send(ReleaseRevoked { sequence });
             }
         }
-        if let Some((now, gates)) = round.gates
-            && self.fallback_mut().is_none_or(|f| f.tell(now, false))
-        {
+        if let Some(report) = round.gates {
+            let (now, gates) = match self.fallback_mut() {
+                Some(f) => f.gates(report, false),
+                None => report,
+            };
             crate::rollout::tell(self.ports.rollout.as_ref(), Some(now), Some(gates));
         }
     }
