@@ -105,8 +105,8 @@ class Fleet:
         self.targets = {}  # seq -> blake3 (hex)
 
     # -- lifecycle ---------------------------------------------------------------------------------------
-    def run(self, name, ip, args, env=(), volumes=(), image=None, network=NET):
-        cmd = ["run", "-d", "--name", name, "--label", LABEL, "--network", network, "--ip", ip]
+    def run(self, name, ip, args, env=(), volumes=(), image=None, network=NET, options=()):
+        cmd = ["run", "-d", "--name", name, "--label", LABEL, "--network", network, "--ip", ip, *options]
         for k, v in env:
             cmd += ["-e", f"{k}={v}"]
         for host, inside in volumes:
@@ -596,7 +596,9 @@ def peers(args):
     try:
         # The chain side: anvil mines a block every second (the harness moves its head with new blocks).
         fleet.start_chain(["--block-time", "1"])
-        fleet.run("fc-beacon", BEACON_IP, ["--json", "beacon-harness", "--rpc", RPC, "--listen", "0.0.0.0:5052"])
+        # The image's HEALTHCHECK asks a node's API, which the harness has not.
+        fleet.run("fc-beacon", BEACON_IP, ["--json", "beacon-harness", "--rpc", RPC, "--listen", "0.0.0.0:5052"],
+                  options=["--no-healthcheck"])
         beacon = fleet.first_line("fc-beacon")
         chain_yaml = os.path.join(work, "chain.yaml")
         with open(chain_yaml, "w") as f:
@@ -645,15 +647,20 @@ def peers(args):
                 first = f"/ip4/10.78.0.101/tcp/4001/p2p/{started['peer_id']}"
             fleet.devices.append(name)
         devs = list(fleet.devices)
-        # No RPC URL in any device's configuration, and no route from the devices to the chain containers.
+        # No RPC URL in any device's configuration, and no route from the devices to the chain containers: an
+        # --internal network still gives its containers a default route to the bridge (where Docker's rules drop
+        # the traffic); it is removed, so the devices' only route is their own subnet.
         for d in devs:
+            pid = docker("inspect", "-f", "{{.State.Pid}}", d).strip()
+            subprocess.run(["nsenter", "-t", pid, "-n", "ip", "route", "del", "default"], capture_output=True)
+            assert "default" not in routes(d), f"{d}: {routes(d)}"
             argv = " ".join(json.loads(docker("inspect", "-f", "{{json .Args}}", d)))
             assert "rpc" not in argv and ANVIL_IP not in argv and BEACON_IP not in argv, f"{d}: {argv}"
             for ip, port in ((ANVIL_IP, 8545), (BEACON_IP, 5052)):
                 unreachable, why = no_route(fleet, d, ip, port)
                 assert unreachable, f"{d} reaches {ip}:{port}"
-        log(f"scenario 8: {n} devices in peers mode, no RPC URL; a connect to anvil or the beacon fails ({why}); "
-            f"routes of {devs[0]}: {routes(devs[0])}")
+        log(f"scenario 8: {n} devices in peers mode, no RPC URL; routes of {devs[0]}: {routes(devs[0])}; a connect "
+            f"to anvil or the beacon fails ({why})")
         for d in devs:
             wait(f"{d} verified a head proof", 180,
                  lambda: (lambda s: (s.get("chain") or {}).get("mode") == "peers"
@@ -709,8 +716,8 @@ def peers(args):
         for d in devs:
             s = fleet.status(d)
             assert s["installed"]["sequence"] == 3 and s["chain"]["age_seconds"] > PEERS_STALENESS, s
-        return (f"{n} devices in peers mode with no RPC URL on a network of their own (a connect to anvil or the "
-                f"beacon fails: {why}) "
+        return (f"{n} devices in peers mode with no RPC URL on a network of their own with no route to anvil or "
+                f"the beacon (a connect fails: {why}) "
                 f"(only the repository, light mode, serves proofs; devices 6-10 know only device 1): release 1 "
                 f"installed on all in {t:.2f} s ({relayed} release proofs relayed by devices); release 2 revoked "
                 f"while paused reached all through head proofs and was never fetched, release 3 installed; "
