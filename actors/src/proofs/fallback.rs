@@ -78,6 +78,13 @@ impl Fallback {
         newest(&mut self.shown, timestamp, own)
     }
 
+    /// `sequence` is installed: neither source's gates up to it matter any more.
+    pub fn installed(&mut self, sequence: Sequence) {
+        for (_, gates) in [&mut self.own_gates, &mut self.peer_gates] {
+            gates.retain(|(s, _)| *s > sequence);
+        }
+    }
+
     /// Take a source's rollout report and return what the rollout rules get: the later chain time, and for
     /// each release either source waits on, the gate of the source whose report is newer (the own sources win
     /// a tie). A report older than the source's previous one is ignored.
@@ -222,5 +229,9 @@ mod tests {
         let g = f.gates((90, Vec::new()), true);
         assert_eq!(g.0, 121);
         assert_eq!(g.1.len(), 3);
+        // Installed releases drop out of both.
+        f.installed(Sequence(3));
+        let g = f.gates((122, Vec::new()), true);
+        assert_eq!(g, (122, vec![(Sequence(4), paused(0))]));
     }
 }

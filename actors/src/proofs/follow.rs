@@ -543,7 +543,10 @@ impl Handler<ReleaseInstalled> for ProofFollower {
     type Result = ();
 
     fn handle(&mut self, msg: ReleaseInstalled, _: &mut Context<Self>) {
-        if let Some((_, watcher)) = &self.own {
+        if let Some((fallback, watcher)) = &mut self.own {
+            if let ReleaseInstalled::Installed { sequence, .. } = &msg {
+                fallback.installed(*sequence);
+            }
             watcher.do_send(msg.clone());
         }
         if let ReleaseInstalled::Installed { sequence, .. } = msg {
