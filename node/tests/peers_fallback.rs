@@ -55,6 +55,8 @@ async fn when_its_own_rpcs_die_a_light_device_keeps_updating_through_proofs_from
     );
 
     // Own sources first: release 1 is read through the device's own light client, peers are not asked.
+    d.wait_for("a head from the own sources", T, |v| mode(v) == "light")
+        .unwrap();
     repo.publish(&f.images[1]).unwrap();
     let s = d.wait_installed(1, T).unwrap();
     assert_eq!(mode(&s), "light", "{s}");
