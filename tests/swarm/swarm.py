@@ -719,8 +719,9 @@ def peers(args):
         return (f"{n} devices in peers mode with no RPC URL on a network of their own with no route to anvil or "
                 f"the beacon (a connect fails: {why}) "
                 f"(only the repository, light mode, serves proofs; devices 6-10 know only device 1): release 1 "
-                f"installed on all in {t:.2f} s ({relayed} release proofs relayed by devices); release 2 revoked "
-                f"while paused reached all through head proofs and was never fetched, release 3 installed; "
+                f"installed on all {t:.2f} s after the publish command started ({relayed} release proofs relayed "
+                f"by devices); release 2 revoked while paused reached all through head proofs and was never "
+                f"fetched, release 3 installed; "
                 f"beacon killed (newest head proof then {min(ages)}-{max(ages)} s old): all {n} report stale "
                 f"within {after:.0f} s (max_staleness {PEERS_STALENESS} s)")
     finally:
@@ -760,7 +761,8 @@ def main():
     with open(args.results, "w") as f:
         f.write("# Swarm results\n\n")
         f.write(f"`bash tests/swarm/run.sh`, {time.strftime('%Y-%m-%d', time.gmtime())}, {os.cpu_count()} cores. "
-                f"Containers on one Docker engine (vfs), an --internal bridge network, anvil in a container, "
+                f"Containers on one Docker engine (vfs), an --internal bridge network (scenario 8: two), anvil in a "
+                f"container, "
                 f"{args.size_mib} MiB firmware, {args.change_kib} KiB of new data per release. Time: from the "
                 f"publish transaction's inclusion to the last device's install (its own clock, ms).\n\n")
         f.write("| N | release 1 | time | repository upload ÷ payload | release 2 | time | repository upload ÷ payload |\n")
