@@ -471,9 +471,11 @@ impl Node {
 
         // The watcher's (or follower's) address first: the Installer tells it of installs.
         let peers_mode = config.chain.mode == ChainMode::Peers;
+        // Light mode with chain.peers_fallback: the watcher reports through a follower (proofs::fallback).
+        let fallback = config.chain.peers_fallback && config.chain.mode == ChainMode::Light;
         let watcher_ctx: Context<NodeWatcher> = Context::new();
         let follower_ctx: Context<ProofFollower> = Context::new();
-        let to_watcher: Recipient<ReleaseInstalled> = if peers_mode {
+        let to_watcher: Recipient<ReleaseInstalled> = if peers_mode || fallback {
             follower_ctx.address().recipient()
         } else {
             watcher_ctx.address().recipient()
@@ -516,17 +518,26 @@ impl Node {
             None => (None, None),
         };
         let interval = Duration::from_secs(config.chain.poll_interval_secs);
-        let (watcher, follower) = if peers_mode {
+        let follower = if peers_mode || fallback {
             let book = peer_book(&config, settings.checkpoint, index, product, &state)?;
             let ports = FollowerPorts {
-                seen,
-                revoked,
+                seen: seen.clone(),
+                revoked: revoked.clone(),
                 rollout: coordinator.as_ref().map(|c| c.clone().recipient()),
                 status: status.clone().recipient(),
             };
             let proofs = p2p.proofs().clone();
-            let follower = ProofFollower::new(book, installed, proofs, state.clone(), ports, interval);
-            (None, Some(follower_ctx.run(follower)))
+            let mut follower = ProofFollower::new(book, installed, proofs, state.clone(), ports, interval);
+            if fallback {
+                let behind = config.chain.max_staleness_secs / 2;
+                follower = follower.with_fallback(behind, watcher_ctx.address().recipient());
+            }
+            Some(follower_ctx.run(follower))
+        } else {
+            None
+        };
+        let watcher = if peers_mode {
+            None
         } else {
             let rpc =
                 HttpExecutionRpc::with_options(config.chain.execution_rpc.clone(), &http_options(&config))
@@ -540,11 +551,18 @@ impl Node {
                 tracing::info!(target: "firmchain::proofs", "serving chain proofs to peers");
                 w = w.with_proof_serving(ProofServing::new(p2p.proofs().clone(), checkpoint));
             }
-            let mut watcher = IndexWatcher::new(w, interval, seen, revoked, status.clone().recipient());
-            if let Some(c) = &coordinator {
-                watcher = watcher.with_rollout(c.clone().recipient());
+            let (to_status, to_rollout) = match (&follower, &coordinator) {
+                (Some(f), _) => (f.clone().recipient(), Some(f.clone().recipient())),
+                (None, c) => (
+                    status.clone().recipient(),
+                    c.as_ref().map(|c| c.clone().recipient()),
+                ),
+            };
+            let mut watcher = IndexWatcher::new(w, interval, seen, revoked, to_status);
+            if let Some(to) = to_rollout {
+                watcher = watcher.with_rollout(to);
             }
-            (Some(watcher_ctx.run(watcher)), None)
+            Some(watcher_ctx.run(watcher))
         };
         #[cfg(feature = "repository")]
         let publisher = publisher.map(|(client, releases)| {

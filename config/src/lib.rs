@@ -148,6 +148,12 @@ pub struct ChainConfig {
     /// repositories, off for devices), `on` (a gateway device) or `off`. Devices in `peers` mode serve on the
     /// proofs they verified whatever this says.
     pub serve_proofs: ServeProofs,
+    /// Light mode: when this node's own RPCs fail or fall behind (the last read failed or was refused, or the
+    /// newest head they gave is older than half of `max_staleness_secs`), follow the index through verified
+    /// proofs from peers, as `peers` mode does, until they are current again. A proof from a peer authorises
+    /// exactly what the node's own light client would; `/status` `chain.mode` says `peers` while the head
+    /// came from peers.
+    pub peers_fallback: bool,
 }
 
 /// The peer-to-peer network.
@@ -298,6 +304,7 @@ impl Default for ChainConfig {
             timeout_secs: 30,
             force_update: false,
             serve_proofs: ServeProofs::Auto,
+            peers_fallback: false,
         }
     }
 }
@@ -518,6 +525,13 @@ impl Config {
                     "peers mode verifies every proof from a trusted checkpoint (a 0x-prefixed block root)",
                 ));
             }
+        }
+        if c.peers_fallback && c.mode != ChainMode::Light {
+            return Err(invalid(
+                "chain.peers_fallback",
+                "only light mode falls back to proofs from peers (rpc mode has no checkpoint to verify them \
+                 from; peers mode follows peers already)",
+            ));
         }
         check_urls("chain.execution_rpc", &c.execution_rpc)?;
         check_urls("chain.consensus_rpc", &c.consensus_rpc)?;

@@ -445,6 +445,28 @@ fn peers_mode_needs_no_rpc_but_a_checkpoint_and_no_repository_role() {
     assert!(ServeProofs::On.serves(false) && !ServeProofs::Off.serves(true));
     let c = base(&["chain.serve_proofs=off"]).unwrap();
     assert_eq!(c.chain.serve_proofs, ServeProofs::Off);
+    // A fallback to peers is a light-mode option: peers mode has no other source to fall back from.
+    assert!(!c.chain.peers_fallback);
+    assert_eq!(
+        key(base(&["chain.peers_fallback=true"]).unwrap_err()),
+        "chain.peers_fallback"
+    );
+}
+
+#[test]
+fn peers_fallback_is_a_light_mode_option() {
+    let load = |file: &str| {
+        Config::load(&Sources {
+            file: Some(example(file)),
+            overrides: vec!["chain.peers_fallback=true".into()],
+            ..Sources::default()
+        })
+    };
+    assert!(load("sepolia.toml").unwrap().chain.peers_fallback);
+    match load("devnet.toml").unwrap_err() {
+        ConfigError::Invalid(i) => assert_eq!(i.key, "chain.peers_fallback", "{i}"),
+        other => panic!("{other}"),
+    }
 }
 
 /// `p2p.fetch_window` comes from `--set` and the environment as a number.

@@ -179,7 +179,7 @@ pub fn provider(rpc: &str, signer: Option<PrivateKeySigner>) -> Result<DynProvid
             what: "HTTPS setup",
             message: e.to_string(),
         })?;
-    Ok(match signer {
+    let provider = match signer {
         // Nonces come from the node for every transaction: a locally cached nonce goes out of step when a
         // call is refused after the nonce was reserved, and every later transaction would then wait forever.
         Some(s) => ProviderBuilder::new()
@@ -191,8 +191,15 @@ pub fn provider(rpc: &str, signer: Option<PrivateKeySigner>) -> Result<DynProvid
             .connect_reqwest(http, url)
             .erased(),
         None => ProviderBuilder::new().connect_reqwest(http, url).erased(),
-    })
+    };
+    // alloy polls for receipts every 7 s unless the URL is on loopback: a publish would then return up to 7 s
+    // after its inclusion. Four requests a second while a transaction waits is little for any RPC.
+    provider.client().set_poll_interval(RECEIPT_POLL);
+    Ok(provider)
 }
+
+/// How often a sent transaction's receipt is asked for.
+pub const RECEIPT_POLL: Duration = Duration::from_millis(250);
 
 impl IndexClient {
     /// A client of the index at `address`; fails if no contract code is there.
@@ -414,4 +421,25 @@ pub(crate) async fn within<T>(
     tokio::time::timeout(after, fut.into_future())
         .await
         .map_err(|_| ContractError::Timeout { what, after })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A remote RPC gets the same quick receipt polling as a local one (alloy's default there is 7 s).
+    #[test]
+    fn receipts_are_polled_quickly_on_any_rpc() {
+        for url in [
+            "http://10.77.0.2:8545",
+            "https://rpc.example.org",
+            "http://127.0.0.1:8545",
+        ] {
+            let p = provider(url, None).unwrap();
+            assert_eq!(p.client().poll_interval(), RECEIPT_POLL, "{url}");
+            let signer = PrivateKeySigner::random();
+            let p = provider(url, Some(signer)).unwrap();
+            assert_eq!(p.client().poll_interval(), RECEIPT_POLL, "{url}");
+        }
+    }
 }

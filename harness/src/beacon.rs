@@ -373,6 +373,17 @@ impl BeaconHarness {
         behaviour: Behaviour,
         genesis_age: u64,
     ) -> Result<BeaconHarness, String> {
+        BeaconHarness::serve(anvil_url, behaviour, genesis_age, "127.0.0.1:0")
+    }
+
+    /// Like [`BeaconHarness::start_aged`], listening on `bind` (e.g. `0.0.0.0:5052` inside a container, where
+    /// the clients are other containers).
+    pub fn serve(
+        anvil_url: &str,
+        behaviour: Behaviour,
+        genesis_age: u64,
+        bind: &str,
+    ) -> Result<BeaconHarness, String> {
         let keys = (0..COMMITTEE)
             .map(|i| key(i as u8 + 1))
             .collect::<Result<Vec<_>, _>>()?;
@@ -421,7 +432,7 @@ impl BeaconHarness {
             bootstraps: std::collections::BTreeMap::new(),
             head: None,
         }));
-        let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let listener = TcpListener::bind(bind).map_err(|e| format!("listen on {bind}: {e}"))?;
         let url = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
         let served = state.clone();
         std::thread::spawn(move || {

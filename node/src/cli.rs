@@ -206,6 +206,18 @@ pub enum Command {
         #[arg(long, conflicts_with_all = ["pipeline", "rollout"])]
         peers: bool,
     },
+    /// Serve the test beacon light-client harness over anvil (the Docker swarm's peers scenario). Test builds
+    /// only.
+    #[cfg(feature = "fault-injection")]
+    #[command(hide = true)]
+    BeaconHarness {
+        /// anvil's JSON-RPC URL (http://HOST:PORT).
+        #[arg(long)]
+        rpc: String,
+        /// The address to listen on.
+        #[arg(long, default_value = "0.0.0.0:5052")]
+        listen: String,
+    },
 }
 
 /// The multihash of leaf blocks.

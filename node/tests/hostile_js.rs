@@ -1,6 +1,7 @@
 //! Attacks from a foreign client: js-libp2p (the libp2p of the Helia harness, `tests/helia/hostile.mjs`) against
 //! a serving `firmchain p2p serve` process, in one loopback-only network namespace. Under each attack the node
-//! bans what it must, keeps serving an honest `p2p get`, and its peak RSS stays within idle + 64 MiB.
+//! bans what it must, keeps serving an honest `p2p get` (and, under a provider record flood, still names an
+//! honest provider), and its peak RSS stays within idle + 64 MiB.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -110,6 +111,38 @@ fn js_libp2p_attacks_are_refused_and_honest_fetches_complete_in_bounded_memory()
     let r = hostile(&ns, &["connections", &addr, "40"]);
     assert_eq!(r["sent"], 40, "{r}");
     honest_get(&ns, &root, &addr, &out, &data, "a connection flood");
+
+    // 100,000 provider records for keys nobody uses, 16 addresses each: the node keeps a quota of them, and an
+    // honest provider that announces the root afterwards is still found through it.
+    let r = hostile(&ns, &["providers", &addr, "100000", "16"]);
+    assert!(r["sent"].as_u64().unwrap() > 1000, "the flood stopped early: {r}");
+    let mut cmd = ns.command(firmchain());
+    cmd.args(["--json", "p2p", "serve"]).arg(&input).args([
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--bootstrap",
+        &addr,
+    ]);
+    let honest = Daemon::spawn(cmd, START).unwrap();
+    let h: Value = serde_json::from_str(&honest.first_line).unwrap();
+    let honest_id = h["peer_id"].as_str().unwrap().to_owned();
+    let r = hostile(&ns, &["find-providers", &addr, &root, &honest_id]);
+    let found: Vec<&str> = r["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        found.contains(&honest_id.as_str()),
+        "the honest provider {honest_id} is not found after the flood: {r}"
+    );
+    assert!(
+        found.contains(&v["peer_id"].as_str().unwrap()),
+        "the node no longer names itself: {r}"
+    );
+    drop(honest);
+    honest_get(&ns, &root, &addr, &out, &data, "a provider record flood");
 
     let peak = vm_hwm_kib(server.pid());
     assert!(

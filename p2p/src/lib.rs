@@ -10,6 +10,7 @@
 //! - [`blockstore`]: redb with a size budget, pins per root and eviction of unpinned blocks oldest first.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod accept;
 pub mod bitswap;
 pub mod blockstore;
 mod command;

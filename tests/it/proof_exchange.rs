@@ -1,14 +1,15 @@
 //! The proof protocols between real libp2p nodes over loopback TCP: a node asks a peer for a head proof and
 //! gets what the peer's shelf holds; a pushed head proof reaches the connected peer's announcement queue; a
 //! peer that sends a malformed request or an oversized announcement is banned and named; a peer over its
-//! request budget is refused while others are still served.
+//! request budget is refused while others are still served; a burst of requests from several peers is all
+//! answered, and one past the limits is refused by name, never dropped.
 
 use std::time::Duration;
 
 use firmchain_p2p::P2pConfig;
 use firmchain_p2p::proofs::{
-    ANNOUNCE_PROTOCOL, MAX_ITEM_BYTES, ProofRequest, ProofResponse, REQUEST_PROTOCOL, REQUESTS_PER_WINDOW,
-    ShelfItem,
+    ANNOUNCE_PROTOCOL, MAX_ITEM_BYTES, MAX_OPEN_PER_PEER, ProofRequest, ProofResponse, ProofsError,
+    REQUEST_PROTOCOL, REQUESTS_PER_WINDOW, ShelfItem,
 };
 use futures::{AsyncReadExt, AsyncWriteExt};
 
@@ -120,4 +121,63 @@ async fn a_peer_over_its_request_budget_is_refused_and_others_are_still_served()
         !a.p2p.banned_peers().await.unwrap().contains(&b.p2p.peer_id()),
         "a busy peer is refused, not banned"
     );
+}
+
+/// A fleet asks one device for proofs at the same moment: every stream of the burst is answered (the swarm's
+/// stream channel of one slot used to drop all but one stream of a burst, and the asking node saw a reset).
+/// Past a peer's open-stream limit, a request is refused by name (closed unanswered, counted), never dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_proof_requests_from_several_peers_is_all_answered_or_refused_by_name() {
+    let a = TestNode::start(P2pConfig::loopback()).await;
+    a.p2p.proofs().put(ShelfItem::Head {
+        product: PRODUCT,
+        slot: 3,
+        bytes: b"head proof at slot 3".to_vec(),
+    });
+    let want = ProofResponse::Found(vec![b"head proof at slot 3".to_vec()]);
+    let req = ProofRequest::Head { product: PRODUCT };
+    let mut askers = Vec::new();
+    for _ in 0..6 {
+        let n = TestNode::start(P2pConfig::loopback()).await;
+        n.p2p.dial(a.addr().await).await.unwrap();
+        askers.push(n);
+    }
+    let server = a.p2p.peer_id();
+    let burst = askers
+        .iter()
+        .flat_map(|n| (0..4).map(move |_| n.p2p.proofs().request(server, req)));
+    let answers = futures::future::join_all(burst).await;
+    for answer in &answers {
+        assert_eq!(answer.as_ref().unwrap(), &want);
+    }
+    assert_eq!(a.p2p.proofs().counts().served, 24);
+
+    // One peer opens twice its limit at once: each request is answered or refused by name.
+    let asker = &askers[0];
+    let many = 2 * MAX_OPEN_PER_PEER;
+    let burst = (0..many).map(|_| asker.p2p.proofs().request(server, req));
+    let answers = futures::future::join_all(burst).await;
+    let mut answered = 0;
+    for answer in answers {
+        match answer {
+            Ok(got) => {
+                assert_eq!(got, want);
+                answered += 1;
+            }
+            Err(ProofsError::Refused { peer }) => assert_eq!(peer, server),
+            Err(e) => panic!("a request was dropped, not refused: {e}"),
+        }
+    }
+    assert!(
+        answered >= MAX_OPEN_PER_PEER,
+        "only {answered} of {many} answered"
+    );
+    let counts = a.p2p.proofs().counts();
+    assert_eq!(
+        counts.served + counts.over_concurrency,
+        24 + many as u64,
+        "every stream is served or counted as refused: {counts:?}"
+    );
+    assert_eq!(counts.served, 24 + answered as u64);
+    assert!(!a.p2p.banned_peers().await.unwrap().contains(&asker.p2p.peer_id()));
 }

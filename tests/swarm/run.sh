@@ -6,7 +6,7 @@
 #
 #   bash tests/swarm/run.sh                 # writes tests/swarm/results.md
 #   SWARM_SIZES=5,10 bash tests/swarm/run.sh
-#   SWARM_ONLY=rollout bash tests/swarm/run.sh   # one scenario, no results file
+#   SWARM_ONLY=rollout bash tests/swarm/run.sh   # one scenario (rollout or peers), no results file
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD

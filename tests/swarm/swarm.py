@@ -17,6 +17,10 @@ import time
 
 NET = "firmchain-swarm"
 SUBNET = "10.77.0.0/24"
+# The peers scenario's device network: only the repository is on both; it has no route to anvil or the beacon.
+DEV_NET = "firmchain-swarm-devices"
+DEV_SUBNET = "10.78.0.0/24"
+BEACON_IP = "10.77.0.3"
 ANVIL_IP = "10.77.0.2"
 REPO_IP = "10.77.0.10"
 PRODUCT = "swarm-sensor"
@@ -101,17 +105,17 @@ class Fleet:
         self.targets = {}  # seq -> blake3 (hex)
 
     # -- lifecycle ---------------------------------------------------------------------------------------
-    def run(self, name, ip, args, env=(), volumes=(), image=None):
-        cmd = ["run", "-d", "--name", name, "--label", LABEL, "--network", NET, "--ip", ip]
+    def run(self, name, ip, args, env=(), volumes=(), image=None, network=NET, options=()):
+        cmd = ["run", "-d", "--name", name, "--label", LABEL, "--network", network, "--ip", ip, *options]
         for k, v in env:
             cmd += ["-e", f"{k}={v}"]
         for host, inside in volumes:
             cmd += ["-v", f"{host}:{inside}"]
         docker(*cmd, image or self.image, *args)
 
-    def start_chain(self):
+    def start_chain(self, anvil_args=()):
         docker("network", "create", "--internal", "--subnet", SUBNET, "--label", LABEL, NET)
-        self.run("fc-anvil", ANVIL_IP, ["--host", "0.0.0.0", "--port", "8545", "--accounts", "2"],
+        self.run("fc-anvil", ANVIL_IP, ["--host", "0.0.0.0", "--port", "8545", "--accounts", "2", *anvil_args],
                  image=self.anvil_image)
         def deploy():
             out = docker("run", "--rm", "--label", LABEL, "--network", NET, "-e", f"FIRMCHAIN_PRIVATE_KEY={KEY}",
@@ -133,14 +137,14 @@ class Fleet:
             args += ["--set", s]
         return args
 
-    def first_line(self, name):
+    def first_line(self, name, timeout=60):
         def line():
             out = docker("logs", name, check=False)
             for l in out.splitlines():
                 if l.startswith("{"):
                     return json.loads(l)
             return None
-        return wait(f"{name} started", 60, line)
+        return wait(f"{name} started", timeout, line)
 
     def start_repo(self):
         host = node_dir(os.path.join(self.work, "repo"))
@@ -180,6 +184,7 @@ class Fleet:
         before = self.status("fc-repo")["uploaded_bytes"]
         out = docker("exec", "fc-repo", "/firmchain", "--json", "publish", "--api", "http://127.0.0.1:8420",
                      "--product", PRODUCT, "--to", f"/data/v{seq}.bin", *terms, timeout=300)
+        # The publish returns once its receipt is seen (polled every 250 ms): inclusion, to within that.
         included_ms = int(time.time() * 1000)
         r = json.loads(out)
         assert r["sequence"] == seq, r
@@ -245,7 +250,7 @@ class Fleet:
         return (last - published["included_ms"]) / 1000.0, uploaded / max(published["payload"], 1), done
 
     def save_logs(self):
-        for name in ["fc-anvil", "fc-repo", *self.devices, "fc-evil"]:
+        for name in ["fc-anvil", "fc-beacon", "fc-repo", *self.devices, "fc-evil"]:
             out = subprocess.run(["docker", "logs", name], capture_output=True, text=True)
             with open(os.path.join(self.work, f"{name}.log"), "w") as f:
                 f.write(out.stdout + out.stderr)
@@ -255,6 +260,7 @@ class Fleet:
         if ids:
             docker("rm", "-f", *ids, check=False)
         docker("network", "rm", NET, check=False)
+        docker("network", "rm", DEV_NET, check=False)
 
 
 def new_fleet(args, n, tag):
@@ -543,6 +549,187 @@ def rollout(args):
         fleet.teardown()
 
 
+PEERS_STALENESS = 20  # chain.max_staleness_secs of the peers scenario's devices
+
+
+def proof_source(fleet, name):
+    """The peer id a device's last verified release proof came from (its log's `from=peer ID`), or None."""
+    out = subprocess.run(["docker", "logs", name], capture_output=True, text=True)
+    lines = [l for l in (out.stdout + out.stderr).splitlines() if "release seen (release proof verified)" in l]
+    if not lines or "from=peer " not in lines[-1]:
+        return None
+    return lines[-1].split("from=peer ", 1)[1].split()[0].strip('"')
+
+
+def routes(name):
+    """The IPv4 routes in `name`'s network namespace."""
+    pid = docker("inspect", "-f", "{{.State.Pid}}", name).strip()
+    r = subprocess.run(["nsenter", "-t", pid, "-n", "ip", "-4", "route"], capture_output=True, text=True)
+    return "; ".join(l.strip() for l in r.stdout.splitlines())
+
+
+def no_route(fleet, name, ip, port):
+    """True when a TCP connect from `name`'s network namespace to ip:port fails (the image has no shell)."""
+    pid = docker("inspect", "-f", "{{.State.Pid}}", name).strip()
+    code = ("import socket, sys\n"
+            "try:\n socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)\n"
+            "except OSError as e:\n print(e); sys.exit(0)\n"
+            "sys.exit(1)")
+    r = subprocess.run(["nsenter", "-t", pid, "-n", sys.executable, "-c", code, ip, str(port)],
+                       capture_output=True, text=True, timeout=30)
+    return r.returncode == 0, r.stdout.strip()
+
+
+def peers(args):
+    """8. Updates proven over the mesh: anvil, a beacon light-client harness and the repository (light mode,
+    serving chain proofs) on the chain network; 10 devices in `peers` mode with no RPC URL on a network of their
+    own, which only the repository joins. The devices install, a revocation reaches them through head proofs,
+    and when the beacon stops they report `stale` after chain.max_staleness_secs."""
+    n = 10
+    work = os.path.join(args.work, "peers")
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    fleet = Fleet(work, args.image, args.anvil_image)
+    fleet.teardown()
+    fleet.factory = sample(args.size_mib * 1024 * 1024, 5)
+    with open(os.path.join(work, "factory.bin"), "wb") as f:
+        f.write(fleet.factory)
+    try:
+        # The chain side: anvil mines a block every second (the harness moves its head with new blocks).
+        fleet.start_chain(["--block-time", "1"])
+        # The image's HEALTHCHECK asks a node's API, which the harness has not.
+        fleet.run("fc-beacon", BEACON_IP, ["--json", "beacon-harness", "--rpc", RPC, "--listen", "0.0.0.0:5052"],
+                  options=["--no-healthcheck"])
+        beacon = fleet.first_line("fc-beacon")
+        chain_yaml = os.path.join(work, "chain.yaml")
+        with open(chain_yaml, "w") as f:
+            f.write(beacon["chain_config"])
+        os.chmod(chain_yaml, 0o644)
+        checkpoint = beacon["checkpoint"]
+        log(f"beacon harness at {BEACON_IP}:5052, checkpoint {checkpoint}")
+        chain = [f"chain.contract={fleet.contract}", f"chain.product={PRODUCT}", f"chain.checkpoint={checkpoint}",
+                 "chain.chain_config=/chain.yaml", "chain.poll_interval_secs=1", "p2p.listen=/ip4/0.0.0.0/tcp/4001",
+                 "p2p.stall_timeout_secs=30", "api.listen=127.0.0.1:8420"]
+
+        def sets(items):
+            return [x for item in items for x in ("--set", item)]
+
+        repo_dir = node_dir(os.path.join(work, "repo"))
+        repo_args = ["--json", "run", "--data", "/data", "--repository", *sets([
+            "chain.mode=light", f"chain.execution_rpc={RPC}", f"chain.consensus_rpc=http://{BEACON_IP}:5052",
+            *chain])]
+        fleet.run("fc-repo", REPO_IP, repo_args, env=[("FIRMCHAIN_PRIVATE_KEY", KEY),
+                                                      ("FIRMCHAIN_LOG", "info,libp2p_kad=error")],
+                  volumes=[(repo_dir, "/data"), (chain_yaml, "/chain.yaml:ro")])
+        repo_id = fleet.first_line("fc-repo", timeout=120)["peer_id"]
+        # The devices' network: the repository is its only member with a route to the chain.
+        docker("network", "create", "--internal", "--subnet", DEV_SUBNET, "--label", LABEL, DEV_NET)
+        docker("network", "connect", "--ip", "10.78.0.10", DEV_NET, "fc-repo")
+        repo_addr = f"/ip4/10.78.0.10/tcp/4001/p2p/{repo_id}"
+
+        device = ["chain.mode=peers", *chain, f"chain.max_staleness_secs={PEERS_STALENESS}",
+                  "install.initial_image=/factory.bin"]
+        ids = {repo_id: "fc-repo"}
+        first = None
+        for i in range(1, n + 1):
+            name = f"fc-dev{i}"
+            host = node_dir(os.path.join(work, name))
+            # Devices 6-10 know only device 1: whatever they verify reached them through devices.
+            boot = repo_addr if i <= 5 else first
+            fleet.run(name, f"10.78.0.{100 + i}", ["--json", "run", "--data", "/data",
+                                                    *sets([*device, f"p2p.bootstrap={boot}"])],
+                      env=[("FIRMCHAIN_LOG", "info,libp2p_kad=error")], network=DEV_NET,
+                      volumes=[(host, "/data"), (os.path.join(work, "factory.bin"), "/factory.bin:ro"),
+                               (chain_yaml, "/chain.yaml:ro")])
+            started = fleet.first_line(name)
+            assert started["chain"] == "peers", started
+            ids[started["peer_id"]] = name
+            if i == 1:
+                first = f"/ip4/10.78.0.101/tcp/4001/p2p/{started['peer_id']}"
+            fleet.devices.append(name)
+        devs = list(fleet.devices)
+        # No RPC URL in any device's configuration, and no route from the devices to the chain containers: an
+        # --internal network still gives its containers a default route to the bridge (where Docker's rules drop
+        # the traffic); it is removed, so the devices' only route is their own subnet.
+        for d in devs:
+            pid = docker("inspect", "-f", "{{.State.Pid}}", d).strip()
+            subprocess.run(["nsenter", "-t", pid, "-n", "ip", "route", "del", "default"], capture_output=True)
+            assert "default" not in routes(d), f"{d}: {routes(d)}"
+            argv = " ".join(json.loads(docker("inspect", "-f", "{{json .Args}}", d)))
+            assert "rpc" not in argv and ANVIL_IP not in argv and BEACON_IP not in argv, f"{d}: {argv}"
+            for ip, port in ((ANVIL_IP, 8545), (BEACON_IP, 5052)):
+                unreachable, why = no_route(fleet, d, ip, port)
+                assert unreachable, f"{d} reaches {ip}:{port}"
+        log(f"scenario 8: {n} devices in peers mode, no RPC URL; routes of {devs[0]}: {routes(devs[0])}; a connect "
+            f"to anvil or the beacon fails ({why})")
+        for d in devs:
+            wait(f"{d} verified a head proof", 180,
+                 lambda: (lambda s: (s.get("chain") or {}).get("mode") == "peers"
+                          and s["chain_state"] == "verified")(fleet.status(d)), every=0.5)
+
+        # A release reaches every device through proofs relayed over the mesh.
+        image = next_release(fleet.factory, 1, args.change_kib)
+        # Timed from the start of the publish command (its transaction waits for anvil's next block).
+        started_ms = int(time.time() * 1000)
+        p = fleet.publish(1, image)
+        done = fleet.wait_installed(devs, 1, timeout=180)
+        for d, s in done.items():
+            assert s["installed"]["hash"] == p["target"], f"{d} runs {s['installed']}"
+        t = (max(s["last_install"]["at_ms"] for s in done.values()) - started_ms) / 1000.0
+        sources = {d: ids.get(proof_source(fleet, d) or "", "?") for d in devs}
+        relayed = sum(1 for d in devs if sources[d] not in ("fc-repo", "?"))
+        log(f"scenario 8: release 1 on {n} devices in {t:.2f} s; release proofs from {sources}")
+
+        # A revocation: release 2 is held by a pause, revoked while held (the head proof's flags carry it),
+        # and never fetched; release 3 then installs everywhere.
+        fleet.index("pause", "--product", PRODUCT)
+        image2 = next_release(image, 2, args.change_kib)
+        fleet.publish(2, image2)
+        for d in devs:
+            wait(f"{d} holds release 2 (paused)", 120, lambda: held(fleet.status(d), 2) == "paused", every=0.5)
+        fleet.index("revoke", "--product", PRODUCT, "--sequence", "2", "--reason", "bricks the radio")
+        for d in devs:
+            wait(f"{d} learnt of the revocation from a head proof", 120,
+                 lambda: "release revoked (proven by a head proof)" in subprocess.run(
+                     ["docker", "logs", d], capture_output=True, text=True).stderr, every=0.5)
+        fleet.index("resume", "--product", PRODUCT)
+        image3 = next_release(image2, 3, args.change_kib)
+        p3 = fleet.publish(3, image3)
+        done = fleet.wait_installed(devs, 3, timeout=180)
+        for d, s in done.items():
+            assert s["installed"]["hash"] == p3["target"], f"{d} runs {s['installed']}"
+            assert s["last_fetch"]["sequence"] == 3, f"{d} fetched the revoked release: {s['last_fetch']}"
+            assert s["chain"]["mode"] == "peers", s["chain"]
+        log("scenario 8: release 2 revoked while paused and never fetched; release 3 on every device")
+
+        # Freeze: the beacon stops; the repository builds no newer head proof, the devices only relay the last
+        # one to each other (a replay is not news), and each reports `stale` after chain.max_staleness_secs.
+        ages = []
+        for d in devs:
+            s = fleet.status(d)
+            assert s["chain_state"] == "verified", s
+            ages.append(s["chain"]["age_seconds"])
+        docker("kill", "fc-beacon")
+        stopped = time.time()
+        for d in devs:
+            wait(f"{d} stale", PEERS_STALENESS + 90, lambda: fleet.status(d)["chain_state"] == "stale", every=0.5)
+        after = time.time() - stopped
+        for d in devs:
+            s = fleet.status(d)
+            assert s["installed"]["sequence"] == 3 and s["chain"]["age_seconds"] > PEERS_STALENESS, s
+        return (f"{n} devices in peers mode with no RPC URL on a network of their own with no route to anvil or "
+                f"the beacon (a connect fails: {why}) "
+                f"(only the repository, light mode, serves proofs; devices 6-10 know only device 1): release 1 "
+                f"installed on all {t:.2f} s after the publish command started ({relayed} release proofs relayed "
+                f"by devices); release 2 revoked while paused reached all through head proofs and was never "
+                f"fetched, release 3 installed; "
+                f"beacon killed (newest head proof then {min(ages)}-{max(ages)} s old): all {n} report stale "
+                f"within {after:.0f} s (max_staleness {PEERS_STALENESS} s)")
+    finally:
+        fleet.save_logs()
+        fleet.teardown()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", required=True)
@@ -552,17 +739,22 @@ def main():
     ap.add_argument("--size-mib", type=int, default=4)
     ap.add_argument("--change-kib", type=int, default=256)
     ap.add_argument("--sizes", default="5,10,20")
-    ap.add_argument("--only", help="run one scenario (`rollout`), write no results file")
+    ap.add_argument("--only", help="run one scenario (`rollout` or `peers`), write no results file")
     args = ap.parse_args()
 
     if args.only == "rollout":
         log(f"scenario 7: {rollout(args)}")
+        return
+    if args.only == "peers":
+        log(f"scenario 8: {peers(args)}")
         return
     if args.only:
         ap.error(f"--only: unknown scenario {args.only!r}")
     results = scenarios(args)
     results["7"] = rollout(args)
     log(f"scenario 7: {results['7']}")
+    results["8"] = peers(args)
+    log(f"scenario 8: {results['8']}")
     rows = {}
     for n in [int(x) for x in args.sizes.split(",") if x]:
         rows[n] = measure(args, n)
@@ -570,9 +762,11 @@ def main():
     with open(args.results, "w") as f:
         f.write("# Swarm results\n\n")
         f.write(f"`bash tests/swarm/run.sh`, {time.strftime('%Y-%m-%d', time.gmtime())}, {os.cpu_count()} cores. "
-                f"Containers on one Docker engine (vfs), an --internal bridge network, anvil in a container, "
+                f"Containers on one Docker engine (vfs), an --internal bridge network (scenario 8: two), anvil in a "
+                f"container, "
                 f"{args.size_mib} MiB firmware, {args.change_kib} KiB of new data per release. Time: from the "
-                f"publish transaction's inclusion to the last device's install (its own clock, ms).\n\n")
+                f"publish transaction's inclusion (when the publish command returns, at most 0.25 s later) to the last "
+                f"device's install (its own clock, ms).\n\n")
         f.write("| N | release 1 | time | repository upload ÷ payload | release 2 | time | repository upload ÷ payload |\n")
         f.write("|---|---|---|---|---|---|---|\n")
         for n, r in rows.items():

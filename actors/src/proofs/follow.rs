@@ -18,6 +18,7 @@ use firmchain_update::Sequence;
 use firmchain_update::rollout::ReleaseGate;
 
 use super::book::{FollowError, ProofBook};
+use super::fallback::Fallback;
 use crate::messages::{ChainHead, ReleaseInstalled, ReleaseRevoked, ReleaseSeen, StatusEvent};
 use crate::rollout::RolloutProven;
 use crate::state::NodeState;
@@ -82,6 +83,8 @@ pub struct ProofFollower {
     pending: Vec<Announced>,
     installed: Option<Sequence>,
     local: Option<OfferProofs>,
+    /// Light mode with `chain.peers_fallback`: the own watcher, which reports through this actor.
+    own: Option<(Fallback, Recipient<ReleaseInstalled>)>,
 }
 
 impl std::fmt::Debug for ProofFollower {
@@ -113,10 +116,41 @@ impl ProofFollower {
             pending: Vec::new(),
             installed: None,
             local: None,
+            own: None,
         }
     }
 
+    /// Follow peers only as the fallback of the node's own IndexWatcher, which then sends its status events and
+    /// rollout reports here (see [`super::fallback`]); installs are passed on to it at `installs`. The own
+    /// sources count as behind when their head is older than `behind_after` seconds.
+    pub fn with_fallback(mut self, behind_after: u64, installs: Recipient<ReleaseInstalled>) -> Self {
+        self.own = Some((Fallback::new(behind_after, unix_now()), installs));
+        self
+    }
+
+    pub(super) fn fallback_mut(&mut self) -> Option<&mut Fallback> {
+        self.own.as_mut().map(|(f, _)| f)
+    }
+
+    pub(super) fn ports(&self) -> &FollowerPorts {
+        &self.ports
+    }
+
     fn run_round(&mut self, ctx: &mut Context<Self>) {
+        if let Some(f) = self.fallback_mut() {
+            let (using, changed) = f.use_peers(unix_now());
+            if changed && using {
+                tracing::warn!(
+                    "the node's own chain sources failed or fell behind: following verified proofs from peers"
+                );
+            } else if changed {
+                tracing::info!("the node's own chain sources are current again: peers are no longer asked");
+            }
+            if !using {
+                self.pending.clear();
+                return;
+            }
+        }
         let Some((mut book, mut known)) = self.work.take() else {
             return;
         };
@@ -142,14 +176,16 @@ impl ProofFollower {
         }));
     }
 
-    fn report(&self, round: Round) {
+    fn report(&mut self, round: Round) {
         for why in round.rejected {
             tracing::warn!("{why}");
             self.ports.status.do_send(StatusEvent::Rejected(why));
         }
         if let Some((head, source)) = round.head {
             tracing::info!(block = head.block, from = %source, "head proof verified");
-            self.ports.status.do_send(StatusEvent::Chain(Ok(head)));
+            if self.fallback_mut().is_none_or(|f| f.show(head.timestamp, false)) {
+                self.ports.status.do_send(StatusEvent::Chain(Ok(head)));
+            }
         }
         for (seen, source) in round.seen {
             tracing::info!(sequence = seen.record.sequence.0, revoked = seen.revoked, from = %source,
@@ -164,7 +200,11 @@ impl ProofFollower {
                 r.do_send(ReleaseRevoked { sequence });
             }
         }
-        if let Some((now, gates)) = round.gates {
+        if let Some(report) = round.gates {
+            let (now, gates) = match self.fallback_mut() {
+                Some(f) => f.gates(report, false),
+                None => report,
+            };
             crate::rollout::tell(self.ports.rollout.as_ref(), Some(now), Some(gates));
         }
     }
@@ -503,6 +543,12 @@ impl Handler<ReleaseInstalled> for ProofFollower {
     type Result = ();
 
     fn handle(&mut self, msg: ReleaseInstalled, _: &mut Context<Self>) {
+        if let Some((fallback, watcher)) = &mut self.own {
+            if let ReleaseInstalled::Installed { sequence, .. } = &msg {
+                fallback.installed(*sequence);
+            }
+            watcher.do_send(msg.clone());
+        }
         if let ReleaseInstalled::Installed { sequence, .. } = msg {
             match &mut self.work {
                 Some((_, known)) => known.installed = known.installed.max(sequence),

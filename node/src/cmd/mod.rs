@@ -8,6 +8,8 @@ use crate::cli::Command;
 use crate::error::CliError;
 use crate::output::Output;
 
+#[cfg(feature = "fault-injection")]
+mod beacon_harness;
 mod chain;
 mod checkpoint;
 mod contract;
@@ -137,6 +139,8 @@ pub fn run(command: Command, out: &Output) -> Result<(), CliError> {
         Command::Status(args) => status::run(args, out),
         Command::Completions { shell } => ops::completions(shell),
         Command::Man => ops::man(),
+        #[cfg(feature = "fault-injection")]
+        Command::BeaconHarness { rpc, listen } => beacon_harness::serve(&rpc, &listen, out),
     }
 }
 

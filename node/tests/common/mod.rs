@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses its own part of it
 
 pub mod beacon;
+pub mod relay;
 
 use std::path::{Path, PathBuf};
 

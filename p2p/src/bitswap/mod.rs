@@ -8,7 +8,6 @@
 //! Blocks are attributed to the peer whose stream carried them, so a peer that lies is named; a peer that abuses
 //! the server is named, dropped and banned.
 
-pub(crate) mod inbound;
 pub mod proto;
 pub mod serve;
 
@@ -42,6 +41,8 @@ const READ_BODY_TIMEOUT: Duration = Duration::from_secs(60);
 const WRITER_IDLE: Duration = Duration::from_secs(30);
 const WRITER_QUEUE: usize = 32;
 const INBOUND_QUEUE: usize = 1024;
+/// Inbound Bitswap streams waiting for the acceptor, from all peers (see [`crate::accept`]).
+pub const QUEUE: usize = 1024;
 /// The most Bitswap messages of one peer that we read and handle at once; messages on further streams wait,
 /// unread (their bytes stay in the peer's send window), until one of these is handled.
 pub const MAX_INBOUND_STREAMS_PER_PEER: usize = 4;
@@ -494,12 +495,12 @@ async fn close_writer(shared: &Arc<Shared>, peer: PeerId, mut rx: mpsc::Receiver
     shared.peer_gone(peer).await;
 }
 
-/// Accept the inbound Bitswap streams that [`inbound::Behaviour`] queues, until the swarm stops: each is read
-/// once the peer has a read slot, or reset past [`MAX_OPEN_STREAMS_PER_PEER`].
-pub(crate) fn spawn_acceptor(shared: &Arc<Shared>, mut incoming: mpsc::Receiver<(PeerId, libp2p::Stream)>) {
+/// Accept the inbound Bitswap streams that [`crate::accept::Behaviour`] queues, until the swarm stops: each is
+/// read once the peer has a read slot, or reset past [`MAX_OPEN_STREAMS_PER_PEER`].
+pub(crate) fn spawn_acceptor(shared: &Arc<Shared>, mut incoming: crate::accept::Incoming) {
     let shared = shared.clone();
     tokio::spawn(async move {
-        while let Some((peer, stream)) = incoming.recv().await {
+        while let Some(crate::accept::Accepted { peer, stream, .. }) = incoming.recv().await {
             let Some((slot, gate)) = InboundSlot::take(&shared, peer) else {
                 debug!(target: "firmchain::bitswap", %peer, limit = MAX_OPEN_STREAMS_PER_PEER,
                     "too many bitswap streams from one peer; resetting one");

@@ -58,8 +58,9 @@ pub struct Wantlist {
     order: VecDeque<Cid>,
     wants: HashMap<Cid, Want>,
     sent: HashMap<Cid, (u32, Instant)>,
-    /// Taken by the serving task and not answered yet: a repeat of one of these merges into it.
-    answering: HashSet<Cid>,
+    /// Taken by the serving task and not answered yet, with what was asked: a repeat of one of these merges
+    /// into it (a want-block does not merge into a want-have being answered: it is held for the next round).
+    answering: HashMap<Cid, WantType>,
     /// A serving task runs for this peer.
     serving: bool,
 }
@@ -96,15 +97,31 @@ impl Wantlist {
                     window: REPEAT_WINDOW,
                 });
             }
-            if self.answering.contains(&e.cid) {
+            if let Some(taken) = self.answering.get(&e.cid)
+                && (*taken == WantType::Block || e.want == WantType::Have)
+            {
                 continue;
             }
-            let want = Want {
+            let mut want = Want {
                 want: e.want,
                 send_dont_have: e.send_dont_have,
             };
-            if self.wants.insert(e.cid, want).is_none() {
-                self.order.push_back(e.cid);
+            match self.wants.get(&e.cid) {
+                // A want-have never downgrades a held want-block (the block answers both).
+                Some(held) if held.want == WantType::Block && want.want == WantType::Have => {
+                    want = Want {
+                        send_dont_have: held.send_dont_have || want.send_dont_have,
+                        ..*held
+                    };
+                    self.wants.insert(e.cid, want);
+                }
+                Some(_) => {
+                    self.wants.insert(e.cid, want);
+                }
+                None => {
+                    self.wants.insert(e.cid, want);
+                    self.order.push_back(e.cid);
+                }
             }
         }
         if self.wants.len() > MAX_HELD_WANTS {
@@ -127,7 +144,7 @@ impl Wantlist {
         while out.len() < n {
             let Some(cid) = self.order.pop_front() else { break };
             if let Some(w) = self.wants.remove(&cid) {
-                self.answering.insert(cid);
+                self.answering.insert(cid, w.want);
                 out.push((cid, w));
             }
         }
@@ -197,6 +214,7 @@ pub(crate) fn on_wants(
         list.serving |= start;
         start
     };
+
     if start {
         tokio::spawn(serve_peer(shared.clone(), peer));
     }
@@ -481,5 +499,50 @@ mod tests {
         l.put_back(taken[1..].to_vec());
         let next: Vec<Cid> = l.take(10).into_iter().map(|(c, _)| c).collect();
         assert_eq!(next, [cid(2), cid(3)]);
+    }
+
+    #[test]
+    fn a_want_have_never_downgrades_a_held_want_block() {
+        let mut l = Wantlist::default();
+        let now = Instant::now();
+        let cid = firmchain_update::dag::cid_of(firmchain_update::dag::RAW, b"x");
+        let entry = |want| Entry {
+            cid,
+            priority: 1,
+            cancel: false,
+            want,
+            send_dont_have: want == WantType::Block,
+        };
+        l.apply(&[entry(WantType::Block)], false, now).unwrap();
+        l.apply(&[entry(WantType::Have)], false, now).unwrap();
+        let taken = l.take(8);
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].1.want, WantType::Block);
+        assert!(taken[0].1.send_dont_have);
+    }
+
+    #[test]
+    fn a_want_block_arriving_while_a_want_have_is_answered_is_kept() {
+        let mut l = Wantlist::default();
+        let now = Instant::now();
+        let cid = firmchain_update::dag::cid_of(firmchain_update::dag::RAW, b"y");
+        let entry = |want| Entry {
+            cid,
+            priority: 1,
+            cancel: false,
+            want,
+            send_dont_have: true,
+        };
+        l.apply(&[entry(WantType::Have)], false, now).unwrap();
+        assert_eq!(l.take(8)[0].1.want, WantType::Have);
+        // Asked for the block while the Have answer is on its way: held for the next round.
+        l.apply(&[entry(WantType::Block)], false, now).unwrap();
+        l.answered([cid]);
+        let next = l.take(8);
+        assert_eq!(next.len(), 1, "the want-block was lost");
+        assert_eq!(next[0].1.want, WantType::Block);
+        // A repeat of a want-block being answered still merges into it.
+        l.apply(&[entry(WantType::Block)], false, now).unwrap();
+        assert!(l.is_empty());
     }
 }

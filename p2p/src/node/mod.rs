@@ -176,7 +176,7 @@ impl P2p {
         let peer_id = key.public().to_peer_id();
         let (mut swarm, inbound) = build_swarm(&config, key, registry)?;
         let metrics = libp2p::metrics::Metrics::new(registry);
-        let mut control = swarm.behaviour().stream.new_control();
+        let control = swarm.behaviour().stream.new_control();
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let shared = Shared::new(
             store.clone(),
@@ -186,8 +186,8 @@ impl P2p {
             #[cfg(feature = "fault-injection")]
             config.fault,
         );
-        bitswap::spawn_acceptor(&shared, inbound);
-        let proofs = crate::proofs::Proofs::start(&mut control, cmd_tx.clone());
+        bitswap::spawn_acceptor(&shared, inbound.bitswap);
+        let proofs = crate::proofs::Proofs::start(&control, inbound.proofs, cmd_tx.clone());
 
         let mut listeners = HashMap::new();
         for addr in &config.listen {

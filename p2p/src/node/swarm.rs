@@ -9,11 +9,14 @@ use tracing::warn;
 
 use super::{P2pConfig, providers};
 use crate::command::P2pError;
+use crate::{accept, bitswap, proofs};
 
 pub(crate) const QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Yamux streams per connection, both directions: Bitswap ([`crate::bitswap::MAX_OPEN_STREAMS_PER_PEER`]
 /// inbound, a writer outbound), Kademlia, identify and ping need far fewer than the library's 512.
 pub const MAX_STREAMS_PER_CONNECTION: usize = 64;
+static BITSWAP: [libp2p::StreamProtocol; 3] = bitswap::PROTOCOLS;
+static PROOFS: [libp2p::StreamProtocol; 2] = proofs::PROTOCOLS;
 const AGENT: &str = concat!("firmchain/", env!("CARGO_PKG_VERSION"));
 
 /// Local discovery by mDNS; a build without the `mdns` feature has a behaviour that does nothing in its place.
@@ -32,12 +35,18 @@ pub(crate) struct Behaviour {
     pub(crate) kad: kad::Behaviour<MemoryStore>,
     pub(crate) mdns: Toggle<Mdns>,
     pub(crate) stream: libp2p_stream::Behaviour,
-    pub(crate) bitswap: crate::bitswap::inbound::Behaviour,
+    pub(crate) bitswap: accept::Behaviour,
+    pub(crate) proofs: accept::Behaviour,
 }
 
-/// The swarm and the queue of inbound Bitswap streams (see [`crate::bitswap::inbound`]).
+/// The queues of inbound streams of our own protocols (see [`crate::accept`]).
+pub(crate) struct InboundStreams {
+    pub(crate) bitswap: accept::Incoming,
+    pub(crate) proofs: accept::Incoming,
+}
+
+/// The swarm and its queues of inbound streams.
 pub(crate) type Built = (Swarm<Behaviour>, InboundStreams);
-pub(crate) type InboundStreams = tokio::sync::mpsc::Receiver<(libp2p::PeerId, libp2p::Stream)>;
 
 /// The swarm of `config`; its transports count their bytes into `registry` (`libp2p_bandwidth_*`).
 pub(crate) fn build_swarm(
@@ -73,8 +82,9 @@ pub(crate) fn build_swarm(
             libp2p::dns::ResolverOpts::default(),
         )
     });
-    let (bitswap, inbound) = crate::bitswap::inbound::Behaviour::new();
-    let mut bitswap = Some(bitswap);
+    let (bitswap, bitswap_in) = accept::Behaviour::new("bitswap", &BITSWAP, bitswap::QUEUE);
+    let (proofs, proofs_in) = accept::Behaviour::new("proofs", &PROOFS, proofs::QUEUE);
+    let mut ours = Some((bitswap, proofs));
     let builder = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, || {
@@ -116,6 +126,9 @@ pub(crate) fn build_swarm(
             };
             #[cfg(not(feature = "mdns"))]
             let mdns: Option<Mdns> = None;
+            let (bitswap_behaviour, proofs_behaviour) = ours
+                .take()
+                .ok_or_else(|| std::io::Error::other("the behaviour is built once"))?;
             Ok(Behaviour {
                 per_ip: super::ip_limit::IpLimit::new(per_ip, limit_loopback),
                 limits: connection_limits::Behaviour::new(limits),
@@ -128,14 +141,17 @@ pub(crate) fn build_swarm(
                 kad,
                 mdns: Toggle::from(mdns),
                 stream: libp2p_stream::Behaviour::new(),
-                bitswap: bitswap
-                    .take()
-                    .ok_or_else(|| std::io::Error::other("the behaviour is built once"))?,
+                bitswap: bitswap_behaviour,
+                proofs: proofs_behaviour,
             })
         })
         .map_err(|e| t(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
         .build();
+    let inbound = InboundStreams {
+        bitswap: bitswap_in,
+        proofs: proofs_in,
+    };
     Ok((swarm, inbound))
 }
 

@@ -1,12 +1,16 @@
 //! Chain proofs over libp2p: a request-response protocol (`/firmchain/proofs/1.0.0`: a bootstrap, committee
 //! updates for periods a..b, the newest head proof of a product, the release proof of one release) and an
 //! announcement protocol (`/firmchain/proofs/announce/1.0.0`: a new head proof pushed to connected peers).
-//! Both run over the swarm's existing stream behaviour, one stream per request or announcement.
+//! One stream per request or announcement.
 //!
 //! Bounded like Bitswap: requests and answers have size caps checked before anything is read into memory
 //! ([`wire`]); every network step has a timeout; a peer gets [`REQUESTS_PER_WINDOW`] requests and
-//! announcements per [`BUDGET_WINDOW`] and [`MAX_INBOUND_PER_PEER`] at a time, and all peers together
-//! [`MAX_INBOUND`] at a time; announcements wait in a queue of [`ANNOUNCE_QUEUE`] and are dropped beyond it.
+//! announcements per [`BUDGET_WINDOW`], [`MAX_OPEN_PER_PEER`] streams open at once of which
+//! [`MAX_INBOUND_PER_PEER`] are served at a time, and all peers together [`MAX_OPEN`] open and [`MAX_INBOUND`]
+//! served at a time; streams past a limit are refused by name (closed unanswered, and counted), never reset
+//! unread. Streams are accepted through [`crate::accept`], as Bitswap's are, so a burst of them from several
+//! peers is queued rather than dropped. Announcements wait in a queue of [`ANNOUNCE_QUEUE`] and are dropped
+//! beyond it.
 //!
 //! This module moves bytes; it does not judge proofs. The node verifies what it receives, puts only verified
 //! proofs on the [`Shelf`] it serves from, and calls [`Proofs::ban`] with the reason for a peer whose proof
@@ -19,7 +23,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use futures::{AsyncReadExt, AsyncWriteExt};
 use libp2p::{PeerId, StreamProtocol};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::{debug, warn};
@@ -31,13 +35,23 @@ pub use wire::{MAX_ITEM_BYTES, MAX_RESPONSE_BYTES, ProofRequest, ProofResponse, 
 pub const REQUEST_PROTOCOL: StreamProtocol = StreamProtocol::new("/firmchain/proofs/1.0.0");
 pub const ANNOUNCE_PROTOCOL: StreamProtocol = StreamProtocol::new("/firmchain/proofs/announce/1.0.0");
 
+/// Both protocols, as the swarm accepts them (see [`crate::accept`]).
+pub const PROTOCOLS: [StreamProtocol; 2] = [REQUEST_PROTOCOL, ANNOUNCE_PROTOCOL];
+
 /// Requests and announcements one peer may make per [`BUDGET_WINDOW`].
 pub const REQUESTS_PER_WINDOW: u32 = 64;
 pub const BUDGET_WINDOW: Duration = Duration::from_secs(60);
-/// Inbound streams of one peer served at a time.
+/// Inbound streams of one peer served at a time; its further streams wait (see [`MAX_OPEN_PER_PEER`]).
 pub const MAX_INBOUND_PER_PEER: usize = 2;
-/// Inbound streams of all peers served at a time.
+/// Inbound streams of all peers served at a time; further streams wait.
 pub const MAX_INBOUND: usize = 32;
+/// Inbound streams of one peer open at once, served or waiting: more are refused (closed unanswered, which
+/// the asking node reads as [`ProofsError::Refused`]) and counted in [`ServeCounts::over_concurrency`].
+pub const MAX_OPEN_PER_PEER: usize = 8;
+/// Inbound streams of all peers open at once, served or waiting; more are refused the same way.
+pub const MAX_OPEN: usize = 256;
+/// Inbound proof streams the swarm queues for the service (see [`crate::accept`]).
+pub const QUEUE: usize = 256;
 /// Announcements received and not yet taken by the node.
 pub const ANNOUNCE_QUEUE: usize = 32;
 /// Most peers tracked by the budget (the oldest windows are forgotten first).
@@ -114,7 +128,7 @@ struct Inner {
     cmd: mpsc::Sender<Command>,
     shelf: Mutex<Shelf>,
     budgets: Mutex<Budgets>,
-    open: Mutex<HashMap<PeerId, usize>>,
+    open: Mutex<Open>,
     serving: Arc<Semaphore>,
     announced_tx: mpsc::Sender<Announced>,
     announced_rx: Mutex<Option<mpsc::Receiver<Announced>>>,
@@ -138,28 +152,41 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A peer's inbound stream slot, given back when dropped.
+/// Inbound streams open now, served or waiting: in all, and per peer with the gate of those served at once.
+#[derive(Default)]
+struct Open {
+    total: usize,
+    peers: HashMap<PeerId, (usize, Arc<Semaphore>)>,
+}
+
+/// An inbound stream's place among the open ones, given back when dropped.
 struct Slot {
     inner: Arc<Inner>,
     peer: PeerId,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    gate: Arc<Semaphore>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut open = lock(&self.inner.open);
-        if let Some(n) = open.get_mut(&self.peer) {
+        open.total = open.total.saturating_sub(1);
+        if let Some((n, _)) = open.peers.get_mut(&self.peer) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                open.remove(&self.peer);
+                open.peers.remove(&self.peer);
             }
         }
     }
 }
 
 impl Proofs {
-    /// Register both protocols on the swarm's stream behaviour and serve them.
-    pub(crate) fn start(control: &mut libp2p_stream::Control, cmd: mpsc::Sender<Command>) -> Proofs {
+    /// Serve the proof streams the swarm accepts (`incoming`, see [`crate::accept`]); open outbound ones with
+    /// `control`.
+    pub(crate) fn start(
+        control: &libp2p_stream::Control,
+        mut incoming: crate::accept::Incoming,
+        cmd: mpsc::Sender<Command>,
+    ) -> Proofs {
         let (announced_tx, announced_rx) = mpsc::channel(ANNOUNCE_QUEUE);
         let proofs = Proofs {
             inner: Arc::new(Inner {
@@ -167,36 +194,46 @@ impl Proofs {
                 cmd,
                 shelf: Mutex::new(Shelf::default()),
                 budgets: Mutex::new(Budgets::default()),
-                open: Mutex::new(HashMap::new()),
+                open: Mutex::new(Open::default()),
                 serving: Arc::new(Semaphore::new(MAX_INBOUND)),
                 announced_tx,
                 announced_rx: Mutex::new(Some(announced_rx)),
                 counts: Mutex::new(ServeCounts::default()),
             }),
         };
-        for (protocol, announce) in [(REQUEST_PROTOCOL, false), (ANNOUNCE_PROTOCOL, true)] {
-            let Ok(mut incoming) = control.accept(protocol.clone()) else {
-                warn!(target: "firmchain::proofs", %protocol, "protocol already registered");
-                continue;
-            };
-            let me = proofs.clone();
-            tokio::spawn(async move {
-                while let Some((peer, stream)) = incoming.next().await {
-                    let Some(slot) = me.admit(peer) else {
-                        drop(stream);
-                        continue;
+        let me = proofs.clone();
+        tokio::spawn(async move {
+            while let Some(crate::accept::Accepted {
+                peer,
+                protocol,
+                stream,
+            }) = incoming.recv().await
+            {
+                let Some(slot) = me.admit(peer) else {
+                    tokio::spawn(refuse(stream));
+                    continue;
+                };
+                let me = me.clone();
+                tokio::spawn(async move {
+                    // Served in turn: a peer's few at a time, everyone's within the total.
+                    let turn = async {
+                        let mine = slot.gate.clone().acquire_owned().await.ok()?;
+                        let all = me.inner.serving.clone().acquire_owned().await.ok()?;
+                        Some((mine, all))
                     };
-                    let me = me.clone();
-                    tokio::spawn(async move {
-                        if announce {
-                            me.read_announcement(peer, stream, slot).await;
-                        } else {
-                            me.serve(peer, stream, slot).await;
-                        }
-                    });
-                }
-            });
-        }
+                    let Ok(Some(_turn)) = tokio::time::timeout(IO_TIMEOUT, turn).await else {
+                        debug!(target: "firmchain::proofs", %peer, "no proof serving slot in time; refusing");
+                        me.count(|c| c.over_concurrency += 1);
+                        return refuse(stream).await;
+                    };
+                    if protocol == ANNOUNCE_PROTOCOL {
+                        me.read_announcement(peer, stream, slot).await;
+                    } else {
+                        me.serve(peer, stream, slot).await;
+                    }
+                });
+            }
+        });
         proofs
     }
 
@@ -209,29 +246,36 @@ impl Proofs {
         *lock(&self.inner.counts)
     }
 
-    /// Admit one inbound stream of `peer`: its budget, its concurrency, everyone's concurrency.
+    /// Admit one inbound stream of `peer`: its budget, its open streams, everyone's open streams.
     fn admit(&self, peer: PeerId) -> Option<Slot> {
         if !lock(&self.inner.budgets).spend(peer, Instant::now()) {
             debug!(target: "firmchain::proofs", %peer, "proof requests over budget; refusing");
             self.count(|c| c.over_budget += 1);
             return None;
         }
-        let Ok(permit) = self.inner.serving.clone().try_acquire_owned() else {
-            self.count(|c| c.over_concurrency += 1);
-            return None;
-        };
         let mut open = lock(&self.inner.open);
-        let n = open.entry(peer).or_default();
-        if *n >= MAX_INBOUND_PER_PEER {
+        let total = open.total;
+        let (n, gate) = open
+            .peers
+            .entry(peer)
+            .or_insert_with(|| (0, Arc::new(Semaphore::new(MAX_INBOUND_PER_PEER))));
+        if *n >= MAX_OPEN_PER_PEER || total >= MAX_OPEN {
+            let (n, total) = (*n, total);
+            if n == 0 {
+                open.peers.remove(&peer);
+            }
             drop(open);
+            debug!(target: "firmchain::proofs", %peer, open = n, total, "too many proof streams open; refusing");
             self.count(|c| c.over_concurrency += 1);
             return None;
         }
         *n += 1;
+        let gate = gate.clone();
+        open.total += 1;
         Some(Slot {
             inner: self.inner.clone(),
             peer,
-            _permit: permit,
+            gate,
         })
     }
 
@@ -400,6 +444,12 @@ impl Proofs {
         }
         n
     }
+}
+
+/// Refuse a stream by name: close it unanswered (the asking node reads [`ProofsError::Refused`]) rather than
+/// reset it.
+async fn refuse(mut stream: libp2p::Stream) {
+    let _ = tokio::time::timeout(IO_TIMEOUT, stream.close()).await;
 }
 
 /// `len u32` + the head proof.
