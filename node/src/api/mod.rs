@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use actix::Addr;
 use bytes::Bytes;
 use firmchain_actors::coordinator::Coordinator;
-use firmchain_actors::messages::GetStatus;
+use firmchain_actors::messages::{CoordinatorStatus, GetStatus};
 #[cfg(feature = "publisher")]
 use firmchain_actors::publisher::{Publish, Publisher};
 use firmchain_actors::status::{GetSnapshot, Status, StatusSnapshot};
@@ -75,17 +75,21 @@ fn error(code: StatusCode, message: impl std::fmt::Display) -> Reply {
 }
 
 /// The `/status` document.
+///
+/// The coordinator is asked first: the installer tells the Status actor of an outcome before it tells the
+/// coordinator, and mailboxes keep their order, so a snapshot taken after the coordinator's answer already
+/// holds every install the coordinator knows of (`installed` never runs ahead of `last_install`).
 pub async fn status(s: &ApiState) -> Value {
-    let snapshot = s.status.send(GetSnapshot).await.unwrap_or_default();
-    status_of(s, snapshot).await
-}
-
-/// The `/status` document from a snapshot of the Status actor.
-async fn status_of(s: &ApiState, snapshot: StatusSnapshot) -> Value {
     let device = match &s.coordinator {
         Some(c) => c.send(GetStatus).await.ok(),
         None => None,
     };
+    let snapshot = s.status.send(GetSnapshot).await.unwrap_or_default();
+    status_of(s, device, snapshot).await
+}
+
+/// The `/status` document from the coordinator's status and a snapshot of the Status actor.
+async fn status_of(s: &ApiState, device: Option<CoordinatorStatus>, snapshot: StatusSnapshot) -> Value {
     let peers = s.p2p.connected_peers().await.map_or(0, |p| p.len());
     let now = unix_now();
     let chain = snapshot.chain.as_ref().map(|c| {
