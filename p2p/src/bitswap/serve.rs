@@ -505,16 +505,14 @@ mod tests {
     fn a_want_have_never_downgrades_a_held_want_block() {
         let mut l = Wantlist::default();
         let now = Instant::now();
-        let cid = firmchain_update::dag::cid_of(firmchain_update::dag::RAW, b"x");
-        let entry = |want| Entry {
-            cid,
-            priority: 1,
-            cancel: false,
-            want,
-            send_dont_have: want == WantType::Block,
+        let c = cid(1);
+        let have = Entry {
+            want: WantType::Have,
+            send_dont_have: false,
+            ..want(c)
         };
-        l.apply(&[entry(WantType::Block)], false, now).unwrap();
-        l.apply(&[entry(WantType::Have)], false, now).unwrap();
+        l.apply(&[want(c)], false, now).unwrap();
+        l.apply(&[have], false, now).unwrap();
         let taken = l.take(8);
         assert_eq!(taken.len(), 1);
         assert_eq!(taken[0].1.want, WantType::Block);
@@ -525,24 +523,21 @@ mod tests {
     fn a_want_block_arriving_while_a_want_have_is_answered_is_kept() {
         let mut l = Wantlist::default();
         let now = Instant::now();
-        let cid = firmchain_update::dag::cid_of(firmchain_update::dag::RAW, b"y");
-        let entry = |want| Entry {
-            cid,
-            priority: 1,
-            cancel: false,
-            want,
-            send_dont_have: true,
+        let c = cid(2);
+        let have = Entry {
+            want: WantType::Have,
+            ..want(c)
         };
-        l.apply(&[entry(WantType::Have)], false, now).unwrap();
+        l.apply(&[have], false, now).unwrap();
         assert_eq!(l.take(8)[0].1.want, WantType::Have);
         // Asked for the block while the Have answer is on its way: held for the next round.
-        l.apply(&[entry(WantType::Block)], false, now).unwrap();
-        l.answered([cid]);
+        l.apply(&[want(c)], false, now).unwrap();
+        l.answered([c]);
         let next = l.take(8);
         assert_eq!(next.len(), 1, "the want-block was lost");
         assert_eq!(next[0].1.want, WantType::Block);
         // A repeat of a want-block being answered still merges into it.
-        l.apply(&[entry(WantType::Block)], false, now).unwrap();
+        l.apply(&[want(c)], false, now).unwrap();
         assert!(l.is_empty());
     }
 }
