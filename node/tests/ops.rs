@@ -327,6 +327,42 @@ fn without_a_notify_socket_the_node_runs_as_before() {
 }
 
 #[test]
+fn a_sigterm_while_the_node_starts_stops_it_cleanly() {
+    // A supervisor may stop a node at any time after it began to open its data folder: the
+    // signal is caught from then on, so the node still stops through its own shutdown.
+    let dir = tempfile::tempdir().unwrap();
+    let factory = dir.path().join("factory.bin");
+    std::fs::write(&factory, b"factory").unwrap();
+    let data = dir.path().join("data");
+    let mut args = vec!["--json", "run", "--data", data.to_str().unwrap()];
+    let settings = node_settings(&factory);
+    args.extend(settings.iter().map(String::as_str));
+    let mut child = cmd(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let store = data.join("blocks.redb");
+    let until = Instant::now() + Duration::from_secs(30);
+    while !store.exists() {
+        assert!(
+            Instant::now() < until,
+            "the node never opened {}",
+            store.display()
+        );
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the node exited before it opened its store: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    terminate(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(30));
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{status}: {err}");
+}
+
+#[test]
 fn text_logs_keep_the_module_target_and_a_bad_level_is_a_usage_error() {
     // A one-off p2p fetch that finds nobody logs its start at info.
     let dir = tempfile::tempdir().unwrap();

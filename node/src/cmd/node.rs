@@ -39,7 +39,7 @@ pub fn run(command: NodeCommand, out: &Output) -> Result<(), CliError> {
                     out.result(&v, || summary(&v));
                     return Ok(());
                 };
-                let stop = super::p2p::wait_for_signal();
+                let stop = super::p2p::StopSignal::catch().wait();
                 tokio::pin!(stop);
                 loop {
                     let v = answer("GET /status", client.get(&url).send().await).await?;

@@ -111,6 +111,7 @@ struct Serving {
 
 async fn serve(file: &Path, net: NetArgs, opts: DagOptions, out: &Output) -> Result<(), CliError> {
     let (dir, _tmp) = data_dir(&net)?;
+    let stop = StopSignal::catch();
     let p2p = start(&net, &dir, "/ip4/0.0.0.0/tcp/4001").await?;
     let f = open(file)?;
     let len = f.metadata().map_err(CliError::file(file))?.len();
@@ -155,7 +156,7 @@ async fn serve(file: &Path, net: NetArgs, opts: DagOptions, out: &Output) -> Res
         s.push_str("\npress Ctrl-C to stop");
         s
     });
-    wait_for_signal().await;
+    stop.wait().await;
     let uploaded = p2p
         .counters()
         .uploaded_bytes
@@ -165,25 +166,44 @@ async fn serve(file: &Path, net: NetArgs, opts: DagOptions, out: &Output) -> Res
     Ok(())
 }
 
-/// Ctrl-C or SIGTERM.
-pub async fn wait_for_signal() {
+/// Ctrl-C or SIGTERM, caught from the moment this is made.
+///
+/// Make it before the node says it is ready: a supervisor may send SIGTERM as soon as it reads
+/// the ready line, and a signal that arrives before the handler exists kills the process outright.
+pub struct StopSignal {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+    handlers: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl StopSignal {
+    /// Registers the handlers now. Needs a running Tokio runtime.
+    pub fn catch() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let handlers = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+                (Ok(term), Ok(int)) => Some((term, int)),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!(error = %e, "cannot catch SIGTERM; stop with Ctrl-C");
+                    None
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+            };
+            Self { handlers }
         }
+        #[cfg(not(unix))]
+        Self {}
     }
-    #[cfg(not(unix))]
-    {
+
+    /// Returns when either signal has arrived (also one that came before this call).
+    pub async fn wait(self) {
+        #[cfg(unix)]
+        if let Some((mut term, mut int)) = self.handlers {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -95,6 +95,7 @@ pub fn run(args: PublishArgs, out: &Output) -> Result<(), CliError> {
             return Ok(());
         }
         out.line(&result, || line(&result));
+        let stop = super::p2p::StopSignal::catch();
         let p2p = super::p2p::start(&args.net, &dir, "/ip4/0.0.0.0/tcp/4001").await?;
         p2p.provide(bundle).await?;
         let addrs: Vec<String> = p2p.listen_addrs().await?.iter().map(|a| a.to_string()).collect();
@@ -107,7 +108,7 @@ pub fn run(args: PublishArgs, out: &Output) -> Result<(), CliError> {
                 )
             },
         );
-        super::p2p::wait_for_signal().await;
+        stop.wait().await;
         tracing::info!(
             uploaded = p2p.counters().uploaded_bytes.load(Ordering::Relaxed),
             "stopping"

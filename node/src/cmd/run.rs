@@ -80,6 +80,8 @@ async fn node(mut config: Config, out: &Output) -> Result<(), CliError> {
         None
     };
     let node_config = super::fault::inject(NodeConfig::new(config.clone(), signer).map_err(node_error)?)?;
+    // Caught before anything says the node is up, so an early SIGTERM still stops it cleanly.
+    let stop = super::p2p::StopSignal::catch();
     let node = Node::start(node_config).await.map_err(node_error)?;
     let api_addr = super::serve::start_api(&config, &node).await?;
 
@@ -128,7 +130,7 @@ async fn node(mut config: Config, out: &Output) -> Result<(), CliError> {
         })
     });
 
-    super::p2p::wait_for_signal().await;
+    stop.wait().await;
     crate::notify::notify("STOPPING=1");
     if let Some(w) = watchdog {
         w.abort();
