@@ -108,9 +108,12 @@ pub fn p2p_config(config: &Config) -> Result<P2pConfig, NodeError> {
         max_connections: config.p2p.max_connections,
         reserved_outbound: config.p2p.reserved_outbound,
         max_connections_per_ip: config.p2p.max_connections_per_ip,
-        // A repository seeds each block once per second and lets the devices share it.
+        // A repository sends each block once and lets the devices share it; a device that finds no other
+        // holder within a second gets it from the repository.
         seed_window: config.repository.then_some(Duration::from_secs(1)),
         fetch: firmchain_p2p::FetchOptions {
+            // Devices announce a release as soon as they hold its first block, so the others find them.
+            announce: true,
             stall_timeout: Duration::from_secs(config.p2p.stall_timeout_secs),
             schedule: fetch_schedule(config.p2p.fetch_window, defaults.fetch.schedule),
             ..defaults.fetch.clone()

@@ -178,6 +178,63 @@ async fn a_seeding_publisher_uploads_about_one_copy_to_a_fleet_fetching_at_once(
     );
 }
 
+/// Origin seeding for a device that learns of the release late: the publisher refuses it for as long as the
+/// device that already has the blocks is connected, however long ago it sent them, and the late device finds
+/// that one through the DHT, because a fetching device announces the root itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_device_gets_the_blocks_from_the_first_one_which_announced_them_while_fetching() {
+    let data = pseudo_random(2 * 1024 * 1024 + 7, 22);
+    let patience = Duration::from_secs(2);
+    let publisher = TestNode::start(P2pConfig {
+        seed_window: Some(patience),
+        ..P2pConfig::loopback()
+    })
+    .await;
+    let root = publisher.import(&data);
+    publisher.p2p.provide(root.cid).await.unwrap();
+    let boot = publisher.addr().await;
+    let device = || async {
+        let node = TestNode::start(P2pConfig {
+            bootstrap: vec![boot.clone()],
+            ..P2pConfig::loopback()
+        })
+        .await;
+        node.p2p.dial(boot.clone()).await.unwrap();
+        node
+    };
+    let announcing = FetchOptions {
+        announce: true,
+        ..opts(&root)
+    };
+    let first = device().await;
+    let got = first.fetch(&root, announcing.clone()).await.unwrap();
+    assert_eq!(got.peers[0].peer, publisher.p2p.peer_id());
+    let one_copy = publisher.p2p.counters().uploaded_bytes.load(Ordering::Relaxed);
+
+    // Later than the patience after the publisher's sends (the time passing is the point of the test).
+    tokio::time::sleep(patience + Duration::from_millis(500)).await;
+    let late = device().await;
+    let summary = late.fetch(&root, announcing).await.unwrap();
+    assert_eq!(late.read(&root), data);
+    let from_first: u64 = summary
+        .peers
+        .iter()
+        .filter(|c| c.peer == first.p2p.peer_id())
+        .map(|c| c.bytes)
+        .sum();
+    let again = publisher.p2p.counters().uploaded_bytes.load(Ordering::Relaxed) - one_copy;
+    assert!(
+        from_first >= got.bytes * 3 / 4,
+        "the late device took {from_first} of {} bytes from the first one: {summary:?}",
+        got.bytes
+    );
+    assert!(
+        again < got.bytes / 4,
+        "the publisher sent {again} bytes again for a {}-byte DAG",
+        got.bytes
+    );
+}
+
 /// Start `n` providers of `data` (each with `fault`, if any) and return them with the DAG root.
 async fn providers(data: &[u8], faults: &[Option<Fault>]) -> (Vec<TestNode>, DagRoot) {
     let mut nodes = Vec::new();

@@ -9,6 +9,7 @@
 //! the server is named, dropped and banned.
 
 pub mod proto;
+pub mod seed;
 pub mod serve;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -138,10 +139,8 @@ pub(crate) struct Shared {
     inbound: Mutex<HashMap<PeerId, PeerStreams>>,
     /// The event loop, for bans.
     cmd: mpsc::Sender<Command>,
-    /// Origin seeding (see [`Shared::defer_to_other_peer`]): how long a block just sent to one peer is refused
-    /// to others, and when each block was last sent to whom.
-    seed_window: Option<Duration>,
-    sent: Mutex<HashMap<Cid, (Instant, PeerId)>>,
+    /// Origin seeding (see [`seed`]), for a publisher.
+    seeding: Option<Mutex<seed::Seeding>>,
     pub counters: Arc<Counters>,
     #[cfg(feature = "fault-injection")]
     pub fault: Option<Fault>,
@@ -177,8 +176,7 @@ impl Shared {
             serve_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_SERVES)),
             inbound: Mutex::new(HashMap::new()),
             cmd,
-            seed_window,
-            sent: Mutex::new(HashMap::new()),
+            seeding: seed_window.map(|w| Mutex::new(seed::Seeding::new(w))),
             counters: Arc::new(Counters::default()),
             #[cfg(feature = "fault-injection")]
             fault,
@@ -229,26 +227,14 @@ impl Shared {
         }
     }
 
-    /// Origin seeding, for a publisher whose upload should not grow with the fleet: a block sent to one peer in
-    /// the last `seed_window` is refused (DontHave) to other peers that accept DontHave, while the first one is
-    /// still connected; they fetch it from that peer, or ask again after the window. Returns true to refuse.
+    /// Origin seeding, for a publisher whose upload should not grow with the fleet ([`seed`]): true to refuse
+    /// (DontHave) `peer`'s want of a block that a connected peer already has from us.
     pub(crate) fn defer_to_other_peer(&self, cid: &Cid, peer: PeerId, now: Instant) -> bool {
-        let Some(window) = self.seed_window else {
+        let Some(seeding) = &self.seeding else {
             return false;
         };
-        let mut sent = lock(&self.sent);
-        if let Some((at, other)) = sent.get(cid)
-            && *other != peer
-            && now.duration_since(*at) < window
-            && lock(&self.writers).contains_key(other)
-        {
-            return true;
-        }
-        if sent.len() > 1 << 16 {
-            sent.retain(|_, (at, _)| now.duration_since(*at) < window);
-        }
-        sent.insert(*cid, (now, peer));
-        false
+        let writers = lock(&self.writers);
+        lock(seeding).refuse(cid, peer, now, |p| writers.contains_key(p))
     }
 
     /// Whether `cid` was wanted by a fetch that has it or has ended.

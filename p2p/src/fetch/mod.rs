@@ -69,6 +69,9 @@ pub struct FetchOptions {
     /// Fetch only this entry of a UnixFS directory root (and the root itself), e.g. `patch` of a release
     /// bundle `{full, patch}`.
     pub entry: Option<String>,
+    /// Announce the root on the DHT as soon as the first block arrives, so that other peers fetching it at the
+    /// same time find this one and take blocks from it (it answers `DontHave` for those it lacks).
+    pub announce: bool,
 }
 
 impl Default for FetchOptions {
@@ -79,6 +82,7 @@ impl Default for FetchOptions {
             schedule: ScheduleConfig::default(),
             stall_timeout: Duration::from_secs(120),
             entry: None,
+            announce: false,
         }
     }
 }
@@ -228,6 +232,8 @@ struct Fetch<'a> {
     rejected: Vec<Rejection>,
     entry: Option<Cid>,
     timeouts: u64,
+    /// Whether the root was announced (with [`FetchOptions::announce`]).
+    announced: bool,
     store_tx: Option<mpsc::Sender<(Cid, Option<Bytes>)>>,
     progress: watch::Sender<FetchProgress>,
 }
@@ -262,6 +268,7 @@ pub(crate) async fn run(
         rejected: Vec::new(),
         entry: None,
         timeouts: 0,
+        announced: false,
         store_tx: Some(store_tx),
         progress,
     };
@@ -635,6 +642,12 @@ impl Fetch<'_> {
             });
         }
         let links = self.links(&cid, &data)?;
+        if self.opts.announce && !self.announced {
+            self.announced = true;
+            // The reply (the announcement done) is not waited for.
+            let (tx, _) = tokio::sync::oneshot::channel();
+            let _ = self.cmd.send(Command::Provide(self.root, tx)).await;
+        }
         if let Some(tx) = &self.store_tx {
             tx.send((cid, Some(data)))
                 .await

@@ -61,9 +61,10 @@ pub struct P2pConfig {
     pub ban_duration: Duration,
     /// Defaults for fetches.
     pub fetch: FetchOptions,
-    /// Origin seeding (publishers): a block sent to one peer is refused to others for this long while that
-    /// peer is connected, so devices fetch it from each other and the publisher's upload stays flat as the
-    /// fleet grows. `None` (the default) serves every want.
+    /// Origin seeding (publishers, [`bitswap::seed`]): a block sent to one peer is refused to others while
+    /// that peer is connected, each for up to this long from its first refused want, so devices fetch it from
+    /// each other and the publisher's upload stays flat as the fleet grows. `None` (the default) serves every
+    /// want.
     pub seed_window: Option<Duration>,
     /// Misbehave on purpose (tests of hostile peers).
     #[cfg(feature = "fault-injection")]

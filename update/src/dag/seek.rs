@@ -292,6 +292,7 @@ mod tests {
     /// A patch applied straight from its DAG gives the same image as from its bytes, reading each block about once
     /// (the inner nodes again for each leaf; they are small).
     #[test]
+    #[cfg(feature = "diff")]
     fn a_patch_applies_from_its_dag_reading_each_block_about_once() {
         use crate::patch::{ApplyLimits, PatchOptions, apply, create_best};
         let mut x = 0x2545_f491_4f6c_dd1du64;
