@@ -97,8 +97,9 @@ for d in dict.fromkeys(r[0] for r in rows):
     med = f"{statistics.median(t):.2f} s" if t else "-"
     mx = f"{max(t):.2f} s" if t else "-"
     print(f"| {d} | {len(rs)} | {len(ok)} | {len(rs) - len(ok)} | {med} | {mx} | {tos} | {drs} |")
-print("\nkubo's `Download` time includes starting its node (about 1 s). Before the fix of inbound Bitswap streams")
-print("(p2p/src/bitswap/inbound.rs) the same fetches from kubo took 15-21 s with 3-4 progress timeouts each.")
+print("\nkubo's `Download` time includes starting its node. Before the fix of inbound Bitswap streams (accepted")
+print("into a queue, read slots per message: p2p/src/accept.rs, p2p/src/bitswap/mod.rs) the same fetches from")
+print("kubo took 15-21 s with 3-4 progress timeouts each.")
 PY
 say "wrote $results"
 cat "$results"
