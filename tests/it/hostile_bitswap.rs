@@ -72,3 +72,45 @@ async fn duplicate_wants_on_several_streams_cost_bounded_memory_and_get_the_peer
     assert!(server.p2p.counters().rejected.load(Ordering::Relaxed) >= 1);
     drop(streams);
 }
+
+/// A DontHave flood: 64 messages of 4,096 wants each for blocks that exist nowhere. Each costs the node a
+/// `DontHave` and no block load; a peer that holds more than the cap of wants is cut off. The node keeps its
+/// peak memory within idle + 64 MiB and serves an honest fetch meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dont_have_flood_costs_bounded_memory_and_honest_fetches_complete() {
+    let data = pseudo_random(4 * 1024 * 1024, 32);
+    let server = TestNode::start(P2pConfig::loopback()).await;
+    let root = server.import(&data);
+    let addr = server.addr().await;
+    let honest = TestNode::start(P2pConfig::loopback()).await;
+    let server_id = honest.p2p.dial(addr.clone()).await.unwrap();
+    let hostile = HostilePeer::connect(&addr).await;
+
+    let idle = vm_hwm();
+    let mut sent = 0;
+    if let Ok(mut s) = hostile.open().await {
+        for round in 0..64u32 {
+            let cids =
+                (0..4096u32).map(|i| dag::cid_of(dag::RAW, &[round.to_le_bytes(), i.to_le_bytes()].concat()));
+            // Past the held-wants cap the node closes the stream: the flood stops there.
+            if write_message(&mut s, &wants(cids)).await.is_err() {
+                break;
+            }
+            sent += 1;
+        }
+    }
+    assert!(sent >= 1, "the hostile peer could not send one message");
+    let summary = honest
+        .fetch(&root, with_peers(&root, vec![server_id]))
+        .await
+        .unwrap();
+    assert_eq!(honest.read(&root), data);
+    assert!(summary.rejected.is_empty(), "{summary:?}");
+    let peak = vm_hwm();
+    assert!(
+        peak < idle + 64 * MIB,
+        "peak RSS grew from {} MiB to {} MiB under the flood",
+        idle / MIB,
+        peak / MIB
+    );
+}
