@@ -78,6 +78,7 @@ pub struct CommitView {
 #[derive(Clone, Debug, Default, Serialize, MessageResponse)]
 pub struct StatusSnapshot {
     pub chain: Option<ChainView>,
+    /// The last error of the node's own chain sources (RPC, beacon API), until they verify a head again.
     pub chain_error: Option<String>,
     pub fetch: Option<FetchView>,
     pub last_fetch: Option<FetchReport>,
@@ -173,7 +174,11 @@ impl Handler<StatusEvent> for Status {
             StatusEvent::Chain(Ok(h)) => {
                 s.counters.polls_ok += 1;
                 m.poll(true);
-                s.chain_error = None;
+                // `chain_error` is the node's own sources' last error: a head that peers proved (light mode with
+                // `chain.peers_fallback`) shows the chain is current but says nothing about those sources.
+                if h.mode != "peers" {
+                    s.chain_error = None;
+                }
                 s.chain = Some(ChainView {
                     mode: h.mode,
                     block: h.block,
@@ -305,5 +310,48 @@ impl Handler<GetSnapshot> for Status {
 
     fn handle(&mut self, _: GetSnapshot, _: &mut Context<Self>) -> StatusSnapshot {
         self.snapshot.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::ChainHead;
+
+    fn head(block: u64, mode: &'static str) -> StatusEvent {
+        StatusEvent::Chain(Ok(ChainHead {
+            block,
+            hash: Default::default(),
+            state_root: Default::default(),
+            timestamp: 1_750_000_000 + block,
+            mode,
+            light: None,
+        }))
+    }
+
+    fn failed() -> StatusEvent {
+        let e =
+            crate::watcher::WatchError::Block(crate::chain::BlockError::Blocked("connection refused".into()));
+        StatusEvent::Chain(Err(std::sync::Arc::new(e)))
+    }
+
+    #[actix::test]
+    async fn a_head_from_peers_keeps_the_own_sources_error_until_they_recover() {
+        let status = Status::new(None).start();
+        status.send(failed()).await.unwrap();
+        status.send(head(10, "peers")).await.unwrap();
+        let s = status.send(GetSnapshot).await.unwrap();
+        assert_eq!(s.chain.as_ref().map(|c| (c.block, c.mode)), Some((10, "peers")));
+        assert!(
+            s.chain_error
+                .as_deref()
+                .is_some_and(|e| e.contains("connection refused")),
+            "{:?}",
+            s.chain_error
+        );
+        status.send(head(11, "light")).await.unwrap();
+        let s = status.send(GetSnapshot).await.unwrap();
+        assert_eq!(s.chain_error, None);
+        assert_eq!(s.chain.map(|c| c.mode), Some("light"));
     }
 }
