@@ -289,28 +289,30 @@ fn run_tells_systemd_it_is_ready_once_the_api_listens_feeds_the_watchdog_and_say
     assert!(offline["api_error"].as_str().unwrap().contains(&api), "{offline}");
 }
 
-#[test]
-fn without_a_notify_socket_the_node_runs_as_before() {
-    // (The socket is optional: a node outside systemd must not fail or log about it.)
-    let dir = tempfile::tempdir().unwrap();
-    let factory = dir.path().join("factory.bin");
+/// `firmchain --json [LOG] run` of a device with its data folder in `dir`, stdout and stderr piped; the
+/// child and its data folder.
+fn spawn_device(dir: &Path, log: &[&str]) -> (Child, PathBuf) {
+    let factory = dir.join("factory.bin");
     std::fs::write(&factory, b"factory").unwrap();
-    let data = dir.path().join("data");
-    let mut args = vec![
-        "--json",
-        "--log-level",
-        "warn",
-        "run",
-        "--data",
-        data.to_str().unwrap(),
-    ];
+    let data = dir.join("data");
+    let mut args = vec!["--json"];
+    args.extend(log);
+    args.extend(["run", "--data", data.to_str().unwrap()]);
     let settings = node_settings(&factory);
     args.extend(settings.iter().map(String::as_str));
-    let mut child = cmd(&args)
+    let child = cmd(&args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    (child, data)
+}
+
+#[test]
+fn without_a_notify_socket_the_node_runs_as_before() {
+    // (The socket is optional: a node outside systemd must not fail or log about it.)
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, _) = spawn_device(dir.path(), &["--log-level", "warn"]);
     let mut first = String::new();
     std::io::BufRead::read_line(
         &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
@@ -331,17 +333,7 @@ fn a_sigterm_while_the_node_starts_stops_it_cleanly() {
     // A supervisor may stop a node at any time after it began to open its data folder: the
     // signal is caught from then on, so the node still stops through its own shutdown.
     let dir = tempfile::tempdir().unwrap();
-    let factory = dir.path().join("factory.bin");
-    std::fs::write(&factory, b"factory").unwrap();
-    let data = dir.path().join("data");
-    let mut args = vec!["--json", "run", "--data", data.to_str().unwrap()];
-    let settings = node_settings(&factory);
-    args.extend(settings.iter().map(String::as_str));
-    let mut child = cmd(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut child, data) = spawn_device(dir.path(), &[]);
     let store = data.join("blocks.redb");
     let until = Instant::now() + Duration::from_secs(30);
     while !store.exists() {
