@@ -178,7 +178,7 @@ async fn a_device_past_the_weak_subjectivity_window_says_so_and_checkpoint_set_r
     );
     d.wait_log("checkpoint past the weak-subjectivity window", T)
         .unwrap();
-    let log = std::fs::read_to_string(d.dir.join("node.log")).unwrap();
+    let log = d.log();
     assert!(
         log.contains(&beacon.checkpoint) && log.contains("window_seconds=86400"),
         "{log}"
@@ -271,7 +271,7 @@ async fn force_update_is_off_by_default_and_named_in_status_and_log_when_on() {
         "{s}"
     );
     forced.wait_log("chain.force_update is on", T).unwrap();
-    let log = std::fs::read_to_string(plain.dir.join("node.log")).unwrap();
+    let log = plain.log();
     assert!(!log.contains("force_update"), "{log}");
 }
 

@@ -518,7 +518,7 @@ async fn a_restart_without_a_reboot_keeps_waiting_and_a_refused_bundle_rolls_bac
         ..spec(&d.bl)
     };
     let err = NodeProc::spawn(common::bin(), &f.chain.anvil.url, &f.chain.contract, &blind).unwrap_err();
-    let log = std::fs::read_to_string(d.proc.dir.join("node.log")).unwrap();
+    let log = d.proc.log();
     assert!(
         log.contains("pending rauc/swupdate commit") && log.contains("rauc status names no booted slot"),
         "{err}\n{log}"

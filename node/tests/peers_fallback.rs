@@ -9,7 +9,7 @@ use common::relay::Relay;
 
 use std::time::Duration;
 
-use firmchain_tests::fleet::{NodeProc, NodeSpec, TamperingRpc, active_image};
+use firmchain_tests::fleet::{NodeSpec, TamperingRpc, active_image};
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(90);
@@ -35,10 +35,6 @@ fn mode(v: &Value) -> &str {
     v["chain"]["mode"].as_str().unwrap_or_default()
 }
 
-fn log_of(d: &NodeProc) -> String {
-    std::fs::read_to_string(d.dir.join("node.log")).unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_its_own_rpcs_die_a_light_device_keeps_updating_through_proofs_from_peers() {
     let f = Fleet::new(300_000, 2).await;
@@ -60,7 +56,7 @@ async fn when_its_own_rpcs_die_a_light_device_keeps_updating_through_proofs_from
     repo.publish(&f.images[1]).unwrap();
     let s = d.wait_installed(1, T).unwrap();
     assert_eq!(mode(&s), "light", "{s}");
-    let log = log_of(&d);
+    let log = d.log();
     assert!(
         log.contains("release seen (record matches the proven digest)"),
         "{log}"
@@ -84,7 +80,7 @@ async fn when_its_own_rpcs_die_a_light_device_keeps_updating_through_proofs_from
     let s = d.wait_installed(2, T).unwrap();
     assert_eq!(s["installed"]["hash"], f.hash(2).as_str(), "{s}");
     assert_eq!(active_image(&d.dir).unwrap(), f.images[2]);
-    assert!(log_of(&d).contains("release seen (release proof verified)"));
+    assert!(d.log().contains("release seen (release proof verified)"));
     // Fresh through peers for longer than the staleness bound, with its own sources still dead.
     let until = std::time::Instant::now() + Duration::from_secs(MAX_STALENESS + 3);
     while std::time::Instant::now() < until {
@@ -138,7 +134,7 @@ async fn a_lying_rpc_does_not_win_over_valid_proofs_from_peers() {
         .filter_map(Value::as_str)
         .any(|r| r.contains("release 1") && r.contains("proven digest"));
     assert!(refused, "the forged event was not refused: {s}");
-    let log = log_of(&d);
+    let log = d.log();
     assert!(log.contains("release seen (release proof verified)"), "{log}");
     assert!(
         !log.contains("release seen (record matches the proven digest)"),

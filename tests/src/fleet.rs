@@ -73,6 +73,12 @@ pub struct NodeProc {
 }
 
 impl NodeProc {
+    /// What the node wrote to its log so far (`node.log` in its folder, created when it was spawned).
+    pub fn log(&self) -> String {
+        let path = self.dir.join("node.log");
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
     /// Start a node from `bin` on `chain` as `spec` says; returns once it printed its start-up line.
     pub fn spawn(bin: &Path, chain_url: &str, contract: &str, spec: &NodeSpec) -> Result<NodeProc, String> {
         std::fs::create_dir_all(&spec.dir).map_err(|e| e.to_string())?;
@@ -134,7 +140,7 @@ impl NodeProc {
                 return Ok(v.clone());
             }
             if Instant::now() > deadline {
-                let log = std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default();
+                let log = self.log();
                 let tail: Vec<&str> = log.lines().rev().take(15).collect();
                 return Err(format!(
                     "{what}: not reached within {timeout:?}; last status {s:?}\nlog tail:\n{}",
@@ -156,8 +162,7 @@ impl NodeProc {
     pub fn wait_log(&self, needle: &str, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
         loop {
-            let log = std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default();
-            if log.contains(needle) {
+            if self.log().contains(needle) {
                 return Ok(());
             }
             if Instant::now() > deadline {
